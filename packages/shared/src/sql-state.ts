@@ -1,0 +1,30 @@
+/**
+ * SQLSTATE codes herd reports, by name. One table for the whole project so that the same failure
+ * always carries the same code. Values follow PostgreSQL's errcodes.txt (Appendix A of the docs).
+ */
+export const SqlState = {
+  successfulCompletion: "00000",
+  connectionException: "08000",
+  connectionFailure: "08006",
+  protocolViolation: "08P01",
+  featureNotSupported: "0A000",
+  invalidParameterValue: "22023",
+  invalidTextRepresentation: "22P02",
+  invalidAuthorizationSpecification: "28000",
+  invalidPassword: "28P01",
+  undefinedTable: "42P01",
+  undefinedColumn: "42703",
+  syntaxError: "42601",
+  objectInUse: "55006",
+  objectNotInPrerequisiteState: "55000",
+  tooManyConnections: "53300",
+  adminShutdown: "57P01",
+  cannotConnectNow: "57P03",
+  queryCanceled: "57014",
+  configFileError: "F0000",
+  internalError: "XX000",
+  dataCorrupted: "XX001",
+} as const;
+
+export type SqlStateName = keyof typeof SqlState;
+export type SqlStateCode = (typeof SqlState)[SqlStateName];
