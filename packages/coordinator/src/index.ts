@@ -1,1 +1,7 @@
-export const placeholder = 1;
+export { buildAdminApp, type AdminDeps } from "./admin/build-admin-app.js";
+export { type Coordinator, type CoordinatorOptions, startCoordinator } from "./coordinator.js";
+export { ClusterSettings, type DistributionDefaults } from "./metadata/cluster-settings.js";
+export { migrate } from "./metadata/migrate.js";
+export { MIGRATIONS, type Migration } from "./metadata/migrations.js";
+export { type NodeRecord, NodeRegistry, type RemoveResult } from "./metadata/node-registry.js";
+export { PassthroughProxy } from "./protocol/passthrough-proxy.js";

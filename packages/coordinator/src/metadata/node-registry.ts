@@ -1,0 +1,121 @@
+import type { NodeState, RegisterNodeBody } from "@herd/shared";
+import type pg from "pg";
+
+export interface NodeRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly role: "worker";
+  readonly state: NodeState;
+  readonly registeredAt: Date;
+  readonly lastSeenAt: Date;
+}
+
+export type RemoveResult =
+  | { readonly kind: "removed"; readonly node: NodeRecord }
+  | { readonly kind: "not_found" }
+  | { readonly kind: "holds_placements"; readonly placements: number };
+
+/**
+ * The worker nodes in the metadata. A node is known by its stable name (the pod name), so
+ * registering again (a bot's heartbeat, a restarted pod) returns the same id and only refreshes
+ * the address and `last_seen_at`. `unreachable` is not stored: an active node whose heartbeat is
+ * older than the timeout reads as unreachable, which needs no background job to keep true.
+ */
+export class NodeRegistry {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly heartbeatTimeoutMs: number,
+  ) {}
+
+  async register(node: RegisterNodeBody): Promise<{ node: NodeRecord; created: boolean }> {
+    const { rows } = await this.pool.query<NodeRow & { created: boolean }>(
+      `INSERT INTO herd.nodes AS n (name, host, port) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, last_seen_at = now()
+       RETURNING ${COLUMNS}, (xmax = 0) AS created`,
+      [node.name, node.host, node.port],
+    );
+    const row = rows[0] as NodeRow & { created: boolean };
+    return { node: this.toRecord(row), created: row.created };
+  }
+
+  async list(): Promise<NodeRecord[]> {
+    const { rows } = await this.pool.query<NodeRow>(
+      `SELECT ${COLUMNS} FROM herd.nodes n ORDER BY n.id`,
+    );
+    return rows.map((row) => this.toRecord(row));
+  }
+
+  async get(id: number): Promise<NodeRecord | undefined> {
+    const { rows } = await this.pool.query<NodeRow>(
+      `SELECT ${COLUMNS} FROM herd.nodes n WHERE n.id = $1`,
+      [id],
+    );
+    return rows[0] && this.toRecord(rows[0]);
+  }
+
+  /** Removes a node, unless it still holds shard placements (those must be moved first). */
+  async remove(id: number): Promise<RemoveResult> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<NodeRow>(
+        `SELECT ${COLUMNS} FROM herd.nodes n WHERE n.id = $1 FOR UPDATE`,
+        [id],
+      );
+      const row = rows[0];
+      if (!row) {
+        await client.query("ROLLBACK");
+        return { kind: "not_found" };
+      }
+      const placements = await client.query<{ count: string }>(
+        "SELECT count(*) AS count FROM herd.placements WHERE node_id = $1",
+        [id],
+      );
+      const count = Number(placements.rows[0]?.count ?? 0);
+      if (count > 0) {
+        await client.query("ROLLBACK");
+        return { kind: "holds_placements", placements: count };
+      }
+      await client.query("DELETE FROM herd.nodes WHERE id = $1", [id]);
+      await client.query("COMMIT");
+      return { kind: "removed", node: this.toRecord(row) };
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private toRecord(row: NodeRow): NodeRecord {
+    const silent = row.state === "active" && row.silent_ms > this.heartbeatTimeoutMs;
+    return {
+      id: row.id,
+      name: row.name,
+      host: row.host,
+      port: row.port,
+      role: row.role,
+      state: silent ? "unreachable" : row.state,
+      registeredAt: row.registered_at,
+      lastSeenAt: row.last_seen_at,
+    };
+  }
+}
+
+/** The select list of a node; `silent_ms` is measured on the metadata server's clock. */
+const COLUMNS = `n.id, n.name, n.host, n.port, n.role, n.state, n.registered_at, n.last_seen_at,
+  (extract(epoch FROM now() - n.last_seen_at) * 1000)::float8 AS silent_ms`;
+
+interface NodeRow {
+  id: number;
+  name: string;
+  host: string;
+  port: number;
+  role: "worker";
+  state: "active" | "draining";
+  registered_at: Date;
+  last_seen_at: Date;
+  silent_ms: number;
+}

@@ -1,0 +1,123 @@
+import { hostname } from "node:os";
+import { Defaults, HerdError, type PodIdentity, parsePodName, type Role, roleForOrdinal, SqlState } from "@herd/shared";
+
+/** Everything a bot needs to know, read once from its environment (the Pod spec, or `herd up`). */
+export interface BotConfig {
+  readonly pod: PodIdentity;
+  readonly role: Role;
+  /** Data written by one cluster is never started by another: see volume-identity.ts. */
+  readonly clusterId: string;
+  /** The pod's volume: PostgreSQL's data directory and herd's own files live below it. */
+  readonly volumeDir: string;
+  readonly pgPort: number;
+  readonly pgListen: string;
+  /** Host name other nodes reach this pod's PostgreSQL at (its stable DNS name in Kubernetes). */
+  readonly advertiseHost: string;
+  readonly sqlHost: string;
+  readonly sqlPort: number;
+  /** Coordinator: the admin API. Worker: the bot's probe server. */
+  readonly adminHost: string;
+  readonly adminPort: number;
+  /** Base URL of the coordinator's admin API (workers register there). */
+  readonly coordinatorUrl: string;
+  readonly adminToken: string;
+  readonly password: string;
+  readonly shardCount: number;
+  readonly replicationFactor: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  /** Extra PostgreSQL settings (`HERD_PG_SETTINGS`, a JSON object). */
+  readonly pgSettings: Readonly<Record<string, string>>;
+}
+
+/**
+ * Reads the bot's configuration. In Kubernetes the Pod gives POD_NAME, POD_NAMESPACE and
+ * HERD_HEADLESS_SERVICE, from which the stable DNS names follow; `herd up` sets the addresses
+ * explicitly instead. Secrets (HERD_PASSWORD, HERD_ADMIN_TOKEN) are required: a bot never
+ * invents credentials that the rest of the cluster could not know.
+ */
+export function loadBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
+  const pod = parsePodName(env.POD_NAME ?? hostname());
+  const role = roleForOrdinal(pod.ordinal);
+  const namespace = env.POD_NAMESPACE ?? "default";
+  const headless = env.HERD_HEADLESS_SERVICE;
+  const dnsName = (name: string) => `${name}.${headless}.${namespace}.svc.cluster.local`;
+  const adminPort = port(env, "HERD_ADMIN_PORT", Defaults.adminPort);
+  const coordinatorUrl =
+    env.HERD_COORDINATOR_URL ??
+    (headless ? `http://${dnsName(`${pod.statefulSet}-0`)}:${adminPort}` : undefined);
+  if (role === "worker" && !coordinatorUrl) {
+    throw configError("HERD_COORDINATOR_URL", "a worker must know where the coordinator is", {
+      hint: "Set HERD_COORDINATOR_URL, or HERD_HEADLESS_SERVICE in a StatefulSet.",
+    });
+  }
+  return {
+    pod,
+    role,
+    clusterId: env.HERD_CLUSTER_ID ?? `${namespace}/${pod.statefulSet}`,
+    volumeDir: env.HERD_DATA_DIR ?? "/var/lib/herd",
+    pgPort: port(
+      env,
+      "HERD_PG_PORT",
+      role === "coordinator" ? Defaults.coordinatorPostgresPort : Defaults.workerPostgresPort,
+    ),
+    // The coordinator's own PostgreSQL is reached only through the coordinator.
+    pgListen: env.HERD_PG_LISTEN ?? (role === "coordinator" ? "127.0.0.1" : "*"),
+    advertiseHost: env.HERD_ADVERTISE_HOST ?? (headless ? dnsName(pod.podName) : hostname()),
+    sqlHost: env.HERD_SQL_HOST ?? "0.0.0.0",
+    sqlPort: port(env, "HERD_SQL_PORT", Defaults.kubernetesSqlPort),
+    adminHost: env.HERD_ADMIN_HOST ?? "0.0.0.0",
+    adminPort,
+    coordinatorUrl: coordinatorUrl ?? `http://127.0.0.1:${adminPort}`,
+    adminToken: required(env, "HERD_ADMIN_TOKEN"),
+    password: required(env, "HERD_PASSWORD"),
+    shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
+    replicationFactor: integer(env, "HERD_REPLICATION_FACTOR", Defaults.replicationFactor, 1, 16),
+    heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
+    heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),
+    pgSettings: settings(env.HERD_PG_SETTINGS),
+  };
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw configError(name, "is required and empty");
+  return value;
+}
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return integer(env, name, fallback, 1, 65535);
+}
+
+export function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const text = env[name];
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw configError(name, `must be a whole number from ${min} to ${max}, not "${text}"`);
+  }
+  return value;
+}
+
+function settings(text: string | undefined): Record<string, string> {
+  if (!text) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw configError("HERD_PG_SETTINGS", "must be a JSON object of PostgreSQL settings");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw configError("HERD_PG_SETTINGS", "must be a JSON object of PostgreSQL settings");
+  }
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!/^[a-z_][a-z0-9_.]*$/.test(name)) throw configError("HERD_PG_SETTINGS", `has an invalid setting name "${name}"`);
+    result[name] = String(value);
+  }
+  return result;
+}
+
+function configError(name: string, problem: string, extra: { hint?: string } = {}): HerdError {
+  return new HerdError(`${name} ${problem}`, { sqlState: SqlState.configFileError, ...extra });
+}

@@ -1,0 +1,115 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { type Coordinator, startCoordinator } from "@herd/coordinator";
+import { Defaults, type Logger } from "@herd/shared";
+import type { BotConfig } from "./bot-config.js";
+import { findPgBinaries, PostgresServer, resolveRunAs } from "./postgres/index.js";
+import { claimVolume } from "./volume-identity.js";
+import { ProbeServer } from "./worker/probe-server.js";
+import { Registrar } from "./worker/registrar.js";
+
+export interface RunningBot {
+  readonly postgres: PostgresServer;
+  /** Settles with the exit code the process should end with. */
+  readonly done: Promise<number>;
+  stop(reason: string): Promise<void>;
+}
+
+/**
+ * The bot, PID 1 of every pod: starts this pod's PostgreSQL on its volume, then plays the pod's
+ * role. Ordinal 0 runs the coordinator on top of it; every other ordinal registers as a worker
+ * and keeps a heartbeat. Stopping undoes it all in reverse, PostgreSQL last.
+ */
+export async function runBot(config: BotConfig, logger: Logger): Promise<RunningBot> {
+  await mkdir(config.volumeDir, { recursive: true });
+  await claimVolume(config.volumeDir, config.clusterId, config.pod.podName);
+  const postgres = new PostgresServer({
+    binaries: await findPgBinaries(),
+    dataDir: join(config.volumeDir, "pgdata"),
+    logFile: join(config.volumeDir, "postgres.log"),
+    port: config.pgPort,
+    listenAddresses: config.pgListen,
+    superuserPassword: config.password,
+    runAs: resolveRunAs(),
+    settings: config.pgSettings,
+    logger: logger.child("postgres"),
+  });
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    resolveDone = resolve;
+  });
+  const teardown: (() => Promise<void>)[] = [() => postgres.stop()];
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string, code = 0) => {
+    stopping ??= (async () => {
+      logger.info("stopping", { reason });
+      for (const step of teardown.reverse()) await step().catch((error) => logger.warn(String(error)));
+      logger.info("stopped");
+      resolveDone(code);
+    })();
+    return stopping;
+  };
+  postgres.on("failed", () => void stop("PostgreSQL keeps crashing", 1));
+
+  try {
+    await postgres.start();
+    if (config.role === "coordinator") {
+      const coordinator = await startCoordinatorRole(config, postgres, logger);
+      teardown.push(() => coordinator.stop());
+    } else {
+      const worker = await startWorkerRole(config, postgres, logger);
+      teardown.push(...worker);
+    }
+  } catch (error) {
+    await stop("start failed", 1);
+    throw error;
+  }
+  return { postgres, done, stop: (reason) => stop(reason) };
+}
+
+async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer, logger: Logger): Promise<Coordinator> {
+  const connection = postgres.connectionConfig();
+  return startCoordinator({
+    metadata: {
+      host: connection.host ?? "127.0.0.1",
+      port: config.pgPort,
+      user: Defaults.superuser,
+      password: config.password,
+      database: Defaults.database,
+    },
+    sqlHost: config.sqlHost,
+    sqlPort: config.sqlPort,
+    adminHost: config.adminHost,
+    adminPort: config.adminPort,
+    adminToken: config.adminToken,
+    shardCount: config.shardCount,
+    replicationFactor: config.replicationFactor,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    logger: logger.child("coordinator"),
+  });
+}
+
+async function startWorkerRole(
+  config: BotConfig,
+  postgres: PostgresServer,
+  logger: Logger,
+): Promise<(() => Promise<void>)[]> {
+  let failed = false;
+  postgres.on("failed", () => {
+    failed = true;
+  });
+  const registrar = new Registrar({
+    coordinatorUrl: config.coordinatorUrl,
+    adminToken: config.adminToken,
+    node: { name: config.pod.podName, host: config.advertiseHost, port: config.pgPort },
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    logger: logger.child("registrar"),
+  });
+  const probes = new ProbeServer({
+    live: () => !failed,
+    ready: async () => registrar.node !== undefined && (await postgres.isReady(1_000)),
+  });
+  await probes.listen(config.adminHost, config.adminPort);
+  registrar.start();
+  return [() => probes.close(), () => registrar.stop()];
+}

@@ -1,0 +1,151 @@
+import { parseArgs } from "node:util";
+import { Defaults, HerdError, SqlState } from "@herd/shared";
+import type { StatusOptions } from "./status-command.js";
+import type { UpOptions } from "./up-command.js";
+
+export type CliCommand =
+  | { readonly kind: "up"; readonly options: UpOptions }
+  | { readonly kind: "status"; readonly options: StatusOptions }
+  | { readonly kind: "bot" }
+  | { readonly kind: "help"; readonly text: string }
+  | { readonly kind: "version" };
+
+export const MAIN_HELP = `herd — a sharded PostgreSQL cluster (Citus-style) for Kubernetes and for this machine
+
+Usage:
+  herd up [options]        run a local cluster (a coordinator and N workers) until Ctrl-C
+  herd status [options]    show the coordinator and its worker nodes
+  herd bot                 run one pod's bot (the container entrypoint; configured by environment)
+  herd help [command]      show help for a command
+  herd --version
+
+Environment:
+  HERD_PASSWORD      password of the SQL user "postgres" (herd up default: postgres)
+  HERD_ADMIN_TOKEN   bearer token of the admin API (herd up default: generated, kept in <data-dir>/cluster.json)
+  HERD_PG_BIN        a PostgreSQL 18 bin/ directory to use instead of the bundled one
+`;
+
+export const UP_HELP = `herd up — run a herd cluster on this machine with real PostgreSQL servers
+
+Usage: herd up [--workers N] [--port P] [--admin-port A] [--data-dir D]
+               [--shard-count N] [--replication-factor N]
+
+Options:
+  --workers N              worker nodes to run (default ${Defaults.localWorkers})
+  --port P                 SQL port of the coordinator (default ${Defaults.localSqlPort}); the
+                           PostgreSQL servers take the ports after it (P+1 … P+1+N)
+  --admin-port A           admin HTTP port (default ${Defaults.adminPort}); worker probes take A+1 … A+N
+  --data-dir D             where the cluster lives; it survives restarts (default ./${Defaults.localDataDir})
+  --shard-count N          shards of a new distributed table (default ${Defaults.shardCount})
+  --replication-factor N   copies of each shard, on different workers (default ${Defaults.replicationFactor})
+  -h, --help               show this help
+
+Starting again on the same data directory brings back the same cluster. Stop with Ctrl-C.
+Logs: <data-dir>/logs/.
+`;
+
+export const STATUS_HELP = `herd status — show the coordinator and its worker nodes
+
+Usage: herd status [--data-dir D] | [--admin-url URL --token T]
+
+Options:
+  --data-dir D      the data directory of a running herd up (default ./${Defaults.localDataDir})
+  --admin-url URL   a coordinator's admin API instead (e.g. through kubectl port-forward)
+  --token T         its admin token (or HERD_ADMIN_TOKEN)
+
+Exits 0 when the coordinator is ready and every node is active, 1 otherwise.
+`;
+
+/** Turns `argv` (without node and the script) into a command, or throws a clear usage error. */
+export function parseCli(argv: readonly string[]): CliCommand {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case "help":
+    case "-h":
+    case "--help":
+      return { kind: "help", text: rest[0] === "up" ? UP_HELP : rest[0] === "status" ? STATUS_HELP : MAIN_HELP };
+    case "--version":
+    case "-V":
+      return { kind: "version" };
+    case "bot":
+      return { kind: "bot" };
+    case "up":
+      return parseUp(rest);
+    case "status":
+      return parseStatus(rest);
+    default:
+      throw usageError(`unknown command "${command}"`, "Run `herd --help` for the commands.");
+  }
+}
+
+function parseUp(args: readonly string[]): CliCommand {
+  const { values } = parse(args, {
+    workers: { type: "string" },
+    port: { type: "string" },
+    "admin-port": { type: "string" },
+    "data-dir": { type: "string" },
+    "shard-count": { type: "string" },
+    "replication-factor": { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, "up");
+  if (values.help) return { kind: "help", text: UP_HELP };
+  return {
+    kind: "up",
+    options: {
+      workers: wholeNumber(values.workers, "--workers", Defaults.localWorkers, 1, 64),
+      port: wholeNumber(values.port, "--port", Defaults.localSqlPort, 1, 65535),
+      adminPort: wholeNumber(values["admin-port"], "--admin-port", Defaults.adminPort, 1, 65535),
+      dataDir: nonEmpty(values["data-dir"], "--data-dir") ?? Defaults.localDataDir,
+      shardCount: wholeNumber(values["shard-count"], "--shard-count", Defaults.shardCount, 1, 10_000),
+      replicationFactor: wholeNumber(values["replication-factor"], "--replication-factor", Defaults.replicationFactor, 1, 16),
+    },
+  };
+}
+
+function parseStatus(args: readonly string[]): CliCommand {
+  const { values } = parse(args, {
+    "data-dir": { type: "string" },
+    "admin-url": { type: "string" },
+    token: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, "status");
+  if (values.help) return { kind: "help", text: STATUS_HELP };
+  return {
+    kind: "status",
+    options: {
+      dataDir: nonEmpty(values["data-dir"], "--data-dir") ?? Defaults.localDataDir,
+      adminUrl: nonEmpty(values["admin-url"], "--admin-url"),
+      token: nonEmpty(values.token, "--token"),
+    },
+  };
+}
+
+type Spec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+function parse<S extends Spec>(args: readonly string[], options: S, command: string) {
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw usageError((error as Error).message, `Run \`herd ${command} --help\` for its options.`);
+  }
+}
+
+function wholeNumber(text: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (typeof text !== "string" || !/^\d+$/.test(text) || value < min || value > max) {
+    throw usageError(`${flag} must be a whole number from ${min} to ${max}, not "${String(text)}"`);
+  }
+  return value;
+}
+
+function nonEmpty(text: string | boolean | undefined, flag: string): string | undefined {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string" || text.trim() === "") throw usageError(`${flag} needs a value`);
+  return text;
+}
+
+function usageError(message: string, hint?: string): HerdError {
+  return new HerdError(message, { sqlState: SqlState.invalidParameterValue, ...(hint ? { hint } : {}) });
+}
