@@ -1,10 +1,10 @@
-import { type Logger, errorMessage } from "@herd/shared";
+import { errorMessage, type Logger } from "@herd/shared";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { buildAdminApp } from "./admin/build-admin-app.js";
+import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
-import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { PassthroughProxy } from "./protocol/passthrough-proxy.js";
 
 export interface CoordinatorOptions {

@@ -1,4 +1,4 @@
-export { buildAdminApp, type AdminDeps } from "./admin/build-admin-app.js";
+export { type AdminDeps, buildAdminApp } from "./admin/build-admin-app.js";
 export { type Coordinator, type CoordinatorOptions, startCoordinator } from "./coordinator.js";
 export { ClusterSettings, type DistributionDefaults } from "./metadata/cluster-settings.js";
 export { migrate } from "./metadata/migrate.js";

@@ -5,11 +5,7 @@ import { type Static, Type } from "typebox";
  * registers through them). The JSON of a node is a DESIGN.md contract.
  */
 
-export const NodeState = Type.Union([
-  Type.Literal("active"),
-  Type.Literal("unreachable"),
-  Type.Literal("draining"),
-]);
+export const NodeState = Type.Union([Type.Literal("active"), Type.Literal("unreachable"), Type.Literal("draining")]);
 export type NodeState = Static<typeof NodeState>;
 
 /** A DNS name (RFC 1123, dotted) or an IPv4 address; what PostgreSQL clients can connect to. */
@@ -33,10 +29,7 @@ export const NodeSchema = Type.Object(
 );
 export type NodeJson = Static<typeof NodeSchema>;
 
-export const NodeListSchema = Type.Object(
-  { nodes: Type.Array(NodeSchema) },
-  { additionalProperties: false },
-);
+export const NodeListSchema = Type.Object({ nodes: Type.Array(NodeSchema) }, { additionalProperties: false });
 export type NodeListJson = Static<typeof NodeListSchema>;
 
 export const RegisterNodeBody = Type.Object(

@@ -26,9 +26,7 @@ export function createLogger(
   const log = (level: LogLevel, message: string, fields?: LogFields) => {
     if (LEVEL_ORDER[level] < threshold) return;
     const suffix = fields ? formatFields(fields) : "";
-    write(
-      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${suffix}`,
-    );
+    write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${suffix}`);
   };
   return {
     debug: (m, f) => log("debug", m, f),

@@ -44,8 +44,7 @@ export function loadBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
   const dnsName = (name: string) => `${name}.${headless}.${namespace}.svc.cluster.local`;
   const adminPort = port(env, "HERD_ADMIN_PORT", Defaults.adminPort);
   const coordinatorUrl =
-    env.HERD_COORDINATOR_URL ??
-    (headless ? `http://${dnsName(`${pod.statefulSet}-0`)}:${adminPort}` : undefined);
+    env.HERD_COORDINATOR_URL ?? (headless ? `http://${dnsName(`${pod.statefulSet}-0`)}:${adminPort}` : undefined);
   if (role === "worker" && !coordinatorUrl) {
     throw configError("HERD_COORDINATOR_URL", "a worker must know where the coordinator is", {
       hint: "Set HERD_COORDINATOR_URL, or HERD_HEADLESS_SERVICE in a StatefulSet.",
@@ -112,7 +111,8 @@ function settings(text: string | undefined): Record<string, string> {
   }
   const result: Record<string, string> = {};
   for (const [name, value] of Object.entries(parsed)) {
-    if (!/^[a-z_][a-z0-9_.]*$/.test(name)) throw configError("HERD_PG_SETTINGS", `has an invalid setting name "${name}"`);
+    if (!/^[a-z_][a-z0-9_.]*$/.test(name))
+      throw configError("HERD_PG_SETTINGS", `has an invalid setting name "${name}"`);
     result[name] = String(value);
   }
   return result;

@@ -1,6 +1,6 @@
 import { createLogger, errorMessage, isHerdError } from "@herd/shared";
-import { loadBotConfig } from "./bot-config.js";
 import { runBot } from "./bot.js";
+import { loadBotConfig } from "./bot-config.js";
 
 /**
  * The bot as a process (`herd bot`): the container's entrypoint, and what `herd up` starts once

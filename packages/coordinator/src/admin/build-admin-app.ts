@@ -22,7 +22,12 @@ export interface AdminDeps {
  * are open; everything under `/v1/` needs the bearer token.
  */
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    // reject unknown fields (a typo must not be dropped silently); coerce path params to numbers
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
   const metrics = new AdminMetrics(deps.nodes);
 
   app.addHook("onResponse", async (request, reply) => {
@@ -39,7 +44,9 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       return reply.code(status).send({ statusCode: status, error: reasonPhrase(status), message: error.message });
     }
     deps.logger.error("admin request failed", { method: request.method, url: request.url, error: error.message });
-    return reply.code(500).send({ statusCode: 500, error: "Internal Server Error", message: "internal error; see the coordinator log" });
+    return reply
+      .code(500)
+      .send({ statusCode: 500, error: "Internal Server Error", message: "internal error; see the coordinator log" });
   });
 
   await app.register(swagger, {

@@ -30,6 +30,13 @@ export class NodeRegistry {
   ) {}
 
   async register(node: RegisterNodeBody): Promise<{ node: NodeRecord; created: boolean }> {
+    // UPDATE first: heartbeats are the common case, and an INSERT … ON CONFLICT would draw (and
+    // waste) an identity value on every heartbeat. The upsert covers a concurrent first insert.
+    const updated = await this.pool.query<NodeRow>(
+      `UPDATE herd.nodes AS n SET host = $2, port = $3, last_seen_at = now() WHERE n.name = $1 RETURNING ${COLUMNS}`,
+      [node.name, node.host, node.port],
+    );
+    if (updated.rows[0]) return { node: this.toRecord(updated.rows[0]), created: false };
     const { rows } = await this.pool.query<NodeRow & { created: boolean }>(
       `INSERT INTO herd.nodes AS n (name, host, port) VALUES ($1, $2, $3)
        ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, last_seen_at = now()
@@ -41,17 +48,12 @@ export class NodeRegistry {
   }
 
   async list(): Promise<NodeRecord[]> {
-    const { rows } = await this.pool.query<NodeRow>(
-      `SELECT ${COLUMNS} FROM herd.nodes n ORDER BY n.id`,
-    );
+    const { rows } = await this.pool.query<NodeRow>(`SELECT ${COLUMNS} FROM herd.nodes n ORDER BY n.id`);
     return rows.map((row) => this.toRecord(row));
   }
 
   async get(id: number): Promise<NodeRecord | undefined> {
-    const { rows } = await this.pool.query<NodeRow>(
-      `SELECT ${COLUMNS} FROM herd.nodes n WHERE n.id = $1`,
-      [id],
-    );
+    const { rows } = await this.pool.query<NodeRow>(`SELECT ${COLUMNS} FROM herd.nodes n WHERE n.id = $1`, [id]);
     return rows[0] && this.toRecord(rows[0]);
   }
 
@@ -60,10 +62,9 @@ export class NodeRegistry {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      const { rows } = await client.query<NodeRow>(
-        `SELECT ${COLUMNS} FROM herd.nodes n WHERE n.id = $1 FOR UPDATE`,
-        [id],
-      );
+      const { rows } = await client.query<NodeRow>(`SELECT ${COLUMNS} FROM herd.nodes n WHERE n.id = $1 FOR UPDATE`, [
+        id,
+      ]);
       const row = rows[0];
       if (!row) {
         await client.query("ROLLBACK");

@@ -73,7 +73,9 @@ export class LocalCluster {
   /** SIGTERM to every bot, SIGKILL to any that outstays `graceMs`; then no PostgreSQL may be left. */
   async stop(graceMs = 60_000): Promise<void> {
     this.stopping = true;
-    const running = this.members.filter((member) => member.child && member.child.exitCode === null && member.child.signalCode === null);
+    const running = this.members.filter(
+      (member) => member.child && member.child.exitCode === null && member.child.signalCode === null,
+    );
     for (const member of running) member.child?.kill("SIGTERM");
     await Promise.all(
       running.map(async (member) => {
@@ -146,7 +148,9 @@ export class LocalCluster {
   private async onUnexpectedExit(member: Member, startedAt: number, how: number | string | null): Promise<void> {
     if (Date.now() - startedAt > 60_000) member.restarts.reset();
     const delay = member.restarts.next();
-    this.options.say(`  ! ${member.podName} exited (${how}); restarting in ${(delay / 1000).toFixed(1)}s — see ${this.logFile(member.ordinal)}`);
+    this.options.say(
+      `  ! ${member.podName} exited (${how}); restarting in ${(delay / 1000).toFixed(1)}s — see ${this.logFile(member.ordinal)}`,
+    );
     await sleep(delay);
     if (!this.stopping) this.spawn(member);
   }
@@ -159,7 +163,9 @@ export class LocalCluster {
     const workerNames = this.members.slice(1).map((member) => member.podName);
     while (Date.now() < deadline) {
       if (this.stopping) throw new HerdError("stopped while starting", { sqlState: SqlState.adminShutdown });
-      const early = this.members.find((member) => member.child?.exitCode !== null && member.child?.exitCode !== undefined);
+      const early = this.members.find(
+        (member) => member.child?.exitCode !== null && member.child?.exitCode !== undefined,
+      );
       if (early) {
         throw new HerdError(`${early.podName} exited while starting`, {
           sqlState: SqlState.cannotConnectNow,

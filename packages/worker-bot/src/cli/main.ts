@@ -16,7 +16,9 @@ async function main(argv: readonly string[]): Promise<number> {
         say(command.text.trimEnd());
         return 0;
       case "version": {
-        const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+        const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+          version: string;
+        };
         say(`herd ${pkg.version}`);
         return 0;
       }

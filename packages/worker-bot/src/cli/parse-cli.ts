@@ -37,7 +37,8 @@ Options:
   --admin-port A           admin HTTP port (default ${Defaults.adminPort}); worker probes take A+1 … A+N
   --data-dir D             where the cluster lives; it survives restarts (default ./${Defaults.localDataDir})
   --shard-count N          shards of a new distributed table (default ${Defaults.shardCount})
-  --replication-factor N   copies of each shard, on different workers (default ${Defaults.replicationFactor})
+  --replication-factor N   copies of each shard, on different workers (default ${Defaults.replicationFactor}, or 1
+                           with a single worker)
   -h, --help               show this help
 
 Starting again on the same data directory brings back the same cluster. Stop with Ctrl-C.
@@ -80,15 +81,19 @@ export function parseCli(argv: readonly string[]): CliCommand {
 }
 
 function parseUp(args: readonly string[]): CliCommand {
-  const { values } = parse(args, {
-    workers: { type: "string" },
-    port: { type: "string" },
-    "admin-port": { type: "string" },
-    "data-dir": { type: "string" },
-    "shard-count": { type: "string" },
-    "replication-factor": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  }, "up");
+  const { values } = parse(
+    args,
+    {
+      workers: { type: "string" },
+      port: { type: "string" },
+      "admin-port": { type: "string" },
+      "data-dir": { type: "string" },
+      "shard-count": { type: "string" },
+      "replication-factor": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    "up",
+  );
   if (values.help) return { kind: "help", text: UP_HELP };
   return {
     kind: "up",
@@ -98,18 +103,26 @@ function parseUp(args: readonly string[]): CliCommand {
       adminPort: wholeNumber(values["admin-port"], "--admin-port", Defaults.adminPort, 1, 65535),
       dataDir: nonEmpty(values["data-dir"], "--data-dir") ?? Defaults.localDataDir,
       shardCount: wholeNumber(values["shard-count"], "--shard-count", Defaults.shardCount, 1, 10_000),
-      replicationFactor: wholeNumber(values["replication-factor"], "--replication-factor", Defaults.replicationFactor, 1, 16),
+      // undefined when not given: herd up then uses the default, capped at the number of workers
+      replicationFactor:
+        values["replication-factor"] === undefined
+          ? undefined
+          : wholeNumber(values["replication-factor"], "--replication-factor", Defaults.replicationFactor, 1, 16),
     },
   };
 }
 
 function parseStatus(args: readonly string[]): CliCommand {
-  const { values } = parse(args, {
-    "data-dir": { type: "string" },
-    "admin-url": { type: "string" },
-    token: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  }, "status");
+  const { values } = parse(
+    args,
+    {
+      "data-dir": { type: "string" },
+      "admin-url": { type: "string" },
+      token: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    "status",
+  );
   if (values.help) return { kind: "help", text: STATUS_HELP };
   return {
     kind: "status",
@@ -131,7 +144,13 @@ function parse<S extends Spec>(args: readonly string[], options: S, command: str
   }
 }
 
-function wholeNumber(text: string | boolean | undefined, flag: string, fallback: number, min: number, max: number): number {
+function wholeNumber(
+  text: string | boolean | undefined,
+  flag: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (text === undefined) return fallback;
   const value = Number(text);
   if (typeof text !== "string" || !/^\d+$/.test(text) || value < min || value > max) {

@@ -32,20 +32,26 @@ export function portLayout(sqlPort: number, adminPort: number): PortLayout {
 export async function assertPortsFree(layout: PortLayout, workers: number, host = "127.0.0.1"): Promise<void> {
   const ports = layout.all(workers);
   if (ports.length !== 1 + 2 * (workers + 1)) {
-    throw new HerdError(`the SQL port range and the admin port range overlap (--port ${layout.sqlPort}, --admin-port ${layout.adminPort})`, {
-      sqlState: SqlState.invalidParameterValue,
-      hint: `herd up uses ports ${layout.sqlPort}-${layout.pgPort(workers)} and ${layout.adminPort}-${layout.probePort(workers)}.`,
-    });
+    throw new HerdError(
+      `the SQL port range and the admin port range overlap (--port ${layout.sqlPort}, --admin-port ${layout.adminPort})`,
+      {
+        sqlState: SqlState.invalidParameterValue,
+        hint: `herd up uses ports ${layout.sqlPort}-${layout.pgPort(workers)} and ${layout.adminPort}-${layout.probePort(workers)}.`,
+      },
+    );
   }
   const taken: number[] = [];
   for (const port of ports) {
     if (port > 65535 || !(await isFree(port, host))) taken.push(port);
   }
   if (taken.length > 0) {
-    throw new HerdError(`port${taken.length > 1 ? "s" : ""} ${taken.join(", ")} ${taken.length > 1 ? "are" : "is"} not available on ${host}`, {
-      sqlState: SqlState.objectInUse,
-      hint: `herd up needs ports ${layout.sqlPort}-${layout.pgPort(workers)} and ${layout.adminPort}-${layout.probePort(workers)}; choose others with --port and --admin-port.`,
-    });
+    throw new HerdError(
+      `port${taken.length > 1 ? "s" : ""} ${taken.join(", ")} ${taken.length > 1 ? "are" : "is"} not available on ${host}`,
+      {
+        sqlState: SqlState.objectInUse,
+        hint: `herd up needs ports ${layout.sqlPort}-${layout.pgPort(workers)} and ${layout.adminPort}-${layout.probePort(workers)}; choose others with --port and --admin-port.`,
+      },
+    );
   }
 }
 

@@ -12,7 +12,9 @@ export interface StatusOptions {
 /** `herd status`: the coordinator's readiness and its nodes, from the admin API. */
 export async function statusCommand(options: StatusOptions, say: (line: string) => void): Promise<number> {
   const { adminUrl, token } = await target(options);
-  const ready = await fetch(new URL("/readyz", adminUrl), { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+  const ready = await fetch(new URL("/readyz", adminUrl), { signal: AbortSignal.timeout(5_000) }).catch(
+    () => undefined,
+  );
   if (!ready) {
     throw new HerdError(`no coordinator answers at ${adminUrl}`, { sqlState: SqlState.connectionFailure });
   }
@@ -28,9 +30,18 @@ export async function statusCommand(options: StatusOptions, say: (line: string) 
   }
   const { nodes } = (await response.json()) as NodeListJson;
   say(`coordinator ${adminUrl}: ${ready.ok ? "ready" : "not ready"}`);
-  const rows = [["ID", "NAME", "HOST", "PORT", "STATE"], ...nodes.map((n) => [String(n.id), n.name, n.host, String(n.port), n.state])];
+  const rows = [
+    ["ID", "NAME", "HOST", "PORT", "STATE"],
+    ...nodes.map((n) => [String(n.id), n.name, n.host, String(n.port), n.state]),
+  ];
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
-  for (const row of rows) say(row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd());
+  for (const row of rows)
+    say(
+      row
+        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    );
   if (nodes.length === 0) say("(no workers registered)");
   return ready.ok && nodes.every((node) => node.state === "active") ? 0 : 1;
 }
@@ -38,7 +49,10 @@ export async function statusCommand(options: StatusOptions, say: (line: string) 
 async function target(options: StatusOptions): Promise<{ adminUrl: string; token: string }> {
   const token = options.token ?? process.env.HERD_ADMIN_TOKEN;
   if (options.adminUrl) {
-    if (!token) throw new HerdError("--token (or HERD_ADMIN_TOKEN) is required with --admin-url", { sqlState: SqlState.invalidParameterValue });
+    if (!token)
+      throw new HerdError("--token (or HERD_ADMIN_TOKEN) is required with --admin-url", {
+        sqlState: SqlState.invalidParameterValue,
+      });
     return { adminUrl: options.adminUrl, token };
   }
   const dataDir = resolve(options.dataDir);
@@ -50,6 +64,9 @@ async function target(options: StatusOptions): Promise<{ adminUrl: string; token
     });
   }
   const fileToken = token ?? (await readClusterFile(dataDir))?.adminToken;
-  if (!fileToken) throw new HerdError(`${dataDir}/cluster.json is missing; pass --token`, { sqlState: SqlState.invalidParameterValue });
+  if (!fileToken)
+    throw new HerdError(`${dataDir}/cluster.json is missing; pass --token`, {
+      sqlState: SqlState.invalidParameterValue,
+    });
   return { adminUrl: `http://127.0.0.1:${lock.adminPort}`, token: fileToken };
 }

@@ -1,5 +1,5 @@
-import { resolve } from "node:path";
 import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
 import { Defaults, HerdError, SqlState } from "@herd/shared";
 import { loadOrCreateClusterFile } from "./cluster-file.js";
 import { acquireLock } from "./data-dir-lock.js";
@@ -12,7 +12,8 @@ export interface UpOptions {
   readonly adminPort: number;
   readonly dataDir: string;
   readonly shardCount: number;
-  readonly replicationFactor: number;
+  /** Undefined when not given: the default, capped at the number of workers. */
+  readonly replicationFactor: number | undefined;
 }
 
 /**
@@ -20,9 +21,10 @@ export interface UpOptions {
  * process exit code once everything it started has stopped.
  */
 export async function upCommand(options: UpOptions, say: (line: string) => void): Promise<number> {
-  if (options.replicationFactor > options.workers) {
+  const replicationFactor = options.replicationFactor ?? Math.min(Defaults.replicationFactor, options.workers);
+  if (replicationFactor > options.workers) {
     throw new HerdError(
-      `replication factor ${options.replicationFactor} needs at least ${options.replicationFactor} workers, not ${options.workers}`,
+      `replication factor ${replicationFactor} needs at least ${replicationFactor} workers, not ${options.workers}`,
       { sqlState: SqlState.invalidParameterValue, hint: "Raise --workers or lower --replication-factor." },
     );
   }
@@ -46,6 +48,9 @@ export async function upCommand(options: UpOptions, say: (line: string) => void)
       `herd: ${created ? "creating" : "starting"} a local cluster in ${dataDir} ` +
         `(coordinator + ${options.workers} worker${options.workers === 1 ? "" : "s"})`,
     );
+    if (replicationFactor < Defaults.replicationFactor) {
+      say(`  note: with ${options.workers} worker${options.workers === 1 ? "" : "s"}, each shard is stored ${replicationFactor === 1 ? "once (no replica)" : `${replicationFactor} times`}`);
+    }
     cluster = new LocalCluster({
       name: Defaults.localClusterName,
       dataDir,
@@ -55,7 +60,7 @@ export async function upCommand(options: UpOptions, say: (line: string) => void)
       adminToken,
       password,
       shardCount: options.shardCount,
-      replicationFactor: options.replicationFactor,
+      replicationFactor,
       say,
     });
     const stopRequested = waitForStopSignal();
@@ -68,8 +73,12 @@ export async function upCommand(options: UpOptions, say: (line: string) => void)
       say("");
       say(`herd is up: coordinator + ${options.workers} workers`);
       say(`  SQL      postgresql://postgres@127.0.0.1:${options.port}/postgres`);
-      say(`  psql     psql -h 127.0.0.1 -p ${options.port} -U postgres   (password: ${process.env.HERD_PASSWORD ? "$HERD_PASSWORD" : Defaults.localPassword})`);
-      say(`  admin    ${cluster.adminUrl}   (token: ${process.env.HERD_ADMIN_TOKEN ? "$HERD_ADMIN_TOKEN" : adminToken})`);
+      say(
+        `  psql     psql -h 127.0.0.1 -p ${options.port} -U postgres   (password: ${process.env.HERD_PASSWORD ? "$HERD_PASSWORD" : Defaults.localPassword})`,
+      );
+      say(
+        `  admin    ${cluster.adminUrl}   (token: ${process.env.HERD_ADMIN_TOKEN ? "$HERD_ADMIN_TOKEN" : adminToken})`,
+      );
       say(`  docs     ${cluster.adminUrl}/docs`);
       say(`  logs     ${resolve(dataDir, "logs")}`);
       say("Press Ctrl-C to stop.");

@@ -99,7 +99,8 @@ export class PostgresServer extends EventEmitter<ServerEvents> {
 
   /** Connection settings for a client of this server (as the superuser). */
   connectionConfig(database: string = Defaults.database): pg.ClientConfig {
-    const host = this.options.listenAddresses === "*" ? "127.0.0.1" : this.options.listenAddresses.split(",")[0]?.trim();
+    const host =
+      this.options.listenAddresses === "*" ? "127.0.0.1" : this.options.listenAddresses.split(",")[0]?.trim();
     return {
       host,
       port: this.options.port,

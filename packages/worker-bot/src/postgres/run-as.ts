@@ -54,8 +54,7 @@ export async function assertTraversable(dir: string, runAs: RunAs): Promise<void
   for (let current = dirname(dir); ; current = dirname(current)) {
     const info = await stat(current);
     const mode = info.mode;
-    const allowed =
-      info.uid === runAs.uid ? mode & 0o100 : info.gid === runAs.gid ? mode & 0o010 : mode & 0o001;
+    const allowed = info.uid === runAs.uid ? mode & 0o100 : info.gid === runAs.gid ? mode & 0o010 : mode & 0o001;
     if (!allowed) {
       throw new HerdError(`PostgreSQL runs as "${runAs.name}", which cannot enter ${current}`, {
         sqlState: SqlState.configFileError,

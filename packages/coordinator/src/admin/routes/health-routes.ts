@@ -10,11 +10,9 @@ const Status = Type.Object({ status: Type.String() });
 
 /** Probes, no token: liveness says the process serves HTTP; readiness that it can do its job. */
 export const healthRoutes: FastifyPluginAsync<HealthDeps> = async (app, deps) => {
-  app.get(
-    "/healthz",
-    { schema: { tags: ["probes"], summary: "Liveness", response: { 200: Status } } },
-    async () => ({ status: "ok" }),
-  );
+  app.get("/healthz", { schema: { tags: ["probes"], summary: "Liveness", response: { 200: Status } } }, async () => ({
+    status: "ok",
+  }));
   app.get(
     "/readyz",
     { schema: { tags: ["probes"], summary: "Readiness", response: { 200: Status, 503: Status } } },

@@ -1,12 +1,5 @@
-import {
-  ErrorBody,
-  type NodeJson,
-  NodeIdParams,
-  NodeListSchema,
-  NodeSchema,
-  RegisterNodeBody,
-} from "@herd/shared";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { ErrorBody, NodeIdParams, type NodeJson, NodeListSchema, NodeSchema, RegisterNodeBody } from "@herd/shared";
 import type { NodeRecord, NodeRegistry } from "../../metadata/node-registry.js";
 
 export interface NodeRouteDeps {

@@ -1,0 +1,103 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { sleep } from "@herd/shared";
+import { freePortRange } from "./ports.js";
+
+export const REPO = join(import.meta.dirname, "..", "..");
+export const HERD_CLI = join(REPO, "packages", "worker-bot", "dist", "cli", "main.js");
+
+export interface HerdUp {
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  readonly sqlPort: number;
+  readonly adminPort: number;
+  readonly token: string;
+  output(): string;
+  /** GET/POST/DELETE on the admin API with the cluster's token. */
+  admin(path: string, init?: RequestInit): Promise<Response>;
+  /** Sends `signal` (Ctrl-C by default) and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface HerdUpOptions {
+  readonly dataDir: string;
+  readonly workers?: number;
+  readonly env?: Record<string, string>;
+  /** Run through `pnpm start` (the README's command) instead of the CLI itself. */
+  readonly viaPnpmStart?: boolean;
+  readonly ports?: { readonly sqlPort: number; readonly adminPort: number };
+}
+
+/** Ports for a local cluster of `workers` workers: two disjoint free ranges. */
+export async function clusterPorts(workers: number): Promise<{ sqlPort: number; adminPort: number }> {
+  for (;;) {
+    const sqlPort = await freePortRange(workers + 2);
+    const adminPort = await freePortRange(workers + 1);
+    if (adminPort > sqlPort + workers + 1 || adminPort + workers < sqlPort) return { sqlPort, adminPort };
+  }
+}
+
+/** Starts `herd up` as a separate process and waits until it says the cluster is up. */
+export async function startHerdUp(options: HerdUpOptions): Promise<HerdUp> {
+  const workers = options.workers ?? 3;
+  const { sqlPort, adminPort } = options.ports ?? (await clusterPorts(workers));
+  const flags = ["--workers", String(workers), "--port", String(sqlPort), "--admin-port", String(adminPort), "--data-dir", options.dataDir];
+  const [command, args] = options.viaPnpmStart
+    ? ["pnpm", ["--silent", "start", ...flags]]
+    : [process.execPath, [HERD_CLI, "up", ...flags]];
+  const child = spawn(command, args, {
+    cwd: REPO,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+    // its own process group, so stop() can Ctrl-C it (and pnpm's children) as a terminal would
+    detached: true,
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 90_000;
+  while (!output.includes("Press Ctrl-C to stop.")) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`herd up did not come up:\n${output}`);
+    }
+    await sleep(50);
+  }
+  const cluster = JSON.parse(await readFile(join(options.dataDir, "cluster.json"), "utf8")) as { adminToken: string };
+  const token = options.env?.HERD_ADMIN_TOKEN ?? cluster.adminToken;
+  return {
+    child,
+    dataDir: options.dataDir,
+    sqlPort,
+    adminPort,
+    token,
+    output: () => output,
+    admin: (path, init = {}) =>
+      fetch(`http://127.0.0.1:${adminPort}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
+      }),
+    async stop(signal = "SIGINT") {
+      if (child.exitCode === null && child.pid) process.kill(-child.pid, signal);
+      return exited;
+    },
+  };
+}
+
+/** Polls `probe` until it returns something other than undefined. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${what} not reached in ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ""}`);
+}
