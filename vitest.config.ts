@@ -19,6 +19,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["packages/*/src/**/*.test.ts"],
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -26,6 +27,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
+          // after the unit tests, which are quick and fail fast
+          sequence: { groupOrder: 1 },
           // real PostgreSQL servers and clusters: two files at a time suits a 2-core machine
           pool: "forks",
           maxWorkers: 2,

@@ -65,7 +65,17 @@ describe("the herd CLI", () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(sqlPort + 2, "127.0.0.1", resolve));
     cleanups.push(() => new Promise((resolve) => blocker.close(resolve)));
-    const result = await herd(["up", "--workers", "1", "--port", String(sqlPort), "--admin-port", String(adminPort), "--data-dir", dir]);
+    const result = await herd([
+      "up",
+      "--workers",
+      "1",
+      "--port",
+      String(sqlPort),
+      "--admin-port",
+      String(adminPort),
+      "--data-dir",
+      dir,
+    ]);
     expect(result.stderr).toContain(`port ${sqlPort + 2} is not available on 127.0.0.1`);
     expect(result.code).toBe(1);
     expect(existsSync(join(dir, "herd.lock"))).toBe(false);

@@ -38,7 +38,13 @@ async function nodes(): Promise<NodeListJson["nodes"]> {
 
 /** SQL through the coordinator's SQL port, as a client would send it. */
 async function sql<R extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<R[]> {
-  const client = new pg.Client({ host: "127.0.0.1", port: up().sqlPort, user: "postgres", password: "postgres", database: "postgres" });
+  const client = new pg.Client({
+    host: "127.0.0.1",
+    port: up().sqlPort,
+    user: "postgres",
+    password: "postgres",
+    database: "postgres",
+  });
   await client.connect();
   try {
     return (await client.query<R>(text, params)).rows;
@@ -76,9 +82,16 @@ describe("herd up: a local cluster with real processes", () => {
   });
 
   it("refuses a second herd up on the same data directory", async () => {
-    const second = await run(process.execPath, [HERD_CLI, "up", "--data-dir", up().dataDir, "--port", "1", "--admin-port", "2"]).catch(
-      (e) => e,
-    );
+    const second = await run(process.execPath, [
+      HERD_CLI,
+      "up",
+      "--data-dir",
+      up().dataDir,
+      "--port",
+      "1",
+      "--admin-port",
+      "2",
+    ]).catch((e) => e);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/is in use by another herd up \(pid \d+\)/);
     expect((await nodes()).every((n) => n.state === "active")).toBe(true);
@@ -89,17 +102,31 @@ describe("herd up: a local cluster with real processes", () => {
     const before = await livePostmasterPid(pgdata);
     expect(before).toBeGreaterThan(0);
     process.kill(before as number, "SIGKILL");
-    const after = await eventually(async () => {
-      const pid = await livePostmasterPid(pgdata);
-      return pid !== undefined && pid !== before ? pid : undefined;
-    }, 30_000, "a new postmaster");
+    const after = await eventually(
+      async () => {
+        const pid = await livePostmasterPid(pgdata);
+        return pid !== undefined && pid !== before ? pid : undefined;
+      },
+      30_000,
+      "a new postmaster",
+    );
     expect(after).not.toBe(before);
     const worker = (await nodes()).find((n) => n.name === "herd-2");
-    const client = new pg.Client({ host: "127.0.0.1", port: worker?.port, user: "postgres", password: "postgres" });
-    await eventually(() => client.connect().then(() => true), 30_000, "worker PostgreSQL accepting connections");
-    expect((await client.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
-    await client.end();
-    expect(await up().admin("/v1/nodes").then((r) => r.status)).toBe(200);
+    const rows = await eventually(
+      async () => {
+        // a fresh client per attempt: the first ones may meet a server still starting
+        const client = new pg.Client({ host: "127.0.0.1", port: worker?.port, user: "postgres", password: "postgres" });
+        await client.connect();
+        try {
+          return (await client.query("SELECT 1 AS ok")).rows;
+        } finally {
+          await client.end();
+        }
+      },
+      30_000,
+      "worker PostgreSQL answering again",
+    );
+    expect(rows).toEqual([{ ok: 1 }]);
   });
 
   it("restarts a killed coordinator, which keeps its metadata and hears from every worker again", async () => {
@@ -110,26 +137,42 @@ describe("herd up: a local cluster with real processes", () => {
     expect(coordinator).toBeGreaterThan(0);
     const killedAt = new Date();
     process.kill(coordinator as number, "SIGKILL");
-    await eventually(async () => {
-      const pid = botPid(up().dataDir, "herd-0");
-      const ready = await fetch(`http://127.0.0.1:${up().adminPort}/readyz`).then((r) => r.ok).catch(() => false);
-      return pid && pid !== coordinator && ready ? true : undefined;
-    }, 60_000, "a restarted coordinator");
+    await eventually(
+      async () => {
+        const pid = botPid(up().dataDir, "herd-0");
+        const ready = await fetch(`http://127.0.0.1:${up().adminPort}/readyz`)
+          .then((r) => r.ok)
+          .catch(() => false);
+        return pid && pid !== coordinator && ready ? true : undefined;
+      },
+      60_000,
+      "a restarted coordinator",
+    );
     expect(up().output()).toMatch(/herd-0 exited \(SIGKILL\); restarting/);
     expect((await nodes()).map((n) => [n.name, n.id])).toEqual(idsBefore);
-    const heard = await eventually(async () => {
-      const rows = await sql<{ name: string }>("SELECT name FROM herd.nodes WHERE last_seen_at > $1 ORDER BY name", [killedAt]);
-      return rows.length === 3 ? rows.map((r) => r.name) : undefined;
-    }, 30_000, "heartbeats from all workers after the restart");
+    const heard = await eventually(
+      async () => {
+        const rows = await sql<{ name: string }>("SELECT name FROM herd.nodes WHERE last_seen_at > $1 ORDER BY name", [
+          killedAt,
+        ]);
+        return rows.length === 3 ? rows.map((r) => r.name) : undefined;
+      },
+      30_000,
+      "heartbeats from all workers after the restart",
+    );
     expect(heard).toEqual(["herd-1", "herd-2", "herd-3"]);
   });
 
   it("relearns workers whose registration the coordinator lost", async () => {
     await sql("DELETE FROM herd.nodes");
-    const names = await eventually(async () => {
-      const list = await nodes();
-      return list.length === 3 ? list.map((n) => n.name).sort() : undefined;
-    }, 30_000, "workers registered again");
+    const names = await eventually(
+      async () => {
+        const list = await nodes();
+        return list.length === 3 ? list.map((n) => n.name).sort() : undefined;
+      },
+      30_000,
+      "workers registered again",
+    );
     expect(names).toEqual(["herd-1", "herd-2", "herd-3"]);
   });
 

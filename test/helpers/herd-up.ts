@@ -42,7 +42,16 @@ export async function clusterPorts(workers: number): Promise<{ sqlPort: number; 
 export async function startHerdUp(options: HerdUpOptions): Promise<HerdUp> {
   const workers = options.workers ?? 3;
   const { sqlPort, adminPort } = options.ports ?? (await clusterPorts(workers));
-  const flags = ["--workers", String(workers), "--port", String(sqlPort), "--admin-port", String(adminPort), "--data-dir", options.dataDir];
+  const flags = [
+    "--workers",
+    String(workers),
+    "--port",
+    String(sqlPort),
+    "--admin-port",
+    String(adminPort),
+    "--data-dir",
+    options.dataDir,
+  ];
   const [command, args] = options.viaPnpmStart
     ? ["pnpm", ["--silent", "start", ...flags]]
     : [process.execPath, [HERD_CLI, "up", ...flags]];
@@ -87,7 +96,11 @@ export async function startHerdUp(options: HerdUpOptions): Promise<HerdUp> {
 }
 
 /** Polls `probe` until it returns something other than undefined. */
-export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000, what = "condition"): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  what = "condition",
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

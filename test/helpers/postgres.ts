@@ -32,7 +32,13 @@ export async function startTestPostgres(name: string): Promise<TestPostgres> {
     logger: createLogger(`test-pg ${name}`, { level: "warn" }),
   });
   await server.start();
-  const connection = { host: "127.0.0.1", port, user: Defaults.superuser, password: TEST_PASSWORD, database: "postgres" };
+  const connection = {
+    host: "127.0.0.1",
+    port,
+    user: Defaults.superuser,
+    password: TEST_PASSWORD,
+    database: "postgres",
+  };
   return {
     server,
     port,

@@ -1,5 +1,5 @@
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 
 /**

@@ -1,4 +1,4 @@
-import { buildAdminApp, migrate, MIGRATIONS, NodeRegistry } from "@herd/coordinator";
+import { buildAdminApp, MIGRATIONS, migrate, NodeRegistry } from "@herd/coordinator";
 import { createLogger } from "@herd/shared";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
@@ -34,7 +34,9 @@ afterAll(async () => {
 
 beforeEach(async () => {
   ready = true;
-  await pool.query("TRUNCATE herd.placements, herd.shards, herd.distributed_tables, herd.colocation_groups, herd.nodes RESTART IDENTITY CASCADE");
+  await pool.query(
+    "TRUNCATE herd.placements, herd.shards, herd.distributed_tables, herd.colocation_groups, herd.nodes RESTART IDENTITY CASCADE",
+  );
 });
 
 const register = (body: unknown, headers: Record<string, string> = auth) =>
@@ -52,7 +54,9 @@ describe("metadata migrations", () => {
   });
 
   it("start shard ids at 102008, like Citus", async () => {
-    const { rows } = await pool.query("SELECT start_value FROM pg_sequences WHERE schemaname = 'herd' AND sequencename = 'shard_id_seq'");
+    const { rows } = await pool.query(
+      "SELECT start_value FROM pg_sequences WHERE schemaname = 'herd' AND sequencename = 'shard_id_seq'",
+    );
     expect(rows[0]?.start_value).toBe("102008");
   });
 });
@@ -78,7 +82,11 @@ describe("authentication", () => {
   });
 
   it("accepts the scheme in any case", async () => {
-    const response = await app.inject({ method: "GET", url: "/v1/nodes", headers: { authorization: `bearer ${TOKEN}` } });
+    const response = await app.inject({
+      method: "GET",
+      url: "/v1/nodes",
+      headers: { authorization: `bearer ${TOKEN}` },
+    });
     expect(response.statusCode).toBe(200);
   });
 
@@ -93,7 +101,14 @@ describe("POST /v1/nodes", () => {
   it("registers a node (201) and returns the same id for the same name (200)", async () => {
     const first = await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });
     expect(first.statusCode).toBe(201);
-    expect(first.json()).toEqual({ id: 1, name: "herd-1", host: "127.0.0.1", port: 6434, role: "worker", state: "active" });
+    expect(first.json()).toEqual({
+      id: 1,
+      name: "herd-1",
+      host: "127.0.0.1",
+      port: 6434,
+      role: "worker",
+      state: "active",
+    });
     const again = await register({ name: "herd-1", host: "herd-1.herd.default.svc.cluster.local", port: 5432 });
     expect(again.statusCode).toBe(200);
     expect(again.json()).toMatchObject({ id: 1, host: "herd-1.herd.default.svc.cluster.local", port: 5432 });
@@ -172,9 +187,13 @@ describe("DELETE /v1/nodes/:id", () => {
   it("refuses (409) while the node holds shard placements, and keeps it", async () => {
     await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });
     await pool.query("CREATE TABLE IF NOT EXISTS events (tenant_id int)");
-    await pool.query("INSERT INTO herd.colocation_groups (shard_count, replication_factor, distribution_column_type) VALUES (1, 1, 'int4')");
+    await pool.query(
+      "INSERT INTO herd.colocation_groups (shard_count, replication_factor, distribution_column_type) VALUES (1, 1, 'int4')",
+    );
     await pool.query("INSERT INTO herd.distributed_tables VALUES ('events', 'hash', 'tenant_id', 1)");
-    await pool.query("INSERT INTO herd.shards (relation, shard_index, min_value, max_value) VALUES ('events', 0, -2147483648, 2147483647)");
+    await pool.query(
+      "INSERT INTO herd.shards (relation, shard_index, min_value, max_value) VALUES ('events', 0, -2147483648, 2147483647)",
+    );
     await pool.query("INSERT INTO herd.placements (shard_id, node_id) VALUES (102008, 1)");
     const response = await app.inject({ method: "DELETE", url: "/v1/nodes/1", headers: auth });
     expect(response.statusCode).toBe(409);

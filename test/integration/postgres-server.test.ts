@@ -16,7 +16,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function newServer(dataDir: string, port: number, overrides: Partial<ConstructorParameters<typeof PostgresServer>[0]> = {}) {
+async function newServer(
+  dataDir: string,
+  port: number,
+  overrides: Partial<ConstructorParameters<typeof PostgresServer>[0]> = {},
+) {
   const server = new PostgresServer({
     binaries: await findPgBinaries(),
     dataDir,

@@ -71,7 +71,8 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, tim
 }
 
 const lastSeen = async () =>
-  (await pool.query<{ last_seen_at: Date }>("SELECT last_seen_at FROM herd.nodes WHERE name = 'herd-1'")).rows[0]?.last_seen_at;
+  (await pool.query<{ last_seen_at: Date }>("SELECT last_seen_at FROM herd.nodes WHERE name = 'herd-1'")).rows[0]
+    ?.last_seen_at;
 
 describe("Registrar", () => {
   it("keeps retrying until the coordinator comes up, then registers", async () => {

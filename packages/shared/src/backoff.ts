@@ -10,10 +10,10 @@ export interface BackoffOptions {
 }
 
 /**
- * Capped exponential backoff with "full jitter": attempt n waits a uniformly random time in
- * [0, min(max, initial * factor^n)]. Full jitter spreads out many clients retrying against the
- * same server (e.g. every worker re-registering after a coordinator restart) better than a fixed
- * or equal-jitter schedule. A floor of 10% of the ceiling keeps retries from spinning.
+ * Capped exponential backoff with jitter: attempt n waits a uniformly random time in
+ * [c/10, c] where c = min(max, initial * factor^n). Jitter over (nearly) the whole range spreads
+ * out many clients retrying against the same server (e.g. every worker re-registering after a
+ * coordinator restart) better than a fixed schedule; the 10% floor keeps retries from spinning.
  */
 export class Backoff {
   private attempt = 0;

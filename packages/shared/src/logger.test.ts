@@ -34,6 +34,12 @@ describe("createLogger", () => {
     ]);
   });
 
+  it("folds a multi-line message onto one line", () => {
+    const { logger, lines } = capture("bot", "info");
+    logger.error("initdb failed\nDETAIL: disk full\r\nHINT: free some space");
+    expect(lines).toEqual([`${NOW} ERROR [bot] initdb failed | DETAIL: disk full | HINT: free some space`]);
+  });
+
   it("appends fields as key=value, skipping undefined ones", () => {
     const { logger, lines } = capture("bot");
     logger.info("registered", { node_id: 3, ok: true, host: "herd-1", gone: undefined, none: null });

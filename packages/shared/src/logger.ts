@@ -26,7 +26,9 @@ export function createLogger(
   const log = (level: LogLevel, message: string, fields?: LogFields) => {
     if (LEVEL_ORDER[level] < threshold) return;
     const suffix = fields ? formatFields(fields) : "";
-    write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${message}${suffix}`);
+    // one event, one line: a multi-line message (an error's DETAIL and HINT) is folded
+    const text = message.replace(/\r?\n/g, " | ");
+    write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${text}${suffix}`);
   };
   return {
     debug: (m, f) => log("debug", m, f),

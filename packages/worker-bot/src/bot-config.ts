@@ -36,7 +36,9 @@ export interface BotConfig {
  * explicitly instead. Secrets (HERD_PASSWORD, HERD_ADMIN_TOKEN) are required: a bot never
  * invents credentials that the rest of the cluster could not know.
  */
-export function loadBotConfig(env: NodeJS.ProcessEnv = process.env): BotConfig {
+export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfig {
+  // An empty variable (`FOO=` in a manifest) means "not set", for strings as for numbers.
+  const env = Object.fromEntries(Object.entries(rawEnv).filter(([, value]) => value !== ""));
   const pod = parsePodName(env.POD_NAME ?? hostname());
   const role = roleForOrdinal(pod.ordinal);
   const namespace = env.POD_NAMESPACE ?? "default";
@@ -91,7 +93,8 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 export function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const text = env[name];
   if (text === undefined || text === "") return fallback;
-  const value = Number(text);
+  // plain digits only: Number() would also take "0x1F90", "1e3" or " 5432 "
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw configError(name, `must be a whole number from ${min} to ${max}, not "${text}"`);
   }

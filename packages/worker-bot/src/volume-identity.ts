@@ -19,10 +19,14 @@ export async function claimVolume(volumeDir: string, clusterId: string, podName:
   const path = join(volumeDir, FILE);
   let existing: VolumeIdentity | undefined;
   try {
-    existing = JSON.parse(await readFile(path, "utf8")) as VolumeIdentity;
+    existing = parseIdentity(await readFile(path, "utf8"));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw new HerdError(`${path} is unreadable`, { sqlState: SqlState.dataCorrupted, cause: error });
+      throw new HerdError(`${path} is unreadable or not a herd volume identity`, {
+        sqlState: SqlState.dataCorrupted,
+        cause: error,
+        hint: "Restore the file, or remove it together with the volume's data if the data is not needed.",
+      });
     }
   }
   if (existing) {
@@ -44,6 +48,14 @@ export async function claimVolume(volumeDir: string, clusterId: string, podName:
   const identity: VolumeIdentity = { clusterId, podName, createdAt: new Date().toISOString() };
   await writeFile(path, `${JSON.stringify(identity, null, 2)}\n`);
   return identity;
+}
+
+function parseIdentity(text: string): VolumeIdentity {
+  const value = JSON.parse(text) as Partial<VolumeIdentity> | null;
+  if (typeof value?.clusterId !== "string" || typeof value.podName !== "string") {
+    throw new Error("clusterId and podName are required");
+  }
+  return value as VolumeIdentity;
 }
 
 async function exists(path: string): Promise<boolean> {

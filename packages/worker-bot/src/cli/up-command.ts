@@ -49,7 +49,9 @@ export async function upCommand(options: UpOptions, say: (line: string) => void)
         `(coordinator + ${options.workers} worker${options.workers === 1 ? "" : "s"})`,
     );
     if (replicationFactor < Defaults.replicationFactor) {
-      say(`  note: with ${options.workers} worker${options.workers === 1 ? "" : "s"}, each shard is stored ${replicationFactor === 1 ? "once (no replica)" : `${replicationFactor} times`}`);
+      say(
+        `  note: with ${options.workers} worker${options.workers === 1 ? "" : "s"}, each shard is stored ${replicationFactor === 1 ? "once (no replica)" : `${replicationFactor} times`}`,
+      );
     }
     cluster = new LocalCluster({
       name: Defaults.localClusterName,

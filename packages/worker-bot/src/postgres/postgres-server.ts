@@ -116,7 +116,11 @@ export class PostgresServer extends EventEmitter<ServerEvents> {
     this.stopping = false;
     this.stopRequested = new AbortController();
     await mkdir(dirname(dataDir), { recursive: true });
-    if (runAs) await assertTraversable(dataDir, runAs);
+    if (runAs) {
+      // both the data and the binaries (inside node_modules, perhaps under /root) must be reachable
+      await assertTraversable(dataDir, runAs);
+      await assertTraversable(this.options.binaries.postgres, runAs);
+    }
     const state = await inspectDataDirectory(dataDir, POSTGRES_MAJOR);
     if (state.kind !== "initialized") {
       logger.info("initializing a new PostgreSQL cluster", { data_dir: dataDir });

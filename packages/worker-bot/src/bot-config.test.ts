@@ -1,0 +1,230 @@
+import { hostname } from "node:os";
+import { HerdError } from "@herd/shared";
+import { describe, expect, it } from "vitest";
+import { loadBotConfig } from "./bot-config.js";
+
+const SECRETS = { HERD_PASSWORD: "pw", HERD_ADMIN_TOKEN: "tok" };
+
+/** The HerdError `load` throws (fails the test when it throws nothing or something else). */
+function configError(env: NodeJS.ProcessEnv): HerdError {
+  try {
+    loadBotConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(HerdError);
+    return error as HerdError;
+  }
+  throw new Error("expected loadBotConfig to throw");
+}
+
+describe("loadBotConfig", () => {
+  it("gives a coordinator its defaults", () => {
+    const config = loadBotConfig({ POD_NAME: "herd-0", ...SECRETS });
+    expect(config).toEqual({
+      pod: { statefulSet: "herd", ordinal: 0, podName: "herd-0" },
+      role: "coordinator",
+      clusterId: "default/herd",
+      volumeDir: "/var/lib/herd",
+      pgPort: 5433,
+      pgListen: "127.0.0.1",
+      advertiseHost: hostname(),
+      sqlHost: "0.0.0.0",
+      sqlPort: 5432,
+      adminHost: "0.0.0.0",
+      adminPort: 6480,
+      coordinatorUrl: "http://127.0.0.1:6480",
+      adminToken: "tok",
+      password: "pw",
+      shardCount: 32,
+      replicationFactor: 2,
+      heartbeatIntervalMs: 5_000,
+      heartbeatTimeoutMs: 15_000,
+      pgSettings: {},
+    });
+  });
+
+  it("gives a worker port 5432 listening everywhere", () => {
+    const config = loadBotConfig({ POD_NAME: "herd-3", HERD_COORDINATOR_URL: "http://coord:6480", ...SECRETS });
+    expect(config.role).toBe("worker");
+    expect(config.pod.ordinal).toBe(3);
+    expect(config.pgPort).toBe(5432);
+    expect(config.pgListen).toBe("*");
+    expect(config.coordinatorUrl).toBe("http://coord:6480");
+  });
+
+  it("derives the stable DNS names in a StatefulSet", () => {
+    const config = loadBotConfig({
+      POD_NAME: "herd-2",
+      POD_NAMESPACE: "db",
+      HERD_HEADLESS_SERVICE: "herd-hl",
+      ...SECRETS,
+    });
+    expect(config.role).toBe("worker");
+    expect(config.advertiseHost).toBe("herd-2.herd-hl.db.svc.cluster.local");
+    expect(config.coordinatorUrl).toBe("http://herd-0.herd-hl.db.svc.cluster.local:6480");
+    expect(config.clusterId).toBe("db/herd");
+  });
+
+  it("builds the coordinator URL from the set name and admin port, and lets explicit values win", () => {
+    const derived = loadBotConfig({
+      POD_NAME: "my-db-1",
+      HERD_HEADLESS_SERVICE: "my-db-hl",
+      HERD_ADMIN_PORT: "7000",
+      ...SECRETS,
+    });
+    expect(derived.coordinatorUrl).toBe("http://my-db-0.my-db-hl.default.svc.cluster.local:7000");
+    expect(derived.advertiseHost).toBe("my-db-1.my-db-hl.default.svc.cluster.local");
+
+    const explicit = loadBotConfig({
+      POD_NAME: "my-db-1",
+      HERD_HEADLESS_SERVICE: "my-db-hl",
+      HERD_COORDINATOR_URL: "http://elsewhere:1",
+      HERD_ADVERTISE_HOST: "10.0.0.5",
+      ...SECRETS,
+    });
+    expect(explicit.coordinatorUrl).toBe("http://elsewhere:1");
+    expect(explicit.advertiseHost).toBe("10.0.0.5");
+  });
+
+  it("takes every explicit setting from the environment", () => {
+    const config = loadBotConfig({
+      POD_NAME: "herd-0",
+      HERD_CLUSTER_ID: "cluster-x",
+      HERD_DATA_DIR: "/data",
+      HERD_PG_PORT: "6433",
+      HERD_PG_LISTEN: "localhost",
+      HERD_SQL_HOST: "127.0.0.1",
+      HERD_SQL_PORT: "6432",
+      HERD_ADMIN_HOST: "127.0.0.1",
+      HERD_ADMIN_PORT: "6490",
+      HERD_SHARD_COUNT: "8",
+      HERD_REPLICATION_FACTOR: "3",
+      HERD_HEARTBEAT_INTERVAL_MS: "1000",
+      HERD_HEARTBEAT_TIMEOUT_MS: "4000",
+      ...SECRETS,
+    });
+    expect(config).toMatchObject({
+      clusterId: "cluster-x",
+      volumeDir: "/data",
+      pgPort: 6433,
+      pgListen: "localhost",
+      sqlHost: "127.0.0.1",
+      sqlPort: 6432,
+      adminHost: "127.0.0.1",
+      adminPort: 6490,
+      coordinatorUrl: "http://127.0.0.1:6490",
+      shardCount: 8,
+      replicationFactor: 3,
+      heartbeatIntervalMs: 1_000,
+      heartbeatTimeoutMs: 4_000,
+    });
+  });
+
+  // A manifest that renders `value: ""` must not make a worker throw although HERD_HEADLESS_SERVICE names the
+  // coordinator, nor give the coordinator the URL "" or a worker the host "".
+  it("treats an empty HERD_COORDINATOR_URL or HERD_ADVERTISE_HOST as unset, as it does empty numbers", () => {
+    const empty = { HERD_COORDINATOR_URL: "", HERD_ADVERTISE_HOST: "", ...SECRETS };
+    const worker = loadBotConfig({
+      POD_NAME: "herd-2",
+      POD_NAMESPACE: "db",
+      HERD_HEADLESS_SERVICE: "herd-hl",
+      ...empty,
+    });
+    expect(worker.coordinatorUrl).toBe("http://herd-0.herd-hl.db.svc.cluster.local:6480");
+    expect(worker.advertiseHost).toBe("herd-2.herd-hl.db.svc.cluster.local");
+    const coordinator = loadBotConfig({ POD_NAME: "herd-0", ...empty });
+    expect(coordinator.coordinatorUrl).toBe("http://127.0.0.1:6480");
+    expect(coordinator.advertiseHost).toBe(hostname());
+  });
+
+  it("treats an empty number as unset", () => {
+    expect(loadBotConfig({ POD_NAME: "herd-0", HERD_SHARD_COUNT: "", ...SECRETS }).shardCount).toBe(32);
+  });
+
+  it.each(["HERD_PASSWORD", "HERD_ADMIN_TOKEN"])("requires %s", (name) => {
+    const missing = { POD_NAME: "herd-0", ...SECRETS, [name]: undefined };
+    const empty = { POD_NAME: "herd-0", ...SECRETS, [name]: "" };
+    for (const env of [missing, empty]) {
+      const error = configError(env);
+      expect(error.message).toBe(`${name} is required and empty`);
+      expect(error.sqlState).toBe("F0000");
+    }
+  });
+
+  it("refuses a worker that cannot know where the coordinator is", () => {
+    const error = configError({ POD_NAME: "herd-1", ...SECRETS });
+    expect(error.message).toContain("HERD_COORDINATOR_URL");
+    expect(error.sqlState).toBe("F0000");
+    expect(error.hint).toContain("HERD_HEADLESS_SERVICE");
+  });
+
+  it("refuses a pod name without an ordinal", () => {
+    const error = configError({ POD_NAME: "herd", ...SECRETS });
+    expect(error.sqlState).toBe("22023");
+  });
+
+  it.each([
+    ["HERD_PG_PORT", "abc"],
+    ["HERD_PG_PORT", "1.5"],
+    ["HERD_PG_PORT", "0"],
+    ["HERD_PG_PORT", "-1"],
+    ["HERD_SQL_PORT", "70000"],
+    ["HERD_ADMIN_PORT", "65536"],
+    ["HERD_SHARD_COUNT", "0"],
+    ["HERD_SHARD_COUNT", "10001"],
+    ["HERD_REPLICATION_FACTOR", "17"],
+    ["HERD_HEARTBEAT_INTERVAL_MS", "99"],
+    ["HERD_HEARTBEAT_TIMEOUT_MS", "299"],
+    ["HERD_PG_PORT", "0x1F90"],
+    ["HERD_PG_PORT", "1e3"],
+    ["HERD_PG_PORT", " 5432 "],
+  ])("rejects %s=%s", (name, value) => {
+    const error = configError({ POD_NAME: "herd-0", ...SECRETS, [name]: value });
+    expect(error.sqlState).toBe("F0000");
+    expect(error.message).toMatch(new RegExp(`^${name} must be a whole number from \\d+ to \\d+, not "${value}"$`));
+  });
+
+  it("accepts the bounds of each range", () => {
+    const config = loadBotConfig({
+      POD_NAME: "herd-0",
+      HERD_PG_PORT: "65535",
+      HERD_SQL_PORT: "1",
+      HERD_SHARD_COUNT: "10000",
+      HERD_REPLICATION_FACTOR: "16",
+      HERD_HEARTBEAT_INTERVAL_MS: "100",
+      ...SECRETS,
+    });
+    expect(config).toMatchObject({ pgPort: 65535, sqlPort: 1, shardCount: 10_000, replicationFactor: 16 });
+    expect(config.heartbeatIntervalMs).toBe(100);
+  });
+
+  describe("HERD_PG_SETTINGS", () => {
+    const load = (settings: string) => loadBotConfig({ POD_NAME: "herd-0", HERD_PG_SETTINGS: settings, ...SECRETS });
+
+    it("reads a JSON object and turns its values into strings", () => {
+      expect(
+        load('{"work_mem": "64MB", "max_connections": 200, "citus.shard_count": 4, "_x": true}').pgSettings,
+      ).toEqual({ work_mem: "64MB", max_connections: "200", "citus.shard_count": "4", _x: "true" });
+    });
+
+    it("is empty when unset or empty", () => {
+      expect(load("").pgSettings).toEqual({});
+      expect(load("{}").pgSettings).toEqual({});
+    });
+
+    it.each(["not json", "[1, 2]", '"work_mem"', "42", "null"])("rejects %s, which is not a JSON object", (text) => {
+      const error = configError({ POD_NAME: "herd-0", HERD_PG_SETTINGS: text, ...SECRETS });
+      expect(error.message).toBe("HERD_PG_SETTINGS must be a JSON object of PostgreSQL settings");
+      expect(error.sqlState).toBe("F0000");
+    });
+
+    it.each(["Work_Mem", "1abc", "work-mem", "work mem", "a;b", "", "x=y"])("rejects the setting name %j", (name) => {
+      const error = configError({
+        POD_NAME: "herd-0",
+        HERD_PG_SETTINGS: JSON.stringify({ [name]: "1" }),
+        ...SECRETS,
+      });
+      expect(error.message).toBe(`HERD_PG_SETTINGS has an invalid setting name "${name}"`);
+      expect(error.sqlState).toBe("F0000");
+    });
+  });
+});
