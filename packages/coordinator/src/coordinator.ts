@@ -5,7 +5,8 @@ import { buildAdminApp } from "./admin/build-admin-app.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
-import { PassthroughProxy } from "./protocol/passthrough-proxy.js";
+import { loadParser, StatementCache } from "./parser/statement-cache.js";
+import { ProtocolServer } from "./protocol/protocol-server.js";
 
 export interface CoordinatorOptions {
   /** The coordinator's own PostgreSQL, which holds the metadata. */
@@ -24,12 +25,15 @@ export interface CoordinatorOptions {
   readonly shardCount: number;
   readonly replicationFactor: number;
   readonly heartbeatTimeoutMs: number;
+  /** PEM certificate and key for TLS on the SQL port; without them SSLRequest is declined. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   readonly logger: Logger;
 }
 
 export interface Coordinator {
   readonly admin: FastifyInstance;
   readonly nodes: NodeRegistry;
+  readonly sql: ProtocolServer;
   stop(): Promise<void>;
 }
 
@@ -68,21 +72,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     await admin.listen({ host: options.adminHost, port: options.adminPort });
     opened.push(admin);
-    const proxy = new PassthroughProxy({
-      listenHost: options.sqlHost,
-      listenPort: options.sqlPort,
-      upstreamHost: options.metadata.host,
-      upstreamPort: options.metadata.port,
+    await loadParser();
+    const sql = new ProtocolServer({
+      host: options.sqlHost,
+      port: options.sqlPort,
+      user: options.metadata.user,
+      password: options.metadata.password,
+      backend: { host: options.metadata.host, port: options.metadata.port },
+      statements: new StatementCache(),
+      tls: options.tls,
       logger: logger.child("sql"),
     });
-    await proxy.listen();
-    opened.push(proxy);
+    await sql.listen();
+    opened.push(sql);
     logger.info("coordinator serving", {
       sql: `${options.sqlHost}:${options.sqlPort}`,
       admin: `${options.adminHost}:${options.adminPort}`,
       metadata_version: version,
     });
-    return { admin, nodes, stop };
+    return { admin, nodes, sql, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,0 +1,112 @@
+import type { HerdError } from "@herd/shared";
+import { BufferReader } from "./buffer-reader.js";
+import type { BufferWriter } from "./buffer-writer.js";
+
+/**
+ * Messages the server sends, encoded into a BufferWriter (many per write), and the few the
+ * coordinator must read from its own PostgreSQL. Formats:
+ * https://www.postgresql.org/docs/18/protocol-message-formats.html
+ */
+
+export const AuthCode = { ok: 0, sasl: 10, saslContinue: 11, saslFinal: 12 } as const;
+
+/** AuthenticationOk / AuthenticationSASL* ('R'). */
+export function encodeAuthentication(w: BufferWriter, code: number, data?: Buffer | readonly string[]): void {
+  w.begin("R").int32(code);
+  if (Array.isArray(data)) {
+    for (const mechanism of data) w.cstring(mechanism);
+    w.byte(0);
+  } else if (data) {
+    w.bytes(data as Buffer);
+  }
+  w.end();
+}
+
+/** ParameterStatus ('S'). */
+export function encodeParameterStatus(w: BufferWriter, name: string, value: string): void {
+  w.begin("S").cstring(name).cstring(value).end();
+}
+
+/** BackendKeyData ('K'): what a client sends back in a CancelRequest. */
+export function encodeBackendKeyData(w: BufferWriter, processId: number, secretKey: number): void {
+  w.begin("K").int32(processId).int32(secretKey).end();
+}
+
+export type TransactionStatus = "I" | "T" | "E";
+
+/** ReadyForQuery ('Z'): I idle, T in a transaction block, E in a failed one. */
+export function encodeReadyForQuery(w: BufferWriter, status: TransactionStatus): void {
+  w.begin("Z").byte(status.charCodeAt(0)).end();
+}
+
+/** NegotiateProtocolVersion ('v'): the newest minor version we speak, and the options we ignore. */
+export function encodeNegotiateProtocolVersion(w: BufferWriter, minor: number, unsupported: readonly string[]): void {
+  w.begin("v").int32(minor).int32(unsupported.length);
+  for (const option of unsupported) w.cstring(option);
+  w.end();
+}
+
+/** The fields of ErrorResponse and NoticeResponse, by their one-letter codes. */
+export interface NoticeFields {
+  readonly severity: string;
+  readonly code: string;
+  readonly message: string;
+  readonly detail?: string;
+  readonly hint?: string;
+  readonly position?: string;
+  readonly [field: string]: string | undefined;
+}
+
+const FIELD_CODES: Record<string, string> = {
+  severity: "S",
+  severityNonLocalized: "V",
+  code: "C",
+  message: "M",
+  detail: "D",
+  hint: "H",
+  position: "P",
+  internalPosition: "p",
+  internalQuery: "q",
+  where: "W",
+  schema: "s",
+  table: "t",
+  column: "c",
+  dataType: "d",
+  constraint: "n",
+  file: "F",
+  line: "L",
+  routine: "R",
+};
+
+/** ErrorResponse ('E') or NoticeResponse ('N'). */
+export function encodeNotice(w: BufferWriter, type: "E" | "N", fields: NoticeFields): void {
+  w.begin(type);
+  for (const [name, value] of Object.entries(fields)) {
+    const code = FIELD_CODES[name];
+    if (code && value !== undefined) w.byte(code.charCodeAt(0)).cstring(value);
+  }
+  if (fields.severityNonLocalized === undefined) w.byte("V".charCodeAt(0)).cstring(fields.severity);
+  w.byte(0).end();
+}
+
+/** An ErrorResponse for a HerdError (its SQLSTATE, severity, detail and hint). */
+export function encodeHerdError(w: BufferWriter, error: HerdError): void {
+  encodeNotice(w, "E", {
+    severity: error.severity,
+    code: error.sqlState,
+    message: error.message,
+    detail: error.detail,
+    hint: error.hint,
+  });
+}
+
+/** Reads an ErrorResponse/NoticeResponse body back into named fields. */
+export function decodeNotice(body: Buffer): NoticeFields {
+  const reader = new BufferReader(body);
+  const names = Object.fromEntries(Object.entries(FIELD_CODES).map(([name, code]) => [code, name]));
+  const fields: Record<string, string> = {};
+  for (let code = reader.byte(); code !== 0; code = reader.byte()) {
+    fields[names[String.fromCharCode(code)] ?? String.fromCharCode(code)] = reader.cstring();
+  }
+  return fields as unknown as NoticeFields;
+}

@@ -1,0 +1,41 @@
+import { randomInt, timingSafeEqual } from "node:crypto";
+
+export interface Cancellable {
+  /** Cancels the statement the session is running, wherever it runs. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * BackendKeyData handed to clients, and what each key cancels. Keys are herd's own (the client
+ * never sees a PostgreSQL backend's key): a CancelRequest names a session, and the session
+ * forwards the cancel to the servers running its statement.
+ */
+export class CancelRegistry {
+  private readonly sessions = new Map<number, { readonly secretKey: number; readonly target: Cancellable }>();
+  private nextProcessId = randomInt(1 << 20, 1 << 22);
+
+  register(target: Cancellable): { processId: number; secretKey: number } {
+    const processId = this.nextProcessId++;
+    if (this.nextProcessId >= 0x7fffffff) this.nextProcessId = 1 << 20;
+    const secretKey = randomInt(-0x80000000, 0x7fffffff);
+    this.sessions.set(processId, { secretKey, target });
+    return { processId, secretKey };
+  }
+
+  unregister(processId: number): void {
+    this.sessions.delete(processId);
+  }
+
+  /** Cancels when the key matches; a wrong key is ignored silently, as PostgreSQL does. */
+  async cancel(processId: number, secretKey: number): Promise<boolean> {
+    const entry = this.sessions.get(processId);
+    if (!entry) return false;
+    const expected = Buffer.alloc(4);
+    const given = Buffer.alloc(4);
+    expected.writeInt32BE(entry.secretKey);
+    given.writeInt32BE(secretKey);
+    if (!timingSafeEqual(expected, given)) return false;
+    await entry.target.cancel();
+    return true;
+  }
+}

@@ -1,0 +1,382 @@
+import type { Socket } from "node:net";
+import { type SecureContext, TLSSocket } from "node:tls";
+import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
+import type { StatementCache } from "../parser/statement-cache.js";
+import {
+  type BackendConnection,
+  BackendStartupError,
+  type BackendTarget,
+  connectBackend,
+  sendCancelRequest,
+} from "./backend-connection.js";
+import {
+  AuthCode,
+  encodeAuthentication,
+  encodeBackendKeyData,
+  encodeHerdError,
+  encodeNegotiateProtocolVersion,
+  encodeNotice,
+  encodeParameterStatus,
+  encodeReadyForQuery,
+  type TransactionStatus,
+} from "./backend-messages.js";
+import { BufferWriter } from "./buffer-writer.js";
+import type { CancelRegistry } from "./cancel-registry.js";
+import { decodeParse, decodeQuery, decodeSaslInitialResponse, decodeStartupPacket } from "./frontend-messages.js";
+import { type Frame, MessageFramer } from "./message-framer.js";
+import { ProtocolError } from "./protocol-error.js";
+import { ReadyForQueryTracker } from "./ready-for-query-tracker.js";
+import { SCRAM_SHA_256, ScramError, ScramServerExchange, type ScramVerifier } from "./scram.js";
+
+export interface SessionLimits {
+  /** Largest message accepted once authenticated. */
+  readonly maxMessageBytes: number;
+  /** Largest message before authentication (startup packet, SASL): keeps strangers cheap. */
+  readonly maxStartupBytes: number;
+  readonly authTimeoutMs: number;
+}
+
+export interface SessionContext {
+  readonly verifier: ScramVerifier;
+  /** The only SQL user (DESIGN.md: `postgres`). */
+  readonly user: string;
+  readonly backend: BackendTarget;
+  readonly tls: SecureContext | undefined;
+  readonly cancels: CancelRegistry;
+  readonly statements: StatementCache;
+  readonly limits: SessionLimits;
+  readonly logger: Logger;
+}
+
+type Phase = "startup" | "sasl-initial" | "sasl-final" | "connecting" | "ready" | "closed";
+
+/** Frontend message types a client may send once authenticated (protocol 3.0). */
+const FRONTEND_TYPES = new Set([..."QPBDECSHXdcfF"].map((c) => c.charCodeAt(0)));
+const QUERY = "Q".charCodeAt(0);
+const PARSE = "P".charCodeAt(0);
+const TERMINATE = "X".charCodeAt(0);
+const SASL_RESPONSE = "p".charCodeAt(0);
+
+/**
+ * One client connection, from its first byte to its close.
+ *
+ * Startup: SSLRequest (TLS when a certificate is configured, else 'N') and GSSENCRequest ('N'),
+ * CancelRequest, or StartupMessage; then SCRAM-SHA-256 against the cluster password; then a
+ * PostgreSQL connection of its own to the coordinator's server, whose ParameterStatus values the
+ * client receives, with herd's own BackendKeyData.
+ *
+ * Then each client message is framed and looked at (statements are parsed, through the cache)
+ * before it is forwarded in one write per batch; the server's answers are relayed untouched
+ * while their ReadyForQuery messages are followed. Each direction stops reading while the other
+ * side's socket is full, so a slow client makes PostgreSQL wait instead of the coordinator
+ * buffering a whole result.
+ */
+export class ClientSession {
+  private phase: Phase = "startup";
+  private readonly framer: MessageFramer;
+  private readonly out = new BufferWriter(512);
+  private readonly tracker = new ReadyForQueryTracker();
+  private socket: Socket;
+  private backend: BackendConnection | undefined;
+  private parameters: ReadonlyMap<string, string> = new Map();
+  private scram: ScramServerExchange | undefined;
+  private key: { processId: number; secretKey: number } | undefined;
+  private authTimer: NodeJS.Timeout | undefined;
+  private readonly onCloseCallbacks: (() => void)[] = [];
+
+  constructor(
+    socket: Socket,
+    private readonly context: SessionContext,
+  ) {
+    this.socket = socket;
+    this.framer = new MessageFramer(context.limits.maxStartupBytes, false);
+    this.attach(socket);
+    this.authTimer = setTimeout(
+      () =>
+        this.fail(
+          new HerdError("canceling authentication due to timeout", {
+            sqlState: SqlState.protocolViolation,
+            severity: "FATAL",
+          }),
+        ),
+      context.limits.authTimeoutMs,
+    );
+  }
+
+  get transactionStatus(): TransactionStatus {
+    return this.tracker.status;
+  }
+
+  onClose(callback: () => void): void {
+    this.onCloseCallbacks.push(callback);
+  }
+
+  /** Ends the session from the server side (shutdown): a FATAL to the client, then close. */
+  terminate(error: HerdError): void {
+    this.fail(error);
+  }
+
+  private attach(socket: Socket): void {
+    socket.on("data", (chunk: Buffer) => this.receive(chunk));
+    socket.on("error", (error) => {
+      this.context.logger.debug("client socket error", { error: error.message });
+      this.close();
+    });
+    socket.on("close", () => this.close());
+    socket.on("drain", () => this.backend?.socket.resume());
+  }
+
+  private receive(chunk: Buffer): void {
+    try {
+      this.handleFrames(this.framer.push(chunk));
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private handleFrames(frames: Frame[]): void {
+    if (this.phase === "ready") {
+      this.forward(frames);
+      return;
+    }
+    for (const frame of frames) {
+      switch (this.phase) {
+        case "startup":
+          this.handleStartupPacket(frame);
+          // what followed the startup packet in the same chunk is framed as typed messages now
+          if (this.phase !== "startup" && this.phase !== "closed" && this.framer.buffered > 0) {
+            this.handleFrames(this.framer.push(Buffer.alloc(0)));
+          }
+          return;
+        case "sasl-initial":
+        case "sasl-final":
+          this.handleSasl(frame);
+          break;
+        case "connecting":
+          throw new ProtocolError("unexpected message before authentication finished");
+        default:
+          return;
+      }
+    }
+  }
+
+  private handleStartupPacket(frame: Frame): void {
+    const packet = decodeStartupPacket(frame.body);
+    switch (packet.kind) {
+      case "ssl":
+        this.answerSsl();
+        return;
+      case "gssenc":
+        this.socket.write("N");
+        return;
+      case "cancel":
+        void this.context.cancels.cancel(packet.processId, packet.secretKey);
+        this.close();
+        return;
+      case "startup":
+        this.startAuthentication(packet.minor, packet.parameters);
+        return;
+    }
+  }
+
+  private answerSsl(): void {
+    const { tls } = this.context;
+    if (!tls) {
+      this.socket.write("N");
+      return;
+    }
+    // Bytes sent after SSLRequest but before our answer would be read as if they were encrypted
+    // (CVE-2021-23222): refuse them.
+    if (this.framer.buffered > 0) throw new ProtocolError("received unencrypted data after SSL request");
+    this.socket.write("S");
+    const plain = this.socket;
+    plain.removeAllListeners("data");
+    plain.removeAllListeners("close");
+    plain.removeAllListeners("error");
+    plain.removeAllListeners("drain");
+    const secure = new TLSSocket(plain, { isServer: true, secureContext: tls });
+    this.socket = secure;
+    this.attach(secure);
+  }
+
+  private startAuthentication(minor: number, parameters: ReadonlyMap<string, string>): void {
+    const user = parameters.get("user");
+    if (!user) {
+      throw new HerdError("no PostgreSQL user name specified in startup packet", {
+        sqlState: SqlState.invalidAuthorizationSpecification,
+        severity: "FATAL",
+      });
+    }
+    if (parameters.has("replication") && parameters.get("replication") !== "false") {
+      throw new HerdError("herd does not accept replication connections", {
+        sqlState: SqlState.featureNotSupported,
+        severity: "FATAL",
+      });
+    }
+    this.parameters = parameters;
+    const unsupported = [...parameters.keys()].filter((name) => name.startsWith("_pq_."));
+    if (minor > 0 || unsupported.length > 0) encodeNegotiateProtocolVersion(this.out, 0, unsupported);
+    encodeAuthentication(this.out, AuthCode.sasl, [SCRAM_SHA_256]);
+    this.socket.write(this.out.flush());
+    this.framer.startTyped(this.context.limits.maxStartupBytes);
+    this.phase = "sasl-initial";
+  }
+
+  private handleSasl(frame: Frame): void {
+    if (frame.type !== SASL_RESPONSE)
+      throw new ProtocolError(`expected SASL response, got message type "${String.fromCharCode(frame.type)}"`);
+    const user = this.parameters.get("user") as string;
+    if (this.phase === "sasl-initial") {
+      const initial = decodeSaslInitialResponse(frame.body);
+      if (initial.mechanism !== SCRAM_SHA_256) {
+        throw new HerdError(`SASL authentication mechanism ${initial.mechanism} is not supported`, {
+          sqlState: SqlState.protocolViolation,
+          severity: "FATAL",
+        });
+      }
+      this.scram = new ScramServerExchange(this.context.verifier);
+      const serverFirst = this.scramStep(() => this.scram?.start(initial.data.toString()) as string);
+      encodeAuthentication(this.out, AuthCode.saslContinue, Buffer.from(serverFirst));
+      this.socket.write(this.out.flush());
+      this.phase = "sasl-final";
+      return;
+    }
+    const serverFinal = this.scramStep(() => this.scram?.finish(frame.body.toString()));
+    // PostgreSQL answers an unknown role like a wrong password, revealing nothing.
+    if (serverFinal === undefined || user !== this.context.user) {
+      this.context.logger.info("password authentication failed", { user });
+      throw new HerdError(`password authentication failed for user "${user}"`, {
+        sqlState: SqlState.invalidPassword,
+        severity: "FATAL",
+      });
+    }
+    encodeAuthentication(this.out, AuthCode.saslFinal, Buffer.from(serverFinal));
+    encodeAuthentication(this.out, AuthCode.ok);
+    this.socket.write(this.out.flush());
+    clearTimeout(this.authTimer);
+    this.phase = "connecting";
+    this.socket.pause();
+    void this.connect();
+  }
+
+  private scramStep<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (error) {
+      if (error instanceof ScramError) throw new ProtocolError(error.message);
+      throw error;
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const parameters = new Map(this.parameters);
+    parameters.set("user", this.context.user);
+    if (!parameters.has("database")) parameters.set("database", this.context.user);
+    try {
+      const backend = await connectBackend(this.context.backend, parameters);
+      if (this.phase === "closed") {
+        backend.socket.destroy();
+        return;
+      }
+      this.backend = backend;
+      this.tracker.status = backend.status;
+      backend.socket.on("data", (chunk: Buffer) => this.relay(chunk));
+      backend.socket.on("drain", () => this.socket.resume());
+      backend.socket.on("error", (error) => {
+        this.context.logger.warn("PostgreSQL connection failed", { error: error.message });
+        this.close();
+      });
+      backend.socket.on("close", () => this.close());
+      this.key = this.context.cancels.register({ cancel: () => this.cancelRunningStatement() });
+      for (const [name, value] of backend.parameters) encodeParameterStatus(this.out, name, value);
+      encodeBackendKeyData(this.out, this.key.processId, this.key.secretKey);
+      encodeReadyForQuery(this.out, backend.status);
+      this.socket.write(this.out.flush());
+      this.phase = "ready";
+      this.framer.startTyped(this.context.limits.maxMessageBytes);
+      this.socket.resume();
+      if (this.framer.buffered > 0) this.forward(this.framer.push(Buffer.alloc(0)));
+    } catch (error) {
+      if (error instanceof BackendStartupError) {
+        encodeNotice(this.out, "E", error.fields);
+        this.socket.end(this.out.flush());
+        this.close();
+        return;
+      }
+      this.fail(
+        new HerdError("the coordinator cannot reach its PostgreSQL", {
+          sqlState: SqlState.cannotConnectNow,
+          severity: "FATAL",
+          detail: errorMessage(error),
+        }),
+      );
+    }
+  }
+
+  /** Client → PostgreSQL: look at each message, then send the batch in one write. */
+  private forward(frames: Frame[]): void {
+    const backend = this.backend?.socket;
+    if (!backend || frames.length === 0) return;
+    for (const frame of frames) {
+      if (!FRONTEND_TYPES.has(frame.type)) {
+        throw new ProtocolError(`invalid frontend message type ${frame.type}`);
+      }
+      if (frame.type === QUERY) this.context.statements.parse(decodeQuery(frame.body));
+      else if (frame.type === PARSE) this.context.statements.parse(decodeParse(frame.body).sql);
+    }
+    let flushed: boolean;
+    if (frames.length === 1) {
+      flushed = backend.write((frames[0] as Frame).raw);
+    } else {
+      flushed = backend.write(Buffer.concat(frames.map((frame) => frame.raw)));
+    }
+    if (frames.at(-1)?.type === TERMINATE) {
+      backend.end();
+      this.socket.end();
+      return;
+    }
+    if (!flushed) this.socket.pause();
+  }
+
+  /** PostgreSQL → client: relayed as is, following ReadyForQuery on the way. */
+  private relay(chunk: Buffer): void {
+    this.tracker.scan(chunk);
+    if (!this.socket.write(chunk)) this.backend?.socket.pause();
+  }
+
+  private async cancelRunningStatement(): Promise<void> {
+    const backend = this.backend;
+    if (!backend) return;
+    await sendCancelRequest(this.context.backend.host, this.context.backend.port, backend.processId, backend.secretKey);
+  }
+
+  /** Sends the error to the client as an ErrorResponse and closes the connection. */
+  private fail(error: unknown): void {
+    if (this.phase === "closed") return;
+    const herdError = isHerdError(error)
+      ? error
+      : new HerdError("internal error", { sqlState: SqlState.internalError, severity: "FATAL" });
+    if (!isHerdError(error)) this.context.logger.error("session failed", { error: errorMessage(error) });
+    else if (herdError.sqlState === SqlState.protocolViolation) {
+      this.context.logger.info("protocol violation; closing the connection", { error: herdError.message });
+    }
+    encodeHerdError(this.out, herdError);
+    if (!this.socket.destroyed) this.socket.end(this.out.flush());
+    this.close();
+  }
+
+  private close(): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    clearTimeout(this.authTimer);
+    if (this.key) this.context.cancels.unregister(this.key.processId);
+    const backend = this.backend?.socket;
+    if (backend && !backend.destroyed && !backend.writableEnded) {
+      // Terminate lets PostgreSQL end the session cleanly (it rolls back an open transaction)
+      backend.end(Buffer.from([0x58, 0, 0, 0, 4]));
+    }
+    if (!this.socket.destroyed) this.socket.end();
+    setTimeout(() => this.socket.destroy(), 5_000).unref();
+    for (const callback of this.onCloseCallbacks) callback();
+  }
+}

@@ -1,0 +1,12 @@
+export * from "./backend-connection.js";
+export * from "./backend-messages.js";
+export { BufferReader } from "./buffer-reader.js";
+export { BufferWriter } from "./buffer-writer.js";
+export { CancelRegistry } from "./cancel-registry.js";
+export { ClientSession, type SessionContext, type SessionLimits } from "./client-session.js";
+export * from "./frontend-messages.js";
+export { type Frame, MessageFramer } from "./message-framer.js";
+export { ProtocolError } from "./protocol-error.js";
+export { ProtocolServer, type ProtocolServerOptions } from "./protocol-server.js";
+export { ReadyForQueryTracker } from "./ready-for-query-tracker.js";
+export * from "./scram.js";

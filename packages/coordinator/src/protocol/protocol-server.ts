@@ -1,0 +1,106 @@
+import { createServer, type Server, type Socket } from "node:net";
+import { createSecureContext } from "node:tls";
+import { HerdError, type Logger, SqlState } from "@herd/shared";
+import type { StatementCache } from "../parser/statement-cache.js";
+import type { BackendTarget } from "./backend-connection.js";
+import { encodeHerdError } from "./backend-messages.js";
+import { BufferWriter } from "./buffer-writer.js";
+import { CancelRegistry } from "./cancel-registry.js";
+import { ClientSession, type SessionLimits } from "./client-session.js";
+import { makeVerifier } from "./scram.js";
+
+export interface ProtocolServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** The cluster password: clients authenticate with it (SCRAM), and so does herd with its PostgreSQL. */
+  readonly password: string;
+  readonly user: string;
+  /** The coordinator's own PostgreSQL. */
+  readonly backend: { readonly host: string; readonly port: number };
+  readonly statements: StatementCache;
+  /** PEM certificate and key: when given, SSLRequest is answered with TLS. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  readonly maxConnections?: number;
+  readonly limits?: Partial<SessionLimits>;
+  readonly logger: Logger;
+}
+
+const DEFAULT_LIMITS: SessionLimits = {
+  maxMessageBytes: 256 * 1024 * 1024,
+  maxStartupBytes: 10_000,
+  authTimeoutMs: 60_000,
+};
+
+/** The coordinator's SQL port: a PostgreSQL protocol 3.0 server, one ClientSession per connection. */
+export class ProtocolServer {
+  private server: Server | undefined;
+  private readonly sessions = new Set<ClientSession>();
+  readonly cancels = new CancelRegistry();
+
+  constructor(private readonly options: ProtocolServerOptions) {}
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  async listen(): Promise<void> {
+    const { options } = this;
+    const backend: BackendTarget = { ...options.backend, password: options.password };
+    const context = {
+      verifier: makeVerifier(options.password),
+      user: options.user,
+      backend,
+      tls: options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined,
+      cancels: this.cancels,
+      statements: options.statements,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      logger: options.logger,
+    };
+    const maxConnections = options.maxConnections ?? 250;
+    const server = createServer({ noDelay: true }, (socket: Socket) => {
+      socket.setKeepAlive(true, 60_000);
+      if (this.sessions.size >= maxConnections) {
+        return refuse(
+          socket,
+          new HerdError("sorry, too many clients already", {
+            sqlState: SqlState.tooManyConnections,
+            severity: "FATAL",
+          }),
+        );
+      }
+      const session = new ClientSession(socket, context);
+      this.sessions.add(session);
+      session.onClose(() => this.sessions.delete(session));
+    });
+    server.on("error", (error) => options.logger.error("SQL port error", { error: error.message }));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port, options.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  /** Stops accepting, tells every client the server is shutting down, and closes their sessions. */
+  async close(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const shutdown = new HerdError("terminating connection due to administrator command", {
+      sqlState: SqlState.adminShutdown,
+      severity: "FATAL",
+    });
+    for (const session of [...this.sessions]) session.terminate(shutdown);
+    await closed;
+  }
+}
+
+function refuse(socket: Socket, error: HerdError): void {
+  const writer = new BufferWriter(128);
+  encodeHerdError(writer, error);
+  socket.end(writer.flush());
+  socket.on("error", () => {});
+}
