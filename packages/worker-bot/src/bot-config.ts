@@ -28,6 +28,8 @@ export interface BotConfig {
   readonly heartbeatTimeoutMs: number;
   /** Extra PostgreSQL settings (`HERD_PG_SETTINGS`, a JSON object). */
   readonly pgSettings: Readonly<Record<string, string>>;
+  /** PEM files for TLS on the SQL port (`HERD_TLS_CERT_FILE`, `HERD_TLS_KEY_FILE`); both or neither. */
+  readonly tlsFiles: { readonly certFile: string; readonly keyFile: string } | undefined;
 }
 
 /**
@@ -77,6 +79,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),
     pgSettings: settings(env.HERD_PG_SETTINGS),
+    tlsFiles: tlsFiles(env.HERD_TLS_CERT_FILE, env.HERD_TLS_KEY_FILE),
   };
 }
 
@@ -119,6 +122,17 @@ function settings(text: string | undefined): Record<string, string> {
     result[name] = String(value);
   }
   return result;
+}
+
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined) {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) {
+    throw configError(
+      certFile ? "HERD_TLS_KEY_FILE" : "HERD_TLS_CERT_FILE",
+      "is required when the other TLS file is set",
+    );
+  }
+  return { certFile, keyFile };
 }
 
 function configError(name: string, problem: string, extra: { hint?: string } = {}): HerdError {

@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Coordinator, startCoordinator } from "@herd/coordinator";
 import { Defaults, type Logger } from "@herd/shared";
@@ -85,6 +85,10 @@ async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer,
     shardCount: config.shardCount,
     replicationFactor: config.replicationFactor,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    tls: config.tlsFiles && {
+      cert: await readFile(config.tlsFiles.certFile),
+      key: await readFile(config.tlsFiles.keyFile),
+    },
     logger: logger.child("coordinator"),
   });
 }

@@ -324,12 +324,7 @@ export class ClientSession {
       if (frame.type === QUERY) this.context.statements.parse(decodeQuery(frame.body));
       else if (frame.type === PARSE) this.context.statements.parse(decodeParse(frame.body).sql);
     }
-    let flushed: boolean;
-    if (frames.length === 1) {
-      flushed = backend.write((frames[0] as Frame).raw);
-    } else {
-      flushed = backend.write(Buffer.concat(frames.map((frame) => frame.raw)));
-    }
+    const flushed = backend.write(frames.length === 1 ? (frames[0] as Frame).raw : joined(frames));
     if (frames.at(-1)?.type === TERMINATE) {
       backend.end();
       this.socket.end();
@@ -379,4 +374,19 @@ export class ClientSession {
     setTimeout(() => this.socket.destroy(), 5_000).unref();
     for (const callback of this.onCloseCallbacks) callback();
   }
+}
+
+/**
+ * The raw bytes of consecutive frames as one buffer: a view of the chunk they came from when they
+ * lie back to back in it (the usual case: a client's Bind/Execute/Sync arrive together), else a copy.
+ */
+function joined(frames: Frame[]): Buffer {
+  const first = (frames[0] as Frame).raw;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < frames.length; i += 1) {
+    const raw = (frames[i] as Frame).raw;
+    if (raw.buffer !== first.buffer || raw.byteOffset !== end) return Buffer.concat(frames.map((frame) => frame.raw));
+    end += raw.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
