@@ -146,7 +146,9 @@ describe("startup", () => {
     client.send(startupPacket({ user: "postgres", "_pq_.test_option": "1" }, 196610));
     const first = await client.next();
     expect(String.fromCharCode(first.type)).toBe("v");
-    expect(first.body.readInt32BE(0)).toBe(0);
+    expect(first.body.readInt32BE(0)).toBe(196608); // 3.0
+    expect(first.body.readInt32BE(4)).toBe(1);
+    expect(first.body.subarray(8).toString()).toBe("_pq_.test_option\0");
     expect(String.fromCharCode((await client.next()).type)).toBe("R");
     client.end();
   });

@@ -39,9 +39,13 @@ export function encodeReadyForQuery(w: BufferWriter, status: TransactionStatus):
   w.begin("Z").byte(status.charCodeAt(0)).end();
 }
 
-/** NegotiateProtocolVersion ('v'): the newest minor version we speak, and the options we ignore. */
-export function encodeNegotiateProtocolVersion(w: BufferWriter, minor: number, unsupported: readonly string[]): void {
-  w.begin("v").int32(minor).int32(unsupported.length);
+/**
+ * NegotiateProtocolVersion ('v'): the newest protocol version we speak and the options we ignore.
+ * The version is the whole number (196608 for 3.0), as PostgreSQL sends it and libpq and pgjdbc
+ * read it, although the docs call it "the newest minor protocol version".
+ */
+export function encodeNegotiateProtocolVersion(w: BufferWriter, version: number, unsupported: readonly string[]): void {
+  w.begin("v").int32(version).int32(unsupported.length);
   for (const option of unsupported) w.cstring(option);
   w.end();
 }

@@ -6,17 +6,15 @@ export interface Cancellable {
 }
 
 /**
- * BackendKeyData handed to clients, and what each key cancels. Keys are herd's own (the client
- * never sees a PostgreSQL backend's key): a CancelRequest names a session, and the session
- * forwards the cancel to the servers running its statement.
+ * BackendKeyData handed to clients, and what each key cancels. The process id is the session's
+ * coordinator-side PostgreSQL backend pid (unique, and what pg_backend_pid() and notifications
+ * show); the secret is herd's own, so the client never learns a PostgreSQL secret. A
+ * CancelRequest names a session, and the session forwards the cancel to the servers running its
+ * statement.
  */
 export class CancelRegistry {
   private readonly sessions = new Map<number, { readonly secretKey: number; readonly target: Cancellable }>();
-  private nextProcessId = randomInt(1 << 20, 1 << 22);
-
-  register(target: Cancellable): { processId: number; secretKey: number } {
-    const processId = this.nextProcessId++;
-    if (this.nextProcessId >= 0x7fffffff) this.nextProcessId = 1 << 20;
+  register(processId: number, target: Cancellable): { processId: number; secretKey: number } {
     const secretKey = randomInt(-0x80000000, 0x7fffffff);
     this.sessions.set(processId, { secretKey, target });
     return { processId, secretKey };

@@ -22,7 +22,7 @@ import {
 } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import type { CancelRegistry } from "./cancel-registry.js";
-import { decodeParse, decodeQuery, decodeSaslInitialResponse, decodeStartupPacket } from "./frontend-messages.js";
+import { decodeParse, decodeQuery, decodeSaslInitialResponse, decodeStartupPacket, StartupCode } from "./frontend-messages.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
 import { ProtocolError } from "./protocol-error.js";
 import { ReadyForQueryTracker } from "./ready-for-query-tracker.js";
@@ -215,7 +215,7 @@ export class ClientSession {
     }
     this.parameters = parameters;
     const unsupported = [...parameters.keys()].filter((name) => name.startsWith("_pq_."));
-    if (minor > 0 || unsupported.length > 0) encodeNegotiateProtocolVersion(this.out, 0, unsupported);
+    if (minor > 0 || unsupported.length > 0) encodeNegotiateProtocolVersion(this.out, StartupCode.protocol3, unsupported);
     encodeAuthentication(this.out, AuthCode.sasl, [SCRAM_SHA_256]);
     this.socket.write(this.out.flush());
     this.framer.startTyped(this.context.limits.maxStartupBytes);
@@ -287,7 +287,9 @@ export class ClientSession {
         this.close();
       });
       backend.socket.on("close", () => this.close());
-      this.key = this.context.cancels.register({ cancel: () => this.cancelRunningStatement() });
+      // The process id is the PostgreSQL backend's own, so that pg_backend_pid() and the pid in
+      // NotificationResponse match what the client was told; the secret is herd's.
+      this.key = this.context.cancels.register(backend.processId, { cancel: () => this.cancelRunningStatement() });
       for (const [name, value] of backend.parameters) encodeParameterStatus(this.out, name, value);
       encodeBackendKeyData(this.out, this.key.processId, this.key.secretKey);
       encodeReadyForQuery(this.out, backend.status);

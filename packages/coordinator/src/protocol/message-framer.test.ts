@@ -27,6 +27,17 @@ describe("MessageFramer", () => {
     expect(types).toEqual(["Q", "S"]);
   });
 
+  it("assembles a large message arriving in many small chunks", () => {
+    const body = Buffer.alloc(1_000_000, 7);
+    const message = Buffer.concat([Buffer.from([0x64, 0, 0x0f, 0x42, 0x44]), body]); // CopyData, length 1_000_004
+    const framer = new MessageFramer(2_000_000);
+    const frames = [];
+    for (let at = 0; at < message.length; at += 997) frames.push(...framer.push(message.subarray(at, at + 997)));
+    expect(frames).toHaveLength(1);
+    expect(frames[0]?.body.equals(body)).toBe(true);
+    expect(framer.buffered).toBe(0);
+  });
+
   it("rejects a length below 4 and one above the limit, before buffering the body", () => {
     expect(() => new MessageFramer(1024).push(Buffer.from([0x51, 0, 0, 0, 3]))).toThrow(ProtocolError);
     expect(() => new MessageFramer(1024).push(Buffer.from([0x51, 0, 0, 4, 1]))).toThrow(/exceeds the limit of 1024/);

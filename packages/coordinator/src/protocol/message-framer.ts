@@ -16,7 +16,11 @@ export interface Frame {
  * before buffering anything of it.
  */
 export class MessageFramer {
-  private pending: Buffer | undefined;
+  /** Received bytes not yet framed, kept as chunks: joined once, when a whole message is there. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Size of the message at the head of `pending`, once its header has arrived. */
+  private needed = 0;
 
   constructor(
     private maxMessageBytes: number,
@@ -27,52 +31,71 @@ export class MessageFramer {
   startTyped(maxMessageBytes: number): void {
     this.typed = true;
     this.maxMessageBytes = maxMessageBytes;
+    this.needed = 0;
   }
 
   /** Bytes received but not yet part of a complete message. */
   get buffered(): number {
-    return this.pending?.length ?? 0;
+    return this.pendingBytes;
   }
 
   /**
    * Frames what has arrived. In untyped mode at most one (startup) packet is returned; what
    * follows it stays buffered until `startTyped()` and the next push (an empty one will do).
+   * A large message arriving in many chunks is copied once, not once per chunk.
    */
   push(chunk: Buffer): Frame[] {
-    const data = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = undefined;
-    const frames: Frame[] = [];
+    if (chunk.length > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+    }
     const header = this.typed ? 5 : 4;
+    if (this.needed === 0 && this.pendingBytes >= header) this.needed = this.messageSize(this.joinPending(), header);
+    if (this.needed === 0 || this.pendingBytes < this.needed) return [];
+
+    const data = this.joinPending();
+    const frames: Frame[] = [];
     let offset = 0;
     while (data.length - offset >= header) {
-      const type = this.typed ? (data[offset] as number) : 0;
-      const length = data.readInt32BE(offset + header - 4);
-      if (length < 4 || length > this.maxMessageBytes) {
-        throw new ProtocolError(
-          length < 4
-            ? `invalid message length ${length}`
-            : `message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`,
-        );
-      }
-      const total = header - 4 + length;
+      const total = this.messageSize(data.subarray(offset), header);
       if (data.length - offset < total) break;
       frames.push({
-        type,
+        type: this.typed ? (data[offset] as number) : 0,
         body: data.subarray(offset + header, offset + total),
         raw: data.subarray(offset, offset + total),
       });
       offset += total;
       if (!this.typed) break;
     }
-    // copy the tail: the chunk it came from may be reused by the socket layer
-    if (offset < data.length) this.pending = Buffer.from(data.subarray(offset));
+    this.pending = offset < data.length ? [data.subarray(offset)] : [];
+    this.pendingBytes = data.length - offset;
+    this.needed = 0;
+    if (this.typed && this.pendingBytes >= header) this.needed = this.messageSize(this.joinPending(), header);
     return frames;
   }
 
   /** Takes the bytes not yet framed (e.g. to hand them to a TLS layer after SSLRequest). */
   takePending(): Buffer | undefined {
-    const pending = this.pending;
-    this.pending = undefined;
+    const pending = this.pendingBytes > 0 ? this.joinPending() : undefined;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.needed = 0;
     return pending;
+  }
+
+  /** Total size (header included) of the message starting at `data`, checked against the limits. */
+  private messageSize(data: Buffer, header: number): number {
+    const length = data.readInt32BE(header - 4);
+    if (length < 4 || length > this.maxMessageBytes) {
+      throw new ProtocolError(
+        length < 4 ? `invalid message length ${length}` : `message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`,
+      );
+    }
+    return header - 4 + length;
+  }
+
+  private joinPending(): Buffer {
+    if (this.pending.length > 1) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
+    return this.pending[0] as Buffer;
   }
 }

@@ -106,10 +106,13 @@ describe("node-postgres (pg)", () => {
     expect(version.rows[0].server_version).toMatch(/^18\./);
   });
 
-  it("gets herd's own BackendKeyData, not the PostgreSQL backend's", async () => {
-    const herdKey = (client as unknown as { processID: number }).processID;
+  it("reports the PostgreSQL backend's pid as its process id, so a client recognizes its own notifications", async () => {
+    const processId = (client as unknown as { processID: number }).processID;
     const { rows } = await client.query("SELECT pg_backend_pid() AS pid");
-    expect(herdKey).toBeGreaterThan(0);
-    expect(herdKey).not.toBe(rows[0].pid);
+    expect(processId).toBe(rows[0].pid);
+    const received = new Promise<pg.Notification>((resolve) => client.once("notification", resolve));
+    await client.query("LISTEN herd_test");
+    await client.query("NOTIFY herd_test, 'hello'");
+    expect(await received).toMatchObject({ channel: "herd_test", payload: "hello", processId });
   });
 });
