@@ -22,7 +22,13 @@ import {
 } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import type { CancelRegistry } from "./cancel-registry.js";
-import { decodeParse, decodeQuery, decodeSaslInitialResponse, decodeStartupPacket, StartupCode } from "./frontend-messages.js";
+import {
+  decodeParse,
+  decodeQuery,
+  decodeSaslInitialResponse,
+  decodeStartupPacket,
+  StartupCode,
+} from "./frontend-messages.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
 import { ProtocolError } from "./protocol-error.js";
 import { ReadyForQueryTracker } from "./ready-for-query-tracker.js";
@@ -215,7 +221,8 @@ export class ClientSession {
     }
     this.parameters = parameters;
     const unsupported = [...parameters.keys()].filter((name) => name.startsWith("_pq_."));
-    if (minor > 0 || unsupported.length > 0) encodeNegotiateProtocolVersion(this.out, StartupCode.protocol3, unsupported);
+    if (minor > 0 || unsupported.length > 0)
+      encodeNegotiateProtocolVersion(this.out, StartupCode.protocol3, unsupported);
     encodeAuthentication(this.out, AuthCode.sasl, [SCRAM_SHA_256]);
     this.socket.write(this.out.flush());
     this.framer.startTyped(this.context.limits.maxStartupBytes);

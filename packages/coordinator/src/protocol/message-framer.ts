@@ -88,7 +88,9 @@ export class MessageFramer {
     const length = data.readInt32BE(header - 4);
     if (length < 4 || length > this.maxMessageBytes) {
       throw new ProtocolError(
-        length < 4 ? `invalid message length ${length}` : `message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`,
+        length < 4
+          ? `invalid message length ${length}`
+          : `message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`,
       );
     }
     return header - 4 + length;
