@@ -1,19 +1,16 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
+import { useHerdCluster } from "../helpers/herd-up.js";
 
-let scratch: { path: string; remove(): Promise<void> };
-let cluster: HerdUp;
+const herd = useHerdCluster("node-postgres", { workers: 1 });
+
 let client: pg.Client;
 
 beforeAll(async () => {
-  scratch = await scratchDir("node-postgres");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1 });
   client = new pg.Client({
     host: "127.0.0.1",
-    port: cluster.sqlPort,
+    port: herd.cluster.sqlPort,
     user: "postgres",
     password: "postgres",
     application_name: "herd-test",
@@ -23,8 +20,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await client?.end();
-  await cluster?.stop();
-  await scratch?.remove();
 });
 
 describe("node-postgres (pg)", () => {

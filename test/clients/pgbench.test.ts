@@ -1,27 +1,16 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
+import { useHerdCluster } from "../helpers/herd-up.js";
+
+const herd = useHerdCluster("pgbench", { workers: 1 });
 
 const run = promisify(execFile);
-let scratch: { path: string; remove(): Promise<void> };
-let cluster: HerdUp;
-
-beforeAll(async () => {
-  scratch = await scratchDir("pgbench");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1 });
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  await scratch?.remove();
-});
 
 async function pgbench(...args: string[]): Promise<string> {
   const { stdout, stderr } = await run(
     "pgbench",
-    ["-h", "127.0.0.1", "-p", String(cluster.sqlPort), "-U", "postgres", ...args, "postgres"],
+    ["-h", "127.0.0.1", "-p", String(herd.cluster.sqlPort), "-U", "postgres", ...args, "postgres"],
     {
       env: { ...process.env, PGPASSWORD: "postgres" },
     },

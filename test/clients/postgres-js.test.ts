@@ -1,19 +1,16 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
+import { useHerdCluster } from "../helpers/herd-up.js";
 
-let scratch: { path: string; remove(): Promise<void> };
-let cluster: HerdUp;
+const herd = useHerdCluster("postgres-js", { workers: 1 });
+
 let sql: postgres.Sql;
 
 beforeAll(async () => {
-  scratch = await scratchDir("postgres-js");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1 });
   // one connection, so concurrent queries are pipelined on it
   sql = postgres({
     host: "127.0.0.1",
-    port: cluster.sqlPort,
+    port: herd.cluster.sqlPort,
     user: "postgres",
     password: "postgres",
     database: "postgres",
@@ -24,8 +21,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sql?.end({ timeout: 5 });
-  await cluster?.stop();
-  await scratch?.remove();
 });
 
 describe("postgres.js", () => {

@@ -3,26 +3,15 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
+import { useHerdCluster } from "../helpers/herd-up.js";
+
+const herd = useHerdCluster("psql", { workers: 1 });
 
 const run = promisify(execFile);
-let scratch: { path: string; remove(): Promise<void> };
-let cluster: HerdUp;
-
-beforeAll(async () => {
-  scratch = await scratchDir("psql");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1 });
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  await scratch?.remove();
-});
 
 /** psql against the coordinator (or another port); resolves with stdout, rejects with psql's stderr. */
 async function psql(...args: string[]): Promise<string> {
-  return psqlAt(cluster.sqlPort, ...args);
+  return psqlAt(herd.cluster.sqlPort, ...args);
 }
 
 async function psqlAt(port: number, ...args: string[]): Promise<string> {
@@ -39,7 +28,7 @@ async function psqlAt(port: number, ...args: string[]): Promise<string> {
 /** Output (or error) of the same psql command through herd and straight from the coordinator's PostgreSQL. */
 async function bothWays(...args: string[]): Promise<[string, string]> {
   const outcome = (port: number) => psqlAt(port, ...args).catch((e: { stderr: string }) => `ERROR OUTPUT\n${e.stderr}`);
-  return [await outcome(cluster.sqlPort), await outcome(cluster.sqlPort + 1)];
+  return [await outcome(herd.cluster.sqlPort), await outcome(herd.cluster.sqlPort + 1)];
 }
 
 // What psql 18's \l sends (describe.c, listAllDbs). Debian's psql is 15, whose \l still asks for
@@ -54,7 +43,7 @@ FROM pg_catalog.pg_database d ORDER BY 1;`;
 describe("psql", () => {
   it("runs statements and scripts", async () => {
     expect(await psql("-tA", "-c", "SELECT 6 * 7")).toBe("42\n");
-    const script = join(scratch.path, "script.sql");
+    const script = join(herd.dir, "script.sql");
     await writeFile(
       script,
       "CREATE TABLE cities (id int PRIMARY KEY, name text);\nINSERT INTO cities VALUES (1, 'Oslo'), (2, 'Lima');\n",
@@ -77,8 +66,8 @@ describe("psql", () => {
   });
 
   it("copies data in and out with \\copy (COPY FROM STDIN / TO STDOUT)", async () => {
-    const input = join(scratch.path, "in.csv");
-    const output = join(scratch.path, "out.csv");
+    const input = join(herd.dir, "in.csv");
+    const output = join(herd.dir, "out.csv");
     const rows = Array.from({ length: 5000 }, (_, i) => `${i + 10},"city ${i}, with comma"`).join("\n");
     await writeFile(input, `${rows}\n`);
     expect(await psql("-c", `\\copy cities FROM '${input}' WITH (FORMAT csv)`)).toBe("COPY 5000\n");
@@ -88,7 +77,7 @@ describe("psql", () => {
   });
 
   it("reports a bad row of a COPY with its line and loads nothing", async () => {
-    const input = join(scratch.path, "bad.csv");
+    const input = join(herd.dir, "bad.csv");
     await writeFile(input, "90000,ok\nnot-a-number,bad\n");
     const failed = await psql("-c", `\\copy cities FROM '${input}' WITH (FORMAT csv)`).catch(
       (e: { stderr: string }) => e.stderr,

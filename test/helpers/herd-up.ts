@@ -2,7 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { sleep } from "@herd/shared";
+import { afterAll, beforeAll } from "vitest";
 import { freePortRange } from "./ports.js";
+import { scratchDir } from "./scratch-dir.js";
 
 export const REPO = join(import.meta.dirname, "..", "..");
 export const HERD_CLI = join(REPO, "packages", "worker-bot", "dist", "cli", "main.js");
@@ -113,4 +115,38 @@ export async function eventually<T>(
     await sleep(100);
   }
   throw new Error(`${what} not reached in ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ""}`);
+}
+
+/** A `herd up` cluster shared by one test file's tests. */
+export interface HerdFixture {
+  readonly cluster: HerdUp;
+  /** The scratch directory holding the cluster's data (and anything else the file puts there). */
+  readonly dir: string;
+}
+
+/**
+ * Registers hooks that start one `herd up` cluster in a scratch directory before the file's tests
+ * and stop it and remove the directory after them; read `cluster` inside tests and hooks.
+ */
+export function useHerdCluster(name: string, options: Omit<HerdUpOptions, "dataDir"> = {}): HerdFixture {
+  let scratch: { path: string; remove(): Promise<void> } | undefined;
+  let cluster: HerdUp | undefined;
+  beforeAll(async () => {
+    scratch = await scratchDir(name);
+    cluster = await startHerdUp({ ...options, dataDir: scratch.path });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+    await scratch?.remove();
+  });
+  return {
+    get cluster() {
+      if (!cluster) throw new Error("the cluster is not started yet (use it inside tests or hooks)");
+      return cluster;
+    },
+    get dir() {
+      if (!scratch) throw new Error("the scratch directory is not made yet");
+      return scratch.path;
+    },
+  };
 }

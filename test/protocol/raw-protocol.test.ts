@@ -3,25 +3,13 @@ import { createConnection } from "node:net";
 import { decodeNotice } from "@herd/coordinator";
 import { sleep } from "@herd/shared";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
+import { useHerdCluster } from "../helpers/herd-up.js";
 import { botPid } from "../helpers/processes.js";
 import { int32, msg, RawClient } from "../helpers/raw-client.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
 
-let scratch: { path: string; remove(): Promise<void> };
-let cluster: HerdUp;
+const herd = useHerdCluster("raw-protocol", { workers: 1 });
 
-beforeAll(async () => {
-  scratch = await scratchDir("raw-protocol");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1 });
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  await scratch?.remove();
-});
-
-const ready = () => RawClient.ready(cluster.sqlPort);
+const ready = () => RawClient.ready(herd.cluster.sqlPort);
 const startupPacket = (parameters: Record<string, string>, version = 196608) => {
   const body = Buffer.concat([
     int32(version),
@@ -130,7 +118,7 @@ describe("extended query protocol", () => {
 
 describe("startup", () => {
   it("declines SSL and GSS encryption without a certificate, then starts on the same connection", async () => {
-    const client = await RawClient.connect(cluster.sqlPort);
+    const client = await RawClient.connect(herd.cluster.sqlPort);
     const answers: string[] = [];
     client.socket.prependListener("data", (chunk: Buffer) => answers.push(chunk.toString("latin1", 0, 1)));
     client.socket.write(Buffer.concat([int32(8), int32(80877104)]));
@@ -142,7 +130,7 @@ describe("startup", () => {
   });
 
   it("negotiates a 3.2 client down to 3.0 and names the options it ignores", async () => {
-    const client = await RawClient.connect(cluster.sqlPort);
+    const client = await RawClient.connect(herd.cluster.sqlPort);
     client.send(startupPacket({ user: "postgres", "_pq_.test_option": "1" }, 196610));
     const first = await client.next();
     expect(String.fromCharCode(first.type)).toBe("v");
@@ -157,7 +145,7 @@ describe("startup", () => {
     ["no user", {}, "28000", /no PostgreSQL user name/],
     ["a replication connection", { user: "postgres", replication: "database" }, "0A000", /replication/],
   ])("refuses %s with a FATAL error", async (_name, parameters, code, message) => {
-    const client = await RawClient.connect(cluster.sqlPort);
+    const client = await RawClient.connect(herd.cluster.sqlPort);
     client.send(startupPacket(parameters));
     const error = await client.closedWith();
     expect(error).toMatchObject({ severity: "FATAL", code });
@@ -165,16 +153,16 @@ describe("startup", () => {
   });
 
   it("refuses a wrong password with 28P01 and an unknown user the same way", async () => {
-    await expect(RawClient.ready(cluster.sqlPort, "wrong")).rejects.toThrow(
+    await expect(RawClient.ready(herd.cluster.sqlPort, "wrong")).rejects.toThrow(
       'password authentication failed for user "postgres"',
     );
-    await expect(RawClient.ready(cluster.sqlPort, "postgres", { user: "mallory" })).rejects.toThrow(
+    await expect(RawClient.ready(herd.cluster.sqlPort, "postgres", { user: "mallory" })).rejects.toThrow(
       'password authentication failed for user "mallory"',
     );
   });
 
   it("closes an oversized startup packet before reading it", async () => {
-    const client = await RawClient.connect(cluster.sqlPort);
+    const client = await RawClient.connect(herd.cluster.sqlPort);
     client.send(int32(1_000_000), int32(196608));
     const error = await client.closedWith();
     expect(error).toMatchObject({ severity: "FATAL", code: "08P01" });
@@ -207,7 +195,7 @@ describe("bad clients", () => {
   });
 
   it("survives thousands of random and truncated messages, and keeps serving", async () => {
-    const coordinatorPid = botPid(cluster.dataDir, "herd-0");
+    const coordinatorPid = botPid(herd.cluster.dataDir, "herd-0");
     let seed = 12345;
     const random = () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -236,7 +224,7 @@ describe("bad clients", () => {
     }
     // pre-authentication garbage, 30 connections at a time
     for (let i = 0; i < payloads.length; i += 30) {
-      await Promise.all(payloads.slice(i, i + 30).map((payload) => sendAndClose(cluster.sqlPort, payload)));
+      await Promise.all(payloads.slice(i, i + 30).map((payload) => sendAndClose(herd.cluster.sqlPort, payload)));
     }
     // post-authentication garbage on authenticated sessions
     for (let i = 0; i < 200; i += 1) {
@@ -246,14 +234,14 @@ describe("bad clients", () => {
       await client.closedWith(200);
       client.end();
     }
-    expect(botPid(cluster.dataDir, "herd-0")).toBe(coordinatorPid);
+    expect(botPid(herd.cluster.dataDir, "herd-0")).toBe(coordinatorPid);
     await stillServes();
   });
 });
 
 describe("flow control", () => {
   it("does not buffer a large result for a client that stops reading", async () => {
-    const pid = botPid(cluster.dataDir, "herd-0") as number;
+    const pid = botPid(herd.cluster.dataDir, "herd-0") as number;
     const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) * 1024;
     const client = await ready();
     const before = rss();
@@ -274,12 +262,12 @@ describe("flow control", () => {
     client.send(msg.query("SELECT pg_sleep(30)"));
     await sleep(300);
     await sendAndClose(
-      cluster.sqlPort,
+      herd.cluster.sqlPort,
       Buffer.concat([int32(16), int32(80877102), int32(key.processId), int32(key.secretKey ^ 1)]),
     );
     await expect(client.next(700)).rejects.toThrow("no message in time"); // still sleeping
     await sendAndClose(
-      cluster.sqlPort,
+      herd.cluster.sqlPort,
       Buffer.concat([int32(16), int32(80877102), int32(key.processId), int32(key.secretKey)]),
     );
     // PostgreSQL flushes the RowDescription it had buffered together with the error

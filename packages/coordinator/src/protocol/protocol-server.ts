@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext } from "node:tls";
-import { HerdError, type Logger, SqlState } from "@herd/shared";
+import { HerdError, type Logger, listen, SqlState } from "@herd/shared";
 import type { StatementCache } from "../parser/statement-cache.js";
 import type { BackendTarget } from "./backend-connection.js";
 import { encodeHerdError } from "./backend-messages.js";
@@ -73,13 +73,7 @@ export class ProtocolServer {
       session.onClose(() => this.sessions.delete(session));
     });
     server.on("error", (error) => options.logger.error("SQL port error", { error: error.message }));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port, options.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(server, options.port, options.host);
     this.server = server;
   }
 

@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import { listen } from "@herd/shared";
 
 export interface ProbeChecks {
   /** Liveness: false only when the bot cannot recover by itself (its PostgreSQL gave up). */
@@ -20,13 +21,7 @@ export class ProbeServer {
         response.end(JSON.stringify(body));
       });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+    await listen(server, port, host);
     this.server = server;
   }
 
