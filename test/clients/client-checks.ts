@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { expect } from "vitest";
-import { REPO } from "../helpers/herd-up.js";
+import { afterAll, beforeAll, expect } from "vitest";
+import { type HerdUp, REPO, startHerdUp } from "../helpers/herd-up.js";
+import { scratchDir } from "../helpers/scratch-dir.js";
 
 /**
  * Helpers for the client tests: each runs a program written against a real client library (pgjdbc,
@@ -30,10 +31,40 @@ export function cached(relativePath: string): string {
  * When a client library is not installed, a run in which every check fails and says how to install
  * it: the tests fail rather than being skipped, as they would be if `beforeAll` threw.
  */
-export function missingInstall(path: string): CheckRun | undefined {
+function missingInstall(path: string): CheckRun | undefined {
   if (existsSync(path)) return undefined;
   const notRun = `${path} is missing: install the client libraries with \`bash test/clients/install-deps.sh\``;
   return { code: null, checks: new Map(), stdout: "", stderr: "", notRun };
+}
+
+/**
+ * Registers hooks that, when `installed` exists, start a one-worker cluster with `password`, run
+ * the client program against it once (`run`), and stop the cluster afterwards. Read `.run` in tests.
+ */
+export function useClientChecks(
+  name: string,
+  options: { installed: string; password: string; run: (cluster: HerdUp) => Promise<CheckRun> },
+): { readonly run: CheckRun } {
+  let scratch: { path: string; remove(): Promise<void> } | undefined;
+  let cluster: HerdUp | undefined;
+  let run: CheckRun | undefined;
+  beforeAll(async () => {
+    run = missingInstall(options.installed);
+    if (run) return;
+    scratch = await scratchDir(name);
+    cluster = await startHerdUp({ dataDir: scratch.path, workers: 1, env: { HERD_PASSWORD: options.password } });
+    run = await options.run(cluster);
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+    await scratch?.remove();
+  });
+  return {
+    get run() {
+      if (!run) throw new Error("the client checks have not run yet");
+      return run;
+    },
+  };
 }
 
 export interface CheckResult {

@@ -1,16 +1,13 @@
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
+import { describe, it } from "vitest";
 import {
-  type CheckRun,
   CLIENTS_DIR,
   cached,
   expectCheck,
   expectCompleteRun,
-  missingInstall,
   pinnedVersion,
   runChecks,
+  useClientChecks,
 } from "./client-checks.js";
 
 // pgjdbc, the PostgreSQL JDBC driver, drives herd's SQL port from JdbcCheck.java (one JVM run).
@@ -47,34 +44,23 @@ const CHECKS = [
   { check: "metadata", does: "finds a new table with DatabaseMetaData.getTables, getColumns and getPrimaryKeys" },
 ] as const;
 
-let scratch: { path: string; remove(): Promise<void> } | undefined;
-let cluster: HerdUp | undefined;
-let run: CheckRun;
+const JAR = cached(`postgresql-${VERSION}.jar`);
 
-beforeAll(async () => {
-  const jar = cached(`postgresql-${VERSION}.jar`);
-  const missing = missingInstall(jar);
-  if (missing) {
-    run = missing;
-    return;
-  }
-  scratch = await scratchDir("jdbc");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1, env: { HERD_PASSWORD: PASSWORD } });
-  const url = `jdbc:postgresql://127.0.0.1:${cluster.sqlPort}/postgres?user=postgres`;
-  run = await runChecks("java", ["-cp", jar, join(CLIENTS_DIR, "jdbc", "JdbcCheck.java"), url, PASSWORD]);
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  await scratch?.remove();
+const checks = useClientChecks("jdbc", {
+  installed: JAR,
+  password: PASSWORD,
+  run: (cluster) => {
+    const url = `jdbc:postgresql://127.0.0.1:${cluster.sqlPort}/postgres?user=postgres`;
+    return runChecks("java", ["-cp", JAR, join(CLIENTS_DIR, "jdbc", "JdbcCheck.java"), url, PASSWORD]);
+  },
 });
 
 describe(`pgjdbc ${VERSION} on herd's SQL port`, () => {
-  for (const { check, does } of CHECKS) it(`${does} (${check})`, () => expectCheck(run, check));
+  for (const { check, does } of CHECKS) it(`${does} (${check})`, () => expectCheck(checks.run, check));
 
   it("runs every check, exiting 1 only if one failed", () =>
     expectCompleteRun(
-      run,
+      checks.run,
       CHECKS.map((c) => c.check),
     ));
 });

@@ -1,16 +1,13 @@
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, it } from "vitest";
-import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
-import { scratchDir } from "../helpers/scratch-dir.js";
+import { describe, it } from "vitest";
 import {
-  type CheckRun,
   CLIENTS_DIR,
   cached,
   expectCheck,
   expectCompleteRun,
-  missingInstall,
   pinnedVersion,
   runChecks,
+  useClientChecks,
 } from "./client-checks.js";
 
 // psycopg 3 (with its binary libpq) drives herd's SQL port from check_psycopg.py (one Python run).
@@ -51,34 +48,23 @@ const CHECKS = [
   { check: "notify", does: "delivers NOTICEs and LISTEN/NOTIFY notifications" },
 ] as const;
 
-let scratch: { path: string; remove(): Promise<void> } | undefined;
-let cluster: HerdUp | undefined;
-let run: CheckRun;
+const PYTHON = cached("venv/bin/python");
 
-beforeAll(async () => {
-  const python = cached("venv/bin/python");
-  const missing = missingInstall(python);
-  if (missing) {
-    run = missing;
-    return;
-  }
-  scratch = await scratchDir("psycopg");
-  cluster = await startHerdUp({ dataDir: scratch.path, workers: 1, env: { HERD_PASSWORD: PASSWORD } });
-  const conninfo = `host=127.0.0.1 port=${cluster.sqlPort} user=postgres dbname=postgres`;
-  run = await runChecks(python, [join(CLIENTS_DIR, "psycopg", "check_psycopg.py"), conninfo, PASSWORD]);
-});
-
-afterAll(async () => {
-  await cluster?.stop();
-  await scratch?.remove();
+const checks = useClientChecks("psycopg", {
+  installed: PYTHON,
+  password: PASSWORD,
+  run: (cluster) => {
+    const conninfo = `host=127.0.0.1 port=${cluster.sqlPort} user=postgres dbname=postgres`;
+    return runChecks(PYTHON, [join(CLIENTS_DIR, "psycopg", "check_psycopg.py"), conninfo, PASSWORD]);
+  },
 });
 
 describe(`psycopg ${VERSION} on herd's SQL port`, () => {
-  for (const { check, does } of CHECKS) it(`${does} (${check})`, () => expectCheck(run, check));
+  for (const { check, does } of CHECKS) it(`${does} (${check})`, () => expectCheck(checks.run, check));
 
   it("runs every check, exiting 1 only if one failed", () =>
     expectCompleteRun(
-      run,
+      checks.run,
       CHECKS.map((c) => c.check),
     ));
 });

@@ -93,7 +93,7 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return integer(env, name, fallback, 1, 65535);
 }
 
-export function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const text = env[name];
   if (text === undefined || text === "") return fallback;
   // plain digits only: Number() would also take "0x1F90", "1e3" or " 5432 "

@@ -16,12 +16,4 @@ export class ClusterSettings {
       [String(defaults.shardCount), String(defaults.replicationFactor)],
     );
   }
-
-  async defaults(): Promise<DistributionDefaults> {
-    const { rows } = await this.pool.query<{ name: string; value: string }>(
-      "SELECT name, value FROM herd.settings WHERE name IN ('shard_count', 'replication_factor')",
-    );
-    const get = (name: string) => Number(rows.find((row) => row.name === name)?.value);
-    return { shardCount: get("shard_count"), replicationFactor: get("replication_factor") };
-  }
 }

@@ -18,7 +18,6 @@ import {
   encodeNotice,
   encodeParameterStatus,
   encodeReadyForQuery,
-  type TransactionStatus,
 } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import type { CancelRegistry } from "./cancel-registry.js";
@@ -27,6 +26,7 @@ import {
   decodeQuery,
   decodeSaslInitialResponse,
   decodeStartupPacket,
+  encodeTerminate,
   StartupCode,
 } from "./frontend-messages.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
@@ -107,10 +107,6 @@ export class ClientSession {
         ),
       context.limits.authTimeoutMs,
     );
-  }
-
-  get transactionStatus(): TransactionStatus {
-    return this.tracker.status;
   }
 
   onClose(callback: () => void): void {
@@ -377,7 +373,8 @@ export class ClientSession {
     const backend = this.backend?.socket;
     if (backend && !backend.destroyed && !backend.writableEnded) {
       // Terminate lets PostgreSQL end the session cleanly (it rolls back an open transaction)
-      backend.end(Buffer.from([0x58, 0, 0, 0, 4]));
+      encodeTerminate(this.out);
+      backend.end(this.out.flush());
     }
     if (!this.socket.destroyed) this.socket.end();
     setTimeout(() => this.socket.destroy(), 5_000).unref();

@@ -39,10 +39,6 @@ export class ProtocolServer {
 
   constructor(private readonly options: ProtocolServerOptions) {}
 
-  get connections(): number {
-    return this.sessions.size;
-  }
-
   async listen(): Promise<void> {
     const { options } = this;
     const backend: BackendTarget = { ...options.backend, password: options.password };

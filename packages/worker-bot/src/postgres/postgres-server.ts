@@ -93,10 +93,6 @@ export class PostgresServer extends EventEmitter<ServerEvents> {
     return this.restartCount;
   }
 
-  get port(): number {
-    return this.options.port;
-  }
-
   /** Connection settings for a client of this server (as the superuser). */
   connectionConfig(database: string = Defaults.database): pg.ClientConfig {
     const host =
