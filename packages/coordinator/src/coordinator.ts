@@ -2,11 +2,16 @@ import { errorMessage, type Logger } from "@herd/shared";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { buildAdminApp } from "./admin/build-admin-app.js";
+import { PgConnection } from "./executor/pg-connection.js";
+import { QueryEngine } from "./executor/query-engine.js";
+import { WorkerPool } from "./executor/worker-pool.js";
+import { Catalog } from "./metadata/catalog.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
+import { Conversation } from "./session/conversation.js";
 
 export interface CoordinatorOptions {
   /** The coordinator's own PostgreSQL, which holds the metadata. */
@@ -73,13 +78,43 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await admin.listen({ host: options.adminHost, port: options.adminPort });
     opened.push(admin);
     await loadParser();
+    const catalog = new Catalog(pool, logger.child("catalog"));
+    await catalog.start();
+    opened.push({ close: async () => catalog.stop() });
+    const workers = new WorkerPool({
+      user: options.metadata.user,
+      password: options.metadata.password,
+      database: options.metadata.database,
+      logger: logger.child("workers"),
+    });
+    opened.push({ close: async () => workers.close() });
+    const statements = new StatementCache();
+    const engine = new QueryEngine({
+      catalog,
+      pool: workers,
+      defaults: { shardCount: options.shardCount, replicationFactor: options.replicationFactor },
+      logger: logger.child("executor"),
+    });
     const sql = new ProtocolServer({
       host: options.sqlHost,
       port: options.sqlPort,
       user: options.metadata.user,
       password: options.metadata.password,
       backend: { host: options.metadata.host, port: options.metadata.port },
-      statements: new StatementCache(),
+      openSession: ({ socket, backend, startupParameters, fail }) =>
+        new Conversation(
+          socket,
+          new PgConnection(backend, `${options.metadata.host}:${options.metadata.port}`),
+          {
+            engine,
+            statements,
+            pool: workers,
+            logger: logger.child("sql"),
+            startupParameters,
+            reported: backend.parameters,
+          },
+          fail,
+        ),
       tls: options.tls,
       logger: logger.child("sql"),
     });

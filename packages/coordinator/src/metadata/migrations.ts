@@ -69,4 +69,132 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: "Citus-compatible views and functions, change notifications",
+    sql: `
+      -- Citus keeps these in pg_catalog, so they resolve whatever the search_path.
+      SET LOCAL allow_system_table_mods = on;
+
+      CREATE VIEW pg_catalog.pg_dist_node AS
+        SELECT n.id AS nodeid, n.id AS groupid, n.host AS nodename, n.port AS nodeport,
+               'default'::text AS noderack, false AS hasmetadata, n.state = 'active' AS isactive,
+               'primary'::text AS noderole, 'default'::name AS nodecluster, false AS metadatasynced,
+               n.state = 'active' AS shouldhaveshards
+          FROM herd.nodes n;
+
+      CREATE VIEW pg_catalog.pg_dist_partition AS
+        SELECT t.relation AS logicalrelid,
+               (CASE t.kind WHEN 'hash' THEN 'h' ELSE 'n' END)::"char" AS partmethod,
+               t.distribution_column AS partkey, t.colocation_id AS colocationid,
+               (CASE WHEN t.kind = 'reference' THEN 't' WHEN g.replication_factor > 1 THEN 'c' ELSE 's' END)::"char"
+                 AS repmodel,
+               false AS autoconverted
+          FROM herd.distributed_tables t JOIN herd.colocation_groups g ON g.id = t.colocation_id;
+
+      CREATE VIEW pg_catalog.pg_dist_shard AS
+        SELECT s.relation AS logicalrelid, s.id AS shardid, 't'::"char" AS shardstorage,
+               s.min_value::text AS shardminvalue, s.max_value::text AS shardmaxvalue
+          FROM herd.shards s;
+
+      CREATE VIEW pg_catalog.pg_dist_placement AS
+        SELECT p.id AS placementid, p.shard_id AS shardid,
+               CASE p.state WHEN 'active' THEN 1 WHEN 'stale' THEN 3 ELSE 4 END AS shardstate,
+               0::bigint AS shardlength, p.node_id AS groupid
+          FROM herd.placements p;
+
+      CREATE FUNCTION herd.shard_name(relation regclass, shard_id bigint) RETURNS text
+        LANGUAGE sql STABLE STRICT
+        RETURN (SELECT CASE WHEN n.nspname = 'public' THEN '' ELSE quote_ident(n.nspname) || '.' END
+                       || quote_ident(c.relname || '_' || shard_id)
+                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relation);
+
+      CREATE VIEW pg_catalog.citus_shards AS
+        SELECT s.relation AS table_name, s.id AS shardid, herd.shard_name(s.relation, s.id) AS shard_name,
+               CASE t.kind WHEN 'hash' THEN 'distributed' ELSE 'reference' END AS citus_table_type,
+               t.colocation_id, n.host AS nodename, n.port AS nodeport, NULL::bigint AS shard_size
+          FROM herd.shards s
+          JOIN herd.distributed_tables t ON t.relation = s.relation
+          JOIN herd.placements p ON p.shard_id = s.id AND p.state = 'active'
+          JOIN herd.nodes n ON n.id = p.node_id;
+
+      CREATE VIEW pg_catalog.citus_tables AS
+        SELECT t.relation AS table_name,
+               CASE t.kind WHEN 'hash' THEN 'distributed' ELSE 'reference' END AS citus_table_type,
+               coalesce(t.distribution_column, '<none>') AS distribution_column,
+               t.colocation_id, NULL::text AS table_size,
+               (SELECT count(*) FROM herd.shards s WHERE s.relation = t.relation) AS shard_count,
+               pg_get_userbyid(c.relowner) AS table_owner, am.amname AS access_method
+          FROM herd.distributed_tables t
+          JOIN pg_class c ON c.oid = t.relation
+          LEFT JOIN pg_am am ON am.oid = c.relam;
+
+      -- Called through herd's SQL port, herd runs these itself; these bodies only answer a
+      -- client that reached the coordinator's PostgreSQL directly, and let drivers describe calls.
+      CREATE FUNCTION pg_catalog.create_distributed_table(table_name regclass, distribution_column text,
+          distribution_type text DEFAULT 'hash', colocate_with text DEFAULT 'default', shard_count integer DEFAULT NULL)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'create_distributed_table() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+      CREATE FUNCTION pg_catalog.create_reference_table(table_name regclass)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'create_reference_table() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+      CREATE FUNCTION pg_catalog.get_shard_id_for_distribution_column(table_name regclass,
+          distribution_value anyelement DEFAULT NULL::text)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'get_shard_id_for_distribution_column() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+
+      -- Adding and removing workers by SQL, as the admin API does.
+      CREATE FUNCTION pg_catalog.citus_add_node(nodename text, nodeport integer DEFAULT 5432)
+        RETURNS integer LANGUAGE plpgsql AS $$
+        DECLARE node_id integer;
+        BEGIN
+          SELECT id INTO node_id FROM herd.nodes WHERE host = nodename AND port = nodeport;
+          IF node_id IS NULL THEN
+            INSERT INTO herd.nodes (name, host, port) VALUES (nodename || ':' || nodeport, nodename, nodeport)
+              RETURNING id INTO node_id;
+          END IF;
+          RETURN node_id;
+        END $$;
+      CREATE FUNCTION pg_catalog.citus_remove_node(nodename text, nodeport integer)
+        RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE target_id integer; shard bigint; relation regclass;
+        BEGIN
+          SELECT id INTO target_id FROM herd.nodes WHERE host = nodename AND port = nodeport FOR UPDATE;
+          IF target_id IS NULL THEN
+            RAISE EXCEPTION 'node at "%:%" does not exist', nodename, nodeport;
+          END IF;
+          SELECT p.shard_id, s.relation INTO shard, relation
+            FROM herd.placements p JOIN herd.shards s ON s.id = p.shard_id
+           WHERE p.node_id = target_id ORDER BY p.shard_id LIMIT 1;
+          IF shard IS NOT NULL THEN
+            RAISE EXCEPTION 'cannot remove or disable the node %:% because it contains a shard placement for shard %',
+                nodename, nodeport, shard
+              USING DETAIL = format('One of the table(s) that prevents the operation complete successfully is %s', relation),
+                    HINT = 'Move its shards to other workers first (POST /v1/nodes/:id/drain), or drop the tables.',
+                    ERRCODE = 'object_in_use';
+          END IF;
+          DELETE FROM herd.nodes WHERE id = target_id;
+        END $$;
+
+      -- Coordinator processes keep the metadata in memory and reload it when told.
+      CREATE FUNCTION herd.notify_metadata() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('herd_metadata', TG_TABLE_NAME); RETURN NULL; END $$;
+      CREATE TRIGGER notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON herd.distributed_tables
+        FOR EACH STATEMENT EXECUTE FUNCTION herd.notify_metadata();
+      CREATE TRIGGER notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON herd.shards
+        FOR EACH STATEMENT EXECUTE FUNCTION herd.notify_metadata();
+      CREATE TRIGGER notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON herd.placements
+        FOR EACH STATEMENT EXECUTE FUNCTION herd.notify_metadata();
+      CREATE TRIGGER notify_membership AFTER INSERT OR DELETE ON herd.nodes
+        FOR EACH STATEMENT EXECUTE FUNCTION herd.notify_metadata();
+      -- heartbeats touch last_seen_at every few seconds: only a changed address or state counts
+      CREATE TRIGGER notify_change AFTER UPDATE ON herd.nodes FOR EACH ROW
+        WHEN (OLD.host IS DISTINCT FROM NEW.host OR OLD.port IS DISTINCT FROM NEW.port
+              OR OLD.state IS DISTINCT FROM NEW.state)
+        EXECUTE FUNCTION herd.notify_metadata();
+    `,
+  },
 ];

@@ -114,3 +114,85 @@ export function decodeNotice(body: Buffer): NoticeFields {
   }
   return fields as unknown as NoticeFields;
 }
+
+/** A column of RowDescription ('T'). */
+export interface FieldDescription {
+  readonly name: string;
+  readonly tableOid: number;
+  readonly columnNumber: number;
+  readonly typeOid: number;
+  readonly typeSize: number;
+  readonly typeModifier: number;
+  readonly format: number;
+}
+
+export function decodeRowDescription(body: Buffer): FieldDescription[] {
+  const reader = new BufferReader(body);
+  const fields: FieldDescription[] = [];
+  for (let n = reader.int16(), i = 0; i < n; i += 1) {
+    fields.push({
+      name: reader.cstring(),
+      tableOid: reader.int32(),
+      columnNumber: reader.int16(),
+      typeOid: reader.int32(),
+      typeSize: reader.int16(),
+      typeModifier: reader.int32(),
+      format: reader.int16(),
+    });
+  }
+  return fields;
+}
+
+export function encodeRowDescription(w: BufferWriter, fields: readonly FieldDescription[]): void {
+  w.begin("T").int16(fields.length);
+  for (const f of fields) {
+    w.cstring(f.name).int32(f.tableOid).int16(f.columnNumber).int32(f.typeOid);
+    w.int16(f.typeSize).int32(f.typeModifier).int16(f.format);
+  }
+  w.end();
+}
+
+/** DataRow ('D'): column values, null for SQL NULL. */
+export function decodeDataRow(body: Buffer): (Buffer | null)[] {
+  const reader = new BufferReader(body);
+  const values: (Buffer | null)[] = [];
+  for (let n = reader.int16(), i = 0; i < n; i += 1) {
+    const length = reader.int32();
+    values.push(length < 0 ? null : reader.bytes(length));
+  }
+  return values;
+}
+
+export function encodeDataRow(w: BufferWriter, values: readonly (Buffer | string | null)[]): void {
+  w.begin("D").int16(values.length);
+  for (const value of values) {
+    if (value === null) w.int32(-1);
+    else {
+      const bytes = typeof value === "string" ? Buffer.from(value) : value;
+      w.int32(bytes.length).bytes(bytes);
+    }
+  }
+  w.end();
+}
+
+/** CommandComplete ('C'): the command tag, e.g. "INSERT 0 3". */
+export function encodeCommandComplete(w: BufferWriter, tag: string): void {
+  w.begin("C").cstring(tag).end();
+}
+
+export function decodeCommandComplete(body: Buffer): string {
+  return new BufferReader(body).cstring();
+}
+
+/** Messages with no body: ParseComplete '1', BindComplete '2', CloseComplete '3', NoData 'n',
+ * EmptyQueryResponse 'I', PortalSuspended 's', CopyDone 'c'. */
+export function encodeEmpty(w: BufferWriter, type: "1" | "2" | "3" | "n" | "I" | "s" | "c"): void {
+  w.begin(type).end();
+}
+
+/** CopyInResponse 'G' / CopyOutResponse 'H': overall format and per-column formats. */
+export function encodeCopyResponse(w: BufferWriter, type: "G" | "H", format: number, columns: number): void {
+  w.begin(type).byte(format).int16(columns);
+  for (let i = 0; i < columns; i += 1) w.int16(format);
+  w.end();
+}

@@ -1,7 +1,6 @@
 import type { Socket } from "node:net";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
-import type { StatementCache } from "../parser/statement-cache.js";
 import {
   type BackendConnection,
   BackendStartupError,
@@ -21,17 +20,9 @@ import {
 } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import type { CancelRegistry } from "./cancel-registry.js";
-import {
-  decodeParse,
-  decodeQuery,
-  decodeSaslInitialResponse,
-  decodeStartupPacket,
-  encodeTerminate,
-  StartupCode,
-} from "./frontend-messages.js";
+import { decodeSaslInitialResponse, decodeStartupPacket, encodeTerminate, StartupCode } from "./frontend-messages.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
 import { ProtocolError } from "./protocol-error.js";
-import { ReadyForQueryTracker } from "./ready-for-query-tracker.js";
 import { SCRAM_SHA_256, ScramError, ScramServerExchange, type ScramVerifier } from "./scram.js";
 
 export interface SessionLimits {
@@ -49,18 +40,32 @@ export interface SessionContext {
   readonly backend: BackendTarget;
   readonly tls: SecureContext | undefined;
   readonly cancels: CancelRegistry;
-  readonly statements: StatementCache;
+  /** Takes over an authenticated connection: what runs the client's statements. */
+  readonly openSession: OpenSession;
   readonly limits: SessionLimits;
   readonly logger: Logger;
 }
 
+/** What runs an authenticated client's statements (session/conversation.ts). */
+export interface SessionHandler {
+  receive(frames: Frame[]): void;
+  /** Extra servers to cancel along with the session's PostgreSQL backend. */
+  cancelWorkers?(): Promise<void>;
+  close(): void;
+}
+
+export interface OpenSessionArgs {
+  readonly socket: Socket;
+  readonly backend: BackendConnection;
+  readonly startupParameters: ReadonlyMap<string, string>;
+  /** Ends the session with this error (FATAL), or quietly when undefined (Terminate). */
+  readonly fail: (error: unknown) => void;
+}
+
+export type OpenSession = (args: OpenSessionArgs) => SessionHandler;
+
 type Phase = "startup" | "sasl-initial" | "sasl-final" | "connecting" | "ready" | "closed";
 
-/** Frontend message types a client may send once authenticated (protocol 3.0). */
-const FRONTEND_TYPES = new Set([..."QPBDECSHXdcfF"].map((c) => c.charCodeAt(0)));
-const QUERY = "Q".charCodeAt(0);
-const PARSE = "P".charCodeAt(0);
-const TERMINATE = "X".charCodeAt(0);
 const SASL_RESPONSE = "p".charCodeAt(0);
 
 /**
@@ -71,19 +76,16 @@ const SASL_RESPONSE = "p".charCodeAt(0);
  * PostgreSQL connection of its own to the coordinator's server, whose ParameterStatus values the
  * client receives, with herd's own BackendKeyData.
  *
- * Then each client message is framed and looked at (statements are parsed, through the cache)
- * before it is forwarded in one write per batch; the server's answers are relayed untouched
- * while their ReadyForQuery messages are followed. Each direction stops reading while the other
- * side's socket is full, so a slow client makes PostgreSQL wait instead of the coordinator
- * buffering a whole result.
+ * Then the client's messages are framed and handed to the session handler (`openSession`), which
+ * runs them: forwarded to that PostgreSQL connection, or run by herd on the workers.
  */
 export class ClientSession {
   private phase: Phase = "startup";
   private readonly framer: MessageFramer;
   private readonly out = new BufferWriter(512);
-  private readonly tracker = new ReadyForQueryTracker();
   private socket: Socket;
   private backend: BackendConnection | undefined;
+  private handler: SessionHandler | undefined;
   private parameters: ReadonlyMap<string, string> = new Map();
   private scram: ScramServerExchange | undefined;
   private key: { processId: number; secretKey: number } | undefined;
@@ -125,7 +127,6 @@ export class ClientSession {
       this.close();
     });
     socket.on("close", () => this.close());
-    socket.on("drain", () => this.backend?.socket.resume());
   }
 
   private receive(chunk: Buffer): void {
@@ -138,7 +139,7 @@ export class ClientSession {
 
   private handleFrames(frames: Frame[]): void {
     if (this.phase === "ready") {
-      this.forward(frames);
+      this.handler?.receive(frames);
       return;
     }
     for (const frame of frames) {
@@ -282,14 +283,17 @@ export class ClientSession {
         return;
       }
       this.backend = backend;
-      this.tracker.status = backend.status;
-      backend.socket.on("data", (chunk: Buffer) => this.relay(chunk));
-      backend.socket.on("drain", () => this.socket.resume());
       backend.socket.on("error", (error) => {
         this.context.logger.warn("PostgreSQL connection failed", { error: error.message });
         this.close();
       });
       backend.socket.on("close", () => this.close());
+      this.handler = this.context.openSession({
+        socket: this.socket,
+        backend,
+        startupParameters: this.parameters,
+        fail: (error) => (error === undefined ? this.close() : this.fail(error)),
+      });
       // The process id is the PostgreSQL backend's own, so that pg_backend_pid() and the pid in
       // NotificationResponse match what the client was told; the secret is herd's.
       this.key = this.context.cancels.register(backend.processId, { cancel: () => this.cancelRunningStatement() });
@@ -300,7 +304,7 @@ export class ClientSession {
       this.phase = "ready";
       this.framer.startTyped(this.context.limits.maxMessageBytes);
       this.socket.resume();
-      if (this.framer.buffered > 0) this.forward(this.framer.push(Buffer.alloc(0)));
+      if (this.framer.buffered > 0) this.handler.receive(this.framer.push(Buffer.alloc(0)));
     } catch (error) {
       if (error instanceof BackendStartupError) {
         encodeNotice(this.out, "E", error.fields);
@@ -318,36 +322,13 @@ export class ClientSession {
     }
   }
 
-  /** Client → PostgreSQL: look at each message, then send the batch in one write. */
-  private forward(frames: Frame[]): void {
-    const backend = this.backend?.socket;
-    if (!backend || frames.length === 0) return;
-    for (const frame of frames) {
-      if (!FRONTEND_TYPES.has(frame.type)) {
-        throw new ProtocolError(`invalid frontend message type ${frame.type}`);
-      }
-      if (frame.type === QUERY) this.context.statements.parse(decodeQuery(frame.body));
-      else if (frame.type === PARSE) this.context.statements.parse(decodeParse(frame.body).sql);
-    }
-    const flushed = backend.write(frames.length === 1 ? (frames[0] as Frame).raw : joined(frames));
-    if (frames.at(-1)?.type === TERMINATE) {
-      backend.end();
-      this.socket.end();
-      return;
-    }
-    if (!flushed) this.socket.pause();
-  }
-
-  /** PostgreSQL → client: relayed as is, following ReadyForQuery on the way. */
-  private relay(chunk: Buffer): void {
-    this.tracker.scan(chunk);
-    if (!this.socket.write(chunk)) this.backend?.socket.pause();
-  }
-
   private async cancelRunningStatement(): Promise<void> {
     const backend = this.backend;
     if (!backend) return;
-    await sendCancelRequest(this.context.backend.host, this.context.backend.port, backend.processId, backend.secretKey);
+    await Promise.all([
+      sendCancelRequest(this.context.backend.host, this.context.backend.port, backend.processId, backend.secretKey),
+      this.handler?.cancelWorkers?.(),
+    ]);
   }
 
   /** Sends the error to the client as an ErrorResponse and closes the connection. */
@@ -370,6 +351,7 @@ export class ClientSession {
     this.phase = "closed";
     clearTimeout(this.authTimer);
     if (this.key) this.context.cancels.unregister(this.key.processId);
+    this.handler?.close();
     const backend = this.backend?.socket;
     if (backend && !backend.destroyed && !backend.writableEnded) {
       // Terminate lets PostgreSQL end the session cleanly (it rolls back an open transaction)
@@ -380,19 +362,4 @@ export class ClientSession {
     setTimeout(() => this.socket.destroy(), 5_000).unref();
     for (const callback of this.onCloseCallbacks) callback();
   }
-}
-
-/**
- * The raw bytes of consecutive frames as one buffer: a view of the chunk they came from when they
- * lie back to back in it (the usual case: a client's Bind/Execute/Sync arrive together), else a copy.
- */
-function joined(frames: Frame[]): Buffer {
-  const first = (frames[0] as Frame).raw;
-  let end = first.byteOffset + first.length;
-  for (let i = 1; i < frames.length; i += 1) {
-    const raw = (frames[i] as Frame).raw;
-    if (raw.buffer !== first.buffer || raw.byteOffset !== end) return Buffer.concat(frames.map((frame) => frame.raw));
-    end += raw.length;
-  }
-  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }

@@ -102,3 +102,115 @@ export function encodeSaslResponse(w: BufferWriter, data: Buffer): void {
 export function encodeTerminate(w: BufferWriter): void {
   w.begin("X").end();
 }
+
+/** Bind ('B'): portal, statement, parameter formats and values, result formats. */
+export interface BindMessage {
+  readonly portal: string;
+  readonly statement: string;
+  readonly parameterFormats: readonly number[];
+  /** Values as sent (text or binary per format); null for SQL NULL. */
+  readonly parameters: readonly (Buffer | null)[];
+  readonly resultFormats: readonly number[];
+}
+
+export function decodeBind(body: Buffer): BindMessage {
+  const reader = new BufferReader(body);
+  const portal = reader.cstring();
+  const statement = reader.cstring();
+  const parameterFormats: number[] = [];
+  for (let n = reader.int16(), i = 0; i < n; i += 1) parameterFormats.push(reader.int16());
+  const parameters: (Buffer | null)[] = [];
+  for (let n = reader.int16(), i = 0; i < n; i += 1) {
+    const length = reader.int32();
+    parameters.push(length < 0 ? null : reader.bytes(length));
+  }
+  const resultFormats: number[] = [];
+  for (let n = reader.int16(), i = 0; i < n; i += 1) resultFormats.push(reader.int16());
+  return { portal, statement, parameterFormats, parameters, resultFormats };
+}
+
+/** The format (0 text, 1 binary) of parameter `index` under Bind's format-code rules. */
+export function parameterFormat(bind: BindMessage, index: number): number {
+  const formats = bind.parameterFormats;
+  return formats.length === 0 ? 0 : formats.length === 1 ? (formats[0] as number) : (formats[index] ?? 0);
+}
+
+/** Describe ('D') and Close ('C'): 'S' statement or 'P' portal, and its name. */
+export function decodeTarget(body: Buffer): { kind: "S" | "P"; name: string } {
+  const reader = new BufferReader(body);
+  const kind = String.fromCharCode(reader.byte());
+  if (kind !== "S" && kind !== "P") throw new ProtocolError(`invalid DESCRIBE/CLOSE message subtype ${kind}`);
+  return { kind, name: reader.cstring() };
+}
+
+/** Execute ('E'): portal and row limit (0 = all). */
+export function decodeExecute(body: Buffer): { portal: string; maxRows: number } {
+  const reader = new BufferReader(body);
+  return { portal: reader.cstring(), maxRows: reader.int32() };
+}
+
+/** Query ('Q'), as herd sends it to its servers. */
+export function encodeQuery(w: BufferWriter, sql: string): void {
+  w.begin("Q").cstring(sql).end();
+}
+
+/** Parse ('P'). */
+export function encodeParse(w: BufferWriter, name: string, sql: string, parameterTypes: readonly number[] = []): void {
+  w.begin("P").cstring(name).cstring(sql).int16(parameterTypes.length);
+  for (const oid of parameterTypes) w.int32(oid);
+  w.end();
+}
+
+/** Bind ('B'). */
+export function encodeBind(w: BufferWriter, bind: BindMessage): void {
+  w.begin("B").cstring(bind.portal).cstring(bind.statement).int16(bind.parameterFormats.length);
+  for (const format of bind.parameterFormats) w.int16(format);
+  w.int16(bind.parameters.length);
+  for (const value of bind.parameters) {
+    if (value === null) w.int32(-1);
+    else w.int32(value.length).bytes(value);
+  }
+  w.int16(bind.resultFormats.length);
+  for (const format of bind.resultFormats) w.int16(format);
+  w.end();
+}
+
+/** Describe ('D') or Close ('C') of a statement ('S') or portal ('P'). */
+export function encodeTarget(w: BufferWriter, type: "D" | "C", kind: "S" | "P", name: string): void {
+  w.begin(type).byte(kind.charCodeAt(0)).cstring(name).end();
+}
+
+/** Execute ('E'). */
+export function encodeExecute(w: BufferWriter, portal = "", maxRows = 0): void {
+  w.begin("E").cstring(portal).int32(maxRows).end();
+}
+
+/** Sync ('S'). */
+export function encodeSync(w: BufferWriter): void {
+  w.begin("S").end();
+}
+
+/** Flush ('H'). */
+export function encodeFlush(w: BufferWriter): void {
+  w.begin("H").end();
+}
+
+/** CopyData ('d'), either direction. */
+export function encodeCopyData(w: BufferWriter, data: Uint8Array): void {
+  w.begin("d").bytes(data).end();
+}
+
+/** CopyDone ('c'). */
+export function encodeCopyDone(w: BufferWriter): void {
+  w.begin("c").end();
+}
+
+/** CopyFail ('f'). */
+export function encodeCopyFail(w: BufferWriter, message: string): void {
+  w.begin("f").cstring(message).end();
+}
+
+/** CopyFail ('f'): the client's reason. */
+export function decodeCopyFail(body: Buffer): string {
+  return new BufferReader(body).cstring();
+}

@@ -101,3 +101,19 @@ export class MessageFramer {
     return this.pending[0] as Buffer;
   }
 }
+
+/**
+ * The raw bytes of consecutive frames as one buffer: a view of the chunk they came from when they
+ * lie back to back in it (the usual case: a client's Bind/Execute/Sync arrive together), else a copy.
+ */
+export function joinFrames(frames: readonly Frame[]): Buffer {
+  const first = (frames[0] as Frame).raw;
+  if (frames.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < frames.length; i += 1) {
+    const raw = (frames[i] as Frame).raw;
+    if (raw.buffer !== first.buffer || raw.byteOffset !== end) return Buffer.concat(frames.map((frame) => frame.raw));
+    end += raw.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
+}

@@ -1,12 +1,11 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext } from "node:tls";
 import { HerdError, type Logger, listen, SqlState } from "@herd/shared";
-import type { StatementCache } from "../parser/statement-cache.js";
 import type { BackendTarget } from "./backend-connection.js";
 import { encodeHerdError } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import { CancelRegistry } from "./cancel-registry.js";
-import { ClientSession, type SessionLimits } from "./client-session.js";
+import { ClientSession, type OpenSession, type SessionLimits } from "./client-session.js";
 import { makeVerifier } from "./scram.js";
 
 export interface ProtocolServerOptions {
@@ -17,7 +16,8 @@ export interface ProtocolServerOptions {
   readonly user: string;
   /** The coordinator's own PostgreSQL. */
   readonly backend: { readonly host: string; readonly port: number };
-  readonly statements: StatementCache;
+  /** Runs each authenticated client's statements. */
+  readonly openSession: OpenSession;
   /** PEM certificate and key: when given, SSLRequest is answered with TLS. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   readonly maxConnections?: number;
@@ -48,7 +48,7 @@ export class ProtocolServer {
       backend,
       tls: options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined,
       cancels: this.cancels,
-      statements: options.statements,
+      openSession: options.openSession,
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       logger: options.logger,
     };

@@ -1,0 +1,346 @@
+import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
+import type { Catalog } from "../metadata/catalog.js";
+import { shardName, type WorkerNode } from "../metadata/catalog-types.js";
+import { constraintWithoutPartitionColumn } from "../planner/ddl-planner.js";
+import { hashOfText, isHashableType } from "../planner/distribution-value.js";
+import { BufferWriter } from "../protocol/buffer-writer.js";
+import { encodeQuery } from "../protocol/frontend-messages.js";
+import type { Frame } from "../protocol/message-framer.js";
+import { copyRowsInto } from "./copy-in.js";
+import { CopyRowSplitter, copyField, TEXT_FORMAT } from "./copy-rows.js";
+import { type PgConnection, ResultCollector } from "./pg-connection.js";
+import type { SessionContext } from "./session-context.js";
+import type { ShardTaskDeps } from "./shard-tasks.js";
+import { readShellDefinition, shardDefinition } from "./shell-definition.js";
+import { TwoPhaseChange } from "./two-phase.js";
+
+export interface DistributeRequest {
+  /** The table as the user wrote it (resolved with the session's search_path). */
+  readonly table: string;
+  readonly kind: "hash" | "reference";
+  readonly column?: string;
+  /** 'default', 'none', or a table to colocate with. */
+  readonly colocateWith?: string;
+  readonly shardCount?: number;
+}
+
+export interface DistributeDefaults {
+  readonly shardCount: number;
+  readonly replicationFactor: number;
+}
+
+interface ShellTable {
+  readonly oid: number;
+  readonly schema: string;
+  readonly name: string;
+}
+
+/**
+ * create_distributed_table / create_reference_table. In one coordinator transaction (the
+ * session's own connection, so the session's search_path resolves the name): lock the shell,
+ * write the metadata (colocation group, table, shards with their hash ranges, placements), read
+ * the shell's rows and empty it; on each worker, in a prepared transaction: create the shard
+ * tables and load their rows. The coordinator commits once every worker prepared.
+ *
+ * Placement (DESIGN.md): with the active workers ordered by id, shard i goes to worker i mod W
+ * and its replicas to the workers after it; a table colocated with another takes the same
+ * workers shard by shard, so joins on the distribution column stay on one worker.
+ */
+export async function distributeTable(
+  request: DistributeRequest,
+  session: SessionContext,
+  deps: ShardTaskDeps,
+  defaults: DistributeDefaults,
+): Promise<void> {
+  if (session.inTransactionBlock()) {
+    throw new HerdError(
+      `${request.kind === "hash" ? "create_distributed_table" : "create_reference_table"} cannot run inside a transaction block`,
+      {
+        sqlState: SqlState.activeSqlTransaction,
+      },
+    );
+  }
+  const { catalog } = deps;
+  await catalog.reload();
+  const backend = session.backend;
+  const shell = await resolveShell(backend, request.table);
+  if (catalog.byOid(shell.oid)) {
+    throw new HerdError(`table "${shell.name}" is already distributed`, { sqlState: SqlState.invalidTableDefinition });
+  }
+  const workers = [...catalog.nodes.values()].filter((node) => node.state === "active");
+  const columnType =
+    request.kind === "hash" ? await distributionColumnType(backend, shell, request.column as string) : undefined;
+
+  let shardCount = 1;
+  let replicationFactor = workers.length;
+  let colocationId: number | undefined;
+  let placementsOf: (index: number) => WorkerNode[];
+  if (request.kind === "hash") {
+    const colocated = colocationSource(request, catalog, columnType as number, shell.name);
+    shardCount = colocated?.shards.length ?? request.shardCount ?? defaults.shardCount;
+    replicationFactor = defaults.replicationFactor;
+    if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 64000) {
+      throw new HerdError("shard_count must be between 1 and 64000", { sqlState: SqlState.invalidParameterValue });
+    }
+    if (colocated) {
+      colocationId = colocated.colocationId;
+      placementsOf = (index) =>
+        (colocated.shards[index]?.placements ?? [])
+          .map((p) => catalog.nodes.get(p.nodeId))
+          .filter((n) => n !== undefined);
+    } else {
+      if (replicationFactor > workers.length) {
+        throw new HerdError(
+          `replication_factor (${replicationFactor}) exceeds number of worker nodes (${workers.length})`,
+          {
+            sqlState: SqlState.invalidParameterValue,
+            hint: "Add more worker nodes or try again with a lower replication factor.",
+          },
+        );
+      }
+      placementsOf = (index) =>
+        Array.from({ length: replicationFactor }, (_, r) => workers[(index + r) % workers.length] as WorkerNode);
+    }
+  } else {
+    if (workers.length === 0) {
+      throw new HerdError("couldn't find any worker nodes", {
+        sqlState: SqlState.invalidParameterValue,
+        hint: "Add more worker nodes",
+      });
+    }
+    placementsOf = () => workers;
+  }
+
+  const definition = await readShellDefinition(backend, shell.oid);
+  const change = new TwoPhaseChange(deps.pool, deps.logger);
+  await backend.query("BEGIN");
+  try {
+    await backend.query(`LOCK TABLE ${quoted(shell)} IN EXCLUSIVE MODE`);
+    if (colocationId === undefined) {
+      const group =
+        request.kind === "reference"
+          ? await backend.query(
+              `SELECT g.id FROM herd.colocation_groups g WHERE g.distribution_column_type IS NULL AND g.shard_count = 1
+                ORDER BY g.id LIMIT 1`,
+            )
+          : { rows: [] };
+      colocationId = group.rows[0]
+        ? Number((group.rows[0][0] as Buffer).toString())
+        : Number(
+            (
+              (
+                await backend.query(
+                  `INSERT INTO herd.colocation_groups (shard_count, replication_factor, distribution_column_type)
+                   VALUES ($1, $2, $3::oid) RETURNING id`,
+                  [String(shardCount), String(replicationFactor), columnType === undefined ? null : String(columnType)],
+                )
+              ).rows[0]?.[0] as Buffer
+            ).toString(),
+          );
+    }
+    await backend.query(
+      "INSERT INTO herd.distributed_tables (relation, kind, distribution_column, colocation_id) VALUES ($1::oid, $2, $3, $4)",
+      [String(shell.oid), request.kind, request.column ?? null, String(colocationId)],
+    );
+    const ranges = request.kind === "hash" ? hashRanges(shardCount) : [undefined];
+    const shardIds: number[] = [];
+    for (const [index, range] of ranges.entries()) {
+      const inserted = await backend.query(
+        "INSERT INTO herd.shards (relation, shard_index, min_value, max_value) VALUES ($1::oid, $2, $3, $4) RETURNING id",
+        [String(shell.oid), String(index), range ? String(range.min) : null, range ? String(range.max) : null],
+      );
+      const shardId = Number((inserted.rows[0]?.[0] as Buffer).toString());
+      shardIds.push(shardId);
+      for (const node of placementsOf(index)) {
+        await backend.query("INSERT INTO herd.placements (shard_id, node_id) VALUES ($1, $2)", [
+          String(shardId),
+          String(node.id),
+        ]);
+      }
+    }
+    const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType);
+    await Promise.all(
+      workers.map(async (node) => {
+        const mine = shardIds
+          .map((id, index) => ({ id, index }))
+          .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
+        if (mine.length === 0) return;
+        const connection = await change.on(node);
+        if (shell.schema !== "public")
+          await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
+        for (const { id, index } of mine) {
+          for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
+          const shardRows = rows[index] ?? [];
+          if (shardRows.length > 0) {
+            const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
+            await copyRowsInto(connection, `COPY ${target} (${columns}) FROM STDIN`, shardRows);
+          }
+        }
+      }),
+    );
+    await backend.query(`TRUNCATE ${quoted(shell)}`);
+    await change.prepare();
+    await backend.query("COMMIT");
+    await change.commit();
+  } catch (error) {
+    await change.rollback();
+    await backend.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    await catalog.reload();
+  }
+}
+
+async function resolveShell(backend: PgConnection, name: string): Promise<ShellTable> {
+  const result = await backend.query(
+    `SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.oid = $1::regclass`,
+    [name],
+  );
+  const row = result.rows[0] as Buffer[];
+  const kind = (row[3] as Buffer).toString();
+  if (kind !== "r") {
+    throw new HerdError(`"${name}" is not a regular table`, {
+      sqlState: SqlState.wrongObjectType,
+      detail: kind === "p" ? "Partitioned tables cannot be distributed yet." : undefined,
+    });
+  }
+  return {
+    oid: Number((row[0] as Buffer).toString()),
+    schema: (row[1] as Buffer).toString(),
+    name: (row[2] as Buffer).toString(),
+  };
+}
+
+/** The column's type, after the checks Citus makes: it exists, it can be hashed, unique keys include it. */
+async function distributionColumnType(backend: PgConnection, shell: ShellTable, column: string): Promise<number> {
+  const found = await backend.query(
+    `SELECT a.atttypid, a.attnum, format_type(a.atttypid, NULL) FROM pg_attribute a
+      WHERE a.attrelid = $1::oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+    [String(shell.oid), column],
+  );
+  const row = found.rows[0];
+  if (!row) {
+    throw new HerdError(`column "${column}" of relation "${shell.name}" does not exist`, {
+      sqlState: SqlState.undefinedColumn,
+    });
+  }
+  const type = Number((row[0] as Buffer).toString());
+  if (!isHashableType(type)) {
+    throw new HerdError(
+      `data type ${(row[2] as Buffer).toString()} has no default operator class for specified partition method`,
+      {
+        sqlState: SqlState.undefinedObject,
+        detail: "Partition column types must have a default operator class defined.",
+      },
+    );
+  }
+  const uniques = await backend.query(
+    `SELECT 1 FROM pg_index i WHERE i.indrelid = $1::oid AND (i.indisunique OR i.indisexclusion)
+        AND NOT $2::int2 = ANY (i.indkey::int2[])`,
+    [String(shell.oid), (row[1] as Buffer).toString()],
+  );
+  if (uniques.rows.length > 0) throw constraintWithoutPartitionColumn(shell.name);
+  return type;
+}
+
+/** The distributed table whose shards and workers a new table takes, if it is colocated with one. */
+function colocationSource(request: DistributeRequest, catalog: Catalog, columnType: number, name: string) {
+  const target = request.colocateWith ?? "default";
+  if (target === "none") return undefined;
+  if (target === "default") {
+    const shardCount = request.shardCount;
+    return [...catalog.tables]
+      .filter(
+        (t) =>
+          t.kind === "hash" &&
+          t.distributionType === columnType &&
+          (shardCount === undefined || t.shards.length === shardCount),
+      )
+      .sort((a, b) => a.colocationId - b.colocationId)[0];
+  }
+  if (request.shardCount !== undefined) {
+    throw new HerdError("Cannot use colocate_with with a table and shard_count at the same time", {
+      sqlState: SqlState.invalidParameterValue,
+    });
+  }
+  const [schema, table] = target.includes(".") ? target.split(".", 2) : [undefined, target];
+  const source = catalog.resolve(schema, table as string);
+  if (!source || source.kind !== "hash") {
+    throw new HerdError(`relation ${target} is not distributed`, { sqlState: SqlState.invalidTableDefinition });
+  }
+  if (source.distributionType !== columnType) {
+    throw new HerdError(`cannot colocate tables ${source.name} and ${name}`, {
+      sqlState: SqlState.datatypeMismatch,
+      detail: `Distribution column types don't match for ${source.name} and ${name}.`,
+    });
+  }
+  return source;
+}
+
+/** The shell's rows (COPY text format), by shard index; the shell is locked, so none can be added meanwhile. */
+async function takeRows(
+  backend: PgConnection,
+  shell: ShellTable,
+  request: DistributeRequest,
+  shardCount: number,
+  columnType: number | undefined,
+): Promise<{ rows: Buffer[][]; columns: string }> {
+  const columnIndex =
+    request.kind === "hash"
+      ? Number(
+          (
+            (
+              await backend.query(
+                `SELECT count(*) FROM pg_attribute a, pg_attribute d WHERE a.attrelid = $1::oid AND d.attrelid = a.attrelid
+                  AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND d.attname = $2 AND a.attnum < d.attnum`,
+                [String(shell.oid), request.column as string],
+              )
+            ).rows[0]?.[0] as Buffer
+          ).toString(),
+        )
+      : 0;
+  const columnList = await backend.query(
+    `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+      WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
+    [String(shell.oid)],
+  );
+  const splitter = new CopyRowSplitter(TEXT_FORMAT);
+  const rows: Buffer[][] = Array.from({ length: shardCount }, () => []);
+  let failure: Error | undefined;
+  const collector = new ResultCollector();
+  const w = new BufferWriter(128);
+  const columns = (columnList.rows[0]?.[0] as Buffer).toString();
+  encodeQuery(w, `COPY ${quoted(shell)} (${columns}) TO STDOUT`);
+  await backend.exchange(w.flush(), {
+    message(frame: Frame) {
+      if (frame.type !== 0x64) return collector.message(frame); // CopyData
+      if (failure) return;
+      for (const row of splitter.push(frame.body)) {
+        let index = 0;
+        if (request.kind === "hash") {
+          const value = copyField(row, columnIndex, TEXT_FORMAT);
+          if (value === null || value === undefined) {
+            failure = new HerdError(`the partition column of table ${shell.name} cannot be NULL`, {
+              sqlState: SqlState.nullValueNotAllowed,
+            });
+            return;
+          }
+          index = shardIndexForHash(hashOfText(columnType as number, value), shardCount);
+        }
+        (rows[index] as Buffer[]).push(row);
+      }
+    },
+  });
+  collector.result();
+  if (failure) throw failure;
+  return { rows, columns };
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function quoted(shell: ShellTable): string {
+  return `${quoteIdent(shell.schema)}.${quoteIdent(shell.name)}`;
+}

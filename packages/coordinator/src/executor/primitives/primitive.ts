@@ -1,0 +1,14 @@
+import type { SessionContext, StatementRun } from "../session-context.js";
+import type { ShardTaskDeps } from "../shard-tasks.js";
+
+/**
+ * A step of a distributed plan (after Vitess's engine primitives): it runs with the client's
+ * statement and session, writes its part of the answer, and can say what it does, for EXPLAIN
+ * and for the planner's golden tests.
+ */
+export interface Primitive {
+  execute(run: StatementRun, session: SessionContext, deps: ShardTaskDeps): Promise<void>;
+  /** One line per step, with its inputs indented under it. */
+  describe(run?: Pick<StatementRun, "bind">): string;
+  inputs(): readonly Primitive[];
+}

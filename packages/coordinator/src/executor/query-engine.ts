@@ -1,0 +1,91 @@
+import type { Logger } from "@herd/shared";
+import type { Catalog } from "../metadata/catalog.js";
+import { type AnyNode, unwrap } from "../planner/ast.js";
+import type { Plan } from "../planner/plan.js";
+import { PlanCache } from "../planner/plan-statement.js";
+import { backendRequest } from "./backend-request.js";
+import { runCopy } from "./copy-executor.js";
+import type { DistributeDefaults } from "./distribute-table.js";
+import { runDistributedDdl } from "./distributed-ddl.js";
+import { runHerdFunction } from "./herd-functions.js";
+import { DistributedInsert } from "./primitives/distributed-insert.js";
+import type { Primitive } from "./primitives/primitive.js";
+import { Route } from "./primitives/route.js";
+import type { SessionContext, StatementRun } from "./session-context.js";
+import type { ShardTaskDeps } from "./shard-tasks.js";
+import { transactionControl } from "./transaction-control.js";
+import type { WorkerPool } from "./worker-pool.js";
+
+export interface QueryEngineOptions {
+  readonly catalog: Catalog;
+  readonly pool: WorkerPool;
+  readonly defaults: DistributeDefaults;
+  readonly logger: Logger;
+}
+
+/**
+ * Where the protocol layer hands over statements: it asks whether herd must run a statement
+ * itself (`claims`), and runs the ones it claimed (`run`), planning them through the plan cache
+ * and executing the plan's primitives.
+ */
+export class QueryEngine {
+  private readonly plans: PlanCache;
+  private readonly deps: ShardTaskDeps;
+
+  constructor(private readonly options: QueryEngineOptions) {
+    this.plans = new PlanCache(options.catalog);
+    this.deps = { pool: options.pool, catalog: options.catalog, logger: options.logger };
+  }
+
+  get catalogVersion(): number {
+    return this.options.catalog.version;
+  }
+
+  /**
+   * Whether herd runs the statement rather than the coordinator's PostgreSQL. Transaction
+   * control is claimed when workers take part in the block, and always for prepared statements
+   * (`forPrepare`), which may run later in a block that has reached workers.
+   */
+  claims(sql: string, statement: AnyNode, session: SessionContext, forPrepare: boolean): boolean {
+    const plan = this.plans.plan(sql, statement);
+    if (plan.kind === "transaction") return forPrepare || session.transaction.active;
+    return plan.kind !== "local";
+  }
+
+  async run(run: StatementRun, session: SessionContext): Promise<void> {
+    const plan = this.plans.plan(run.sql, run.statement);
+    switch (plan.kind) {
+      case "local":
+        await session.relayFromBackend(backendRequest(run));
+        return;
+      case "transaction":
+        return transactionControl(plan.statement, run, session);
+      case "function":
+        return runHerdFunction(plan.call, run, session, this.deps, this.options.defaults);
+      case "ddl":
+        return runDistributedDdl(plan.ddl, run, session, this.deps);
+      case "copy":
+        return runCopy(plan.copy, run, session, this.deps);
+      case "error":
+        throw plan.error;
+      default:
+        return (this.primitive(plan) as Primitive).execute(run, session, this.deps);
+    }
+  }
+
+  /** The plan of a statement, described as EXPLAIN and the golden tests show it. */
+  explain(sql: string, statement: AnyNode, run?: Pick<StatementRun, "bind">): string {
+    const plan = this.plans.plan(sql, statement);
+    const primitive = this.primitive(plan);
+    if (primitive) return primitive.describe(run);
+    if (plan.kind === "error") return `Error ${plan.error.sqlState}: ${plan.error.message}`;
+    if (plan.kind === "ddl") return `DDL ${plan.ddl.action} on ${plan.ddl.tables.map((t) => t.name).join(", ")}`;
+    return `${plan.kind[0]?.toUpperCase()}${plan.kind.slice(1)} ${unwrap(statement)?.[0] ?? ""}`.trim();
+  }
+
+  private primitive(plan: Plan): Primitive | undefined {
+    if (plan.kind === "route") return new Route(plan.route, this.options.catalog);
+    if (plan.kind === "insert") return new DistributedInsert(plan.insert, this.options.catalog);
+    return undefined;
+  }
+}

@@ -1,0 +1,146 @@
+import type { Catalog } from "../metadata/catalog.js";
+import { decodeCommandComplete, decodeNotice, type NoticeFields } from "../protocol/backend-messages.js";
+import type { BufferWriter } from "../protocol/buffer-writer.js";
+import type { ClientOutput } from "../protocol/client-output.js";
+import {
+  type BindMessage,
+  encodeBind,
+  encodeExecute,
+  encodeParse,
+  encodeQuery,
+  encodeSync,
+  encodeTarget,
+} from "../protocol/frontend-messages.js";
+import type { Frame } from "../protocol/message-framer.js";
+import type { Exchange, PgConnection } from "./pg-connection.js";
+import { ServerError } from "./server-error.js";
+
+const MAX_PREPARED_PER_CONNECTION = 1000;
+
+/**
+ * Encodes one statement for a worker: Parse (skipped when this connection has it prepared
+ * already), Bind with the client's parameters and formats, Describe when the client wants the
+ * row description, Execute, Sync. Statements with parameters are prepared under a name per
+ * connection, so a prepared client statement is parsed and planned once per worker connection.
+ */
+export function encodeShardStatement(
+  w: BufferWriter,
+  connection: PgConnection,
+  sql: string,
+  parameterTypes: readonly number[],
+  bind: BindMessage | undefined,
+  describe: boolean,
+): { parsedAs: string | undefined } {
+  let name = connection.prepared.get(sql);
+  let parsedAs: string | undefined;
+  if (name === undefined) {
+    const reusable = (bind?.parameters.length ?? 0) > 0 && connection.prepared.size < MAX_PREPARED_PER_CONNECTION;
+    name = reusable ? `herd_${connection.prepared.size + 1}` : "";
+    encodeParse(w, name, sql, bind ? parameterTypes : []);
+    if (reusable) {
+      connection.prepared.set(sql, name);
+      parsedAs = sql;
+    }
+  }
+  encodeBind(w, {
+    portal: "",
+    statement: name,
+    parameterFormats: bind?.parameterFormats ?? [],
+    parameters: bind?.parameters ?? [],
+    resultFormats: bind?.resultFormats ?? [],
+  });
+  if (describe) encodeTarget(w, "D", "P", "");
+  encodeExecute(w);
+  encodeSync(w);
+  return { parsedAs };
+}
+
+export function encodeSimple(w: BufferWriter, sql: string): void {
+  encodeQuery(w, sql);
+}
+
+/**
+ * Takes a worker's answers to one shard statement: relays the row description (when asked and
+ * not relayed yet) and the rows to the client, or only counts them (a replica's copy of a
+ * write); keeps the command tag and the first error for the caller.
+ */
+export class ShardResult implements Exchange {
+  tag = "";
+  error: ServerError | undefined;
+  notices: NoticeFields[] = [];
+
+  constructor(
+    private readonly output: ClientOutput | undefined,
+    private readonly description: { sent: boolean; wanted: boolean; simple: boolean },
+    private readonly catalog: Catalog,
+  ) {}
+
+  message(frame: Frame): void {
+    switch (frame.type) {
+      case 0x54: // 'T' RowDescription
+        if (this.output && this.description.wanted && !this.description.sent) {
+          this.output.raw(frame.raw);
+          this.description.sent = true;
+        }
+        break;
+      case 0x6e: // 'n' NoData: not part of a simple Query's answer
+        if (this.output && this.description.wanted && !this.description.sent && !this.description.simple) {
+          this.output.raw(frame.raw);
+          this.description.sent = true;
+        }
+        break;
+      case 0x44: // 'D' DataRow
+        this.output?.raw(frame.raw);
+        break;
+      case 0x43: // 'C' CommandComplete
+        this.tag = decodeCommandComplete(frame.body);
+        break;
+      case 0x45: // 'E'
+        this.error ??= new ServerError(withTableNames(decodeNotice(frame.body), this.catalog));
+        break;
+      case 0x4e: // 'N'
+        this.notices.push(withTableNames(decodeNotice(frame.body), this.catalog));
+        break;
+    }
+  }
+
+  chunkEnd(): void {
+    this.output?.flush();
+  }
+}
+
+/** Drops a prepared name that a failed Parse never created on the worker. */
+export function forgetFailedParse(connection: PgConnection, parsedAs: string | undefined): void {
+  if (parsedAs !== undefined) connection.prepared.delete(parsedAs);
+}
+
+/** Shard names in a worker's message read as the tables the client knows (`events_102008` → `events`). */
+export function withTableNames(fields: NoticeFields, catalog: Catalog): NoticeFields {
+  const rename = (text: string | undefined) =>
+    text?.replace(/([\p{L}_][\p{L}\p{N}_$]*)_(\d+)/gu, (whole, name: string, id: string) => {
+      const table = catalog.shardTable(Number(id));
+      return table !== undefined && (table.name === name || whole.startsWith(table.name)) ? table.name : whole;
+    });
+  return {
+    ...fields,
+    message: rename(fields.message) as string,
+    detail: rename(fields.detail),
+    hint: rename(fields.hint),
+    where: rename(fields.where),
+    table: rename(fields.table),
+    constraint: rename(fields.constraint),
+  };
+}
+
+/** The row count in a command tag (`UPDATE 3` → 3, `INSERT 0 2` → 2). */
+export function tagCount(tag: string): number {
+  const count = Number(tag.split(" ").at(-1));
+  return Number.isFinite(count) ? count : 0;
+}
+
+/** A command tag with another row count (`SELECT 5` + 7 rows → `SELECT 7`). */
+export function tagWithCount(tag: string, count: number): string {
+  const parts = tag.split(" ");
+  parts[parts.length - 1] = String(count);
+  return parts.join(" ");
+}

@@ -1,0 +1,96 @@
+import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
+import type { Catalog } from "../metadata/catalog.js";
+import type { Shard, WorkerNode } from "../metadata/catalog-types.js";
+import { hashOfBinary, hashOfText, type ValueSource } from "../planner/distribution-value.js";
+import type { Anchor } from "../planner/plan.js";
+import { type BindMessage, parameterFormat } from "../protocol/frontend-messages.js";
+
+/**
+ * The shard indexes an anchor's pin leads to, with the parameters of this execution; every
+ * index when the pin cannot be evaluated (no pin, a value of the wrong type), which is never
+ * wrong, only slower.
+ */
+export function shardIndexesOf(anchor: Anchor, bind: BindMessage | undefined): number[] {
+  const table = anchor.table;
+  const count = table.shards.length;
+  const all = () => Array.from({ length: count }, (_, i) => i);
+  const pin = anchor.pin;
+  if (!pin) return all();
+  const type = table.distributionType as number;
+  const hashes: number[] = [];
+  try {
+    if (pin.kind === "values") {
+      for (const value of pin.values) {
+        const hash = hashOf(type, value, bind);
+        if (hash !== null) hashes.push(hash);
+      }
+    } else {
+      const raw = bind?.parameters[pin.number - 1];
+      if (raw === undefined || parameterFormat(bind as BindMessage, pin.number - 1) !== 0) return all();
+      if (raw === null) return [];
+      const elements = parseTextArray(raw.toString("utf8"));
+      if (!elements) return all();
+      for (const element of elements) if (element !== null) hashes.push(hashOfText(type, element));
+    }
+  } catch {
+    return all();
+  }
+  return [...new Set(hashes.map((hash) => shardIndexForHash(hash, count)))].sort((a, b) => a - b);
+}
+
+/** The hash of a literal or parameter value; null for NULL (which equals nothing). */
+export function hashOf(type: number, value: ValueSource, bind: BindMessage | undefined): number | null {
+  if (value.kind === "literal") return value.text === null ? null : hashOfText(type, value.text);
+  const raw = bind?.parameters[value.number - 1];
+  if (raw === undefined)
+    throw new HerdError(`there is no parameter $${value.number}`, { sqlState: SqlState.undefinedParameter });
+  if (raw === null) return null;
+  return parameterFormat(bind as BindMessage, value.number - 1) === 1
+    ? hashOfBinary(type, raw)
+    : hashOfText(type, raw.toString("utf8"));
+}
+
+/** Elements of a one-dimensional array literal `{1,2,"a b",NULL}`; undefined when it is not that simple. */
+function parseTextArray(text: string): (string | null)[] | undefined {
+  if (!text.startsWith("{") || !text.endsWith("}")) return undefined;
+  const body = text.slice(1, -1);
+  if (body === "") return [];
+  const elements: (string | null)[] = [];
+  let i = 0;
+  while (i <= body.length) {
+    if (body[i] === '"') {
+      let value = "";
+      i += 1;
+      while (i < body.length && body[i] !== '"') {
+        if (body[i] === "\\") i += 1;
+        value += body[i];
+        i += 1;
+      }
+      elements.push(value);
+      i += 2; // closing quote and comma
+    } else {
+      const end = body.indexOf(",", i);
+      const raw = body.slice(i, end < 0 ? body.length : end).trim();
+      if (raw.includes("{")) return undefined;
+      elements.push(raw.toUpperCase() === "NULL" ? null : raw);
+      i = end < 0 ? body.length + 1 : end + 1;
+    }
+  }
+  return elements;
+}
+
+/** The workers holding an active placement of a shard, in placement order. */
+export function activeNodes(shard: Shard, catalog: Catalog): WorkerNode[] {
+  const nodes: WorkerNode[] = [];
+  for (const placement of shard.placements) {
+    const node = catalog.nodes.get(placement.nodeId);
+    if (placement.state === "active" && node) nodes.push(node);
+  }
+  if (nodes.length === 0) {
+    throw new HerdError(`shard ${shard.id} has no active placement`, {
+      sqlState: SqlState.objectNotInPrerequisiteState,
+      hint: "Its workers may be gone; see GET /v1/placements on the admin API.",
+    });
+  }
+  return nodes;
+}

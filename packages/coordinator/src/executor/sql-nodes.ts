@@ -1,0 +1,43 @@
+import { type AnyNode, parseStatements } from "../planner/ast.js";
+
+/**
+ * Parse-tree pieces the executor builds statements from: literals, casts, expressions taken from
+ * the catalog (column defaults), all as nodes, so that values never become SQL text by pasting.
+ */
+const expressions = new Map<string, AnyNode>();
+const typeNames = new Map<string, AnyNode>();
+
+/** An expression written in SQL (a column default from pg_get_expr), as a node. */
+export function expressionNode(sql: string): AnyNode {
+  let node = expressions.get(sql);
+  if (!node) {
+    node = (parseStatements(`SELECT ${sql}`)[0] as AnyNode).SelectStmt.targetList[0].ResTarget.val as AnyNode;
+    expressions.set(sql, node);
+  }
+  return structuredClone(node);
+}
+
+/** A type as `format_type()` writes it (`character varying(20)`), as a TypeName node. */
+export function typeNameNode(typeName: string): AnyNode {
+  let node = typeNames.get(typeName);
+  if (!node) {
+    node = (parseStatements(`SELECT NULL::${typeName}`)[0] as AnyNode).SelectStmt.targetList[0].ResTarget.val.TypeCast
+      .typeName as AnyNode;
+    typeNames.set(typeName, node);
+  }
+  return structuredClone(node);
+}
+
+export function castNode(arg: AnyNode, typeName: string): AnyNode {
+  return { TypeCast: { arg, typeName: typeNameNode(typeName) } };
+}
+
+/** A literal of a column's type from its text form (`'42'::integer`), or NULL. */
+export function literalNode(text: string | null, typeName: string): AnyNode {
+  const constant = text === null ? { A_Const: { isnull: true } } : { A_Const: { sval: { sval: text } } };
+  return castNode(constant, typeName);
+}
+
+export function nullNode(): AnyNode {
+  return { A_Const: { isnull: true } };
+}

@@ -1,0 +1,77 @@
+/** The cluster map as the planner and executor see it: an immutable snapshot, reloaded whole. */
+
+export interface WorkerNode {
+  readonly id: number;
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly state: "active" | "draining";
+}
+
+export interface Column {
+  readonly name: string;
+  readonly typeOid: number;
+  /** `format_type()` of the column: what a cast to it is written as. */
+  readonly typeName: string;
+  /** The default expression's text (`pg_get_expr`), when there is one. */
+  readonly defaultExpr: string | undefined;
+  readonly generated: boolean;
+}
+
+export interface Constraint {
+  readonly name: string;
+  /** pg_constraint.contype: p primary key, u unique, x exclusion, f foreign key, c check, n not null. */
+  readonly type: string;
+}
+
+/** Constraints whose names PostgreSQL requires unique per schema (they own an index), or that
+ * Citus suffixes: on shards they are named `<name>_<shardid>`. */
+export function isSuffixedConstraint(type: string): boolean {
+  return type === "p" || type === "u" || type === "x" || type === "f";
+}
+
+export interface Placement {
+  readonly id: number;
+  readonly shardId: number;
+  readonly nodeId: number;
+  readonly state: "active" | "stale" | "to_delete";
+}
+
+export interface Shard {
+  readonly id: number;
+  readonly index: number;
+  /** The shard's int32 hash range; both undefined for a reference table's one shard. */
+  readonly min: number | undefined;
+  readonly max: number | undefined;
+  readonly placements: readonly Placement[];
+}
+
+export interface DistributedTable {
+  readonly oid: number;
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: "hash" | "reference";
+  readonly distributionColumn: string | undefined;
+  readonly distributionType: number | undefined;
+  readonly colocationId: number;
+  readonly columns: readonly Column[];
+  readonly constraints: readonly Constraint[];
+  /** In shard-index order. */
+  readonly shards: readonly Shard[];
+}
+
+/** The name of a shard table on the workers: `events_102008` (same schema as the table). */
+export function shardName(table: { readonly name: string }, shardId: number): string {
+  return shardSuffixed(table.name, shardId);
+}
+
+/**
+ * `<name>_<shardid>`, shortened to PostgreSQL's 63-byte identifier limit by cutting the name,
+ * so that long index and table names stay distinct per shard instead of being truncated alike.
+ */
+export function shardSuffixed(name: string, shardId: number): string {
+  const suffix = `_${shardId}`;
+  let base = name;
+  while (Buffer.byteLength(base) + suffix.length > 63) base = base.slice(0, -1);
+  return base + suffix;
+}

@@ -1,0 +1,263 @@
+import type { Logger } from "@herd/shared";
+import type pg from "pg";
+import type { Column, Constraint, DistributedTable, Placement, Shard, WorkerNode } from "./catalog-types.js";
+
+const NOTIFY_CHANNEL = "herd_metadata";
+
+export interface FunctionKinds {
+  readonly volatile: ReadonlySet<string>;
+  readonly stable: ReadonlySet<string>;
+  readonly aggregates: ReadonlySet<string>;
+}
+
+/**
+ * An in-memory copy of the metadata (nodes, distributed tables, shards, placements), read whole
+ * from the coordinator's PostgreSQL and read again when it changes: triggers on the metadata
+ * tables NOTIFY `herd_metadata` (migration 2), so several coordinator processes can share one
+ * metadata database later. `version` grows with every load; plans cached against an older
+ * version are planned again.
+ */
+export class Catalog {
+  version = 0;
+  private tablesByOid = new Map<number, DistributedTable>();
+  private tablesByName = new Map<string, DistributedTable[]>();
+  private tablesByShard = new Map<number, DistributedTable>();
+  private nodeMap = new Map<number, WorkerNode>();
+  /** Names of functions that are not immutable, and of aggregates (any overload), for the planner. */
+  functions: FunctionKinds = { volatile: new Set(), stable: new Set(), aggregates: new Set() };
+  /** Indexes of distributed tables by name (unqualified), and the constraints of each table. */
+  private indexMap = new Map<string, { schema: string; table: number }[]>();
+  private listener: pg.PoolClient | undefined;
+  private reloading: Promise<void> | undefined;
+  private reloadAgain = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly logger: Logger,
+  ) {}
+
+  get tables(): Iterable<DistributedTable> {
+    return this.tablesByOid.values();
+  }
+
+  get nodes(): ReadonlyMap<number, WorkerNode> {
+    return this.nodeMap;
+  }
+
+  /** The distributed table an index belongs to. */
+  indexTable(schema: string | undefined, name: string): DistributedTable | undefined {
+    const found = (this.indexMap.get(name) ?? []).filter((index) => schema === undefined || index.schema === schema);
+    return found[0] === undefined ? undefined : this.tablesByOid.get(found[0].table);
+  }
+
+  /** The table a shard id belongs to. */
+  shardTable(shardId: number): DistributedTable | undefined {
+    return this.tablesByShard.get(shardId);
+  }
+
+  byOid(oid: number): DistributedTable | undefined {
+    return this.tablesByOid.get(oid);
+  }
+
+  /**
+   * The distributed table a name refers to. Unqualified names are looked up by table name in any
+   * schema, preferring `public` when several schemas have one (herd does not follow each
+   * session's search_path yet).
+   */
+  resolve(schema: string | undefined, name: string): DistributedTable | undefined {
+    const candidates = this.tablesByName.get(name);
+    if (!candidates) return undefined;
+    if (schema !== undefined) return candidates.find((table) => table.schema === schema);
+    return candidates.length === 1 ? candidates[0] : (candidates.find((t) => t.schema === "public") ?? candidates[0]);
+  }
+
+  async start(): Promise<void> {
+    await this.load();
+    const client = await this.pool.connect();
+    this.listener = client;
+    client.on("notification", () => void this.reload());
+    client.on("error", (error) => this.logger.warn("metadata listener failed", { error: error.message }));
+    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+  }
+
+  stop(): void {
+    this.listener?.release(true);
+    this.listener = undefined;
+  }
+
+  /** Loads again (coalescing concurrent requests); resolves once a load that began after the call ends. */
+  reload(): Promise<void> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      try {
+        do {
+          this.reloadAgain = false;
+          await this.load();
+        } while (this.reloadAgain);
+      } catch (error) {
+        this.logger.warn("could not reload the metadata", { error: (error as Error).message });
+      } finally {
+        this.reloading = undefined;
+      }
+    })();
+    return this.reloading;
+  }
+
+  async load(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const nodes = await client.query<{ id: number; name: string; host: string; port: number; state: string }>(
+        "SELECT id, name, host, port, state FROM herd.nodes ORDER BY id",
+      );
+      const tables = await client.query<{
+        oid: number;
+        schema: string;
+        name: string;
+        kind: "hash" | "reference";
+        distribution_column: string | null;
+        distribution_type: number | null;
+        colocation_id: number;
+      }>(`SELECT t.relation::oid AS oid, n.nspname AS schema, c.relname AS name, t.kind, t.distribution_column,
+                 a.atttypid::int AS distribution_type, t.colocation_id
+            FROM herd.distributed_tables t
+            JOIN pg_class c ON c.oid = t.relation
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_attribute a ON a.attrelid = t.relation AND a.attname = t.distribution_column`);
+      const columns = await client.query<{
+        relation: number;
+        name: string;
+        type_oid: number;
+        type_name: string;
+        default_expr: string | null;
+        generated: boolean;
+      }>(`SELECT a.attrelid::int AS relation, a.attname AS name, a.atttypid::int AS type_oid,
+                 format_type(a.atttypid, a.atttypmod) AS type_name,
+                 CASE WHEN a.attidentity <> ''
+                      THEN format('nextval(%L::regclass)', pg_get_serial_sequence(a.attrelid::regclass::text, a.attname))
+                      WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, d.adrelid) END AS default_expr,
+                 a.attgenerated <> '' AS generated
+            FROM herd.distributed_tables t
+            JOIN pg_attribute a ON a.attrelid = t.relation AND a.attnum > 0 AND NOT a.attisdropped
+            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+           ORDER BY a.attrelid, a.attnum`);
+      const shards = await client.query<{
+        id: string;
+        relation: number;
+        shard_index: number;
+        min_value: number | null;
+        max_value: number | null;
+      }>(
+        "SELECT id, relation::oid AS relation, shard_index, min_value, max_value FROM herd.shards ORDER BY relation, shard_index",
+      );
+      const placements = await client.query<{ id: string; shard_id: string; node_id: number; state: string }>(
+        "SELECT id, shard_id, node_id, state FROM herd.placements ORDER BY shard_id, node_id",
+      );
+      const constraints = await client.query<{ relation: number; name: string; type: string }>(
+        `SELECT k.conrelid::int AS relation, k.conname AS name, k.contype::text AS type
+           FROM pg_constraint k JOIN herd.distributed_tables t ON t.relation = k.conrelid`,
+      );
+      const indexes = await client.query<{ relation: number; schema: string; name: string }>(
+        `SELECT i.indrelid::int AS relation, n.nspname AS schema, c.relname AS name
+           FROM pg_index i JOIN herd.distributed_tables t ON t.relation = i.indrelid
+           JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace`,
+      );
+      const functions = await client.query<{ name: string; kind: string }>(
+        `SELECT DISTINCT proname AS name, CASE WHEN prokind = 'a' THEN 'a' ELSE provolatile::text END AS kind
+           FROM pg_proc WHERE prokind = 'a' OR provolatile <> 'i'`,
+      );
+      await client.query("COMMIT");
+
+      const kinds = { volatile: new Set<string>(), stable: new Set<string>(), aggregates: new Set<string>() };
+      for (const row of functions.rows) {
+        (row.kind === "a" ? kinds.aggregates : row.kind === "v" ? kinds.volatile : kinds.stable).add(row.name);
+      }
+      this.functions = kinds;
+      const indexMap = new Map<string, { schema: string; table: number }[]>();
+      for (const row of indexes.rows) {
+        indexMap.set(row.name, [...(indexMap.get(row.name) ?? []), { schema: row.schema, table: row.relation }]);
+      }
+      this.indexMap = indexMap;
+      const constraintsByTable = new Map<number, Constraint[]>();
+      for (const row of constraints.rows) {
+        const list = constraintsByTable.get(row.relation) ?? [];
+        list.push({ name: row.name, type: row.type });
+        constraintsByTable.set(row.relation, list);
+      }
+
+      const placementsByShard = new Map<number, Placement[]>();
+      for (const row of placements.rows) {
+        const placement: Placement = {
+          id: Number(row.id),
+          shardId: Number(row.shard_id),
+          nodeId: row.node_id,
+          state: row.state as Placement["state"],
+        };
+        const list = placementsByShard.get(placement.shardId) ?? [];
+        list.push(placement);
+        placementsByShard.set(placement.shardId, list);
+      }
+      const shardsByTable = new Map<number, Shard[]>();
+      for (const row of shards.rows) {
+        const id = Number(row.id);
+        const list = shardsByTable.get(Number(row.relation)) ?? [];
+        list.push({
+          id,
+          index: row.shard_index,
+          min: row.min_value ?? undefined,
+          max: row.max_value ?? undefined,
+          placements: placementsByShard.get(id) ?? [],
+        });
+        shardsByTable.set(Number(row.relation), list);
+      }
+      const columnsByTable = new Map<number, Column[]>();
+      for (const row of columns.rows) {
+        const list = columnsByTable.get(row.relation) ?? [];
+        list.push({
+          name: row.name,
+          typeOid: row.type_oid,
+          typeName: row.type_name,
+          defaultExpr: row.default_expr ?? undefined,
+          generated: row.generated,
+        });
+        columnsByTable.set(row.relation, list);
+      }
+      const byOid = new Map<number, DistributedTable>();
+      const byName = new Map<string, DistributedTable[]>();
+      for (const row of tables.rows) {
+        const oid = Number(row.oid);
+        const table: DistributedTable = {
+          oid,
+          schema: row.schema,
+          name: row.name,
+          kind: row.kind,
+          distributionColumn: row.distribution_column ?? undefined,
+          distributionType: row.distribution_type ?? undefined,
+          colocationId: row.colocation_id,
+          columns: columnsByTable.get(oid) ?? [],
+          constraints: constraintsByTable.get(oid) ?? [],
+          shards: shardsByTable.get(oid) ?? [],
+        };
+        byOid.set(oid, table);
+        byName.set(table.name, [...(byName.get(table.name) ?? []), table]);
+      }
+      this.nodeMap = new Map(
+        nodes.rows.map((row) => [row.id, { ...row, state: row.state as WorkerNode["state"] }] as const),
+      );
+      this.tablesByOid = byOid;
+      this.tablesByShard = new Map(
+        [...byOid.values()].flatMap((table) => table.shards.map((shard) => [shard.id, table] as const)),
+      );
+      this.tablesByName = byName;
+      this.version += 1;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

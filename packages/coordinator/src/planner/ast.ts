@@ -1,0 +1,80 @@
+import { parseSync } from "libpg-query";
+import { deparseSync } from "pgsql-deparser";
+
+/**
+ * Helpers over libpg-query's JSON parse trees. A node is `{ TypeName: { ...fields } }`; a few
+ * fields hold bare structs (InsertStmt.relation is a bare RangeVar). The trees are plain data,
+ * so the planner copies them (`structuredClone`) before rewriting names and deparsing.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: parse trees are untyped JSON here
+export type AnyNode = Record<string, any>;
+
+/** The type name and fields of a wrapped node (`{ SelectStmt: {...} }` → ["SelectStmt", {...}]). */
+export function unwrap(node: unknown): [string, AnyNode] | undefined {
+  if (node === null || typeof node !== "object" || Array.isArray(node)) return undefined;
+  const keys = Object.keys(node);
+  if (keys.length !== 1) return undefined;
+  const key = keys[0] as string;
+  const inner = (node as AnyNode)[key];
+  if (!/^[A-Z]/.test(key) || inner === null || typeof inner !== "object" || Array.isArray(inner)) return undefined;
+  return [key, inner as AnyNode];
+}
+
+/** The fields of `node` when it is a `type` node. */
+export function as(node: unknown, type: string): AnyNode | undefined {
+  const unwrapped = unwrap(node);
+  return unwrapped && unwrapped[0] === type ? unwrapped[1] : undefined;
+}
+
+/**
+ * Visits every object in the tree, depth first, with the key it hangs under. Return false from
+ * the visitor to skip an object's children.
+ */
+export function walk(node: unknown, visit: (value: AnyNode, key: string) => boolean | undefined, key = ""): void {
+  if (node === null || typeof node !== "object") return;
+  if (Array.isArray(node)) {
+    for (const item of node) walk(item, visit, key);
+    return;
+  }
+  if (visit(node as AnyNode, key) === false) return;
+  for (const [childKey, child] of Object.entries(node)) walk(child, visit, childKey);
+}
+
+/** The strings of a name list (`[{String:{sval:"public"}}, {String:{sval:"events"}}]`). */
+export function names(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((item) => (as(item, "String")?.sval as string | undefined) ?? "");
+}
+
+/** A ColumnRef's parts (`e.tenant_id` → ["e", "tenant_id"]), or undefined for `*` or non-columns. */
+export function columnRef(node: unknown): string[] | undefined {
+  const ref = as(node, "ColumnRef");
+  if (!ref) return undefined;
+  const parts = names(ref.fields);
+  return parts.includes("") ? undefined : parts;
+}
+
+/** The conjuncts of a boolean expression: `a AND (b AND c)` → [a, b, c]. */
+export function conjuncts(node: unknown): unknown[] {
+  if (node === undefined || node === null) return [];
+  const bool = as(node, "BoolExpr");
+  if (bool && bool.boolop === "AND_EXPR") return (bool.args as unknown[]).flatMap(conjuncts);
+  return [node];
+}
+
+/** The operator name of an A_Expr (`=` for `a = b`). */
+export function operatorName(expr: AnyNode): string | undefined {
+  const parts = names(expr.name);
+  return parts.at(-1);
+}
+
+/** SQL text of a (rewritten) statement or expression node. */
+export function deparse(node: AnyNode): string {
+  return deparseSync(node as Parameters<typeof deparseSync>[0], { pretty: false });
+}
+
+/** The statements of a SQL text (RawStmt.stmt of each); throws on a syntax error. */
+export function parseStatements(sql: string): AnyNode[] {
+  return (parseSync(sql).stmts as AnyNode[]).map((raw) => raw.stmt as AnyNode);
+}

@@ -1,0 +1,195 @@
+import { HerdError, SqlState } from "@herd/shared";
+import type { Catalog } from "../metadata/catalog.js";
+import { type DistributedTable, isSuffixedConstraint, shardName, shardSuffixed } from "../metadata/catalog-types.js";
+import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
+import type { Plan } from "./plan.js";
+import { PlannerErrors } from "./planner-errors.js";
+import { findRelations, renameRelations } from "./relations.js";
+import { shardOf } from "./route-planner.js";
+
+const SUFFIXED_CONSTRAINT_KINDS = new Set(["CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_EXCLUSION", "CONSTR_FOREIGN"]);
+
+/**
+ * DDL on distributed and reference tables: CREATE INDEX, ALTER TABLE, ALTER INDEX … RENAME,
+ * DROP TABLE, DROP INDEX, TRUNCATE. The command runs on the shell table and on every shard
+ * placement, all or nothing (see executor/distributed-ddl.ts). Returns undefined when the
+ * command touches no distributed table.
+ */
+export function planDdl(type: string, node: AnyNode, statement: AnyNode, catalog: Catalog): Plan | undefined {
+  switch (type) {
+    case "IndexStmt": {
+      const table = catalog.resolve(node.relation.schemaname, node.relation.relname);
+      if (!table) return undefined;
+      if (node.unique && table.distributionColumn) {
+        const columns = (node.indexParams as unknown[]).map((param) => as(param, "IndexElem")?.name);
+        if (!columns.includes(table.distributionColumn)) {
+          return error(
+            new HerdError("creating unique indexes on non-partition columns is currently unsupported", {
+              sqlState: SqlState.featureNotSupported,
+            }),
+          );
+        }
+      }
+      return ddl(statement, [table], "alter");
+    }
+    case "AlterTableStmt": {
+      const relation = node.relation as AnyNode;
+      const table =
+        node.objtype === "OBJECT_INDEX"
+          ? catalog.indexTable(relation.schemaname, relation.relname)
+          : catalog.resolve(relation.schemaname, relation.relname);
+      if (!table) return undefined;
+      for (const cmd of (node.cmds ?? []) as unknown[]) {
+        const problem = alterProblem(as(cmd, "AlterTableCmd") as AnyNode, table, catalog);
+        if (problem) return error(problem);
+      }
+      return ddl(statement, [table], "alter");
+    }
+    case "RenameStmt": {
+      const relation = node.relation as AnyNode | undefined;
+      if (!relation) return undefined;
+      const table =
+        node.renameType === "OBJECT_INDEX"
+          ? catalog.indexTable(relation.schemaname, relation.relname)
+          : catalog.resolve(relation.schemaname, relation.relname);
+      if (!table) return undefined;
+      if (node.renameType === "OBJECT_COLUMN" && node.subname === table.distributionColumn) {
+        return error(PlannerErrors.notSupported("renaming the distribution column"));
+      }
+      return ddl(statement, [table], "alter");
+    }
+    case "DropStmt": {
+      const objects = ((node.objects ?? []) as unknown[]).map((object) => names(as(object, "List")?.items));
+      const resolve = (parts: string[]) => {
+        const [schema, name] =
+          parts.length > 1 ? [parts.at(-2), parts.at(-1) as string] : [undefined, parts[0] as string];
+        return node.removeType === "OBJECT_INDEX" ? catalog.indexTable(schema, name) : catalog.resolve(schema, name);
+      };
+      if (node.removeType !== "OBJECT_TABLE" && node.removeType !== "OBJECT_INDEX") return undefined;
+      const tables = objects.map(resolve).filter((table) => table !== undefined);
+      if (tables.length === 0) return undefined;
+      if (node.concurrent) return error(PlannerErrors.notSupported("DROP INDEX CONCURRENTLY on distributed tables"));
+      return ddl(statement, [...new Set(tables)], node.removeType === "OBJECT_TABLE" ? "drop-tables" : "drop-indexes");
+    }
+    case "TruncateStmt": {
+      const tables = findRelations(statement, catalog)
+        .map((ref) => ref.table)
+        .filter((table) => table !== undefined);
+      return tables.length === 0 ? undefined : ddl(statement, [...new Set(tables)], "truncate");
+    }
+  }
+  return undefined;
+}
+
+function ddl(
+  tree: AnyNode,
+  tables: DistributedTable[],
+  action: "alter" | "drop-tables" | "drop-indexes" | "truncate",
+): Plan {
+  return { kind: "ddl", ddl: { tree, tables, action } };
+}
+
+function error(problem: HerdError): Plan {
+  return { kind: "error", error: problem };
+}
+
+/** What Citus refuses in ALTER TABLE on a distributed table. */
+function alterProblem(cmd: AnyNode, table: DistributedTable, catalog: Catalog): HerdError | undefined {
+  const column = table.distributionColumn;
+  if ((cmd.subtype === "AT_AlterColumnType" || cmd.subtype === "AT_DropColumn") && column && cmd.name === column) {
+    return new HerdError("cannot execute ALTER TABLE command involving partition column", {
+      sqlState: SqlState.featureNotSupported,
+    });
+  }
+  const constraint = as(cmd.def, "Constraint");
+  if (cmd.subtype !== "AT_AddConstraint" || !constraint) return undefined;
+  if ((constraint.contype === "CONSTR_PRIMARY" || constraint.contype === "CONSTR_UNIQUE") && column) {
+    if (!names(constraint.keys).includes(column)) return constraintWithoutPartitionColumn(table.name);
+  }
+  if (constraint.contype === "CONSTR_FOREIGN") {
+    const referenced = catalog.resolve(constraint.pktable.schemaname, constraint.pktable.relname);
+    if (!referenced) {
+      return new HerdError(
+        `referenced table "${constraint.pktable.relname}" must be a distributed table or a reference table`,
+        {
+          sqlState: SqlState.invalidTableDefinition,
+          detail: "To enforce foreign keys, the referencing and referenced rows need to be stored on the same node.",
+          hint: `You could use SELECT create_reference_table('${constraint.pktable.relname}') to replicate the referenced table to all nodes or consider dropping the foreign key`,
+        },
+      );
+    }
+    if (referenced.kind === "hash" && (table.kind !== "hash" || referenced.colocationId !== table.colocationId)) {
+      return new HerdError(
+        "cannot create foreign key constraint since relations are not colocated or not referencing a reference table",
+        {
+          sqlState: SqlState.featureNotSupported,
+          detail:
+            "A distributed table can only have foreign keys if it is referencing another colocated hash distributed table or a reference table",
+        },
+      );
+    }
+  }
+  return undefined;
+}
+
+export function constraintWithoutPartitionColumn(tableName: string): HerdError {
+  return new HerdError(`cannot create constraint on "${tableName}"`, {
+    sqlState: SqlState.featureNotSupported,
+    detail:
+      "Distributed relations cannot have UNIQUE, EXCLUDE, or PRIMARY KEY constraints that do not include the partition column (with an equality operator if EXCLUDE).",
+  });
+}
+
+/**
+ * The command as shard `index` of `table` runs it: tables renamed to their shards (a foreign
+ * key's referenced table to the colocated shard, or a reference table's one shard), and the
+ * names PostgreSQL wants unique per schema — indexes and the constraints that own one — given
+ * the shard's id as suffix, as Citus names them (`events_pkey_102008`).
+ */
+export function shardDdl(tree: AnyNode, catalog: Catalog, table: DistributedTable, index: number): string {
+  const copy = structuredClone(tree);
+  const shardId = shardOf(table, index).id;
+  const [type, node] = unwrap(copy) as [string, AnyNode];
+  const isIndexCommand =
+    (type === "AlterTableStmt" && node.objtype === "OBJECT_INDEX") ||
+    (type === "RenameStmt" && node.renameType === "OBJECT_INDEX");
+  if (isIndexCommand) node.relation.relname = shardSuffixed(node.relation.relname, shardId);
+  else renameRelations(copy, catalog, (t) => shardName(t, shardOf(t, index).id), false);
+  const suffixedConstraint = (name: string) =>
+    table.constraints.some((c) => c.name === name && isSuffixedConstraint(c.type))
+      ? shardSuffixed(name, shardId)
+      : name;
+  walk(copy, (child, key) => {
+    if (key === "IndexStmt" && child.idxname) child.idxname = shardSuffixed(child.idxname, shardId);
+    if (key === "Constraint" && child.conname && SUFFIXED_CONSTRAINT_KINDS.has(child.contype)) {
+      child.conname = shardSuffixed(child.conname, shardId);
+    }
+    if (key === "Constraint" && child.indexname) child.indexname = shardSuffixed(child.indexname, shardId);
+    if (key === "AlterTableCmd" && child.subtype === "AT_DropConstraint") child.name = suffixedConstraint(child.name);
+    return undefined;
+  });
+  if (type === "RenameStmt") {
+    if (node.renameType === "OBJECT_TABLE") node.newname = shardSuffixed(node.newname, shardId);
+    if (node.renameType === "OBJECT_INDEX") node.newname = shardSuffixed(node.newname, shardId);
+    if (node.renameType === "OBJECT_TABCONSTRAINT") {
+      const suffixed = suffixedConstraint(node.subname);
+      if (suffixed !== node.subname) node.newname = shardSuffixed(node.newname, shardId);
+      node.subname = suffixed;
+    }
+  }
+  if (type === "DropStmt" && node.removeType === "OBJECT_INDEX") {
+    node.objects = (node.objects as unknown[])
+      .filter((object) => {
+        const parts = names(as(object, "List")?.items);
+        return catalog.indexTable(parts.length > 1 ? parts.at(-2) : undefined, parts.at(-1) as string) === table;
+      })
+      .map((object) => {
+        const items = as(object, "List")?.items as AnyNode[];
+        const last = items.at(-1) as AnyNode;
+        return {
+          List: { items: [...items.slice(0, -1), { String: { sval: shardSuffixed(last.String.sval, shardId) } }] },
+        };
+      });
+  }
+  return deparse(copy);
+}

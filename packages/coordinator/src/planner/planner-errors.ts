@@ -1,0 +1,43 @@
+import { HerdError, SqlState } from "@herd/shared";
+
+/** Errors the planner gives, with Citus's wording where Citus has one. */
+export const PlannerErrors = {
+  complexJoin: () =>
+    new HerdError(
+      "complex joins are only supported when all distributed tables are co-located and joined on their distribution columns",
+      { sqlState: SqlState.featureNotSupported },
+    ),
+  mixedLocal: (local: string, distributed: string) =>
+    new HerdError(`cannot plan queries that include both regular and distributed relations`, {
+      sqlState: SqlState.featureNotSupported,
+      detail: `"${local}" is an ordinary table and "${distributed}" is distributed.`,
+      hint: `Distribute "${local}" too (create_distributed_table or create_reference_table).`,
+    }),
+  multiShard: (reason: string) =>
+    new HerdError(`could not run distributed query with ${reason} across several shards`, {
+      sqlState: SqlState.featureNotSupported,
+      hint: "Add an equality filter on the distribution column, so the query reaches one shard.",
+    }),
+  partitionValueChange: () =>
+    new HerdError("modifying the partition value of rows is not allowed", { sqlState: SqlState.featureNotSupported }),
+  volatileFunction: () =>
+    new HerdError("functions used in UPDATE queries on distributed tables must not be VOLATILE", {
+      sqlState: SqlState.featureNotSupported,
+    }),
+  stableFunction: (name: string) =>
+    new HerdError(`STABLE functions such as ${name}() are not supported in modifications of replicated tables yet`, {
+      sqlState: SqlState.featureNotSupported,
+      detail: "Each placement would evaluate it on its own, and the replicas could differ.",
+      hint: "Compute the value in the client, or in a SELECT first, and pass it as a constant.",
+    }),
+  notSupported: (what: string, hint?: string) =>
+    new HerdError(`herd does not support ${what} yet`, { sqlState: SqlState.featureNotSupported, hint }),
+  insertWithoutPartitionValue: () =>
+    new HerdError("cannot perform an INSERT without a partition column value", {
+      sqlState: SqlState.nullValueNotAllowed,
+    }),
+  insertNullPartitionValue: () =>
+    new HerdError("cannot perform an INSERT with NULL in the partition column", {
+      sqlState: SqlState.nullValueNotAllowed,
+    }),
+} as const;

@@ -1,0 +1,37 @@
+import type { Socket } from "node:net";
+import { BufferWriter } from "../protocol/buffer-writer.js";
+
+/**
+ * What goes back to the client: messages herd encodes and messages relayed from servers,
+ * gathered in one buffer and written in one go at `flush()` (DESIGN.md: one write per Sync).
+ */
+export class ClientOutput {
+  readonly writer = new BufferWriter(4096);
+
+  constructor(private socket: Socket) {}
+
+  /** The client's socket changed (TLS). */
+  setSocket(socket: Socket): void {
+    this.socket = socket;
+  }
+
+  /** A whole message as a server sent it. */
+  raw(message: Buffer): void {
+    this.writer.bytes(message);
+    // keep memory bounded while a large result streams through
+    if (this.writer.length > 256 * 1024) this.flush();
+  }
+
+  /** Writes what has been gathered; false when the socket's buffer is full. */
+  flush(): boolean {
+    if (this.writer.length === 0 || this.socket.destroyed) return true;
+    return this.socket.write(this.writer.flush());
+  }
+
+  /** Writes bytes that must go out in order with what was gathered. */
+  write(bytes: Buffer): boolean {
+    this.flush();
+    if (this.socket.destroyed) return true;
+    return this.socket.write(bytes);
+  }
+}

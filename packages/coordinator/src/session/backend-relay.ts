@@ -1,0 +1,54 @@
+import type { Exchange, PgConnection } from "../executor/pg-connection.js";
+import { BufferReader } from "../protocol/buffer-reader.js";
+import type { ClientOutput } from "../protocol/client-output.js";
+import { type Frame, joinFrames } from "../protocol/message-framer.js";
+
+const READY = 0x5a;
+const ERROR = 0x45;
+const PARAMETER_STATUS = 0x53;
+
+/**
+ * Relays the coordinator's PostgreSQL's answers to the client, gathered per received chunk into
+ * one write, noting ParameterStatus changes (settings workers must share) and errors. Messages
+ * nobody asked for (a notification between statements) go straight through.
+ */
+export class BackendRelay {
+  constructor(
+    private readonly output: ClientOutput,
+    private readonly backend: PgConnection,
+    private readonly onSetting: (name: string, value: string) => void,
+  ) {
+    backend.unsolicited = (frame) => {
+      this.note(frame);
+      this.output.raw(frame.raw);
+      this.output.flush();
+    };
+  }
+
+  /** An exchange relaying everything, with (`dropReady` false) or without its ReadyForQuery. */
+  exchange(dropReady: boolean): Exchange & { sawError: boolean } {
+    const relay = this;
+    let pending: Frame[] = [];
+    return {
+      sawError: false,
+      message(frame: Frame) {
+        if (frame.type === ERROR) this.sawError = true;
+        relay.note(frame);
+        if (frame.type === READY && dropReady) return;
+        pending.push(frame);
+      },
+      chunkEnd() {
+        if (pending.length === 0) return;
+        // a slow client holds PostgreSQL back instead of filling the coordinator's memory
+        if (!relay.output.write(joinFrames(pending))) relay.backend.pause();
+        pending = [];
+      },
+    };
+  }
+
+  private note(frame: Frame): void {
+    if (frame.type !== PARAMETER_STATUS) return;
+    const reader = new BufferReader(frame.body);
+    this.onSetting(reader.cstring(), reader.cstring());
+  }
+}

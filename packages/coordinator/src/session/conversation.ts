@@ -1,0 +1,530 @@
+import type { Socket } from "node:net";
+import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
+import type { PgConnection } from "../executor/pg-connection.js";
+import type { QueryEngine } from "../executor/query-engine.js";
+import { ServerError } from "../executor/server-error.js";
+import type { SessionContext, StatementRun } from "../executor/session-context.js";
+import type { WorkerPool } from "../executor/worker-pool.js";
+import { WorkerTransaction } from "../executor/worker-transaction.js";
+import type { StatementCache } from "../parser/statement-cache.js";
+import type { AnyNode } from "../planner/ast.js";
+import {
+  decodeRowDescription,
+  encodeEmpty,
+  encodeHerdError,
+  encodeNotice,
+  encodeReadyForQuery,
+  encodeRowDescription,
+} from "../protocol/backend-messages.js";
+import { BufferWriter } from "../protocol/buffer-writer.js";
+import { ClientOutput } from "../protocol/client-output.js";
+import {
+  type BindMessage,
+  decodeBind,
+  decodeExecute,
+  decodeParse,
+  decodeQuery,
+  decodeTarget,
+  encodeParse,
+  encodeQuery,
+  encodeSync,
+  encodeTarget,
+} from "../protocol/frontend-messages.js";
+import { type Frame, joinFrames } from "../protocol/message-framer.js";
+import { ProtocolError } from "../protocol/protocol-error.js";
+import { BackendRelay } from "./backend-relay.js";
+
+const FRONTEND_TYPES = new Set([..."QPBDECSHXdcfF"].map((c) => c.charCodeAt(0)));
+const type = (c: string) => c.charCodeAt(0);
+const [QUERY, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE, SYNC, FLUSH, TERMINATE] = [..."QPBDECSHX"].map(type);
+const ROW_DESCRIPTION = type("T");
+const NO_DATA = type("n");
+const PARAMETER_DESCRIPTION = type("t");
+const ERROR = type("E");
+
+/** Settings reported by PostgreSQL (ParameterStatus) that change how workers must answer. */
+const SHARED_SETTINGS = [
+  "TimeZone",
+  "DateStyle",
+  "IntervalStyle",
+  "client_encoding",
+  "standard_conforming_strings",
+  "extra_float_digits",
+];
+
+interface PreparedStatement {
+  readonly sql: string;
+  readonly statement: AnyNode | undefined;
+  readonly parameterTypes: readonly number[];
+  /** herd runs it (else the coordinator's PostgreSQL has it, under the client's name). */
+  herd: boolean;
+  /** The catalog version it was classified under. */
+  version: number;
+}
+
+interface HerdPortal {
+  readonly statement: PreparedStatement;
+  readonly bind: BindMessage;
+  describe: boolean;
+}
+
+export interface ConversationOptions {
+  readonly engine: QueryEngine;
+  readonly statements: StatementCache;
+  readonly pool: WorkerPool;
+  readonly logger: Logger;
+  /** Startup parameters of the client (for settings PostgreSQL does not report, e.g. extra_float_digits). */
+  readonly startupParameters: ReadonlyMap<string, string>;
+  /** ParameterStatus values the session's PostgreSQL reported at startup. */
+  readonly reported: readonly (readonly [string, string])[];
+}
+
+/**
+ * One authenticated client's statements, in order. Each message is either forwarded to the
+ * session's own PostgreSQL (statements that touch no distributed table: the fast path, in one
+ * write per batch, answers relayed as they come) or run by herd's engine (statements it claims),
+ * which writes the answers itself.
+ *
+ * Order is kept by waiting: before herd answers a message, everything forwarded before it has
+ * been answered (a Sync of herd's own ends what was forwarded of an unfinished extended-protocol
+ * batch; its ReadyForQuery is not relayed). Errors follow PostgreSQL's rules: after an error in
+ * an extended-protocol batch everything up to Sync is skipped; an error of a herd statement in a
+ * transaction block also fails the coordinator's transaction, so what follows is refused (25P02)
+ * until ROLLBACK, exactly as PostgreSQL would.
+ */
+export class Conversation implements SessionContext {
+  readonly output: ClientOutput;
+  readonly transaction: WorkerTransaction;
+  private readonly queue: Frame[] = [];
+  private waiting: ((frame: Frame) => void) | undefined;
+  private running = false;
+  private closed = false;
+  private readonly pendingForward: Frame[] = [];
+  /** Messages were forwarded since the last Sync (the client's or herd's). */
+  private forwardedSinceSync = false;
+  /** An error in this extended-protocol batch: skip until Sync. */
+  private skipping = false;
+  private readonly prepared = new Map<string, PreparedStatement>();
+  private readonly portals = new Map<string, HerdPortal>();
+  private readonly settingValues = new Map<string, string>();
+  private readonly relay: BackendRelay;
+
+  constructor(
+    private readonly socket: Socket,
+    readonly backend: PgConnection,
+    private readonly options: ConversationOptions,
+    private readonly onFatal: (error: unknown) => void,
+  ) {
+    this.output = new ClientOutput(socket);
+    this.transaction = new WorkerTransaction(options.pool);
+    const extraFloatDigits = options.startupParameters.get("extra_float_digits");
+    if (extraFloatDigits !== undefined) this.settingValues.set("extra_float_digits", extraFloatDigits);
+    for (const [name, value] of options.reported) this.noteSetting(name, value);
+    this.relay = new BackendRelay(this.output, backend, (name, value) => this.noteSetting(name, value));
+    socket.on("drain", () => backend.resume());
+  }
+
+  // ---- SessionContext ----
+
+  settings(): ReadonlyMap<string, string> {
+    return this.settingValues;
+  }
+
+  inTransactionBlock(): boolean {
+    return this.backend.status !== "I";
+  }
+
+  async relayFromBackend(request: Buffer): Promise<boolean> {
+    const exchange = this.relay.exchange(true);
+    await this.backend.exchange(request, exchange);
+    return !exchange.sawError;
+  }
+
+  nextClientMessage(): Promise<Frame> {
+    const next = this.queue.shift();
+    if (next) return Promise.resolve(next);
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+    });
+  }
+
+  // ---- messages from the client ----
+
+  receive(frames: Frame[]): void {
+    for (const frame of frames) {
+      if (!FRONTEND_TYPES.has(frame.type)) throw new ProtocolError(`invalid frontend message type ${frame.type}`);
+      const waiting = this.waiting;
+      if (waiting) {
+        this.waiting = undefined;
+        waiting(frame);
+      } else this.queue.push(frame);
+    }
+    if (!this.running) void this.drain();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.transaction.abandon();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const frame = this.queue.shift() as Frame;
+        const work = this.handle(frame);
+        if (work) {
+          this.flushForward();
+          await work;
+          this.output.flush();
+        }
+      }
+      this.flushForward();
+      this.output.flush();
+    } catch (error) {
+      this.onFatal(error);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** One message; returns a promise when handling it needs to wait. */
+  private handle(frame: Frame): Promise<void> | undefined {
+    switch (frame.type) {
+      case QUERY:
+        return this.handleQuery(frame);
+      case PARSE:
+        return this.handleParse(frame);
+      case BIND:
+        return this.handleBind(frame);
+      case DESCRIBE:
+        return this.handleDescribe(frame);
+      case EXECUTE:
+        return this.handleExecute(frame);
+      case CLOSE:
+        return this.handleClose(frame);
+      case SYNC:
+        return this.handleSync(frame);
+      case FLUSH:
+        if (this.forwardedSinceSync) this.forward(frame);
+        return undefined;
+      case TERMINATE:
+        this.flushForward();
+        this.closed = true;
+        this.onFatal(undefined);
+        return undefined;
+      default:
+        // CopyData/CopyDone/CopyFail of a COPY the coordinator's PostgreSQL runs, FunctionCall
+        if (!this.skipping) this.forward(frame);
+        return undefined;
+    }
+  }
+
+  private handleQuery(frame: Frame): Promise<void> | undefined {
+    const sql = decodeQuery(frame.body);
+    const parsed = this.options.statements.parse(sql);
+    const statements = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
+    const claimed = statements.some((raw) =>
+      this.claims(textOf(sql, raw, statements.length), raw.stmt as AnyNode, false),
+    );
+    if (!claimed) {
+      this.forward(frame, true);
+      return undefined;
+    }
+    return this.simpleQuery(sql, statements);
+  }
+
+  private async simpleQuery(sql: string, statements: AnyNode[]): Promise<void> {
+    await this.backendIdle();
+    for (const raw of statements) {
+      const text = textOf(sql, raw, statements.length);
+      const statement = raw.stmt as AnyNode;
+      try {
+        if (this.claims(text, statement, false)) {
+          this.refuseInFailedTransaction(statement);
+          await this.options.engine.run(
+            { sql: text, statement, parameterTypes: [], bind: undefined, describe: true },
+            this,
+          );
+        } else {
+          const w = new BufferWriter(64);
+          encodeQuery(w, text);
+          if (!(await this.relayFromBackend(w.flush()))) break;
+        }
+      } catch (error) {
+        await this.reportError(error);
+        break;
+      }
+    }
+    encodeReadyForQuery(this.output.writer, this.backend.status);
+  }
+
+  private handleParse(frame: Frame): Promise<void> | undefined {
+    if (this.skipping) return undefined;
+    const { name, sql, parameterTypes } = decodeParse(frame.body);
+    const parsed = this.options.statements.parse(sql);
+    const raws = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
+    const single = raws.length === 1 ? ((raws[0] as AnyNode).stmt as AnyNode) : undefined;
+    const herd = single !== undefined && this.claims(sql, single, true);
+    const existing = this.prepared.get(name);
+    if (!herd || (name !== "" && existing)) {
+      // PostgreSQL answers, including "prepared statement already exists"
+      if (!(name !== "" && existing))
+        this.prepared.set(name, {
+          sql,
+          statement: single,
+          parameterTypes,
+          herd: false,
+          version: this.options.engine.catalogVersion,
+        });
+      this.forward(frame);
+      return undefined;
+    }
+    this.prepared.set(name, {
+      sql,
+      statement: single,
+      parameterTypes,
+      herd: true,
+      version: this.options.engine.catalogVersion,
+    });
+    return this.answer((w) => encodeEmpty(w, "1"));
+  }
+
+  private handleBind(frame: Frame): Promise<void> | undefined {
+    if (this.skipping) return undefined;
+    const bind = decodeBind(frame.body);
+    const statement = this.prepared.get(bind.statement);
+    if (
+      statement &&
+      !statement.herd &&
+      statement.statement &&
+      statement.version !== this.options.engine.catalogVersion
+    ) {
+      // a table it names may have been distributed since it was prepared
+      statement.herd = this.claims(statement.sql, statement.statement, true);
+      statement.version = this.options.engine.catalogVersion;
+    }
+    if (!statement?.herd) {
+      this.portals.delete(bind.portal);
+      this.forward(frame);
+      return undefined;
+    }
+    this.portals.set(bind.portal, { statement, bind, describe: false });
+    return this.answer((w) => encodeEmpty(w, "2"));
+  }
+
+  private handleDescribe(frame: Frame): Promise<void> | undefined {
+    if (this.skipping) return undefined;
+    const target = decodeTarget(frame.body);
+    if (target.kind === "P") {
+      const portal = this.portals.get(target.name);
+      if (!portal) {
+        this.forward(frame);
+        return undefined;
+      }
+      portal.describe = true;
+      // answered with the rows at Execute; a Describe without Execute is answered here
+      const next = this.queue[0];
+      if (next !== undefined && next.type === EXECUTE && decodeExecute(next.body).portal === target.name)
+        return undefined;
+      return this.describeOnBackend(portal.statement, portal.bind.resultFormats, false).then(() => {
+        portal.describe = false;
+      });
+    }
+    const statement = this.prepared.get(target.name);
+    if (!statement?.herd) {
+      this.forward(frame);
+      return undefined;
+    }
+    return this.describeOnBackend(statement, undefined, true);
+  }
+
+  private handleExecute(frame: Frame): Promise<void> | undefined {
+    if (this.skipping) return undefined;
+    const { portal: name } = decodeExecute(frame.body);
+    const portal = this.portals.get(name);
+    if (!portal) {
+      this.forward(frame);
+      return undefined;
+    }
+    return this.executePortal(portal);
+  }
+
+  private async executePortal(portal: HerdPortal): Promise<void> {
+    await this.backendIdle();
+    if (this.skipping) return;
+    const { statement } = portal;
+    try {
+      this.refuseInFailedTransaction(statement.statement as AnyNode);
+      const run: StatementRun = {
+        sql: statement.sql,
+        statement: statement.statement as AnyNode,
+        parameterTypes: statement.parameterTypes,
+        bind: portal.bind,
+        describe: portal.describe,
+      };
+      portal.describe = false;
+      await this.options.engine.run(run, this);
+    } catch (error) {
+      await this.reportError(error);
+      this.skipping = true;
+    }
+  }
+
+  private handleClose(frame: Frame): Promise<void> | undefined {
+    if (this.skipping) return undefined;
+    const target = decodeTarget(frame.body);
+    if (target.kind === "P" && this.portals.delete(target.name)) return this.answer((w) => encodeEmpty(w, "3"));
+    if (target.kind === "S") this.prepared.delete(target.name);
+    // the coordinator's PostgreSQL answers CloseComplete even for a name it does not know
+    this.forward(frame);
+    return undefined;
+  }
+
+  private handleSync(frame: Frame): Promise<void> | undefined {
+    this.skipping = false;
+    if (this.forwardedSinceSync) {
+      this.forward(frame, true);
+      if (this.backend.status === "I") this.portals.clear();
+      return undefined;
+    }
+    return this.answer((w) => {
+      encodeReadyForQuery(w, this.backend.status);
+      if (this.backend.status === "I") this.portals.clear();
+    });
+  }
+
+  // ---- helpers ----
+
+  private claims(sql: string, statement: AnyNode, forPrepare: boolean): boolean {
+    return this.options.engine.claims(sql, statement, this, forPrepare);
+  }
+
+  /** Writes herd's answer once everything before it has been answered. */
+  private answer(write: (w: BufferWriter) => void): Promise<void> | undefined {
+    if (!this.forwardedSinceSync && this.backend.idle && this.pendingForward.length === 0) {
+      write(this.output.writer);
+      return undefined;
+    }
+    return this.backendIdle().then(() => {
+      if (!this.skipping) write(this.output.writer);
+    });
+  }
+
+  /** Queues a message for the coordinator's PostgreSQL; a Sync or Query also expects its ReadyForQuery. */
+  private forward(frame: Frame, endsRequest = false): void {
+    this.pendingForward.push(frame);
+    if (endsRequest) {
+      this.forwardedSinceSync = false;
+      this.flushForward(true);
+    } else this.forwardedSinceSync = true;
+  }
+
+  private flushForward(expectReady = false): void {
+    if (this.pendingForward.length === 0) return;
+    const bytes = joinFrames(this.pendingForward.splice(0));
+    if (expectReady) {
+      this.output.flush();
+      void this.backend.exchange(bytes, this.relay.exchange(false)).catch(() => {});
+    } else if (!this.backend.write(bytes)) {
+      this.socket.pause();
+      this.backend.socket.once("drain", () => this.socket.resume());
+    }
+  }
+
+  /**
+   * Waits until the coordinator's PostgreSQL has answered everything forwarded. What was forwarded
+   * of an unfinished batch is ended with a Sync of herd's own; an error in it means the rest of
+   * the client's batch is skipped, as PostgreSQL would have skipped it.
+   */
+  private async backendIdle(): Promise<void> {
+    this.flushForward();
+    this.output.flush();
+    if (this.forwardedSinceSync) {
+      this.forwardedSinceSync = false;
+      const w = new BufferWriter(8);
+      encodeSync(w);
+      const exchange = this.relay.exchange(true);
+      await this.backend.exchange(w.flush(), exchange);
+      if (exchange.sawError) this.skipping = true;
+    }
+    await this.backend.settled();
+  }
+
+  /** ParameterDescription and RowDescription of a herd statement, as PostgreSQL describes it on the shell tables. */
+  private async describeOnBackend(
+    statement: PreparedStatement,
+    resultFormats: readonly number[] | undefined,
+    parameters: boolean,
+  ): Promise<void> {
+    await this.backendIdle();
+    if (this.skipping) return;
+    const w = new BufferWriter(256);
+    encodeParse(w, "", statement.sql, statement.parameterTypes);
+    encodeTarget(w, "D", "S", "");
+    encodeSync(w);
+    const out = this.output.writer;
+    let failed = false;
+    await this.backend.exchange(w.flush(), {
+      message: (frame) => {
+        if (frame.type === PARAMETER_DESCRIPTION && parameters) out.bytes(frame.raw);
+        else if (frame.type === NO_DATA) out.bytes(frame.raw);
+        else if (frame.type === ROW_DESCRIPTION) {
+          if (!resultFormats) out.bytes(frame.raw);
+          else {
+            const fields = decodeRowDescription(frame.body).map((field, i) => ({
+              ...field,
+              format: resultFormats.length === 1 ? (resultFormats[0] as number) : (resultFormats[i] ?? 0),
+            }));
+            encodeRowDescription(out, fields);
+          }
+        } else if (frame.type === ERROR) {
+          failed = true;
+          out.bytes(frame.raw);
+        }
+      },
+    });
+    if (failed) this.skipping = true;
+  }
+
+  private refuseInFailedTransaction(statement: AnyNode): void {
+    if (this.backend.status !== "E" || statement.TransactionStmt) return;
+    throw new HerdError("current transaction is aborted, commands ignored until end of transaction block", {
+      sqlState: SqlState.inFailedSqlTransaction,
+    });
+  }
+
+  /**
+   * Sends a statement's error to the client. In a transaction block, the coordinator's own
+   * transaction is failed too, so that PostgreSQL refuses what follows until ROLLBACK.
+   */
+  private async reportError(error: unknown): Promise<void> {
+    if (!isHerdError(error)) {
+      this.options.logger.error("statement failed", { error: errorMessage(error), stack: (error as Error)?.stack });
+    }
+    if (error instanceof ServerError) encodeNotice(this.output.writer, "E", error.fields);
+    else
+      encodeHerdError(
+        this.output.writer,
+        isHerdError(error) ? error : new HerdError("internal error", { sqlState: SqlState.internalError }),
+      );
+    if (this.backend.status === "T") {
+      await this.backend
+        .query("DO $$ BEGIN RAISE EXCEPTION 'herd: a distributed statement failed'; END $$")
+        .catch(() => {});
+    }
+  }
+
+  private noteSetting(name: string, value: string): void {
+    if (SHARED_SETTINGS.includes(name)) this.settingValues.set(name, value);
+  }
+}
+
+/** One statement's text out of a multi-statement Query. */
+function textOf(sql: string, raw: AnyNode, count: number): string {
+  if (count === 1) return sql;
+  const start = (raw.stmt_location as number | undefined) ?? 0;
+  const length = raw.stmt_len as number | undefined;
+  const bytes = Buffer.from(sql, "utf8");
+  return bytes.toString("utf8", start, length === undefined || length === 0 ? bytes.length : start + length).trim();
+}
