@@ -56,7 +56,7 @@ export class QueryEngine {
     const plan = this.plans.plan(run.sql, run.statement);
     switch (plan.kind) {
       case "local":
-        await session.relayFromBackend(backendRequest(run));
+        await session.relayFromBackend(backendRequest(run), run.bind !== undefined);
         return;
       case "transaction":
         return transactionControl(plan.statement, run, session);

@@ -33,8 +33,10 @@ export interface SessionContext {
   /**
    * Runs a request on the coordinator's PostgreSQL and relays its answers (without the
    * ReadyForQuery) to the client; resolves false when PostgreSQL answered with an error.
+   * `extended`: the request is Parse/Bind/… of a statement whose ParseComplete and BindComplete
+   * herd already sent, so PostgreSQL's are not relayed.
    */
-  relayFromBackend(request: Buffer): Promise<boolean>;
+  relayFromBackend(request: Buffer, extended?: boolean): Promise<boolean>;
   /** The client's next message (COPY data). */
   nextClientMessage(): Promise<Frame>;
 }

@@ -28,18 +28,18 @@ export async function transactionControl(
           throw error;
         }
       }
-      await session.relayFromBackend(backendRequest(run));
+      await session.relayFromBackend(backendRequest(run), run.bind !== undefined);
       return;
     }
     case "TRANS_STMT_PREPARE":
       if (workers.active)
         throw PlannerErrors.notSupported("PREPARE TRANSACTION in a transaction block that reached workers");
-      await session.relayFromBackend(backendRequest(run));
+      await session.relayFromBackend(backendRequest(run), run.bind !== undefined);
       return;
     case "TRANS_STMT_SAVEPOINT":
     case "TRANS_STMT_RELEASE":
     case "TRANS_STMT_ROLLBACK_TO": {
-      const ok = await session.relayFromBackend(backendRequest(run));
+      const ok = await session.relayFromBackend(backendRequest(run), run.bind !== undefined);
       if (!ok || !workers.active) {
         if (ok) trackSavepoint(kind, statement.TransactionStmt.savepoint_name as string, run.sql, workers.savepoints);
         return;
@@ -49,7 +49,7 @@ export async function transactionControl(
       return;
     }
     default:
-      await session.relayFromBackend(backendRequest(run));
+      await session.relayFromBackend(backendRequest(run), run.bind !== undefined);
   }
 }
 

@@ -6,6 +6,8 @@ import { type Frame, joinFrames } from "../protocol/message-framer.js";
 const READY = 0x5a;
 const ERROR = 0x45;
 const PARAMETER_STATUS = 0x53;
+const PARSE_COMPLETE = 0x31;
+const BIND_COMPLETE = 0x32;
 
 /**
  * Relays the coordinator's PostgreSQL's answers to the client, gathered per received chunk into
@@ -25,8 +27,11 @@ export class BackendRelay {
     };
   }
 
-  /** An exchange relaying everything, with (`dropReady` false) or without its ReadyForQuery. */
-  exchange(dropReady: boolean): Exchange & { sawError: boolean } {
+  /**
+   * An exchange relaying everything, with (`dropReady` false) or without its ReadyForQuery;
+   * `dropParseBind` drops ParseComplete and BindComplete of a statement herd already answered.
+   */
+  exchange(dropReady: boolean, dropParseBind = false): Exchange & { sawError: boolean } {
     const relay = this;
     let pending: Frame[] = [];
     return {
@@ -35,6 +40,7 @@ export class BackendRelay {
         if (frame.type === ERROR) this.sawError = true;
         relay.note(frame);
         if (frame.type === READY && dropReady) return;
+        if (dropParseBind && (frame.type === PARSE_COMPLETE || frame.type === BIND_COMPLETE)) return;
         pending.push(frame);
       },
       chunkEnd() {

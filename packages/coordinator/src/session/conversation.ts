@@ -134,8 +134,8 @@ export class Conversation implements SessionContext {
     return this.backend.status !== "I";
   }
 
-  async relayFromBackend(request: Buffer): Promise<boolean> {
-    const exchange = this.relay.exchange(true);
+  async relayFromBackend(request: Buffer, extended = false): Promise<boolean> {
+    const exchange = this.relay.exchange(true, extended);
     await this.backend.exchange(request, exchange);
     return !exchange.sawError;
   }
