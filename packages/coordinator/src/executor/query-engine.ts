@@ -3,6 +3,7 @@ import type { Catalog } from "../metadata/catalog.js";
 import { type AnyNode, unwrap } from "../planner/ast.js";
 import type { Plan } from "../planner/plan.js";
 import { PlanCache } from "../planner/plan-statement.js";
+import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../protocol/backend-messages.js";
 import { backendRequest } from "./backend-request.js";
 import { runCopy } from "./copy-executor.js";
 import type { DistributeDefaults } from "./distribute-table.js";
@@ -68,19 +69,32 @@ export class QueryEngine {
         return runCopy(plan.copy, run, session, this.deps);
       case "error":
         throw plan.error;
+      case "explain":
+        return this.writeExplain(this.describePlan(plan.inner, plan.statement, run), run, session);
       default:
         return (this.primitive(plan) as Primitive).execute(run, session, this.deps);
     }
   }
 
-  /** The plan of a statement, described as EXPLAIN and the golden tests show it. */
-  explain(sql: string, statement: AnyNode, run?: Pick<StatementRun, "bind">): string {
-    const plan = this.plans.plan(sql, statement);
+  /** A plan, described as EXPLAIN shows it. */
+  private describePlan(plan: Plan, statement: AnyNode, run?: Pick<StatementRun, "bind">): string {
     const primitive = this.primitive(plan);
     if (primitive) return primitive.describe(run);
     if (plan.kind === "error") return `Error ${plan.error.sqlState}: ${plan.error.message}`;
     if (plan.kind === "ddl") return `DDL ${plan.ddl.action} on ${plan.ddl.tables.map((t) => t.name).join(", ")}`;
     return `${plan.kind[0]?.toUpperCase()}${plan.kind.slice(1)} ${unwrap(statement)?.[0] ?? ""}`.trim();
+  }
+
+  private writeExplain(text: string, run: StatementRun, session: SessionContext): void {
+    const w = session.output.writer;
+    if (run.describe) {
+      encodeRowDescription(w, [
+        { name: "QUERY PLAN", tableOid: 0, columnNumber: 0, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 },
+      ]);
+    }
+    const lines = text.split("\n");
+    for (const line of lines) encodeDataRow(w, [line]);
+    encodeCommandComplete(w, "EXPLAIN");
   }
 
   private primitive(plan: Plan): Primitive | undefined {

@@ -119,7 +119,8 @@ export function withTableNames(fields: NoticeFields, catalog: Catalog): NoticeFi
   const rename = (text: string | undefined) =>
     text?.replace(/([\p{L}_][\p{L}\p{N}_$]*)_(\d+)/gu, (whole, name: string, id: string) => {
       const table = catalog.shardTable(Number(id));
-      return table !== undefined && (table.name === name || whole.startsWith(table.name)) ? table.name : whole;
+      // `events_102008` → `events`, `events_pkey_102008` → `events_pkey`
+      return table !== undefined && name.startsWith(table.name) ? name : whole;
     });
   return {
     ...fields,

@@ -26,9 +26,12 @@ export function planInsert(insert: AnyNode, statement: AnyNode, table: Distribut
   if (insert.withClause)
     return { kind: "error", error: PlannerErrors.notSupported("WITH in INSERT into distributed tables") };
   const writable = table.columns.filter((column) => !column.generated);
+  const rowsFirst = (select.valuesLists as unknown[]).map((list) => (as(list, "List")?.items ?? []) as AnyNode[]);
+  // without a column list, VALUES fills the first columns and the rest take their defaults
+  const widest = Math.max(...rowsFirst.map((row) => row.length));
   const columns: string[] = insert.cols
     ? (insert.cols as unknown[]).map((col) => as(col, "ResTarget")?.name as string)
-    : writable.map((column) => column.name);
+    : writable.slice(0, Math.min(widest, writable.length)).map((column) => column.name);
   for (const name of columns) {
     if (!table.columns.some((column) => column.name === name)) {
       return {
@@ -39,13 +42,13 @@ export function planInsert(insert: AnyNode, statement: AnyNode, table: Distribut
       };
     }
   }
-  const rows = (select.valuesLists as unknown[]).map((list) => (as(list, "List")?.items ?? []) as AnyNode[]);
+  const rows = rowsFirst;
   for (const row of rows) {
     if (row.length !== columns.length) {
       return {
         kind: "error",
         error: new HerdError(
-          row.length > columns.length
+          row.length > columns.length || !insert.cols
             ? "INSERT has more expressions than target columns"
             : "INSERT has more target columns than expressions",
           { sqlState: SqlState.syntaxError },

@@ -24,6 +24,17 @@ export function planStatement(statement: AnyNode, catalog: Catalog): Plan {
     const call = planFunctionCall(node);
     if (call) return call;
   }
+  if (type === "ExplainStmt") {
+    const inner = planStatement(node.query as AnyNode, catalog);
+    if (inner.kind === "local") return LOCAL;
+    const analyze = ((node.options ?? []) as AnyNode[]).some((option) => option.DefElem?.defname === "analyze");
+    if (analyze)
+      return {
+        kind: "error",
+        error: PlannerErrors.notSupported("EXPLAIN ANALYZE of statements on distributed tables"),
+      };
+    return { kind: "explain", inner, statement: node.query as AnyNode };
+  }
   const ddl = planDdl(type, node, statement, catalog);
   if (ddl) return ddl;
   const refs = findRelations(statement, catalog);
@@ -65,8 +76,6 @@ export function planStatement(statement: AnyNode, catalog: Catalog): Plan {
         : table.columns.filter((column) => !column.generated).map((column) => column.name);
       return { kind: "copy", copy: { tree: statement, table, columns } };
     }
-    case "ExplainStmt":
-      return { kind: "error", error: PlannerErrors.notSupported("EXPLAIN of statements on distributed tables") };
     default:
       return {
         kind: "error",

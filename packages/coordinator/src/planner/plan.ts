@@ -17,6 +17,8 @@ export type Plan =
   | { readonly kind: "insert"; readonly insert: InsertPlan }
   | { readonly kind: "ddl"; readonly ddl: DdlPlan }
   | { readonly kind: "copy"; readonly copy: CopyPlan }
+  /** EXPLAIN of a statement on distributed tables: the distributed plan, described. */
+  | { readonly kind: "explain"; readonly inner: Plan; readonly statement: AnyNode }
   | { readonly kind: "error"; readonly error: HerdError };
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
