@@ -159,25 +159,22 @@ export async function distributeTable(
       }
     }
     const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType);
-    await Promise.all(
-      workers.map(async (node) => {
-        const mine = shardIds
-          .map((id, index) => ({ id, index }))
-          .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
-        if (mine.length === 0) return;
-        const connection = await change.on(node);
-        if (shell.schema !== "public")
-          await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
-        for (const { id, index } of mine) {
-          for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
-          const shardRows = rows[index] ?? [];
-          if (shardRows.length > 0) {
-            const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
-            await copyRowsInto(connection, `COPY ${target} (${columns}) FROM STDIN`, shardRows);
-          }
+    await change.forEach(workers, async (node) => {
+      const mine = shardIds
+        .map((id, index) => ({ id, index }))
+        .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
+      if (mine.length === 0) return;
+      const connection = await change.on(node);
+      if (shell.schema !== "public") await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
+      for (const { id, index } of mine) {
+        for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
+        const shardRows = rows[index] ?? [];
+        if (shardRows.length > 0) {
+          const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
+          await copyRowsInto(connection, `COPY ${target} (${columns}) FROM STDIN`, shardRows);
         }
-      }),
-    );
+      }
+    });
     await backend.query(`TRUNCATE ${quoted(shell)}`);
     await change.prepare();
     await backend.query("COMMIT");

@@ -55,12 +55,10 @@ export async function runDistributedDdl(
     const collector = new ResultCollector();
     await backend.exchange(backendRequest({ ...run, sql: deparse(statement), describe: false }), collector);
     const shell = collector.result();
-    await Promise.all(
-      [...perNode.values()].map(async ({ node, statements }) => {
-        const connection = await change.on(node);
-        for (const sql of statements) await connection.query(sql);
-      }),
-    );
+    await change.forEach([...perNode.values()], async ({ node, statements }) => {
+      const connection = await change.on(node);
+      for (const sql of statements) await connection.query(sql);
+    });
     await change.prepare();
     await backend.query("COMMIT");
     await change.commit();

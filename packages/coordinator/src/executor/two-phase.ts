@@ -22,6 +22,17 @@ export class TwoPhaseChange {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Runs `work` for every node, in parallel, and waits for all of them to finish even when one
+   * fails (so no statement is still on its way when the change is rolled back); throws the first
+   * failure.
+   */
+  async forEach<T>(nodes: readonly T[], work: (node: T) => Promise<void>): Promise<void> {
+    const results = await Promise.allSettled(nodes.map(work));
+    const failed = results.find((result) => result.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
   /** This worker's connection, inside the change's transaction. */
   async on(node: WorkerNode): Promise<PgConnection> {
     let connection = this.connections.get(node.id);

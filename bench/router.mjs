@@ -1,0 +1,210 @@
+// pnpm bench router: the router path. pgbench's select-only, simple-update and tpcb-like workloads
+// (prepared) with pgbench_accounts and pgbench_history distributed by aid over 3 workers ("herd",
+// SQL port) against one plain PostgreSQL holding the same data ("postgres": the coordinator's own
+// PostgreSQL, SQL port + 1, in a schema of its own), alternated run by run; reported as
+// herd / postgres ratios of median TPS.
+import pg from "pg";
+import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
+import { startHerdCluster } from "./lib/herd-cluster.mjs";
+import { describeMachine } from "./lib/machine.mjs";
+import { parseIntegerOptions } from "./lib/options.mjs";
+import { parsePgbenchReport, pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
+import { markdownTable, median } from "./lib/table.mjs";
+
+export const description =
+  "pgbench -S, -N and tpcb-like, prepared: pgbench_accounts distributed by aid over 3 workers vs one PostgreSQL";
+
+/** pgbench's built-in scripts, each run with -M prepared. */
+const WORKLOADS = [
+  { name: "select-only", args: ["-S"] },
+  { name: "simple-update", args: ["-N"] },
+  { name: "tpcb-like", args: ["-b", "tpcb-like"] },
+];
+const TARGETS = ["postgres", "herd"];
+const CLIENTS = ["-c", "8", "-j", "2"];
+const WORKERS = 3;
+/** The router issue's goal for select-only: through herd, at least this share of one PostgreSQL's TPS. */
+const TARGET_RATIO = 0.6;
+const TARGET_WORKLOAD = "select-only";
+/**
+ * The plain copy of the pgbench tables, in the coordinator's own PostgreSQL next to herd's shell
+ * tables of the same names. pgbench() always connects to database postgres, so the plain runs
+ * find their tables through search_path (PGOPTIONS) in this schema of their own.
+ */
+const PLAIN_SCHEMA = "bench_plain";
+
+const OPTIONS = {
+  rounds: { default: 3, min: 1, help: "rounds; each runs every workload on postgres, then herd" },
+  seconds: { default: 10, min: 1, help: "seconds per pgbench run" },
+  warmup: { default: 3, min: 0, help: "seconds of unrecorded warm-up per workload through herd" },
+  scale: { default: 10, min: 1, help: "pgbench -i scale factor" },
+};
+
+export async function run(argv, { signal }) {
+  const options = parseIntegerOptions("router", argv, OPTIONS);
+  if (!options) return;
+  const password = process.env.HERD_PASSWORD ?? "postgres";
+  const [version, machine] = await Promise.all([pgbenchVersion(), describeMachine()]);
+  const workload = (name, seconds) => [
+    "-n",
+    ...WORKLOADS.find((w) => w.name === name).args,
+    "-M",
+    "prepared",
+    ...CLIENTS,
+    "-T",
+    String(seconds),
+  ];
+
+  const runSeconds = (options.warmup + options.rounds * TARGETS.length * options.seconds) * WORKLOADS.length;
+  progress(`starting herd up --workers ${WORKERS} (then about ${runSeconds} s of pgbench runs)`);
+  let started = Date.now();
+  const cluster = await startHerdCluster({ workers: WORKERS, signal });
+  const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
+  const pgbenchOn = (target, args) =>
+    withSearchPath(target === "postgres" ? PLAIN_SCHEMA : undefined, () =>
+      pgbench(args, { port: ports[target], password, signal }),
+    );
+  const runs = Object.fromEntries(WORKLOADS.map(({ name }) => [name, { postgres: [], herd: [] }]));
+  let shardCount;
+  try {
+    progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
+    started = Date.now();
+    await pgbenchOn("herd", ["-i", "-q", "-s", String(options.scale)]);
+    progress(`pgbench -i -s ${options.scale} through herd in ${since(started)}`);
+    started = Date.now();
+    const distributed = await query(ports.herd, password, [
+      "SELECT create_distributed_table('pgbench_accounts', 'aid')",
+      "SELECT create_distributed_table('pgbench_history', 'aid', colocate_with => 'pgbench_accounts')",
+      "SELECT shard_count FROM citus_tables WHERE table_name::text = 'pgbench_accounts'",
+    ]);
+    shardCount = Number(distributed.rows[0]?.shard_count);
+    progress(`pgbench_accounts and pgbench_history distributed by aid (${shardCount} shards) in ${since(started)}`);
+    started = Date.now();
+    await query(ports.postgres, password, [
+      `DROP SCHEMA IF EXISTS ${PLAIN_SCHEMA} CASCADE`,
+      `CREATE SCHEMA ${PLAIN_SCHEMA}`,
+    ]);
+    await pgbenchOn("postgres", ["-i", "-q", "-s", String(options.scale)]);
+    progress(`pgbench -i -s ${options.scale} straight to postgres (schema ${PLAIN_SCHEMA}) in ${since(started)}`);
+    if (options.warmup > 0) {
+      for (const { name } of WORKLOADS) {
+        const report = parsePgbenchReport(await pgbenchOn("herd", workload(name, options.warmup)));
+        progress(`warm-up    ${name.padEnd(13)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
+      }
+    }
+    for (let round = 1; round <= options.rounds; round += 1) {
+      for (const { name } of WORKLOADS) {
+        for (const target of TARGETS) {
+          const report = parsePgbenchReport(await pgbenchOn(target, workload(name, options.seconds)));
+          if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${name}, ${target})`);
+          runs[name][target].push(report.tps);
+          progress(
+            `round ${round}/${options.rounds}  ${name.padEnd(13)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions)`,
+          );
+        }
+      }
+    }
+  } finally {
+    progress("stopping the cluster");
+    await cluster.stop();
+  }
+
+  const table = markdownTable(
+    [
+      "workload (-M prepared)",
+      "postgres TPS (median)",
+      "herd TPS (median)",
+      "herd / postgres",
+      `≥ ${TARGET_RATIO}?`,
+      "postgres runs",
+      "herd runs",
+    ],
+    WORKLOADS.map(({ name }) => {
+      const direct = median(runs[name].postgres);
+      const herd = median(runs[name].herd);
+      return [
+        name,
+        tps(direct),
+        tps(herd),
+        (herd / direct).toFixed(2),
+        name === TARGET_WORKLOAD ? (herd / direct >= TARGET_RATIO ? "yes" : "no") : "(no target)",
+        runs[name].postgres.map(tps).join(" / "),
+        runs[name].herd.map(tps).join(" / "),
+      ];
+    }),
+    ["l", "r", "r", "r", "l", "r", "r"],
+  );
+  process.stdout.write(`\n${table}\n`);
+
+  const command = ["pnpm bench router", ...argv].join(" ");
+  await writeBenchmarkSection(
+    "router",
+    `Target (the router issue): for ${TARGET_WORKLOAD} through herd, at least ${TARGET_RATIO} × the TPS of one plain PostgreSQL holding the same data.
+
+- date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC
+- machine: nproc ${machine.nproc}, ${machine.model}; load average ${machine.load} before the run; Node ${machine.node}; ${version}
+- commit: ${machine.commit}
+- command: \`${command}\`
+
+A \`herd up --workers ${WORKERS}\` cluster on tmpfs, loaded with \`pgbench -i -s ${options.scale}\` through herd's
+SQL port; then \`pgbench_accounts\` and \`pgbench_history\` distributed by \`aid\` with
+\`create_distributed_table\` (${shardCount} shards each, colocated, replication factor 2 over the ${WORKERS} workers);
+\`pgbench_branches\` and \`pgbench_tellers\` stay local tables on the coordinator. The same data,
+loaded with \`pgbench -i -s ${options.scale}\` straight into the coordinator's own PostgreSQL ("postgres",
+SQL port + 1, schema \`${PLAIN_SCHEMA}\`), is the single-server baseline. Then ${options.rounds} round${options.rounds === 1 ? "" : "s"} of
+\`pgbench -n <workload> -M prepared ${CLIENTS.join(" ")} -T ${options.seconds}\` per workload, each on "postgres",
+then through herd ("herd", SQL port), after ${options.warmup} s of unrecorded warm-up per workload through herd.
+select-only (\`-S\`) is one routed \`SELECT\` by \`aid\`; simple-update (\`-N\`) is a transaction of
+\`UPDATE pgbench_accounts\`, \`SELECT abalance\` and \`INSERT INTO pgbench_history\`, all keyed by
+\`aid\`, so one shard group per transaction, each write reaching both placements of its shard;
+tpcb-like (\`-b tpcb-like\`, the TPC-B-like default) adds updates of the local \`pgbench_tellers\` and
+\`pgbench_branches\` to that transaction. TPS without initial connection time; runs in order.
+pgbench, the coordinator, its PostgreSQL, the ${WORKERS} workers' bots and PostgreSQL servers share the
+machine's ${machine.nproc} cores, while the baseline is one PostgreSQL.
+
+${table}
+`,
+  );
+  progress("wrote the router section of docs/benchmarks.md");
+}
+
+/** Runs `statements` in order on one connection to 127.0.0.1:`port`; resolves with the last result. */
+async function query(port, password, statements) {
+  const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
+  await client.connect();
+  try {
+    let result;
+    for (const statement of statements) result = await client.query(statement);
+    return result;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Runs `work` with PGOPTIONS setting search_path to `schema` (when given) for the processes it
+ * spawns (pgbench() passes its environment on); runs are sequential, so nothing else sees it.
+ */
+async function withSearchPath(schema, work) {
+  if (schema === undefined) return work();
+  const saved = process.env.PGOPTIONS;
+  process.env.PGOPTIONS = `${saved ?? ""} -c search_path=${schema}`.trim();
+  try {
+    return await work();
+  } finally {
+    if (saved === undefined) delete process.env.PGOPTIONS;
+    else process.env.PGOPTIONS = saved;
+  }
+}
+
+function progress(message) {
+  process.stderr.write(`router: ${message}\n`);
+}
+
+function since(start) {
+  return `${((Date.now() - start) / 1000).toFixed(1)} s`;
+}
+
+function tps(value) {
+  return Math.round(value).toLocaleString("en-US");
+}
