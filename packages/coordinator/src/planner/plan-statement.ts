@@ -26,7 +26,7 @@ export function planStatement(statement: AnyNode, catalog: Catalog): Plan {
   }
   if (type === "ExplainStmt") {
     const inner = planStatement(node.query as AnyNode, catalog);
-    if (inner.kind === "local") return LOCAL;
+    if (inner.kind === "local" || inner.kind === "error") return inner;
     const analyze = ((node.options ?? []) as AnyNode[]).some((option) => option.DefElem?.defname === "analyze");
     if (analyze)
       return {
