@@ -1,3 +1,4 @@
+import { createConnection } from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectTo, expectHerdError, expectSameAnswer, sorted } from "../helpers/differential.js";
@@ -286,6 +287,42 @@ describe("what herd refuses, with Citus's words", () => {
     await herd.query("ROLLBACK");
   });
 });
+
+describe("cancel", () => {
+  it("cancels a statement running on a worker (CancelRequest with the session's key)", async () => {
+    const client = await connectTo({
+      host: "127.0.0.1",
+      port: herdUp.cluster.sqlPort,
+      user: "postgres",
+      password: "postgres",
+    });
+    const started = Date.now();
+    const running = client
+      .query("SELECT pg_sleep(30), name FROM customers WHERE tenant_id = 1 AND id = 1")
+      .catch((e) => e);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const { processID, secretKey } = client as unknown as { processID: number; secretKey: number };
+    await sendCancel(herdUp.cluster.sqlPort, processID, secretKey);
+    const error = (await running) as { code?: string };
+    expect(error.code).toBe("57014");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect((await client.query("SELECT name FROM customers WHERE tenant_id = 1 AND id = 1")).rows).toHaveLength(1);
+    await client.end();
+  });
+});
+
+function sendCancel(port: number, processId: number, secretKey: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const packet = Buffer.alloc(16);
+    packet.writeInt32BE(16, 0);
+    packet.writeInt32BE(80877102, 4);
+    packet.writeInt32BE(processId, 8);
+    packet.writeInt32BE(secretKey, 12);
+    const socket = createConnection({ host: "127.0.0.1", port }, () => socket.end(packet));
+    socket.on("close", () => resolve());
+    socket.on("error", reject);
+  });
+}
 
 describe("the rows are where their hash says", () => {
   it("matches a plain PostgreSQL's count with the sum over shards", async () => {

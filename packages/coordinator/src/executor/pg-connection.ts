@@ -1,6 +1,11 @@
 import type { Socket } from "node:net";
 import { HerdError, SqlState } from "@herd/shared";
-import { type BackendConnection, type BackendTarget, connectBackend } from "../protocol/backend-connection.js";
+import {
+  type BackendConnection,
+  type BackendTarget,
+  connectBackend,
+  sendCancelRequest,
+} from "../protocol/backend-connection.js";
 import {
   decodeCommandComplete,
   decodeDataRow,
@@ -71,6 +76,7 @@ export class PgConnection {
   constructor(
     private readonly connection: BackendConnection,
     readonly target: string,
+    private readonly address?: { readonly host: string; readonly port: number },
   ) {
     this.status = connection.status;
     this.processId = connection.processId;
@@ -83,7 +89,13 @@ export class PgConnection {
   }
 
   static async open(target: BackendTarget, parameters: ReadonlyMap<string, string>): Promise<PgConnection> {
-    return new PgConnection(await connectBackend(target, parameters), `${target.host}:${target.port}`);
+    return new PgConnection(await connectBackend(target, parameters), `${target.host}:${target.port}`, target);
+  }
+
+  /** Asks the server to cancel what this connection is running. */
+  cancel(): Promise<void> {
+    if (!this.address) return Promise.resolve();
+    return sendCancelRequest(this.address.host, this.address.port, this.processId, this.secretKey);
   }
 
   get socket(): Socket {

@@ -24,6 +24,8 @@ export interface SessionContext {
   readonly output: ClientOutput;
   /** The session's own connection to the coordinator's PostgreSQL. */
   readonly backend: PgConnection;
+  /** Worker connections running one of this session's statements now (what a cancel reaches). */
+  readonly busyWorkers: Set<PgConnection>;
   /** Worker connections held by the open transaction block. */
   readonly transaction: WorkerTransaction;
   /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */

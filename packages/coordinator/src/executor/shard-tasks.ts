@@ -75,6 +75,7 @@ export async function runShardTasks(
           await applySettings(work.connection, settings);
         }
         const connection = work.connection;
+        session.busyWorkers.add(connection);
         const w = new BufferWriter(256);
         const answers: Promise<unknown>[] = [];
         if (wrap) {
@@ -120,7 +121,10 @@ export async function runShardTasks(
       count: primaries.reduce((sum, item) => sum + tagCount(item.result?.tag ?? ""), 0),
     };
   } finally {
-    for (const work of works) if (work.borrowed && work.connection) deps.pool.release(work.connection);
+    for (const work of works) {
+      if (work.connection) session.busyWorkers.delete(work.connection);
+      if (work.borrowed && work.connection) deps.pool.release(work.connection);
+    }
   }
 }
 

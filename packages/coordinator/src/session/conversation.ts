@@ -95,6 +95,7 @@ export interface ConversationOptions {
 export class Conversation implements SessionContext {
   readonly output: ClientOutput;
   readonly transaction: WorkerTransaction;
+  readonly busyWorkers = new Set<PgConnection>();
   private readonly queue: Frame[] = [];
   private waiting: ((frame: Frame) => void) | undefined;
   private running = false;
@@ -160,6 +161,11 @@ export class Conversation implements SessionContext {
       } else this.queue.push(frame);
     }
     if (!this.running) void this.drain();
+  }
+
+  /** A CancelRequest for this session: what its statement runs on the workers is cancelled too. */
+  async cancelWorkers(): Promise<void> {
+    await Promise.all([...this.busyWorkers].map((connection) => connection.cancel()));
   }
 
   close(): void {
