@@ -25,7 +25,13 @@ describe("CopyRowSplitter", () => {
 describe("copyField", () => {
   it("reads text fields with escapes and the NULL marker", () => {
     const row = Buffer.from("7\tline\\nbreak\t\\N\t\\x41\\101\n");
-    expect([0, 1, 2, 3, 4].map((i) => copyField(row, i, TEXT_FORMAT))).toEqual(["7", "line\nbreak", null, "AA", undefined]);
+    expect([0, 1, 2, 3, 4].map((i) => copyField(row, i, TEXT_FORMAT))).toEqual([
+      "7",
+      "line\nbreak",
+      null,
+      "AA",
+      undefined,
+    ]);
   });
 
   it("reads CSV fields: quotes, doubled quotes, delimiters inside quotes, unquoted empty is NULL", () => {

@@ -8,7 +8,7 @@ import { encodeQuery } from "../protocol/frontend-messages.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { copyRowsInto } from "./copy-in.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "./copy-rows.js";
-import { type PgConnection, ResultCollector } from "./pg-connection.js";
+import { firstValue, type PgConnection, ResultCollector } from "./pg-connection.js";
 import type { SessionContext } from "./session-context.js";
 import type { ShardTaskDeps } from "./shard-tasks.js";
 import { readShellDefinition, shardDefinition } from "./shell-definition.js";
@@ -117,26 +117,26 @@ export async function distributeTable(
   try {
     await backend.query(`LOCK TABLE ${quoted(shell)} IN EXCLUSIVE MODE`);
     if (colocationId === undefined) {
-      const group =
+      // reference tables share one colocation group; a hash table not colocated with another gets its own
+      const existing =
         request.kind === "reference"
-          ? await backend.query(
-              `SELECT g.id FROM herd.colocation_groups g WHERE g.distribution_column_type IS NULL AND g.shard_count = 1
-                ORDER BY g.id LIMIT 1`,
+          ? firstValue(
+              await backend.query(
+                `SELECT g.id FROM herd.colocation_groups g WHERE g.distribution_column_type IS NULL AND g.shard_count = 1
+                  ORDER BY g.id LIMIT 1`,
+              ),
             )
-          : { rows: [] };
-      colocationId = group.rows[0]
-        ? Number((group.rows[0][0] as Buffer).toString())
-        : Number(
-            (
-              (
-                await backend.query(
-                  `INSERT INTO herd.colocation_groups (shard_count, replication_factor, distribution_column_type)
-                   VALUES ($1, $2, $3::oid) RETURNING id`,
-                  [String(shardCount), String(replicationFactor), columnType === undefined ? null : String(columnType)],
-                )
-              ).rows[0]?.[0] as Buffer
-            ).toString(),
-          );
+          : null;
+      colocationId = Number(
+        existing ??
+          firstValue(
+            await backend.query(
+              `INSERT INTO herd.colocation_groups (shard_count, replication_factor, distribution_column_type)
+               VALUES ($1, $2, $3::oid) RETURNING id`,
+              [String(shardCount), String(replicationFactor), columnType === undefined ? null : String(columnType)],
+            ),
+          ),
+      );
     }
     await backend.query(
       "INSERT INTO herd.distributed_tables (relation, kind, distribution_column, colocation_id) VALUES ($1::oid, $2, $3, $4)",
@@ -149,7 +149,7 @@ export async function distributeTable(
         "INSERT INTO herd.shards (relation, shard_index, min_value, max_value) VALUES ($1::oid, $2, $3, $4) RETURNING id",
         [String(shell.oid), String(index), range ? String(range.min) : null, range ? String(range.max) : null],
       );
-      const shardId = Number((inserted.rows[0]?.[0] as Buffer).toString());
+      const shardId = Number(firstValue(inserted));
       shardIds.push(shardId);
       for (const node of placementsOf(index)) {
         await backend.query("INSERT INTO herd.placements (shard_id, node_id) VALUES ($1, $2)", [
@@ -286,15 +286,13 @@ async function takeRows(
   const columnIndex =
     request.kind === "hash"
       ? Number(
-          (
-            (
-              await backend.query(
-                `SELECT count(*) FROM pg_attribute a, pg_attribute d WHERE a.attrelid = $1::oid AND d.attrelid = a.attrelid
-                  AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND d.attname = $2 AND a.attnum < d.attnum`,
-                [String(shell.oid), request.column as string],
-              )
-            ).rows[0]?.[0] as Buffer
-          ).toString(),
+          firstValue(
+            await backend.query(
+              `SELECT count(*) FROM pg_attribute a, pg_attribute d WHERE a.attrelid = $1::oid AND d.attrelid = a.attrelid
+                AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND d.attname = $2 AND a.attnum < d.attnum`,
+              [String(shell.oid), request.column as string],
+            ),
+          ),
         )
       : 0;
   const columnList = await backend.query(
@@ -307,7 +305,7 @@ async function takeRows(
   let failure: Error | undefined;
   const collector = new ResultCollector();
   const w = new BufferWriter(128);
-  const columns = (columnList.rows[0]?.[0] as Buffer).toString();
+  const columns = firstValue(columnList) as string;
   encodeQuery(w, `COPY ${quoted(shell)} (${columns}) TO STDOUT`);
   await backend.exchange(w.flush(), {
     message(frame: Frame) {

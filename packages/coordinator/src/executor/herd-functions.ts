@@ -4,6 +4,7 @@ import { hashOfText } from "../planner/distribution-value.js";
 import type { FunctionCall } from "../planner/plan.js";
 import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../protocol/backend-messages.js";
 import { type DistributeDefaults, distributeTable } from "./distribute-table.js";
+import { firstValue } from "./pg-connection.js";
 import type { SessionContext, StatementRun } from "./session-context.js";
 import type { ShardTaskDeps } from "./shard-tasks.js";
 
@@ -94,7 +95,7 @@ async function shardIdFor(
   deps: ShardTaskDeps,
 ): Promise<number> {
   const resolved = await session.backend.query("SELECT $1::regclass::oid", [table]);
-  const distributed = deps.catalog.byOid(Number((resolved.rows[0]?.[0] as Buffer).toString()));
+  const distributed = deps.catalog.byOid(Number(firstValue(resolved)));
   if (!distributed) throw new HerdError("relation is not distributed", { sqlState: SqlState.invalidTableDefinition });
   if (distributed.kind === "reference") return (distributed.shards[0] as { id: number }).id;
   if (value === null) {

@@ -254,3 +254,9 @@ export class ResultCollector implements Exchange {
     return { fields: this.fields, rows: this.rows, tag: this.tag };
   }
 }
+
+/** The first column of the first row, as text (null for NULL or no row). */
+export function firstValue(result: QueryResult): string | null {
+  const value = result.rows[0]?.[0];
+  return value === undefined || value === null ? null : value.toString("utf8");
+}

@@ -34,7 +34,10 @@ describe("valueSource", () => {
     expect(valueSource({ TypeCast: { arg: { ParamRef: { number: 2 } } } })).toEqual({ kind: "param", number: 2 });
     expect(valueSource({ A_Const: { isnull: true } })).toEqual({ kind: "literal", text: null });
     expect(valueSource({ A_Const: { fval: { fval: "5.5" } } })).toBeUndefined();
-    expect(valueSource({ A_Const: { fval: { fval: "99999999999" } } })).toEqual({ kind: "literal", text: "99999999999" });
+    expect(valueSource({ A_Const: { fval: { fval: "99999999999" } } })).toEqual({
+      kind: "literal",
+      text: "99999999999",
+    });
     expect(valueSource({ FuncCall: {} })).toBeUndefined();
   });
 });

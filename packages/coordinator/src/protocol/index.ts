@@ -16,5 +16,4 @@ export * from "./frontend-messages.js";
 export { type Frame, joinFrames, MessageFramer } from "./message-framer.js";
 export { ProtocolError } from "./protocol-error.js";
 export { ProtocolServer, type ProtocolServerOptions } from "./protocol-server.js";
-export { ReadyForQueryTracker } from "./ready-for-query-tracker.js";
 export * from "./scram.js";
