@@ -176,6 +176,10 @@ export async function distributeTable(
       }
     });
     await backend.query(`TRUNCATE ${quoted(shell)}`);
+    await backend.query(
+      `CREATE TRIGGER herd_shell_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoted(shell)}
+         FOR EACH STATEMENT EXECUTE FUNCTION herd.refuse_shell_write()`,
+    );
     await change.prepare();
     await backend.query("COMMIT");
     await change.commit();

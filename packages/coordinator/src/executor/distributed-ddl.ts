@@ -45,7 +45,8 @@ export async function runDistributedDdl(
   }
   const change = new TwoPhaseChange(deps.pool, deps.logger);
   const backend = session.backend;
-  await backend.query("BEGIN");
+  // the shell's guard trigger lets this transaction's own TRUNCATE through
+  await backend.query("BEGIN; SET LOCAL herd.shell_writes = on");
   try {
     if (plan.action === "drop-tables") {
       for (const table of plan.tables) {

@@ -197,4 +197,20 @@ export const MIGRATIONS: readonly Migration[] = [
         EXECUTE FUNCTION herd.notify_metadata();
     `,
   },
+  {
+    version: 3,
+    description: "guard shell tables against writes that would bypass the shards",
+    sql: `
+      -- A distributed table's rows live on the workers; a write that reached its shell on the
+      -- coordinator (a session that had not seen the table become distributed, or a client
+      -- connected to the coordinator's PostgreSQL directly) would be lost from sight. Refuse it.
+      CREATE FUNCTION herd.refuse_shell_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF current_setting('herd.shell_writes', true) = 'on' THEN RETURN NULL; END IF;
+          RAISE EXCEPTION 'table "%" is distributed: its rows live on the workers', TG_TABLE_NAME
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Write through herd''s SQL port; if you did, retry: the table was just distributed.';
+        END $$;
+    `,
+  },
 ];
