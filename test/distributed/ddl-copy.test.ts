@@ -84,6 +84,29 @@ describe("DDL on a distributed table", () => {
     );
   });
 
+  it("adds CHECK and FOREIGN KEY constraints that every placement enforces", async () => {
+    await herd.query("ALTER TABLE items ADD CONSTRAINT price_not_negative CHECK (price >= 0)");
+    await expectHerdError(
+      herd,
+      "INSERT INTO items (shop, sku, price) VALUES (3, 'neg', -1)",
+      "23514",
+      'new row for relation "items" violates check constraint "price_not_negative"',
+    );
+    await herd.query("CREATE TABLE shops (id int PRIMARY KEY, name text)");
+    await herd.query("SELECT create_reference_table('shops')");
+    await herd.query("INSERT INTO shops VALUES (1, 'one'), (2, 'two')");
+    await herd.query("ALTER TABLE items ADD CONSTRAINT items_shop_fk FOREIGN KEY (shop) REFERENCES shops (id)");
+    await expectHerdError(
+      herd,
+      "INSERT INTO items (shop, sku, price) VALUES (3, 'orphan', 1)",
+      "23503",
+      'insert or update on table "items" violates foreign key constraint "items_shop_fk"',
+    );
+    await herd.query("ALTER TABLE items DROP CONSTRAINT items_shop_fk");
+    await herd.query("INSERT INTO items (shop, sku, price) VALUES (3, 'orphan', 1)");
+    await herd.query("DELETE FROM items WHERE shop = 3");
+  });
+
   it("changes nothing anywhere when one placement fails", async () => {
     // a name already taken on one worker's shard makes that placement fail
     const [shard] = (
