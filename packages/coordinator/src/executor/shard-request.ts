@@ -103,10 +103,6 @@ export class ShardResult implements Exchange {
         break;
     }
   }
-
-  chunkEnd(): void {
-    this.output?.flush();
-  }
 }
 
 /** Drops a prepared name that a failed Parse never created on the worker. */

@@ -78,10 +78,22 @@ export class WorkerTransaction {
 
 /** Gives a worker connection the session's settings (when they differ from what it has). */
 export async function applySettings(connection: PgConnection, settings: ReadonlyMap<string, string>): Promise<void> {
-  const entries = [...settings];
-  const key = JSON.stringify(entries);
+  const key = settingsKey(settings);
   if (connection.appliedSettings === key) return;
+  const entries = [...settings];
   const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
   if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
   connection.appliedSettings = key;
+}
+
+const keys = new WeakMap<ReadonlyMap<string, string>, { size: number; key: string; values: string[] }>();
+
+/** A string that changes when the settings do (cached: this runs for every routed statement). */
+function settingsKey(settings: ReadonlyMap<string, string>): string {
+  const values = [...settings.values()];
+  const cached = keys.get(settings);
+  if (cached && cached.size === settings.size && cached.values.every((v, i) => v === values[i])) return cached.key;
+  const key = JSON.stringify([...settings]);
+  keys.set(settings, { size: settings.size, key, values });
+  return key;
 }

@@ -3,7 +3,9 @@ import { BufferWriter } from "../protocol/buffer-writer.js";
 
 /**
  * What goes back to the client: messages herd encodes and messages relayed from servers,
- * gathered in one buffer and written in one go at `flush()` (DESIGN.md: one write per Sync).
+ * gathered in one buffer and written in one go at `flush()`, when the client's messages at hand
+ * are all answered (DESIGN.md: one write per Sync; each write is a system call, and a routed
+ * statement's answer is a few dozen bytes). Large results go out every 256 kB as they stream.
  */
 export class ClientOutput {
   readonly writer = new BufferWriter(4096);

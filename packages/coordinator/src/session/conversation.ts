@@ -182,7 +182,6 @@ export class Conversation implements SessionContext {
         if (work) {
           this.flushForward();
           await work;
-          this.output.flush();
         }
       }
       this.flushForward();
@@ -445,7 +444,7 @@ export class Conversation implements SessionContext {
    */
   private async backendIdle(): Promise<void> {
     this.flushForward();
-    this.output.flush();
+    // (herd's answers gathered so far stay in the output buffer: a relay writes them first)
     if (this.forwardedSinceSync) {
       this.forwardedSinceSync = false;
       const w = new BufferWriter(8);
