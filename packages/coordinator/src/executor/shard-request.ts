@@ -7,7 +7,6 @@ import {
   encodeBind,
   encodeExecute,
   encodeParse,
-  encodeQuery,
   encodeSync,
   encodeTarget,
 } from "../protocol/frontend-messages.js";
@@ -53,10 +52,6 @@ export function encodeShardStatement(
   encodeExecute(w);
   encodeSync(w);
   return { parsedAs };
-}
-
-export function encodeSimple(w: BufferWriter, sql: string): void {
-  encodeQuery(w, sql);
 }
 
 /**

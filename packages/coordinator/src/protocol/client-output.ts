@@ -10,12 +10,7 @@ import { BufferWriter } from "../protocol/buffer-writer.js";
 export class ClientOutput {
   readonly writer = new BufferWriter(4096);
 
-  constructor(private socket: Socket) {}
-
-  /** The client's socket changed (TLS). */
-  setSocket(socket: Socket): void {
-    this.socket = socket;
-  }
+  constructor(private readonly socket: Socket) {}
 
   /** A whole message as a server sent it. */
   raw(message: Buffer): void {

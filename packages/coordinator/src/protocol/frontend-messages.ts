@@ -190,11 +190,6 @@ export function encodeSync(w: BufferWriter): void {
   w.begin("S").end();
 }
 
-/** Flush ('H'). */
-export function encodeFlush(w: BufferWriter): void {
-  w.begin("H").end();
-}
-
 /** CopyData ('d'), either direction. */
 export function encodeCopyData(w: BufferWriter, data: Uint8Array): void {
   w.begin("d").bytes(data).end();
@@ -203,11 +198,6 @@ export function encodeCopyData(w: BufferWriter, data: Uint8Array): void {
 /** CopyDone ('c'). */
 export function encodeCopyDone(w: BufferWriter): void {
   w.begin("c").end();
-}
-
-/** CopyFail ('f'). */
-export function encodeCopyFail(w: BufferWriter, message: string): void {
-  w.begin("f").cstring(message).end();
 }
 
 /** CopyFail ('f'): the client's reason. */
