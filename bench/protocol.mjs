@@ -1,17 +1,16 @@
 // pnpm bench protocol: the coordinator's protocol path. pgbench's select-only workload straight to
 // the coordinator's own PostgreSQL ("postgres", SQL port + 1) and through herd's SQL port ("herd"),
 // alternated run by run, in both query modes; reported as herd / postgres ratios of median TPS.
+import { ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
-import { parsePgbenchReport, pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
-import { markdownTable, median } from "./lib/table.mjs";
+import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
 
 export const description = "pgbench -S, prepared and simple: straight to PostgreSQL vs through herd's SQL port";
 
 const MODES = ["prepared", "simple"];
-const TARGETS = ["postgres", "herd"];
 const CLIENTS = ["-c", "8", "-j", "2"];
 /** The protocol issue's goal: through herd, at least this share of direct TPS. */
 const TARGET_RATIO = 0.7;
@@ -36,60 +35,26 @@ export async function run(argv, { signal }) {
   let started = Date.now();
   const cluster = await startHerdCluster({ workers: 1, signal });
   const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
-  const runs = Object.fromEntries(MODES.map((mode) => [mode, { postgres: [], herd: [] }]));
+  let runs;
   try {
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
     started = Date.now();
     await pgbenchAt(["-i", "-q", "-s", String(options.scale)], ports.herd);
     progress(`pgbench -i -s ${options.scale} through herd in ${since(started)}`);
-    if (options.warmup > 0) {
-      for (const mode of MODES) {
-        const report = parsePgbenchReport(await pgbenchAt(select(mode, options.warmup), ports.herd));
-        progress(`warm-up    ${mode.padEnd(8)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
-      }
-    }
-    for (let round = 1; round <= options.rounds; round += 1) {
-      for (const mode of MODES) {
-        for (const target of TARGETS) {
-          const report = parsePgbenchReport(await pgbenchAt(select(mode, options.seconds), ports[target]));
-          if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${mode}, ${target})`);
-          runs[mode][target].push(report.tps);
-          progress(
-            `round ${round}/${options.rounds}  ${mode.padEnd(8)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions)`,
-          );
-        }
-      }
-    }
+    runs = await runAlternating({
+      cases: MODES,
+      rounds: options.rounds,
+      seconds: options.seconds,
+      warmup: options.warmup,
+      pgbenchRun: (mode, target, seconds) => pgbenchAt(select(mode, seconds), ports[target]),
+      progress,
+    });
   } finally {
     progress("stopping the cluster");
     await cluster.stop();
   }
 
-  const table = markdownTable(
-    [
-      "mode",
-      "postgres TPS (median)",
-      "herd TPS (median)",
-      "herd / postgres",
-      `≥ ${TARGET_RATIO}?`,
-      "postgres runs",
-      "herd runs",
-    ],
-    MODES.map((mode) => {
-      const direct = median(runs[mode].postgres);
-      const herd = median(runs[mode].herd);
-      return [
-        mode,
-        tps(direct),
-        tps(herd),
-        (herd / direct).toFixed(2),
-        herd / direct >= TARGET_RATIO ? "yes" : "no",
-        runs[mode].postgres.map(tps).join(" / "),
-        runs[mode].herd.map(tps).join(" / "),
-      ];
-    }),
-    ["l", "r", "r", "r", "l", "r", "r"],
-  );
+  const table = ratioTable("mode", runs, TARGET_RATIO);
   process.stdout.write(`\n${table}\n`);
 
   const command = ["pnpm bench protocol", ...argv].join(" ");
@@ -121,8 +86,4 @@ function progress(message) {
 
 function since(start) {
   return `${((Date.now() - start) / 1000).toFixed(1)} s`;
-}
-
-function tps(value) {
-  return Math.round(value).toLocaleString("en-US");
 }

@@ -4,12 +4,12 @@
 // PostgreSQL, SQL port + 1, in a schema of its own), alternated run by run; reported as
 // herd / postgres ratios of median TPS.
 import pg from "pg";
+import { ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
-import { parsePgbenchReport, pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
-import { markdownTable, median } from "./lib/table.mjs";
+import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
 
 export const description =
   "pgbench -S, -N and tpcb-like, prepared: pgbench_accounts distributed by aid over 3 workers vs one PostgreSQL";
@@ -20,7 +20,6 @@ const WORKLOADS = [
   { name: "simple-update", args: ["-N"] },
   { name: "tpcb-like", args: ["-b", "tpcb-like"] },
 ];
-const TARGETS = ["postgres", "herd"];
 const CLIENTS = ["-c", "8", "-j", "2"];
 const WORKERS = 3;
 /** The router issue's goal for select-only: through herd, at least this share of one PostgreSQL's TPS. */
@@ -64,7 +63,7 @@ export async function run(argv, { signal }) {
     withSearchPath(target === "postgres" ? PLAIN_SCHEMA : undefined, () =>
       pgbench(args, { port: ports[target], password, signal }),
     );
-  const runs = Object.fromEntries(WORKLOADS.map(({ name }) => [name, { postgres: [], herd: [] }]));
+  let runs;
   let shardCount;
   try {
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
@@ -86,54 +85,20 @@ export async function run(argv, { signal }) {
     ]);
     await pgbenchOn("postgres", ["-i", "-q", "-s", String(options.scale)]);
     progress(`pgbench -i -s ${options.scale} straight to postgres (schema ${PLAIN_SCHEMA}) in ${since(started)}`);
-    if (options.warmup > 0) {
-      for (const { name } of WORKLOADS) {
-        const report = parsePgbenchReport(await pgbenchOn("herd", workload(name, options.warmup)));
-        progress(`warm-up    ${name.padEnd(13)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
-      }
-    }
-    for (let round = 1; round <= options.rounds; round += 1) {
-      for (const { name } of WORKLOADS) {
-        for (const target of TARGETS) {
-          const report = parsePgbenchReport(await pgbenchOn(target, workload(name, options.seconds)));
-          if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${name}, ${target})`);
-          runs[name][target].push(report.tps);
-          progress(
-            `round ${round}/${options.rounds}  ${name.padEnd(13)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions)`,
-          );
-        }
-      }
-    }
+    runs = await runAlternating({
+      cases: WORKLOADS.map(({ name }) => name),
+      rounds: options.rounds,
+      seconds: options.seconds,
+      warmup: options.warmup,
+      pgbenchRun: (name, target, seconds) => pgbenchOn(target, workload(name, seconds)),
+      progress,
+    });
   } finally {
     progress("stopping the cluster");
     await cluster.stop();
   }
 
-  const table = markdownTable(
-    [
-      "workload (-M prepared)",
-      "postgres TPS (median)",
-      "herd TPS (median)",
-      "herd / postgres",
-      `≥ ${TARGET_RATIO}?`,
-      "postgres runs",
-      "herd runs",
-    ],
-    WORKLOADS.map(({ name }) => {
-      const direct = median(runs[name].postgres);
-      const herd = median(runs[name].herd);
-      return [
-        name,
-        tps(direct),
-        tps(herd),
-        (herd / direct).toFixed(2),
-        name === TARGET_WORKLOAD ? (herd / direct >= TARGET_RATIO ? "yes" : "no") : "(no target)",
-        runs[name].postgres.map(tps).join(" / "),
-        runs[name].herd.map(tps).join(" / "),
-      ];
-    }),
-    ["l", "r", "r", "r", "l", "r", "r"],
-  );
+  const table = ratioTable("workload (-M prepared)", runs, TARGET_RATIO, (name) => name === TARGET_WORKLOAD);
   process.stdout.write(`\n${table}\n`);
 
   const command = ["pnpm bench router", ...argv].join(" ");
@@ -211,8 +176,4 @@ function progress(message) {
 
 function since(start) {
   return `${((Date.now() - start) / 1000).toFixed(1)} s`;
-}
-
-function tps(value) {
-  return Math.round(value).toLocaleString("en-US");
 }

@@ -9,7 +9,7 @@ import { decodeCopyFail } from "../protocol/frontend-messages.js";
 import { copyRowsInto } from "./copy-in.js";
 import { type CopyFormat, CopyRowSplitter, copyField, TEXT_FORMAT } from "./copy-rows.js";
 import { ServerError } from "./server-error.js";
-import type { SessionContext, StatementRun } from "./session-context.js";
+import type { SessionContext } from "./session-context.js";
 import { withTableNames } from "./shard-request.js";
 import { activeNodes } from "./shard-selection.js";
 import type { ShardTaskDeps } from "./shard-tasks.js";
@@ -27,12 +27,7 @@ const COPY_FAIL = 0x66;
  * data anywhere fails the whole COPY, with the line number of the client's input, and leaves
  * nothing loaded.
  */
-export async function runCopy(
-  plan: CopyPlan,
-  run: StatementRun,
-  session: SessionContext,
-  deps: ShardTaskDeps,
-): Promise<void> {
+export async function runCopy(plan: CopyPlan, session: SessionContext, deps: ShardTaskDeps): Promise<void> {
   if (session.inTransactionBlock()) {
     throw PlannerErrors.notSupported("COPY into distributed tables inside a transaction block");
   }

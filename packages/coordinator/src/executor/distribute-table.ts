@@ -267,7 +267,7 @@ function colocationSource(request: DistributeRequest, catalog: Catalog, columnTy
   }
   const [schema, table] = target.includes(".") ? target.split(".", 2) : [undefined, target];
   const source = catalog.resolve(schema, table as string);
-  if (!source || source.kind !== "hash") {
+  if (source?.kind !== "hash") {
     throw new HerdError(`relation ${target} is not distributed`, { sqlState: SqlState.invalidTableDefinition });
   }
   if (source.distributionType !== columnType) {

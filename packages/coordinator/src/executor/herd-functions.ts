@@ -6,6 +6,7 @@ import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../p
 import { type DistributeDefaults, distributeTable } from "./distribute-table.js";
 import { firstValue } from "./pg-connection.js";
 import type { SessionContext, StatementRun } from "./session-context.js";
+import { parameterValue } from "./shard-selection.js";
 import type { ShardTaskDeps } from "./shard-tasks.js";
 
 const VOID_OID = 2278;
@@ -109,10 +110,7 @@ async function shardIdFor(
 
 function textOf(source: ValueSource, run: StatementRun): string | null {
   if (source.kind === "literal") return source.text;
-  const raw = run.bind?.parameters[source.number - 1];
-  if (raw === undefined)
-    throw new HerdError(`there is no parameter $${source.number}`, { sqlState: SqlState.undefinedParameter });
-  return raw === null ? null : raw.toString("utf8");
+  return parameterValue(run.bind, source.number)?.toString("utf8") ?? null;
 }
 
 function required(value: string | null | undefined, name: string): string {

@@ -66,7 +66,7 @@ export class QueryEngine {
       case "ddl":
         return runDistributedDdl(plan.ddl, run, session, this.deps);
       case "copy":
-        return runCopy(plan.copy, run, session, this.deps);
+        return runCopy(plan.copy, session, this.deps);
       case "error":
         throw plan.error;
       case "explain":

@@ -3,7 +3,7 @@ import type { ClientOutput } from "../protocol/client-output.js";
 import type { BindMessage } from "../protocol/frontend-messages.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { PgConnection } from "./pg-connection.js";
-import type { WorkerTransaction } from "./worker-transaction.js";
+import type { SessionSettings, WorkerTransaction } from "./worker-transaction.js";
 
 /** One statement to run, as the client sent it. */
 export interface StatementRun {
@@ -29,7 +29,7 @@ export interface SessionContext {
   /** Worker connections held by the open transaction block. */
   readonly transaction: WorkerTransaction;
   /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */
-  settings(): ReadonlyMap<string, string>;
+  settings(): SessionSettings;
   /** In a transaction block (BEGIN … COMMIT) on the coordinator. */
   inTransactionBlock(): boolean;
   /**

@@ -41,13 +41,19 @@ export function shardIndexesOf(anchor: Anchor, bind: BindMessage | undefined): n
 /** The hash of a literal or parameter value; null for NULL (which equals nothing). */
 export function hashOf(type: number, value: ValueSource, bind: BindMessage | undefined): number | null {
   if (value.kind === "literal") return value.text === null ? null : hashOfText(type, value.text);
-  const raw = bind?.parameters[value.number - 1];
-  if (raw === undefined)
-    throw new HerdError(`there is no parameter $${value.number}`, { sqlState: SqlState.undefinedParameter });
+  const raw = parameterValue(bind, value.number);
   if (raw === null) return null;
   return parameterFormat(bind as BindMessage, value.number - 1) === 1
     ? hashOfBinary(type, raw)
     : hashOfText(type, raw.toString("utf8"));
+}
+
+/** Parameter `$number` as the client bound it (null for NULL). */
+export function parameterValue(bind: BindMessage | undefined, number: number): Buffer | null {
+  const raw = bind?.parameters[number - 1];
+  if (raw === undefined)
+    throw new HerdError(`there is no parameter $${number}`, { sqlState: SqlState.undefinedParameter });
+  return raw;
 }
 
 /** Elements of a one-dimensional array literal `{1,2,"a b",NULL}`; undefined when it is not that simple. */

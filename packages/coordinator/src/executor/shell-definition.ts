@@ -1,6 +1,6 @@
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { isSuffixedConstraint, shardName, shardSuffixed } from "../metadata/catalog-types.js";
+import { isSuffixedConstraintKind, shardName, shardSuffixed } from "../metadata/catalog-types.js";
 import { type AnyNode, deparse, parseStatements, walk } from "../planner/ast.js";
 import { shardOf } from "../planner/route-planner.js";
 import type { PgConnection } from "./pg-connection.js";
@@ -77,26 +77,11 @@ export function shardDefinition(
         return false;
       }
       if (key === "IndexStmt" && node.idxname) node.idxname = shardSuffixed(node.idxname, shardId);
-      if (key === "Constraint" && node.conname && isSuffixedConstraint(constraintLetter(node.contype))) {
+      if (key === "Constraint" && node.conname && isSuffixedConstraintKind(node.contype)) {
         node.conname = shardSuffixed(node.conname, shardId);
       }
       return undefined;
     });
     return deparse(copy);
   });
-}
-
-function constraintLetter(contype: string): string {
-  switch (contype) {
-    case "CONSTR_PRIMARY":
-      return "p";
-    case "CONSTR_UNIQUE":
-      return "u";
-    case "CONSTR_EXCLUSION":
-      return "x";
-    case "CONSTR_FOREIGN":
-      return "f";
-    default:
-      return "c";
-  }
 }

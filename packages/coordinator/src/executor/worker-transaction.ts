@@ -22,7 +22,7 @@ export class WorkerTransaction {
     return this.connections.has(nodeId);
   }
 
-  async connection(node: WorkerNode, settings: ReadonlyMap<string, string>): Promise<PgConnection> {
+  async connection(node: WorkerNode, settings: SessionSettings): Promise<PgConnection> {
     const held = this.connections.get(node.id);
     if (held) return held;
     const connection = await this.pool.acquire(node);
@@ -76,24 +76,20 @@ export class WorkerTransaction {
   }
 }
 
-/** Gives a worker connection the session's settings (when they differ from what it has). */
-export async function applySettings(connection: PgConnection, settings: ReadonlyMap<string, string>): Promise<void> {
-  const key = settingsKey(settings);
-  if (connection.appliedSettings === key) return;
-  const entries = [...settings];
-  const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
-  if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
-  connection.appliedSettings = key;
+/**
+ * The session settings worker connections must share (TimeZone, DateStyle, …), with a key that
+ * changes whenever a value does, so a connection that has them already is not asked again.
+ */
+export interface SessionSettings {
+  readonly values: ReadonlyMap<string, string>;
+  readonly key: string;
 }
 
-const keys = new WeakMap<ReadonlyMap<string, string>, { size: number; key: string; values: string[] }>();
-
-/** A string that changes when the settings do (cached: this runs for every routed statement). */
-function settingsKey(settings: ReadonlyMap<string, string>): string {
-  const values = [...settings.values()];
-  const cached = keys.get(settings);
-  if (cached && cached.size === settings.size && cached.values.every((v, i) => v === values[i])) return cached.key;
-  const key = JSON.stringify([...settings]);
-  keys.set(settings, { size: settings.size, key, values });
-  return key;
+/** Gives a worker connection the session's settings (when they differ from what it has). */
+export async function applySettings(connection: PgConnection, settings: SessionSettings): Promise<void> {
+  if (connection.appliedSettings === settings.key) return;
+  const entries = [...settings.values];
+  const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
+  if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
+  connection.appliedSettings = settings.key;
 }

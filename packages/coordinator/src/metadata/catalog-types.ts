@@ -30,6 +30,16 @@ export function isSuffixedConstraint(type: string): boolean {
   return type === "p" || type === "u" || type === "x" || type === "f";
 }
 
+/** The same, for a Constraint node of a parse tree (`CONSTR_PRIMARY`, …). */
+export function isSuffixedConstraintKind(contype: string): boolean {
+  return (
+    contype === "CONSTR_PRIMARY" ||
+    contype === "CONSTR_UNIQUE" ||
+    contype === "CONSTR_EXCLUSION" ||
+    contype === "CONSTR_FOREIGN"
+  );
+}
+
 export interface Placement {
   readonly id: number;
   readonly shardId: number;

@@ -1,13 +1,17 @@
 import { HerdError, SqlState } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
-import { type DistributedTable, isSuffixedConstraint, shardName, shardSuffixed } from "../metadata/catalog-types.js";
+import {
+  type DistributedTable,
+  isSuffixedConstraint,
+  isSuffixedConstraintKind,
+  shardName,
+  shardSuffixed,
+} from "../metadata/catalog-types.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
 import type { Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { findRelations, renameRelations } from "./relations.js";
 import { shardOf } from "./route-planner.js";
-
-const SUFFIXED_CONSTRAINT_KINDS = new Set(["CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_EXCLUSION", "CONSTR_FOREIGN"]);
 
 /**
  * DDL on distributed and reference tables: CREATE INDEX, ALTER TABLE, ALTER INDEX … RENAME,
@@ -161,7 +165,7 @@ export function shardDdl(tree: AnyNode, catalog: Catalog, table: DistributedTabl
       : name;
   walk(copy, (child, key) => {
     if (key === "IndexStmt" && child.idxname) child.idxname = shardSuffixed(child.idxname, shardId);
-    if (key === "Constraint" && child.conname && SUFFIXED_CONSTRAINT_KINDS.has(child.contype)) {
+    if (key === "Constraint" && child.conname && isSuffixedConstraintKind(child.contype)) {
       child.conname = shardSuffixed(child.conname, shardId);
     }
     if (key === "Constraint" && child.indexname) child.indexname = shardSuffixed(child.indexname, shardId);

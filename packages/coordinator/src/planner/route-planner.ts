@@ -3,7 +3,7 @@ import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
 import type { Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";
-import { findRelations, type RelationRef, renameRelations } from "./relations.js";
+import { type RelationRef, renameRelations } from "./relations.js";
 import { pinRelations } from "./shard-pruning.js";
 
 /**

@@ -5,7 +5,7 @@ import type { QueryEngine } from "../executor/query-engine.js";
 import { ServerError } from "../executor/server-error.js";
 import type { SessionContext, StatementRun } from "../executor/session-context.js";
 import type { WorkerPool } from "../executor/worker-pool.js";
-import { WorkerTransaction } from "../executor/worker-transaction.js";
+import { type SessionSettings, WorkerTransaction } from "../executor/worker-transaction.js";
 import type { StatementCache } from "../parser/statement-cache.js";
 import type { AnyNode } from "../planner/ast.js";
 import {
@@ -108,6 +108,7 @@ export class Conversation implements SessionContext {
   private readonly prepared = new Map<string, PreparedStatement>();
   private readonly portals = new Map<string, HerdPortal>();
   private readonly settingValues = new Map<string, string>();
+  private sharedSettings: SessionSettings = { values: this.settingValues, key: "[]" };
   private readonly relay: BackendRelay;
 
   constructor(
@@ -119,7 +120,7 @@ export class Conversation implements SessionContext {
     this.output = new ClientOutput(socket);
     this.transaction = new WorkerTransaction(options.pool);
     const extraFloatDigits = options.startupParameters.get("extra_float_digits");
-    if (extraFloatDigits !== undefined) this.settingValues.set("extra_float_digits", extraFloatDigits);
+    if (extraFloatDigits !== undefined) this.noteSetting("extra_float_digits", extraFloatDigits);
     for (const [name, value] of options.reported) this.noteSetting(name, value);
     this.relay = new BackendRelay(this.output, backend, (name, value) => this.noteSetting(name, value));
     socket.on("drain", () => backend.resume());
@@ -127,8 +128,8 @@ export class Conversation implements SessionContext {
 
   // ---- SessionContext ----
 
-  settings(): ReadonlyMap<string, string> {
-    return this.settingValues;
+  settings(): SessionSettings {
+    return this.sharedSettings;
   }
 
   inTransactionBlock(): boolean {
@@ -521,7 +522,9 @@ export class Conversation implements SessionContext {
   }
 
   private noteSetting(name: string, value: string): void {
-    if (SHARED_SETTINGS.includes(name)) this.settingValues.set(name, value);
+    if (!SHARED_SETTINGS.includes(name) || this.settingValues.get(name) === value) return;
+    this.settingValues.set(name, value);
+    this.sharedSettings = { values: this.settingValues, key: JSON.stringify([...this.settingValues]) };
   }
 }
 

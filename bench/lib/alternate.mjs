@@ -1,0 +1,66 @@
+// The side-by-side protocol every pgbench benchmark here follows: a warm-up through herd, then
+// rounds in which each case runs on "postgres", then on "herd", so both see the same machine state.
+import { parsePgbenchReport } from "./pgbench.mjs";
+import { markdownTable, median } from "./table.mjs";
+
+export const TARGETS = ["postgres", "herd"];
+
+/**
+ * Runs `cases` (names) alternately; `pgbenchRun(name, target, seconds)` resolves with pgbench's
+ * output. Resolves with the TPS of every run: runs[name][target] = [tps, …].
+ */
+export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRun, progress }) {
+  const width = Math.max(...cases.map((name) => name.length));
+  if (warmup > 0) {
+    for (const name of cases) {
+      const report = parsePgbenchReport(await pgbenchRun(name, "herd", warmup));
+      progress(`warm-up    ${name.padEnd(width)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
+    }
+  }
+  const runs = Object.fromEntries(cases.map((name) => [name, { postgres: [], herd: [] }]));
+  for (let round = 1; round <= rounds; round += 1) {
+    for (const name of cases) {
+      for (const target of TARGETS) {
+        const report = parsePgbenchReport(await pgbenchRun(name, target, seconds));
+        if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${name}, ${target})`);
+        runs[name][target].push(report.tps);
+        progress(
+          `round ${round}/${rounds}  ${name.padEnd(width)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions)`,
+        );
+      }
+    }
+  }
+  return runs;
+}
+
+/** Medians, herd/postgres ratios and the verdict against `targetRatio` (for the cases `hasTarget` says). */
+export function ratioTable(firstHeader, runs, targetRatio, hasTarget = () => true) {
+  return markdownTable(
+    [
+      firstHeader,
+      "postgres TPS (median)",
+      "herd TPS (median)",
+      "herd / postgres",
+      `≥ ${targetRatio}?`,
+      "postgres runs",
+      "herd runs",
+    ],
+    Object.entries(runs).map(([name, { postgres, herd }]) => {
+      const ratio = median(herd) / median(postgres);
+      return [
+        name,
+        tps(median(postgres)),
+        tps(median(herd)),
+        ratio.toFixed(2),
+        hasTarget(name) ? (ratio >= targetRatio ? "yes" : "no") : "(no target)",
+        postgres.map(tps).join(" / "),
+        herd.map(tps).join(" / "),
+      ];
+    }),
+    ["l", "r", "r", "r", "l", "r", "r"],
+  );
+}
+
+export function tps(value) {
+  return Math.round(value).toLocaleString("en-US");
+}
