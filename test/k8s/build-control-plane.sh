@@ -5,6 +5,7 @@
 # returns at once. Prints the bin directory on its last line.
 #
 #   HERD_K8S_CACHE   cache root (default ~/.cache/herd/k8s)
+#   --bin-dir        only print where the binaries are (or would be), build nothing
 set -euo pipefail
 
 KUBERNETES_VERSION=v1.36.3 # k8s.io/kubernetes; its staging modules are v0.36.3
@@ -14,6 +15,11 @@ HELM_VERSION=v3.22.0
 cache_root="${HERD_K8S_CACHE:-$HOME/.cache/herd/k8s}"
 bin_dir="$cache_root/kubernetes-$KUBERNETES_VERSION-helm-$HELM_VERSION/bin"
 binaries=(etcd kube-apiserver kube-controller-manager helm)
+
+if [[ "${1:-}" == "--bin-dir" ]]; then
+  echo "$bin_dir"
+  exit 0
+fi
 
 all_present() {
   for b in "${binaries[@]}"; do [[ -x "$bin_dir/$b" ]] || return 1; done
