@@ -1,4 +1,4 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { NodeJson } from "@herd/shared";
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
