@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
+import https from "node:https";
 import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { freePortRange } from "../helpers/ports.js";
@@ -98,14 +100,10 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
     const admin = new KubeConfig();
     admin.loadFromFile(kubeconfigPath);
     const core = admin.makeApiClient(CoreV1Api);
-    // ready = RBAC bootstrap roles in place and the default namespace created
-    await apiserver.waitFor(
-      "readiness",
-      async () => {
-        await core.readNamespace({ name: "default" });
-        return true;
-      },
-      120_000,
+    // /readyz covers etcd, the RBAC bootstrap roles and the informers; the default namespace comes last
+    await apiserver.waitFor("readiness", async () => (await httpsStatus(serverUrl, "/readyz", pki)) === 200, 120_000);
+    await apiserver.waitFor("the default namespace", async () =>
+      Boolean(await core.readNamespace({ name: "default" })),
     );
 
     const controllerManager = ManagedProcess.start(
@@ -141,6 +139,21 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
     await stop();
     throw error;
   }
+}
+
+function httpsStatus(serverUrl: string, path: string, pki: TestPki): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const request = https.get(
+      new URL(path, serverUrl),
+      { ca: readFileSync(pki.caCert), headers: { authorization: `Bearer ${pki.adminToken}` }, timeout: 5_000 },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode);
+      },
+    );
+    request.on("error", () => resolve(undefined));
+    request.on("timeout", () => request.destroy());
+  });
 }
 
 function kubeconfig(serverUrl: string, pki: TestPki): string {

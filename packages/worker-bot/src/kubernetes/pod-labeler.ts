@@ -30,9 +30,7 @@ export class PodLabeler {
   /** Asks for `state`; the returned promise settles when it (or a later state) is on the Pod. */
   set(state: PodState): Promise<void> {
     this.wanted = state;
-    this.loop ??= this.run().finally(() => {
-      this.loop = undefined;
-    });
+    this.loop ??= this.run();
     return this.loop;
   }
 
@@ -50,27 +48,32 @@ export class PodLabeler {
     const { logger } = this.options;
     const backoff = new Backoff(this.options.backoff ?? { initialMs: 200, maxMs: 10_000 });
     let failures = 0;
-    while (this.wanted !== this.applied && !this.stopped.signal.aborted) {
-      const state = this.wanted as PodState;
-      try {
-        await this.patch(state);
-        this.applied = state;
-        logger.info("labelled the pod", { [PodLabels.state]: state });
-        failures = 0;
-        backoff.reset();
-      } catch (error) {
-        failures += 1;
-        const delay = backoff.next();
-        if (failures === 1 || failures % 10 === 0) {
-          logger.warn("cannot label the pod; retrying", {
-            status: apiStatus(error),
-            error: errorMessage(error).split("\n")[0],
-            failures,
-            retry_in_ms: delay,
-          });
+    try {
+      while (this.wanted !== this.applied && !this.stopped.signal.aborted) {
+        const state = this.wanted as PodState;
+        try {
+          await this.patch(state);
+          this.applied = state;
+          logger.info("labelled the pod", { [PodLabels.state]: state });
+          failures = 0;
+          backoff.reset();
+        } catch (error) {
+          failures += 1;
+          const delay = backoff.next();
+          if (failures === 1 || failures % 10 === 0) {
+            logger.warn("cannot label the pod; retrying", {
+              status: apiStatus(error),
+              error: errorMessage(error).split("\n")[0],
+              failures,
+              retry_in_ms: delay,
+            });
+          }
+          await sleep(delay, this.stopped.signal);
         }
-        await sleep(delay, this.stopped.signal);
       }
+    } finally {
+      // cleared in the same step as the loop's last check: a later `set` starts a new loop
+      this.loop = undefined;
     }
   }
 
