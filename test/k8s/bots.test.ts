@@ -5,6 +5,7 @@ import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kub
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePortRange } from "../helpers/ports.js";
+import { processesMentioning } from "../helpers/processes.js";
 import { type ControlPlane, startControlPlane } from "./control-plane.js";
 import { eventually } from "./eventually.js";
 import { CHART, helmOk } from "./helm.js";
@@ -93,6 +94,9 @@ describe("bots in the chart's pods", () => {
 
   afterAll(async () => {
     await Promise.all([...bots.values()].map((bot) => bot.stop("SIGTERM", 20_000)));
+    // a bot that had to be killed cannot stop its PostgreSQL: do it (immediate shutdown)
+    if (plane)
+      for (const leftover of processesMentioning(`postgres -D ${plane.dir}`)) process.kill(leftover.pid, "SIGQUIT");
     await plane?.stop();
   }, 120_000);
 
