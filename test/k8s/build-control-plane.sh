@@ -11,9 +11,11 @@ set -euo pipefail
 KUBERNETES_VERSION=v1.36.3 # k8s.io/kubernetes; its staging modules are v0.36.3
 STAGING_VERSION=v0.36.3
 HELM_VERSION=v3.22.0
+# Bump when the way of building changes, so a cache built the old way is not reused.
+RECIPE=2
 
 cache_root="${HERD_K8S_CACHE:-$HOME/.cache/herd/k8s}"
-bin_dir="$cache_root/kubernetes-$KUBERNETES_VERSION-helm-$HELM_VERSION/bin"
+bin_dir="$cache_root/kubernetes-$KUBERNETES_VERSION-helm-$HELM_VERSION-r$RECIPE/bin"
 binaries=(etcd kube-apiserver kube-controller-manager helm)
 
 if [[ "${1:-}" == "--bin-dir" ]]; then
@@ -37,7 +39,16 @@ mkdir -p "$bin_dir"
 work="$(mktemp -d "${TMPDIR:-/tmp}/herd-k8s-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 export GOFLAGS="-mod=mod -buildvcs=false"
-build=(nice -n 19 go build -trimpath -ldflags=-s\ -w)
+# Kubernetes' own build stamps the version in with -X; without it the API server says v0.0.0 and
+# helm refuses a chart whose kubeVersion asks for more.
+minor="${KUBERNETES_VERSION#v1.}"
+minor="${minor%%.*}"
+version_flags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  version_flags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  version_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+build=(nice -n 19 go build -trimpath "-ldflags=-s -w$version_flags")
 
 # A throwaway module that requires k8s.io/kubernetes. Its own go.mod points the staging modules
 # at ./staging; a dependent module must pin them to the published v0.x.y instead.
