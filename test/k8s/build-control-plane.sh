@@ -12,7 +12,7 @@ KUBERNETES_VERSION=v1.36.3 # k8s.io/kubernetes; its staging modules are v0.36.3
 STAGING_VERSION=v0.36.3
 HELM_VERSION=v3.22.0
 # Bump when the way of building changes, so a cache built the old way is not reused.
-RECIPE=2
+RECIPE=3
 
 cache_root="${HERD_K8S_CACHE:-$HOME/.cache/herd/k8s}"
 bin_dir="$cache_root/kubernetes-$KUBERNETES_VERSION-helm-$HELM_VERSION-r$RECIPE/bin"
@@ -71,7 +71,15 @@ echo "building kube-controller-manager $KUBERNETES_VERSION" >&2
 echo "building etcd" >&2
 "${build[@]}" -o "$bin_dir/etcd.tmp" go.etcd.io/etcd/server/v3
 echo "building helm $HELM_VERSION" >&2
-GOFLAGS=-buildvcs=false GOBIN="$work/gobin" nice -n 19 go install -trimpath -ldflags='-s -w' \
+# As helm's Makefile does: its version, and the Kubernetes version `helm template` and `helm lint`
+# assume (that of its client-go, v0.N → 1.N); without them helm assumes Kubernetes 1.20.
+helm_gomod="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+helm_kube_minor="$(sed -n 's/^\s*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$helm_gomod")"
+helm_flags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+  helm_flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_kube_minor"
+done
+GOFLAGS=-buildvcs=false GOBIN="$work/gobin" nice -n 19 go install -trimpath "-ldflags=$helm_flags" \
   "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 mv "$work/gobin/helm" "$bin_dir/helm"
 for b in kube-apiserver kube-controller-manager etcd; do mv "$bin_dir/$b.tmp" "$bin_dir/$b"; done
