@@ -113,7 +113,9 @@ describe("bots in the chart's pods", () => {
 
   it("register the workers with the coordinator by their stable DNS names", async () => {
     await eventually(async () => {
-      const found = (await nodes()).map(({ name, host, port, state }) => ({ name, host, port, state }));
+      const found = (await nodes())
+        .map(({ name, host, port, state }) => ({ name, host, port, state }))
+        .sort((a, b) => a.name.localeCompare(b.name));
       expect(found).toEqual([
         { name: "herd-1", host: dnsName("herd-1"), port: ports.get("herd-1")?.pg, state: "active" },
         { name: "herd-2", host: dnsName("herd-2"), port: ports.get("herd-2")?.pg, state: "active" },
@@ -133,7 +135,8 @@ describe("bots in the chart's pods", () => {
     try {
       await client.query("CREATE TABLE orders (id int PRIMARY KEY, item text)");
       await client.query("SELECT create_distributed_table('orders', 'id', shard_count => 4)");
-      await client.query("INSERT INTO orders SELECT i, 'item ' || i FROM generate_series(1, 20) i");
+      const values = Array.from({ length: 20 }, (_, i) => `(${i + 1}, 'item ${i + 1}')`).join(", ");
+      await client.query(`INSERT INTO orders VALUES ${values}`);
       const { rows } = await client.query("SELECT item FROM orders WHERE id = 7");
       expect(rows).toEqual([{ item: "item 7" }]);
       const placements = await client.query<{ nodename: string }>(
