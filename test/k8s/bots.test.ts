@@ -10,7 +10,7 @@ import { type ControlPlane, startControlPlane } from "./control-plane.js";
 import { eventually } from "./eventually.js";
 import { CHART, helmOk } from "./helm.js";
 import type { ManagedProcess } from "./managed-process.js";
-import { type PodPorts, runPodBot, writeHostsFile } from "./pod-runner.js";
+import { type PodPorts, preparePodBot, writeHostsFile } from "./pod-runner.js";
 
 // Real bots (with real PostgreSQL 18) in the Pods that the chart's StatefulSet made in a real
 // kube-apiserver, each with the Pod's environment and a token of the chart's ServiceAccount:
@@ -41,6 +41,12 @@ describe("bots in the chart's pods", () => {
 
   /** Starts the bot of pod `name` (as the kubelet would once the pod is scheduled). */
   async function startBot(name: string, env: Record<string, string> = {}): Promise<ManagedProcess> {
+    const launch = await prepareBot(name, env);
+    return launch();
+  }
+
+  /** Prepares the bot of pod `name` (token, environment); the returned function starts it. */
+  async function prepareBot(name: string, env: Record<string, string> = {}): Promise<() => ManagedProcess> {
     const pod = await eventually(() => readPod(name));
     let podPorts = ports.get(name);
     if (!podPorts) {
@@ -50,7 +56,7 @@ describe("bots in the chart's pods", () => {
     }
     const volumeDir = join(plane.dir, "volumes", `data-${name}`);
     await mkdir(volumeDir, { recursive: true });
-    const bot = await runPodBot({
+    const launch = await preparePodBot({
       plane,
       pod,
       volumeDir,
@@ -66,8 +72,11 @@ describe("bots in the chart's pods", () => {
         ...env,
       },
     });
-    bots.set(name, bot);
-    return bot;
+    return () => {
+      const bot = launch();
+      bots.set(name, bot);
+      return bot;
+    };
   }
 
   beforeAll(async () => {
@@ -266,6 +275,28 @@ describe("bots in the chart's pods", () => {
     } finally {
       await client.end();
     }
+  });
+
+  it("ride out an API server restart: a label that could not be written lands later, the watch resumes", async () => {
+    await helmOk(plane, "upgrade", "herd", CHART, "--namespace", NAMESPACE, "--reuse-values", "--set", "size=5");
+    const launch = await prepareBot("herd-4");
+    let bot: ManagedProcess | undefined;
+    await plane.restartApiserver(async () => {
+      bot = launch();
+      // the bot does its work without the API server: it registers with the coordinator…
+      await eventually(async () => expect((await node("herd-4"))?.state).toBe("active"), 60_000);
+      // …while its label cannot be written
+      await eventually(async () => expect(await bot?.log()).toMatch(/cannot label the pod; retrying/));
+    });
+    await eventually(
+      async () =>
+        expect(await labels("herd-4")).toMatchObject({ "herd.dev/role": "worker", "herd.dev/state": "ready" }),
+      60_000,
+    );
+    // the coordinator watches again: a Pod deleted now is noticed at once
+    expect(await bot?.stop()).toBe(0);
+    await plane.core.deleteNamespacedPod({ name: "herd-4", namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    await eventually(async () => expect((await node("herd-4"))?.state).toBe("unreachable"), 60_000);
   });
 
   it("log no secret", async () => {

@@ -21,6 +21,8 @@ export interface ControlPlane {
   readonly admin: KubeConfig;
   readonly core: CoreV1Api;
   readonly processes: readonly ManagedProcess[];
+  /** Stops kube-apiserver, runs `whileDown`, starts it again (same etcd, port and keys) and waits until it is ready. */
+  restartApiserver(whileDown: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -70,41 +72,35 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
     processes.push(etcd);
     await etcd.waitFor("health", async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok);
 
-    const apiserver = ManagedProcess.start(
-      "kube-apiserver",
-      binaries.kubeApiserver,
-      [
-        `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        `--secure-port=${apiserverPort}`,
-        `--cert-dir=${dir}`,
-        `--tls-cert-file=${pki.serverCert}`,
-        `--tls-private-key-file=${pki.serverKey}`,
-        `--token-auth-file=${pki.tokenFile}`,
-        "--authorization-mode=RBAC",
-        `--service-account-issuer=${ISSUER}`,
-        `--api-audiences=${ISSUER}`,
-        `--service-account-key-file=${pki.serviceAccountPub}`,
-        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-        "--service-cluster-ip-range=10.96.0.0/16",
-        // the `kubernetes` Service's endpoints would be 127.0.0.1, which validation refuses
-        "--endpoint-reconciler-type=none",
-        "--enable-priority-and-fairness=false",
-        "--profiling=false",
-        "--v=1",
-      ],
-      { logFile: join(dir, "kube-apiserver.log") },
-    );
-    processes.push(apiserver);
+    const startApiserver = () => {
+      const started = ManagedProcess.start(
+        "kube-apiserver",
+        binaries.kubeApiserver,
+        apiserverArgs(dir, pki, etcdClient, apiserverPort),
+        { logFile: join(dir, "kube-apiserver.log") },
+      );
+      processes.push(started);
+      return started;
+    };
     const admin = new KubeConfig();
     admin.loadFromFile(kubeconfigPath);
     const core = admin.makeApiClient(CoreV1Api);
-    // /readyz covers etcd, the RBAC bootstrap roles and the informers; the default namespace comes last
-    await apiserver.waitFor("readiness", async () => (await httpsStatus(serverUrl, "/readyz", pki)) === 200, 120_000);
-    await apiserver.waitFor("the default namespace", async () =>
-      Boolean(await core.readNamespace({ name: "default" })),
-    );
+    const apiserverReady = async (apiserver: ManagedProcess) => {
+      // /readyz covers etcd, the RBAC bootstrap roles and the informers; the default namespace comes last
+      await apiserver.waitFor("readiness", async () => (await httpsStatus(serverUrl, "/readyz", pki)) === 200, 120_000);
+      await apiserver.waitFor("the default namespace", async () =>
+        Boolean(await core.readNamespace({ name: "default" })),
+      );
+    };
+    let apiserver = startApiserver();
+    await apiserverReady(apiserver);
+    const restartApiserver = async (whileDown: () => Promise<void>) => {
+      await apiserver.stop();
+      processes.splice(processes.indexOf(apiserver), 1);
+      await whileDown();
+      apiserver = startApiserver();
+      await apiserverReady(apiserver);
+    };
 
     const controllerManager = ManagedProcess.start(
       "kube-controller-manager",
@@ -134,11 +130,47 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
       },
       60_000,
     );
-    return { binaries, dir, apiserverPort, serverUrl, pki, kubeconfigPath, admin, core, processes, stop };
+    return {
+      binaries,
+      dir,
+      apiserverPort,
+      serverUrl,
+      pki,
+      kubeconfigPath,
+      admin,
+      core,
+      processes,
+      restartApiserver,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+function apiserverArgs(dir: string, pki: TestPki, etcdClient: number, apiserverPort: number): string[] {
+  return [
+    `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${apiserverPort}`,
+    `--cert-dir=${dir}`,
+    `--tls-cert-file=${pki.serverCert}`,
+    `--tls-private-key-file=${pki.serverKey}`,
+    `--token-auth-file=${pki.tokenFile}`,
+    "--authorization-mode=RBAC",
+    `--service-account-issuer=${ISSUER}`,
+    `--api-audiences=${ISSUER}`,
+    `--service-account-key-file=${pki.serviceAccountPub}`,
+    `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+    "--service-cluster-ip-range=10.96.0.0/16",
+    // the `kubernetes` Service's endpoints would be 127.0.0.1, which validation refuses
+    "--endpoint-reconciler-type=none",
+    "--enable-priority-and-fairness=false",
+    "--profiling=false",
+    "--v=1",
+  ];
 }
 
 function httpsStatus(serverUrl: string, path: string, pki: TestPki): Promise<number | undefined> {

@@ -36,8 +36,11 @@ export interface PodRunOptions {
  * hosts file and /run a private tmpfs holding the token: the bot code is the one that runs in a
  * pod, unchanged, and this machine's own files are untouched. All pods share loopback, so each
  * gets its own ports (`HERD_PG_PORT`, `HERD_ADMIN_PORT`, `HERD_SQL_PORT`) instead of 5432/6480.
+ *
+ * What needs the API server (the token, the Secret's values) happens here; the returned function
+ * starts the bot, so a test can start it while the API server is down.
  */
-export async function runPodBot(options: PodRunOptions): Promise<ManagedProcess> {
+export async function preparePodBot(options: PodRunOptions): Promise<() => ManagedProcess> {
   const { plane, pod, ports } = options;
   const name = pod.metadata?.name as string;
   const namespace = pod.metadata?.namespace as string;
@@ -83,12 +86,13 @@ export async function runPodBot(options: PodRunOptions): Promise<ManagedProcess>
     "shift 2",
     'exec "$@"',
   ].join("\n");
-  return ManagedProcess.start(
-    `bot ${name}`,
-    "unshare",
-    ["--mount", "sh", "-c", script, "sh", options.hostsFile, accountDir, process.execPath, HERD_CLI, "bot"],
-    { env, logFile: options.logFile },
-  );
+  return () =>
+    ManagedProcess.start(
+      `bot ${name}`,
+      "unshare",
+      ["--mount", "sh", "-c", script, "sh", options.hostsFile, accountDir, process.execPath, HERD_CLI, "bot"],
+      { env, logFile: options.logFile },
+    );
 }
 
 /** The container's environment as the kubelet resolves it. */
