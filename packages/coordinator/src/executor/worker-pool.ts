@@ -1,4 +1,4 @@
-import type { Logger } from "@herd/shared";
+import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import { PgConnection } from "./pg-connection.js";
 
 export interface ServerAddress {
@@ -54,16 +54,25 @@ export class WorkerPool {
       const connection = list.pop() as PgConnection;
       if (!connection.broken) return connection;
     }
-    const connection = await PgConnection.open(
-      { host: server.host, port: server.port, password: this.options.password },
-      new Map([
-        ["user", this.options.user],
-        ["database", this.options.database],
-        ["application_name", "herd"],
-        ["client_encoding", "UTF8"],
-        ["DateStyle", "ISO, MDY"],
-      ]),
-    );
+    let connection: PgConnection;
+    try {
+      connection = await PgConnection.open(
+        { host: server.host, port: server.port, password: this.options.password },
+        new Map([
+          ["user", this.options.user],
+          ["database", this.options.database],
+          ["application_name", "herd"],
+          ["client_encoding", "UTF8"],
+          ["DateStyle", "ISO, MDY"],
+        ]),
+      );
+    } catch (error) {
+      if (isHerdError(error)) throw error;
+      throw new HerdError(`could not connect to the worker at ${key}`, {
+        sqlState: SqlState.connectionFailure,
+        detail: errorMessage(error),
+      });
+    }
     this.down.delete(key);
     connection.onClose = (error) =>
       this.options.logger.debug("worker connection closed", { server: key, error: error.message });
