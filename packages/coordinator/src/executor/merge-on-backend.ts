@@ -102,12 +102,13 @@ export class BackendMerge implements RowSink {
   }
 
   /** A worker's DataRow (binary): becomes a CopyData message in place. */
-  raw(message: Buffer): void {
+  raw(message: Buffer): boolean {
     message[0] = COPY_DATA;
     this.pending.push(message);
     this.pendingBytes += message.length;
     this.rows += 1;
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    return true;
   }
 
   /** Every worker row is in: combine, relay, drop. Throws PostgreSQL's error, if any. */

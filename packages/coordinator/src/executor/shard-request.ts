@@ -64,7 +64,7 @@ export class ShardResult implements Exchange {
   notices: NoticeFields[] = [];
 
   constructor(
-    private readonly output: { raw(message: Buffer): void } | undefined,
+    private readonly output: { raw(message: Buffer): unknown } | undefined,
     private readonly description: { sent: boolean; wanted: boolean; simple: boolean },
     private readonly catalog: Catalog,
   ) {}

@@ -42,7 +42,22 @@ interface NodeWork {
 
 /** Where the rows of a task's first placement go (the client, or a merge on the coordinator). */
 export interface RowSink {
-  raw(message: Buffer): void;
+  /** false: the receiver is full; the rows' worker connection waits for `onceDrained`. */
+  raw(message: Buffer): boolean | undefined;
+  onceDrained?(resume: () => void): void;
+}
+
+/** A slow client holds the worker back (its socket is paused) instead of filling herd's memory. */
+function heldBack(sink: RowSink, connection: PgConnection): RowSink {
+  return {
+    raw(message) {
+      if (sink.raw(message) === false && sink.onceDrained) {
+        connection.pause();
+        sink.onceDrained(() => connection.resume());
+      }
+      return true;
+    },
+  };
 }
 
 /**
@@ -190,7 +205,7 @@ async function runWork(
       run.bind,
       description.wanted && item.primary,
     );
-    item.result = new ShardResult(item.primary ? sink : undefined, description, deps.catalog);
+    item.result = new ShardResult(item.primary ? heldBack(sink, connection) : undefined, description, deps.catalog);
     const result = item.result;
     answers.push(
       connection.exchange(w.flush(), result).then(() => {
