@@ -109,3 +109,22 @@ describe("merging on the coordinator", () => {
     }
   });
 });
+
+describe("a merge in a read-only transaction", () => {
+  it("is refused with a clear error, and one shard still answers", async () => {
+    await herd.query("BEGIN READ ONLY");
+    try {
+      const error = await herd.query("SELECT count(*) FROM sales").catch((e: { code?: string; message: string }) => e);
+      expect(error).toMatchObject({
+        code: "25006",
+        message: "herd cannot merge the shards' rows in a read-only transaction",
+      });
+    } finally {
+      await herd.query("ROLLBACK");
+    }
+    await herd.query("BEGIN READ ONLY");
+    const { rows } = await herd.query("SELECT count(*) AS n FROM sales WHERE id = 7");
+    await herd.query("COMMIT");
+    expect(rows[0].n).toBe("1");
+  });
+});

@@ -133,7 +133,15 @@ export class BackendMerge implements RowSink {
     encodeExecute(w);
     encodeSync(w);
     await this.end(w.flush());
-    if (this.answer.error) throw this.answer.error;
+    const error = this.answer.error;
+    if (error?.sqlState === SqlState.readOnlySqlTransaction) {
+      throw new HerdError("herd cannot merge the shards' rows in a read-only transaction", {
+        sqlState: SqlState.readOnlySqlTransaction,
+        detail: "The merge step needs a temporary table in the session.",
+        hint: "Run the query outside the read-only transaction, or filter on the distribution column so it reaches one shard.",
+      });
+    }
+    if (error) throw error;
     if (this.answer.typeMismatch) throw this.answer.typeMismatch;
   }
 
