@@ -141,6 +141,13 @@ export class BackendMerge implements RowSink {
         hint: "Run the query outside the read-only transaction, or filter on the distribution column so it reaches one shard.",
       });
     }
+    if (error?.sqlState === SqlState.invalidTableDefinition && /pseudo-type/.test(error.message)) {
+      throw new HerdError("herd cannot merge values of an anonymous record type across shards yet", {
+        sqlState: SqlState.featureNotSupported,
+        detail: error.message,
+        hint: "Select the record's fields as separate columns, or filter on the distribution column.",
+      });
+    }
     if (error) throw error;
     if (this.answer.typeMismatch) throw this.answer.typeMismatch;
   }

@@ -238,7 +238,7 @@ export const MIGRATIONS: readonly Migration[] = [
           numerator := n * sxx - sx * sx;
           IF numerator <= 0 THEN RETURN 0; END IF;  -- as PostgreSQL: guards against rounding below zero
           v := numerator / CASE WHEN sample THEN n * (n - 1) ELSE n * n END;
-          IF NOT root THEN RETURN v; END IF;
+          IF NOT root OR v = 'NaN' THEN RETURN v; END IF;  -- NaN or infinite inputs: NaN
           r := scale(v);
           s := round(sqrt(v), r);
           half := 0.5 * power(10::numeric, -r);

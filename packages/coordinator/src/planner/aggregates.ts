@@ -1,5 +1,5 @@
 import type { Catalog } from "../metadata/catalog.js";
-import { type AnyNode, deparse, names, unwrap } from "./ast.js";
+import { type AnyNode, as, deparse, names, unwrap } from "./ast.js";
 
 /** A call of an aggregate (not as a window function). */
 export function isAggregateCall(call: AnyNode, catalog: Catalog): boolean {
@@ -92,7 +92,13 @@ export function combineAggregate(
 
   if (call.agg_distinct) {
     // the workers group by the arguments; the coordinator aggregates the distinct values
-    const columns = args.map((a) => (isConstant(a) ? deparse(a) : partials.groupColumn(deparse(a))));
+    const columns = args.map((a) => {
+      if (isConstant(a)) return deparse(a);
+      // a row value (`count(DISTINCT (a, b))`) is grouped field by field: a record cannot be a column
+      const row = as(a, "RowExpr");
+      if (row) return `ROW(${(row.args as AnyNode[]).map((field) => partials.groupColumn(deparse(field))).join(", ")})`;
+      return partials.groupColumn(deparse(a));
+    });
     const flag = call.agg_filter ? partials.column(`bool_or(${deparse(call.agg_filter)})`) : undefined;
     return `${quoteName(name)}(DISTINCT ${columns.join(", ")})${flag ? ` FILTER (WHERE ${flag})` : ""}`;
   }
@@ -126,7 +132,7 @@ export function combineAggregate(
   const spread = SPREAD[name];
   if (spread && args.length === 1) {
     if (!EXACT.has(type) && !FLOAT.has(type)) return undefined;
-    const value = `CAST(${arg} AS numeric)`;
+    const value = FLOAT.has(type) ? exactNumeric(`CAST(${arg} AS float8)`) : `CAST(${arg} AS numeric)`;
     const n = partials.column(`count(${arg})${filter}`);
     const sx = partials.column(`sum(${value})${filter}`);
     const sxx = partials.column(`sum(${value} * ${value})${filter}`);
@@ -143,6 +149,15 @@ export function combineAggregate(
     return `string_agg(${partials.column(`string_agg(${arg}, ${delimiter})${filter}`)}, ${delimiter})`;
   }
   return undefined;
+}
+
+/**
+ * A float8 as numeric without losing digits: PostgreSQL's cast keeps 15 significant digits, so
+ * the remainder (exact in float8, the values being that close) is added back.
+ */
+function exactNumeric(float8: string): string {
+  const rounded = `CAST(${float8} AS numeric)`;
+  return `(${rounded} + CAST(${float8} - CAST(${rounded} AS float8) AS numeric))`;
 }
 
 /** A constant or a parameter: the same for every row. */

@@ -136,7 +136,19 @@ class ColocationAnalysis {
   private subqueryProblem(select: AnyNode, scope: Scope): HerdError | undefined {
     if (select.limitCount || select.limitOffset)
       return PlannerErrors.cannotPushDown("LIMIT or OFFSET in a subquery would apply per shard");
-    const grouped = ((select.groupClause ?? []) as unknown[]).some((item) => this.isLevelKey(item, scope));
+    const targets = (select.targetList ?? []) as unknown[];
+    // GROUP BY 1 / GROUP BY alias name a result column
+    const groupItem = (item: unknown): unknown => {
+      const position = as(item, "A_Const")?.ival;
+      if (position !== undefined) return as(targets[(position.ival ?? 0) - 1], "ResTarget")?.val;
+      const parts = columnRef(item);
+      const aliased =
+        parts?.length === 1 && !this.resolveHere(item, scope)
+          ? targets.find((t) => as(t, "ResTarget")?.name === parts[0])
+          : undefined;
+      return aliased ? as(aliased, "ResTarget")?.val : item;
+    };
+    const grouped = ((select.groupClause ?? []) as unknown[]).some((item) => this.isLevelKey(groupItem(item), scope));
     const distinctOnKey = ((select.distinctClause ?? []) as unknown[]).some((item) => this.isLevelKey(item, scope));
     const distinctAll =
       Array.isArray(select.distinctClause) && select.distinctClause.length === 1 && !unwrap(select.distinctClause[0]);
@@ -283,7 +295,12 @@ class ColocationAnalysis {
         const right = this.resolve(expr.rexpr, scope, true);
         if (left && right) this.union(left, right);
       }
-      const sublink = as(qual, "SubLink");
+      // NOT IN (subquery) on the distribution column: an anti-join within the shard group (the
+      // column is never NULL, so NOT IN's NULL rule cannot reach across groups)
+      const negated = as(qual, "BoolExpr");
+      const sublink =
+        as(qual, "SubLink") ??
+        (negated?.boolop === "NOT_EXPR" && negated.args?.length === 1 ? as(negated.args[0], "SubLink") : undefined);
       if (sublink?.subLinkType === "ANY_SUBLINK" && names(sublink.operName).at(-1) !== "<>") {
         const { outputs } = this.level(as(sublink.subselect, "SelectStmt") as AnyNode, scope);
         const left = this.resolve(sublink.testexpr, scope, true);
