@@ -26,34 +26,42 @@ export interface Sides {
   readonly plain: pg.Client;
 }
 
-/** Starts herd and PostgreSQL for this file and loads both; read `sides()` inside tests. */
+/**
+ * Starts herd and PostgreSQL for this file and loads both; read `sides()` inside tests.
+ * HERD_ANALYTICS_SELFCHECK=1 checks the suite itself instead: a second plain PostgreSQL, with the
+ * rows stored in the opposite order, stands in for herd, so every case must pass.
+ */
 export function useAnalyticsDatabases(name: string): { sides(): Sides; herdPort(): number } {
-  const herdUp = useHerdCluster(name, { workers: 3 });
-  let plainServer: TestPostgres | undefined;
+  const selfCheck = Boolean(process.env.HERD_ANALYTICS_SELFCHECK);
+  const herdUp = selfCheck ? undefined : useHerdCluster(name, { workers: 3 });
+  const servers: TestPostgres[] = [];
   let sides: Sides | undefined;
   beforeAll(async () => {
-    plainServer = await startTestPostgres(`${name}-plain`);
-    const herd = await connectTo({
-      host: "127.0.0.1",
-      port: herdUp.cluster.sqlPort,
-      user: "postgres",
-      password: "postgres",
-    });
-    const plain = await connectTo(plainServer.connection);
-    await loadAnalytics(herd, plain);
+    servers.push(await startTestPostgres(`${name}-plain`));
+    if (selfCheck) servers.push(await startTestPostgres(`${name}-reversed`));
+    const herd = await connectTo(
+      herdUp
+        ? { host: "127.0.0.1", port: herdUp.cluster.sqlPort, user: "postgres", password: "postgres" }
+        : (servers[1] as TestPostgres).connection,
+    );
+    const plain = await connectTo((servers[0] as TestPostgres).connection);
+    await loadAnalytics(herd, plain, selfCheck);
     sides = { herd, plain };
   });
   afterAll(async () => {
     await sides?.herd.end();
     await sides?.plain.end();
-    await plainServer?.stop();
+    for (const server of servers) await server.stop();
   });
   return {
     sides() {
       if (!sides) throw new Error("the databases are not loaded yet");
       return sides;
     },
-    herdPort: () => herdUp.cluster.sqlPort,
+    herdPort() {
+      if (!herdUp) throw new Error("no herd cluster in the self-check");
+      return herdUp.cluster.sqlPort;
+    },
   };
 }
 
