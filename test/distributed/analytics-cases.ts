@@ -34,7 +34,7 @@ export const selfCheck = Boolean(process.env.HERD_ANALYTICS_SELFCHECK);
  * HERD_ANALYTICS_SELFCHECK=1 checks the suite itself instead: a second plain PostgreSQL, with the
  * rows stored in the opposite order, stands in for herd, so every case must pass.
  */
-export function useAnalyticsDatabases(name: string): { sides(): Sides; herdPort(): number } {
+export function useAnalyticsDatabases(name: string): { sides(): Sides; herdDataDir(): string } {
   const herdUp = selfCheck ? undefined : useHerdCluster(name, { workers: 3 });
   const servers: TestPostgres[] = [];
   let sides: Sides | undefined;
@@ -60,9 +60,9 @@ export function useAnalyticsDatabases(name: string): { sides(): Sides; herdPort(
       if (!sides) throw new Error("the databases are not loaded yet");
       return sides;
     },
-    herdPort() {
+    herdDataDir() {
       if (!herdUp) throw new Error("no herd cluster in the self-check");
-      return herdUp.cluster.sqlPort;
+      return herdUp.cluster.dataDir;
     },
   };
 }

@@ -1,5 +1,10 @@
+import { join } from "node:path";
+import { sleep } from "@herd/shared";
+import { livePostmasterPid } from "@herd/worker-bot";
 import { describe, expect, it } from "vitest";
 import { answer, expectSameAnswer } from "../helpers/differential.js";
+import { eventually } from "../helpers/herd-up.js";
+import { botPid } from "../helpers/processes.js";
 import { refusals, sameAnswers, selfCheck, useAnalyticsDatabases } from "./analytics-cases.js";
 import { analyticsData } from "./analytics-schema.js";
 import { runAll } from "./schema.js";
@@ -208,4 +213,34 @@ describe("multi-shard UPDATE and DELETE: RETURNING and the tables left behind", 
     "SELECT kind, count(*), sum(amount) FROM ledger GROUP BY 1",
     "SELECT account, id FROM ledger ORDER BY amount DESC NULLS LAST, account, id LIMIT 10",
   ]);
+});
+
+// last: it takes a worker away (every shard has a placement on another worker)
+describe.skipIf(selfCheck)("a worker that is down", () => {
+  it("sends each shard's read to its other placement", async () => {
+    const { herd, plain } = sides();
+    const dataDir = db.herdDataDir();
+    const pgdata = join(dataDir, "herd-2", "pgdata");
+    const bot = botPid(dataDir, "herd-2");
+    const postmaster = await livePostmasterPid(pgdata);
+    expect(bot && postmaster, "the worker herd-2 and its PostgreSQL").toBeTruthy();
+    // the bot is paused so it does not restart its PostgreSQL while the reads run
+    process.kill(bot as number, "SIGSTOP");
+    try {
+      process.kill(postmaster as number, "SIGKILL");
+      await sleep(500); // its backends notice the postmaster's death and exit
+      for (const sql of [
+        "SELECT * FROM lineitem WHERE l_quantity > 48",
+        "SELECT count(*), sum(l_extendedprice), avg(l_quantity) FROM lineitem",
+        "SELECT l_shipmode, count(*), sum(l_weight) FROM lineitem GROUP BY 1",
+        "SELECT o_priority, count(*) FROM orders JOIN lineitem ON l_orderkey = o_orderkey GROUP BY 1",
+        "SELECT o_orderkey, o_totalprice FROM orders ORDER BY o_totalprice DESC NULLS LAST, o_orderkey LIMIT 10",
+      ]) {
+        await expectSameAnswer(herd, plain, sql);
+      }
+    } finally {
+      process.kill(bot as number, "SIGCONT");
+    }
+    await eventually(() => livePostmasterPid(pgdata), 30_000, "herd-2's PostgreSQL restarted");
+  });
 });
