@@ -219,7 +219,7 @@ describe("FILTER", () => {
   ]);
 });
 
-describe("NaN and ±Infinity (float8, float4, numeric): NaN sorts above every number", () => {
+describe("NaN, ±Infinity, exponents (float8, float4, numeric): NaN sorts above every number", () => {
   sameAnswers(sides, [
     "SELECT sum(f8), avg(f8), min(f8), max(f8), count(f8) FROM specials",
     "SELECT sum(f4), avg(f4), min(f4), max(f4), count(f4) FROM specials",
@@ -227,7 +227,9 @@ describe("NaN and ±Infinity (float8, float4, numeric): NaN sorts above every nu
     "SELECT s_grp, sum(f8), avg(f8), min(f8), max(f8) FROM specials GROUP BY 1",
     "SELECT s_grp, sum(f4), avg(f4), min(f4), max(f4) FROM specials GROUP BY 1",
     "SELECT s_grp, sum(n), avg(n), min(n), max(n) FROM specials GROUP BY 1",
-    "SELECT s_grp, stddev(n), var_pop(n), stddev(f8), var_samp(f8) FROM specials GROUP BY 1",
+    "SELECT s_grp, stddev(n), var_pop(n), round(stddev(f8)::numeric, 8), round(var_samp(f8)::numeric, 8) FROM specials WHERE s_grp < 8 GROUP BY 1",
+    "SELECT s_grp, sum(f8), avg(f8), sum(f4), avg(f4), sum(n), avg(n) FROM specials WHERE s_grp >= 8 GROUP BY 1",
+    "SELECT sum(f8), max(f8), min(f4) FROM specials WHERE s_grp >= 8",
     "SELECT s_grp, count(DISTINCT f8) FROM specials GROUP BY 1",
   ]);
 });

@@ -73,6 +73,8 @@ describe("ORDER BY over aggregates and group keys", () => {
     "SELECT l_fragile, min(l_orderkey), max(l_orderkey) FROM lineitem GROUP BY 1 ORDER BY 1 DESC NULLS LAST",
     "SELECT s_grp, max(f8) FROM specials GROUP BY 1 ORDER BY 2, 1",
     "SELECT count(*) FROM lineitem ORDER BY 1",
+    "SELECT l_suppkey, sum(l_extendedprice) / count(*) AS mean FROM lineitem GROUP BY 1 ORDER BY sum(l_extendedprice) / count(*) DESC, 1",
+    "SELECT l_shipmode, round(avg(l_quantity), 2) FROM lineitem GROUP BY 1 ORDER BY max(l_quantity) - min(l_quantity), avg(l_quantity) DESC, 1",
   ]);
 });
 

@@ -9,7 +9,8 @@ import { generator, runAll } from "./schema.js";
  * - `customer` (int4 key) and `part` (int4 key, `colocate_with => 'none'`) are distributed in other
  *   colocation groups, for the joins herd must refuse.
  * - `nation` and `region` are reference tables.
- * - `specials` holds NaN and ±Infinity (float8, float4, numeric), which sort above every number.
+ * - `specials` holds NaN and ±Infinity (float8, float4, numeric), which sort above every number,
+ *   and floats PostgreSQL prints with an exponent.
  * - `ledger`/`ledger_entries` (colocated) and `ledger_kinds` (reference) are for multi-shard
  *   UPDATE and DELETE, so the writes never disturb the tables the reads use.
  *
@@ -298,6 +299,11 @@ export function analyticsData(reversed = false): string[] {
     [6, "0.5", "0.5", "0.5"],
     [7, "-Infinity", "-Infinity", "-Infinity"],
     [7, "-1", "-1", "-1"],
+    // PostgreSQL prints these with exponents (3.5e+15, 2.384185791015625e-07), JavaScript does not
+    [8, "1e15", "1e15", "1e15"],
+    [8, "2.5e15", "2.5e15", "2.5e15"],
+    [9, "1.1920928955078125e-07", "1.1920928955078125e-07", "1.1920928955078125e-07"],
+    [9, "1.1920928955078125e-07", "1.1920928955078125e-07", "1.1920928955078125e-07"],
   ];
   statements.push(
     ...inserts(
