@@ -229,7 +229,10 @@ describe("NaN, ±Infinity, exponents (float8, float4, numeric): NaN sorts above 
     "SELECT s_grp, sum(n), avg(n), min(n), max(n) FROM specials GROUP BY 1",
     "SELECT s_grp, stddev(n), var_pop(n), round(stddev(f8)::numeric, 8), round(var_samp(f8)::numeric, 8) FROM specials WHERE s_grp < 8 GROUP BY 1",
     "SELECT s_grp, sum(f8), avg(f8), sum(f4), avg(f4), sum(n), avg(n) FROM specials WHERE s_grp >= 8 GROUP BY 1",
-    "SELECT sum(f8), max(f8), min(f4) FROM specials WHERE s_grp >= 8",
+    "SELECT sum(f8), max(f8), min(f4) FROM specials WHERE s_grp IN (8, 9)",
+    // variance of floats from the float8 values themselves (these have 16 and 17 significant digits)
+    "SELECT round(stddev(f8)::numeric, 8), round(var_pop(f8)::numeric, 8), round(variance(f8)::numeric, 8) FROM specials WHERE s_grp = 10",
+    "SELECT s_grp, round(stddev_pop(f8)::numeric, 8), round(var_samp(f8)::numeric, 8) FROM specials WHERE s_grp >= 8 GROUP BY 1",
     "SELECT s_grp, count(DISTINCT f8) FROM specials GROUP BY 1",
   ]);
 });

@@ -50,6 +50,12 @@ describe("ORDER BY: total orders, ties, DESC, NULLS FIRST/LAST, expressions, pos
     { sql: "SELECT l_points, l_bonus FROM lineitem ORDER BY l_points", orderKeys: [0] },
     "SELECT c_custkey, c_acctbal FROM customer ORDER BY c_acctbal DESC NULLS LAST, c_custkey",
     "SELECT l_orderkey, l_linenumber FROM lineitem WHERE l_comment LIKE '%é%' ORDER BY l_comment, l_orderkey, l_linenumber",
+    // an ICU collation: case and accents sort together, unlike C
+    'SELECT o_clerk, o_orderkey FROM orders ORDER BY o_clerk COLLATE "und-x-icu", o_orderkey',
+    'SELECT l_comment, l_orderkey, l_linenumber FROM lineitem ORDER BY l_comment COLLATE "und-x-icu" DESC NULLS FIRST, l_orderkey, l_linenumber LIMIT 40',
+    'SELECT DISTINCT o_clerk COLLATE "und-x-icu" AS c FROM orders ORDER BY 1',
+    'SELECT o_clerk COLLATE "und-x-icu" AS c, count(*) FROM orders GROUP BY 1 ORDER BY 1 DESC NULLS LAST',
+    'SELECT min(o_clerk COLLATE "und-x-icu"), max(o_clerk COLLATE "und-x-icu"), min(o_clerk), max(o_clerk) FROM orders',
   ];
   sameAnswers(sides, cases);
 });
@@ -220,6 +226,8 @@ describe("subqueries in FROM and CTEs that are colocated or grouped by the key",
     "SELECT o_priority, max(total) FROM orders JOIN (SELECT l_orderkey, sum(l_extendedprice) total FROM lineitem GROUP BY 1) l ON l.l_orderkey = o_orderkey GROUP BY 1",
     "SELECT count(*) FROM (SELECT DISTINCT l_orderkey FROM lineitem) s",
     "SELECT s.l_orderkey, s.q FROM (SELECT l_orderkey, sum(l_quantity) q FROM lineitem GROUP BY 1) s WHERE s.q > 220",
+    "SELECT s.l_orderkey, s.q FROM (SELECT l_orderkey, sum(l_quantity) q FROM lineitem GROUP BY l_orderkey) s WHERE s.q > 220",
+    "SELECT n, count(*) FROM (SELECT l_orderkey, count(*) n FROM lineitem GROUP BY l_orderkey) s GROUP BY n ORDER BY n",
     "SELECT c_count, count(*) AS custdist FROM (SELECT o_orderkey, count(l_linenumber) FROM orders LEFT JOIN lineitem ON l_orderkey = o_orderkey GROUP BY o_orderkey) AS c_orders (c_key, c_count) GROUP BY c_count ORDER BY custdist DESC, c_count DESC",
     "WITH big AS (SELECT * FROM orders WHERE o_totalprice > 300000) SELECT o_status, count(*) FROM big GROUP BY 1",
     "WITH per_order AS (SELECT l_orderkey, sum(l_quantity) q FROM lineitem GROUP BY 1) SELECT o_priority, avg(q), max(q) FROM orders JOIN per_order ON l_orderkey = o_orderkey GROUP BY 1",

@@ -10,7 +10,7 @@ import { generator, runAll } from "./schema.js";
  *   colocation groups, for the joins herd must refuse.
  * - `nation` and `region` are reference tables.
  * - `specials` holds NaN and ±Infinity (float8, float4, numeric), which sort above every number,
- *   and floats PostgreSQL prints with an exponent.
+ *   floats PostgreSQL prints with an exponent, and floats with more than 15 significant digits.
  * - `ledger`/`ledger_entries` (colocated) and `ledger_kinds` (reference) are for multi-shard
  *   UPDATE and DELETE, so the writes never disturb the tables the reads use.
  *
@@ -304,6 +304,11 @@ export function analyticsData(reversed = false): string[] {
     [8, "2.5e15", "2.5e15", "2.5e15"],
     [9, "1.1920928955078125e-07", "1.1920928955078125e-07", "1.1920928955078125e-07"],
     [9, "1.1920928955078125e-07", "1.1920928955078125e-07", "1.1920928955078125e-07"],
+    // floats with more than 15 significant digits (float8::numeric keeps only 15)
+    [10, "1e15", "1e15", "1e15"],
+    [10, "1000000000000000.5", "1000000000000000.5", "1000000000000000.5"],
+    [10, "1000000000000001", "1000000000000001", "1000000000000001"],
+    [10, "1000000000000001.5", "1000000000000001.5", "1000000000000001.5"],
   ];
   statements.push(
     ...inserts(

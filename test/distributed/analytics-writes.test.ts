@@ -19,9 +19,9 @@ const COMPLEX_JOIN =
   "complex joins are only supported when all distributed tables are co-located and joined on their distribution columns";
 const WINDOW = "could not run distributed query because the window function that is used cannot be pushed down";
 const REFERENCE_OUTER = "cannot pushdown the subquery";
-/** A subquery herd cannot push down: Citus words it either way, depending on its shape. */
-const SUBQUERY =
-  /^(complex joins are only supported when all distributed tables are co-located and joined on their distribution columns|cannot push down this subquery)$/;
+/** Citus's words for a subquery whose rows a shard group cannot compute alone. */
+const NO_PUSHDOWN = "cannot push down this subquery";
+/^(complex joins are only supported when all distributed tables are co-located and joined on their distribution columns|cannot push down this subquery)$/;
 
 describe("joins herd refuses: other colocation groups, not on the distribution column", () => {
   refusals(sides, [
@@ -53,20 +53,32 @@ describe("subqueries herd refuses: across colocation groups or not on the distri
   refusals(sides, [
     {
       sql: "SELECT count(*) FROM orders WHERE o_custkey IN (SELECT c_custkey FROM customer WHERE c_acctbal > 0)",
-      message: SUBQUERY,
+      message: COMPLEX_JOIN,
     },
-    { sql: "SELECT count(*) FROM orders WHERE o_orderkey IN (SELECT l_partkey FROM lineitem)", message: SUBQUERY },
+    { sql: "SELECT count(*) FROM orders WHERE o_orderkey IN (SELECT l_partkey FROM lineitem)", message: COMPLEX_JOIN },
     {
       sql: "SELECT count(*) FROM lineitem WHERE EXISTS (SELECT 1 FROM part WHERE p_partkey = l_partkey)",
-      message: SUBQUERY,
+      message: COMPLEX_JOIN,
     },
     {
       sql: "SELECT count(*) FROM orders JOIN (SELECT l_suppkey, count(*) c FROM lineitem GROUP BY 1) s ON s.l_suppkey = o_orderkey",
-      message: SUBQUERY,
+      message: COMPLEX_JOIN,
+    },
+    {
+      sql: "SELECT count(*) FROM orders WHERE o_orderkey IN (SELECT l_orderkey FROM lineitem ORDER BY l_orderkey LIMIT 10)",
+      message: NO_PUSHDOWN,
+    },
+    {
+      sql: "SELECT count(*) FROM (SELECT l_orderkey, rank() OVER (ORDER BY l_quantity) r FROM lineitem) s WHERE r < 5",
+      message: NO_PUSHDOWN,
+    },
+    {
+      sql: "SELECT o_orderkey FROM orders JOIN (SELECT DISTINCT l_suppkey FROM lineitem) s ON s.l_suppkey = o_orderkey",
+      message: COMPLEX_JOIN,
     },
     {
       sql: "SELECT count(*) FROM orders o WHERE EXISTS (SELECT 1 FROM lineitem l WHERE l.l_suppkey = o.o_custkey)",
-      message: SUBQUERY,
+      message: COMPLEX_JOIN,
     },
   ]);
 });
@@ -155,7 +167,7 @@ describe("multi-shard writes herd refuses, leaving the tables as they were", () 
     { sql: "UPDATE ledger SET account = account + 1", message: "modifying the partition value of rows is not allowed" },
     { sql: "UPDATE ledger SET note = 'x' FROM orders WHERE orders.o_custkey = ledger.account", message: COMPLEX_JOIN },
     { sql: "UPDATE ledger SET note = 'x' FROM ledger_entries e WHERE e.seq = ledger.account", message: COMPLEX_JOIN },
-    { sql: "DELETE FROM ledger WHERE id IN (SELECT l_linenumber FROM lineitem)", message: SUBQUERY },
+    { sql: "DELETE FROM ledger WHERE id IN (SELECT l_linenumber FROM lineitem)", message: COMPLEX_JOIN },
     {
       sql: "UPDATE ledger SET note = now()::text",
       message: "STABLE functions such as now() are not supported in modifications of replicated tables yet",
