@@ -453,7 +453,8 @@ Each query runs once on both sides unrecorded and must return the same columns a
 text: numeric columns, so sums and averages are exact); then ${options.rounds} round${options.rounds === 1 ? "" : "s"} of every query,
 each on "postgres", then through herd ("herd", SQL port), one connection per side; wall time
 from sending the query to its last row, in the client. The coordinator, its PostgreSQL (the
-baseline's server, which also holds herd's metadata) and the ${options.workers} workers' bots and PostgreSQL servers share
+baseline's server, which also holds herd's metadata and runs herd's merge step: the shards'
+partial results in a temporary table, then the combine query) and the ${options.workers} workers' bots and PostgreSQL servers share
 the machine's ${machine.nproc} cores, as does the baseline with its parallel workers.
 
 ${QUERIES.map(({ name, sql }) => `- ${name}: \`${sql.replace(/\s+/g, " ")}\``).join("\n")}
