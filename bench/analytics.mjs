@@ -218,8 +218,8 @@ async function generate(client, table, count, signal) {
  * herd's tables filled while still local, then distributed: through herd's SQL port the
  * INSERT … SELECT from the plain tables runs on the coordinator's own PostgreSQL, and
  * create_distributed_table then moves the rows into the shards on the workers (both placements)
- * and empties the shell. About 10 × faster here than COPY … FROM STDIN through herd at 1M rows,
- * whose time grows faster than the row count (see bench/README.md). Returns the shard count.
+ * and empties the shell. Faster here than COPY … FROM STDIN through herd (see bench/README.md).
+ * Returns the shard count.
  */
 async function loadHerd(herd, counts) {
   let started = Date.now();
