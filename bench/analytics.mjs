@@ -304,7 +304,7 @@ async function checkResults(sides, rows) {
       try {
         answers[target] = await query(client, sql);
       } catch (error) {
-        problems.push(`${name} (${target}): ${error.code ?? ""} ${error.message}`.replace("  ", " "));
+        problems.push(`${name} (${target}): ${[error.code, error.message].filter(Boolean).join(" ")}`);
       }
     }
     if (!answers.postgres || !answers.herd) continue;
