@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectTo, expectSameAnswer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { msg, RawClient } from "../helpers/raw-client.js";
 
 // The merge step's mechanics, beyond the answers the differential suites compare: EXPLAIN
 // ANALYZE, transaction blocks, errors on either side of the merge, parameters through the
@@ -126,5 +127,62 @@ describe("a merge in a read-only transaction", () => {
     const { rows } = await herd.query("SELECT count(*) AS n FROM sales WHERE id = 7");
     await herd.query("COMMIT");
     expect(rows[0].n).toBe("1");
+  });
+});
+
+describe("a client that does not read", () => {
+  it("holds the workers back instead of buffering the result in herd", async () => {
+    // 20,000 rows of 5 kB (100 MB), appended from every shard: far more than socket buffers hold
+    const sql = "SELECT id, repeat('x', 5000) FROM sales";
+    const client = await RawClient.ready(herdUp.cluster.sqlPort);
+    try {
+      client.socket.pause();
+      client.send(msg.query(sql));
+      const workers = await Promise.all(
+        [2, 3, 4].map((offset) =>
+          // herd up: the coordinator's PostgreSQL on the SQL port + 1, the workers' after it
+          connectTo({
+            host: "127.0.0.1",
+            port: herdUp.cluster.sqlPort + offset,
+            user: "postgres",
+            password: "postgres",
+          }),
+        ),
+      );
+      try {
+        const waiting = async () => {
+          const states = await Promise.all(
+            workers.map((worker) =>
+              worker.query<{ wait_event: string | null }>(
+                "SELECT wait_event FROM pg_stat_activity WHERE query LIKE 'SELECT id, repeat%' AND state = 'active'",
+              ),
+            ),
+          );
+          return states.flatMap((state) => state.rows.map((row) => row.wait_event));
+        };
+        let events: (string | null)[] = [];
+        for (let i = 0; i < 50 && !events.includes("ClientWrite"); i += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          events = await waiting();
+        }
+        // a worker is blocked writing to herd, and stays so while the client does not read (herd
+        // reading on regardless would have taken the 100 MB in well under these 4 s)
+        expect(events).toContain("ClientWrite");
+        await new Promise((resolve) => setTimeout(resolve, 4000));
+        expect(await waiting()).toContain("ClientWrite");
+      } finally {
+        await Promise.all(workers.map((worker) => worker.end()));
+      }
+      client.socket.resume();
+      let rows = 0;
+      for (;;) {
+        const frame = await client.next(30_000);
+        if (frame.type === 0x44) rows += 1;
+        if (frame.type === 0x5a) break;
+      }
+      expect(rows).toBe(20000);
+    } finally {
+      client.end();
+    }
   });
 });
