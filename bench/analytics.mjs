@@ -432,6 +432,7 @@ function describeRun({ argv, options, machine, settings, shardCount, replication
 - machine: nproc ${machine.nproc}, ${machine.model}; load average ${machine.load} before the run; Node ${machine.node}
 - commit: ${machine.commit}
 - command: \`${command}\`
+- herd's environment: ${herdEnvironment()}
 - PostgreSQL settings (from \`pg_settings\`): ${settings}
 - load times (generating the baseline; copying and distributing herd's): ${loads}
 
@@ -461,6 +462,15 @@ ${QUERIES.map(({ name, sql }) => `- ${name}: \`${sql.replace(/\s+/g, " ")}\``).j
 
 ${table}
 `;
+}
+
+/**
+ * The HERD_* variables this run passed on to herd up (e.g. HERD_SHARD_CONNECTIONS, how many
+ * connections a multi-shard read opens per worker), which change what is measured.
+ */
+function herdEnvironment() {
+  const set = Object.entries(process.env).filter(([name]) => name.startsWith("HERD_") && name !== "HERD_PASSWORD");
+  return set.length === 0 ? "no HERD_* variables set (herd's defaults)" : set.map(([n, v]) => `${n}=${v}`).join(", ");
 }
 
 /**
