@@ -35,6 +35,38 @@ export function sorted(rows: readonly (readonly (string | null)[])[]): (readonly
 }
 
 /**
+ * Rows as PostgreSQL defines their order when the ORDER BY has ties: the sequence of sort keys
+ * (the output columns `orderKeys`) in order, and within each run of equal sort keys the rows as a
+ * multiset (canonically sorted). Two answers are equally correct exactly when these are equal.
+ */
+export function orderedRuns(
+  rows: readonly (readonly (string | null)[])[],
+  orderKeys: readonly number[],
+): { keys: (string | null)[][]; runs: (readonly (string | null)[])[][] } {
+  const keys = rows.map((row) => orderKeys.map((index) => row[index] ?? null));
+  const runs: (readonly (string | null)[])[][] = [];
+  let previous: string | undefined;
+  rows.forEach((row, i) => {
+    const key = JSON.stringify(keys[i]);
+    if (key !== previous || runs.length === 0) runs.push([]);
+    runs.at(-1)?.push(row);
+    previous = key;
+  });
+  return { keys, runs: runs.map((run) => sorted(run)) };
+}
+
+export interface SameAnswerOptions {
+  /** Compare rows in order (default: when the SQL says ORDER BY anywhere). */
+  readonly ordered?: boolean;
+  /**
+   * The output columns the statement's ORDER BY sorts by, for an order with ties: the sort keys
+   * must come in the same sequence, and the rows within each run of equal keys may come in any
+   * order. Overrides `ordered`.
+   */
+  readonly orderKeys?: readonly number[];
+}
+
+/**
  * The differential check: the same statement on herd and on a plain PostgreSQL must give the
  * same columns (names and types), rows (in order when the statement orders them) and command
  * tag, or the same error (SQLSTATE and message).
@@ -44,7 +76,7 @@ export async function expectSameAnswer(
   plain: pg.Client,
   sql: string,
   params?: unknown[],
-  options: { ordered?: boolean } = {},
+  options: SameAnswerOptions = {},
 ): Promise<Answer> {
   const [fromHerd, fromPlain] = await Promise.all([answer(herd, sql, params), answer(plain, sql, params)]);
   const label = `${sql} ${params ? JSON.stringify(params) : ""}`;
@@ -55,7 +87,11 @@ export async function expectSameAnswer(
   expect(fromHerd.fields, label).toEqual(fromPlain.fields);
   expect(fromHerd.command, label).toEqual(fromPlain.command);
   const ordered = options.ordered ?? /\border\s+by\b/i.test(sql);
-  if (ordered) expect(fromHerd.rows, label).toEqual(fromPlain.rows);
+  if (options.orderKeys)
+    expect(orderedRuns(fromHerd.rows, options.orderKeys), label).toEqual(
+      orderedRuns(fromPlain.rows, options.orderKeys),
+    );
+  else if (ordered) expect(fromHerd.rows, label).toEqual(fromPlain.rows);
   else expect(sorted(fromHerd.rows), label).toEqual(sorted(fromPlain.rows));
   return fromHerd;
 }

@@ -28,6 +28,8 @@ export interface CoordinatorOptions {
   readonly adminPort: number;
   readonly adminToken: string;
   readonly shardCount: number;
+  /** Connections a multi-shard read opens per worker at most (its shards spread over them). */
+  readonly shardConnectionsPerWorker?: number;
   readonly replicationFactor: number;
   readonly heartbeatTimeoutMs: number;
   /** PEM certificate and key for TLS on the SQL port; without them SSLRequest is declined. */
@@ -85,6 +87,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       user: options.metadata.user,
       password: options.metadata.password,
       database: options.metadata.database,
+      connectionsPerWorker: options.shardConnectionsPerWorker,
       logger: logger.child("workers"),
     });
     opened.push({ close: async () => workers.close() });

@@ -16,6 +16,7 @@ export const SqlState = {
   notNullViolation: "23502",
   activeSqlTransaction: "25001",
   inFailedSqlTransaction: "25P02",
+  readOnlySqlTransaction: "25006",
   invalidAuthorizationSpecification: "28000",
   invalidPassword: "28P01",
   undefinedTable: "42P01",

@@ -23,6 +23,8 @@ export interface BotConfig {
   readonly adminToken: string;
   readonly password: string;
   readonly shardCount: number;
+  /** Connections a multi-shard read opens per worker (`HERD_SHARD_CONNECTIONS`, default 2). */
+  readonly shardConnectionsPerWorker: number;
   readonly replicationFactor: number;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
@@ -85,6 +87,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     adminToken: required(env, "HERD_ADMIN_TOKEN"),
     password: required(env, "HERD_PASSWORD"),
     shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
+    shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
     replicationFactor: integer(env, "HERD_REPLICATION_FACTOR", Defaults.replicationFactor, 1, 16),
     heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),

@@ -121,6 +121,7 @@ async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer,
     adminPort: config.adminPort,
     adminToken: config.adminToken,
     shardCount: config.shardCount,
+    shardConnectionsPerWorker: config.shardConnectionsPerWorker,
     replicationFactor: config.replicationFactor,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     tls: config.tlsFiles && {

@@ -1,21 +1,55 @@
 import type { Logger } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
-import { type AnyNode, unwrap } from "../planner/ast.js";
+import { type AnyNode, deparse, unwrap } from "../planner/ast.js";
 import type { Plan } from "../planner/plan.js";
 import { PlanCache } from "../planner/plan-statement.js";
 import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../protocol/backend-messages.js";
+import { BufferWriter } from "../protocol/buffer-writer.js";
 import { backendRequest } from "./backend-request.js";
 import { runCopy } from "./copy-executor.js";
 import type { DistributeDefaults } from "./distribute-table.js";
 import { runDistributedDdl } from "./distributed-ddl.js";
 import { runHerdFunction } from "./herd-functions.js";
 import { DistributedInsert } from "./primitives/distributed-insert.js";
+import { MergeRoute } from "./primitives/merge-route.js";
 import type { Primitive } from "./primitives/primitive.js";
 import { Route } from "./primitives/route.js";
 import type { SessionContext, StatementRun } from "./session-context.js";
 import type { ShardTaskDeps } from "./shard-tasks.js";
 import { transactionControl } from "./transaction-control.js";
 import type { WorkerPool } from "./worker-pool.js";
+
+/** The statement under EXPLAIN, as a run of its own (same parameters). */
+function innerRun(statement: AnyNode, run: StatementRun): StatementRun {
+  return { ...run, statement, sql: deparse(statement) };
+}
+
+/** Stands in for the client while EXPLAIN ANALYZE runs a statement: counts rows, sends nothing. */
+class DiscardingOutput {
+  readonly writer = new BufferWriter(256);
+  rows = 0;
+
+  raw(message: Buffer): void {
+    this.count(message);
+  }
+
+  write(bytes: Buffer): boolean {
+    this.count(bytes);
+    return true;
+  }
+
+  flush(): boolean {
+    this.writer.flush();
+    return true;
+  }
+
+  /** DataRows in a run of whole messages. */
+  private count(bytes: Buffer): void {
+    for (let at = 0; at + 5 <= bytes.length; at += 1 + bytes.readUInt32BE(at + 1)) {
+      if (bytes[at] === 0x44) this.rows += 1;
+    }
+  }
+}
 
 export interface QueryEngineOptions {
   readonly catalog: Catalog;
@@ -70,6 +104,9 @@ export class QueryEngine {
       case "error":
         throw plan.error;
       case "explain":
+        if (plan.analyze) return this.explainAnalyze(plan.inner, plan.statement, run, session);
+        if (plan.inner.kind === "route")
+          await this.primitive(plan.inner)?.prepare?.(innerRun(plan.statement, run), session);
         return this.writeExplain(this.describePlan(plan.inner, plan.statement, run), run, session);
       default:
         return (this.primitive(plan) as Primitive).execute(run, session, this.deps);
@@ -85,6 +122,22 @@ export class QueryEngine {
     return `${plan.kind[0]?.toUpperCase()}${plan.kind.slice(1)} ${unwrap(statement)?.[0] ?? ""}`.trim();
   }
 
+  /**
+   * EXPLAIN ANALYZE: runs the statement (its rows are counted, not sent) and shows the
+   * distributed plan with the time each step took.
+   */
+  private async explainAnalyze(plan: Plan, statement: AnyNode, run: StatementRun, session: SessionContext) {
+    const primitive = this.primitive(plan);
+    if (!primitive) return this.writeExplain(this.describePlan(plan, statement, run), run, session);
+    const discard = new DiscardingOutput();
+    const quiet = Object.create(session, { output: { value: discard } }) as SessionContext;
+    const started = performance.now();
+    await primitive.execute({ ...innerRun(statement, run), describe: false }, quiet, this.deps);
+    const total = performance.now() - started;
+    const lines = [primitive.describe(run), `Rows: ${discard.rows}`, `Execution Time: ${total.toFixed(3)} ms`];
+    return this.writeExplain(lines.join("\n"), run, session);
+  }
+
   private writeExplain(text: string, run: StatementRun, session: SessionContext): void {
     const w = session.output.writer;
     if (run.describe) {
@@ -98,7 +151,11 @@ export class QueryEngine {
   }
 
   private primitive(plan: Plan): Primitive | undefined {
-    if (plan.kind === "route") return new Route(plan.route, this.options.catalog);
+    if (plan.kind === "route") {
+      const multi = plan.route.multiShard;
+      if (multi.kind === "merge") return new MergeRoute(plan.route, multi.template, multi.built, this.options.catalog);
+      return new Route(plan.route, this.options.catalog);
+    }
     if (plan.kind === "insert") return new DistributedInsert(plan.insert, this.options.catalog);
     return undefined;
   }

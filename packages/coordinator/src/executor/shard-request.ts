@@ -1,7 +1,6 @@
 import type { Catalog } from "../metadata/catalog.js";
 import { decodeCommandComplete, decodeNotice, type NoticeFields } from "../protocol/backend-messages.js";
 import type { BufferWriter } from "../protocol/buffer-writer.js";
-import type { ClientOutput } from "../protocol/client-output.js";
 import {
   type BindMessage,
   encodeBind,
@@ -65,7 +64,7 @@ export class ShardResult implements Exchange {
   notices: NoticeFields[] = [];
 
   constructor(
-    private readonly output: ClientOutput | undefined,
+    private readonly output: { raw(message: Buffer): unknown } | undefined,
     private readonly description: { sent: boolean; wanted: boolean; simple: boolean },
     private readonly catalog: Catalog,
   ) {}

@@ -1,4 +1,4 @@
-import type { Logger } from "@herd/shared";
+import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import { PgConnection } from "./pg-connection.js";
 
 export interface ServerAddress {
@@ -12,8 +12,13 @@ export interface WorkerPoolOptions {
   readonly database: string;
   /** Idle connections kept per server. */
   readonly maxIdlePerServer?: number;
+  /** Connections a multi-shard read uses per worker at most (its shards are spread over them). */
+  readonly connectionsPerWorker?: number;
   readonly logger: Logger;
 }
+
+const DEFAULT_CONNECTIONS_PER_WORKER = 2;
+const DOWN_FOR_MS = 5000;
 
 /**
  * Connections to the workers' PostgreSQL servers, kept open between statements. A statement
@@ -22,9 +27,25 @@ export interface WorkerPoolOptions {
  */
 export class WorkerPool {
   private readonly idle = new Map<string, PgConnection[]>();
+  /** Servers that could not be reached, and until when reads avoid them. */
+  private readonly down = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: WorkerPoolOptions) {}
+
+  get connectionsPerWorker(): number {
+    return this.options.connectionsPerWorker ?? DEFAULT_CONNECTIONS_PER_WORKER;
+  }
+
+  /** A read could not reach this server: reads prefer other placements for a while. */
+  markDown(server: ServerAddress): void {
+    this.down.set(`${server.host}:${server.port}`, Date.now() + DOWN_FOR_MS);
+  }
+
+  isDown(server: ServerAddress): boolean {
+    const until = this.down.get(`${server.host}:${server.port}`);
+    return until !== undefined && until > Date.now();
+  }
 
   async acquire(server: ServerAddress): Promise<PgConnection> {
     const key = `${server.host}:${server.port}`;
@@ -33,16 +54,26 @@ export class WorkerPool {
       const connection = list.pop() as PgConnection;
       if (!connection.broken) return connection;
     }
-    const connection = await PgConnection.open(
-      { host: server.host, port: server.port, password: this.options.password },
-      new Map([
-        ["user", this.options.user],
-        ["database", this.options.database],
-        ["application_name", "herd"],
-        ["client_encoding", "UTF8"],
-        ["DateStyle", "ISO, MDY"],
-      ]),
-    );
+    let connection: PgConnection;
+    try {
+      connection = await PgConnection.open(
+        { host: server.host, port: server.port, password: this.options.password },
+        new Map([
+          ["user", this.options.user],
+          ["database", this.options.database],
+          ["application_name", "herd"],
+          ["client_encoding", "UTF8"],
+          ["DateStyle", "ISO, MDY"],
+        ]),
+      );
+    } catch (error) {
+      if (isHerdError(error)) throw error;
+      throw new HerdError(`could not connect to the worker at ${key}`, {
+        sqlState: SqlState.connectionFailure,
+        detail: errorMessage(error),
+      });
+    }
+    this.down.delete(key);
     connection.onClose = (error) =>
       this.options.logger.debug("worker connection closed", { server: key, error: error.message });
     return connection;

@@ -213,4 +213,40 @@ export const MIGRATIONS: readonly Migration[] = [
         END $$;
     `,
   },
+  {
+    version: 4,
+    description: "combine functions that merge the partial aggregates of several shards",
+    sql: `
+      -- A multi-shard aggregate runs in two parts: each shard computes partial results, and the
+      -- session's own PostgreSQL combines them. These are the combine steps PostgreSQL has no
+      -- built-in for; each gives exactly what the aggregate over all rows would give.
+
+      -- array_agg: the shards' arrays, concatenated (NULL when every shard had no rows)
+      CREATE AGGREGATE herd.array_cat_agg(anycompatiblearray) (sfunc = array_cat, stype = anycompatiblearray);
+
+      -- jsonb_agg / jsonb_object_agg: arrays appended, objects merged
+      CREATE AGGREGATE herd.jsonb_concat_agg(jsonb) (sfunc = jsonb_concat, stype = jsonb);
+
+      -- stddev / variance from count, sum and sum of squares (as numeric), computed exactly as
+      -- PostgreSQL's numeric_stddev_internal does: (n * sxx - sx * sx) / (n * (n - 1)) with
+      -- numeric division's scale, and a square root correctly rounded to that scale.
+      CREATE FUNCTION herd.numeric_variance(n numeric, sx numeric, sxx numeric, sample boolean, root boolean)
+        RETURNS numeric LANGUAGE plpgsql IMMUTABLE AS $$
+        DECLARE numerator numeric; v numeric; s numeric; r integer; half numeric;
+        BEGIN
+          IF n IS NULL OR n = 0 OR (sample AND n = 1) THEN RETURN NULL; END IF;
+          numerator := n * sxx - sx * sx;
+          IF numerator <= 0 THEN RETURN 0; END IF;  -- as PostgreSQL: guards against rounding below zero
+          v := numerator / CASE WHEN sample THEN n * (n - 1) ELSE n * n END;
+          IF NOT root OR v = 'NaN' THEN RETURN v; END IF;  -- NaN or infinite inputs: NaN
+          r := scale(v);
+          s := round(sqrt(v), r);
+          half := 0.5 * power(10::numeric, -r);
+          IF (s + half) * (s + half) <= v THEN s := s + 2 * half;
+          ELSIF (s - half) * (s - half) > v THEN s := s - 2 * half;
+          END IF;
+          RETURN round(s, r);
+        END $$;
+    `,
+  },
 ];

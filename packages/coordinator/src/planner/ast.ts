@@ -71,7 +71,55 @@ export function operatorName(expr: AnyNode): string | undefined {
 
 /** SQL text of a (rewritten) statement or expression node. */
 export function deparse(node: AnyNode): string {
-  return deparseSync(node as Parameters<typeof deparseSync>[0], { pretty: false });
+  const ties = withTiesMarked(node);
+  const sql = deparseSync((ties ?? node) as Parameters<typeof deparseSync>[0], { pretty: false });
+  return ties ? restoreWithTies(sql) : sql;
+}
+
+// pgsql-deparser prints `FETCH FIRST n ROWS WITH TIES` as `LIMIT n`, which is another query:
+// the count is wrapped in a marker call before deparsing and the clause written back after.
+const TIES_MARKER = "herd_fetch_with_ties__";
+
+function withTiesMarked(node: AnyNode): AnyNode | undefined {
+  let found = false;
+  walk(node, (child) => {
+    if (child.limitOption === "LIMIT_OPTION_WITH_TIES") found = true;
+    return !found;
+  });
+  if (!found) return undefined;
+  const copy = structuredClone(node);
+  walk(copy, (child) => {
+    if (child.limitOption === "LIMIT_OPTION_WITH_TIES" && child.limitCount) {
+      child.limitCount = { FuncCall: { funcname: [{ String: { sval: TIES_MARKER } }], args: [child.limitCount] } };
+    }
+    return undefined;
+  });
+  return copy;
+}
+
+function restoreWithTies(sql: string): string {
+  let out = sql;
+  for (let at = out.indexOf(`LIMIT ${TIES_MARKER}(`); at >= 0; at = out.indexOf(`LIMIT ${TIES_MARKER}(`)) {
+    const open = at + `LIMIT ${TIES_MARKER}`.length;
+    const close = matchingParen(out, open);
+    out = `${out.slice(0, at)}FETCH FIRST ${out.slice(open, close + 1)} ROWS WITH TIES${out.slice(close + 1)}`;
+  }
+  return out;
+}
+
+/** The index of the parenthesis closing the one at `open`, skipping quoted text. */
+function matchingParen(sql: string, open: number): number {
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = open; i < sql.length; i += 1) {
+    const c = sql[i];
+    if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === "(") depth += 1;
+    else if (c === ")" && --depth === 0) return i;
+  }
+  throw new Error("unbalanced parentheses in deparsed SQL");
 }
 
 /** The statements of a SQL text (RawStmt.stmt of each); throws on a syntax error. */

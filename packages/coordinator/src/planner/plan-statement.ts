@@ -27,13 +27,10 @@ export function planStatement(statement: AnyNode, catalog: Catalog): Plan {
   if (type === "ExplainStmt") {
     const inner = planStatement(node.query as AnyNode, catalog);
     if (inner.kind === "local" || inner.kind === "error") return inner;
-    const analyze = ((node.options ?? []) as AnyNode[]).some((option) => option.DefElem?.defname === "analyze");
-    if (analyze)
-      return {
-        kind: "error",
-        error: PlannerErrors.notSupported("EXPLAIN ANALYZE of statements on distributed tables"),
-      };
-    return { kind: "explain", inner, statement: node.query as AnyNode };
+    const analyze = ((node.options ?? []) as AnyNode[]).some(
+      (option) => option.DefElem?.defname === "analyze" && option.DefElem?.arg?.Boolean?.boolval !== false,
+    );
+    return { kind: "explain", inner, statement: node.query as AnyNode, analyze };
   }
   const ddl = planDdl(type, node, statement, catalog);
   if (ddl) return ddl;

@@ -2,6 +2,7 @@ import type { HerdError } from "@herd/shared";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import type { AnyNode } from "./ast.js";
 import type { ValueSource } from "./distribution-value.js";
+import type { BuiltMerge, MergeTemplate } from "./merge-planner.js";
 import type { Pin } from "./shard-pruning.js";
 
 /**
@@ -18,7 +19,7 @@ export type Plan =
   | { readonly kind: "ddl"; readonly ddl: DdlPlan }
   | { readonly kind: "copy"; readonly copy: CopyPlan }
   /** EXPLAIN of a statement on distributed tables: the distributed plan, described. */
-  | { readonly kind: "explain"; readonly inner: Plan; readonly statement: AnyNode }
+  | { readonly kind: "explain"; readonly inner: Plan; readonly statement: AnyNode; readonly analyze: boolean }
   | { readonly kind: "error"; readonly error: HerdError };
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
@@ -44,13 +45,25 @@ export interface RoutePlan {
   readonly references: readonly DistributedTable[];
   /** The table an UPDATE or DELETE changes. */
   readonly target: DistributedTable | undefined;
-  /** May run on several shards with the results simply appended (no aggregate, order, limit…). */
-  readonly concatenable: boolean;
-  /** Why it may not, for the error when it reaches several shards. */
-  readonly notConcatenableBecause: string | undefined;
+  /** How it runs when it reaches several shard groups. */
+  readonly multiShard: MultiShardPlan;
   /** The statement for shard group `index` (reference tables: their one shard). */
   sqlFor(index: number): string;
 }
+
+/**
+ * A statement reaching several shard groups: run whole on each with the rows appended (writes,
+ * and reads whose rows are final and unordered), split and merged on the coordinator, or refused.
+ */
+export type MultiShardPlan =
+  | { readonly kind: "append" }
+  | {
+      readonly kind: "merge";
+      readonly template: MergeTemplate;
+      /** The built queries per parameter types (they depend on the types PostgreSQL resolves). */
+      readonly built: Map<string, BuiltMerge>;
+    }
+  | { readonly kind: "error"; readonly error: HerdError };
 
 export interface InsertPlan {
   readonly tree: AnyNode;

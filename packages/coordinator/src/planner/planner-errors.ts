@@ -30,6 +30,18 @@ export const PlannerErrors = {
       detail: "Each placement would evaluate it on its own, and the replicas could differ.",
       hint: "Compute the value in the client, or in a SELECT first, and pass it as a constant.",
     }),
+  cannotPushDown: (detail: string) =>
+    new HerdError("cannot push down this subquery", { sqlState: SqlState.featureNotSupported, detail }),
+  referenceOuterJoin: () =>
+    new HerdError("cannot pushdown the subquery", {
+      sqlState: SqlState.featureNotSupported,
+      detail: "There exist a reference table in the outer part of the outer join",
+    }),
+  windowFunction: () =>
+    new HerdError("could not run distributed query because the window function that is used cannot be pushed down", {
+      sqlState: SqlState.featureNotSupported,
+      hint: "Window functions are supported in two ways. Either add an equality filter on the distributed tables' partition column or use the window functions with a PARTITION BY clause containing the distribution column",
+    }),
   notSupported: (what: string, hint?: string) =>
     new HerdError(`herd does not support ${what} yet`, { sqlState: SqlState.featureNotSupported, hint }),
   insertWithoutPartitionValue: () =>

@@ -1,16 +1,20 @@
+import type { HerdError } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
 import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
+import { isAggregateCall } from "./aggregates.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
-import type { Plan } from "./plan.js";
+import { analyzeColocation, type Colocation } from "./colocation.js";
+import { mergeTemplate } from "./merge-planner.js";
+import type { MultiShardPlan, Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { type RelationRef, renameRelations } from "./relations.js";
 import { pinRelations } from "./shard-pruning.js";
 
 /**
  * Plans SELECT, UPDATE and DELETE over distributed and reference tables. The statement runs
- * whole on shards: on the one shard group its pins lead to (router), or, when it reads a single
- * distributed table and its result is a plain row set, on each shard it may reach, with the
- * rows appended (the merge steps of issue 5 will lift that restriction).
+ * whole on the one shard group its pins lead to (router); when it reaches several, as
+ * `multiShard` says: whole on each with the rows appended, or split into worker and combine
+ * queries (merge-planner.ts), or refused.
  */
 export function planRoute(statement: AnyNode, catalog: Catalog, refs: readonly RelationRef[]): Plan {
   const [type, node] = unwrap(statement) as [string, AnyNode];
@@ -40,14 +44,7 @@ export function planRoute(statement: AnyNode, catalog: Catalog, refs: readonly R
     const problem = modificationProblem(type, node, target as DistributedTable, catalog);
     if (problem) return problem;
   }
-  const notConcatenableBecause =
-    distributedRefs.length > 1
-      ? "joins or subqueries"
-      : references.length > 0 && hasOuterJoin(node)
-        ? "outer joins with reference tables"
-        : type === "SelectStmt"
-          ? notConcatenable(node, catalog)
-          : undefined;
+  const multiShard = anchors.length === 0 ? ({ kind: "append" } as const) : planMultiShard(statement, catalog);
 
   const sqlCache: (string | undefined)[] = [];
   return {
@@ -57,19 +54,94 @@ export function planRoute(statement: AnyNode, catalog: Catalog, refs: readonly R
       anchors,
       references,
       target,
-      concatenable: notConcatenableBecause === undefined,
-      notConcatenableBecause,
+      multiShard,
       sqlFor(index: number): string {
         const cached = sqlCache[index];
         if (cached !== undefined) return cached;
-        const copy = structuredClone(statement);
-        renameRelations(copy, catalog, (table) => shardName(table, shardOf(table, index).id), true);
-        const sql = deparse(copy);
+        const sql = shardSql(statement, catalog, index);
         sqlCache[index] = sql;
         return sql;
       },
     },
   };
+}
+
+/** A statement with its distributed and reference tables renamed to their shards of group `index`. */
+export function shardSql(tree: AnyNode, catalog: Catalog, index: number): string {
+  const copy = structuredClone(tree);
+  renameRelations(copy, catalog, (table) => shardName(table, shardOf(table, index).id), true);
+  return deparse(copy);
+}
+
+/**
+ * How the statement runs when it reaches several shard groups: every distributed table must be
+ * tied to the others by their distribution columns (colocation.ts); then a SELECT's rows are
+ * appended when they are final and unordered, or merged on the coordinator (merge-planner.ts).
+ */
+function planMultiShard(statement: AnyNode, catalog: Catalog): MultiShardPlan {
+  const colocation = analyzeColocation(statement, catalog);
+  if (colocation.problem) return { kind: "error", error: colocation.problem };
+  const [type, select] = unwrap(statement) as [string, AnyNode];
+  if (type !== "SelectStmt") return { kind: "append" };
+  if (select.op && select.op !== "SETOP_NONE")
+    return { kind: "error", error: PlannerErrors.multiShard("UNION, INTERSECT, or EXCEPT") };
+  const groupedByKey = ((select.groupClause ?? []) as unknown[]).some((item) => colocation.isKeyColumn(item));
+  const aggregated = Boolean(select.groupClause || select.havingClause) || hasAggregateCall(select, catalog);
+  if (!windowsPartitionedByKey(select, colocation) || (aggregated && !groupedByKey && hasWindow(select)))
+    return { kind: "error", error: PlannerErrors.windowFunction() };
+  try {
+    if (!aggregated || groupedByKey) {
+      const final = !select.sortClause && !select.limitCount && !select.limitOffset && !select.distinctClause;
+      if (final) return { kind: "append" };
+    }
+    const template = mergeTemplate(select, groupedByKey, catalog);
+    return { kind: "merge", template, built: new Map() };
+  } catch (error) {
+    return { kind: "error", error: error as HerdError };
+  }
+}
+
+/** Every window of the top level partitions by a distribution column (its rows stay in one shard group). */
+function windowsPartitionedByKey(select: AnyNode, colocation: Colocation): boolean {
+  const named = new Map(
+    ((select.windowClause ?? []) as unknown[]).map((item) => {
+      const def = as(item, "WindowDef") as AnyNode;
+      return [def.name as string, def];
+    }),
+  );
+  let ok = true;
+  walk([select.targetList, select.sortClause], (child, key) => {
+    if (key === "SubLink") return false;
+    if (key === "FuncCall" && child.over) {
+      const over = (as(child.over, "WindowDef") ?? child.over) as AnyNode;
+      const def = over.name ? (named.get(over.name as string) ?? over) : over;
+      const base = def.refname ? named.get(def.refname as string) : undefined;
+      const partition = (def.partitionClause ?? base?.partitionClause ?? []) as unknown[];
+      if (!partition.some((item) => colocation.isKeyColumn(item))) ok = false;
+    }
+    return undefined;
+  });
+  return ok;
+}
+
+function hasWindow(select: AnyNode): boolean {
+  let found = false;
+  walk([select.targetList, select.sortClause], (child, key) => {
+    if (key === "SubLink") return false;
+    if (key === "FuncCall" && child.over) found = true;
+    return undefined;
+  });
+  return found;
+}
+
+function hasAggregateCall(select: AnyNode, catalog: Catalog): boolean {
+  let found = false;
+  walk([select.targetList, select.havingClause, select.sortClause], (child, key) => {
+    if (key === "SubLink") return false;
+    if (key === "FuncCall" && isAggregateCall(child, catalog)) found = true;
+    return undefined;
+  });
+  return found;
 }
 
 /** The shard of `table` in shard group `index` (a reference table's one shard for any index). */
@@ -111,40 +183,4 @@ function modificationProblem(
     return undefined;
   });
   return problem;
-}
-
-/** An outer join repeats the preserved side's unmatched rows in every shard's result. */
-function hasOuterJoin(node: AnyNode): boolean {
-  let outer = false;
-  walk(node, (child, key) => {
-    if (key === "JoinExpr" && child.jointype !== "JOIN_INNER") outer = true;
-    return !outer;
-  });
-  return outer;
-}
-
-/** Why a SELECT's rows from several shards could not simply be appended; undefined when they can. */
-function notConcatenable(select: AnyNode, catalog: Catalog): string | undefined {
-  if (select.op && select.op !== "SETOP_NONE") return "UNION, INTERSECT, or EXCEPT";
-  if (select.groupClause) return "GROUP BY";
-  if (select.havingClause) return "HAVING";
-  if (select.sortClause) return "ORDER BY";
-  if (select.limitCount || select.limitOffset) return "LIMIT or OFFSET";
-  if (select.distinctClause) return "DISTINCT";
-  if (select.windowClause) return "window functions";
-  let reason: string | undefined;
-  walk(select.targetList, (child, key) => {
-    if (reason) return false;
-    if (key === "FuncCall") {
-      if (child.over) reason = "window functions";
-      else if (
-        child.agg_star ||
-        child.agg_distinct ||
-        catalog.functions.aggregates.has(names(child.funcname).at(-1) as string)
-      )
-        reason = "aggregates";
-    } else if (key === "SubLink") reason = "subqueries";
-    return undefined;
-  });
-  return reason;
 }

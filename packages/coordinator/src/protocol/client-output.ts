@@ -12,11 +12,18 @@ export class ClientOutput {
 
   constructor(private readonly socket: Socket) {}
 
-  /** A whole message as a server sent it. */
-  raw(message: Buffer): void {
+  /** A whole message as a server sent it; false when the client is not keeping up. */
+  raw(message: Buffer): boolean {
     this.writer.bytes(message);
     // keep memory bounded while a large result streams through
-    if (this.writer.length > 256 * 1024) this.flush();
+    if (this.writer.length > 256 * 1024) return this.flush();
+    return true;
+  }
+
+  /** Calls `resume` once the client has taken what was written (after raw/flush said false). */
+  onceDrained(resume: () => void): void {
+    if (this.socket.destroyed) resume();
+    else this.socket.once("drain", resume);
   }
 
   /** Writes what has been gathered; false when the socket's buffer is full. */

@@ -204,3 +204,8 @@ export function encodeCopyDone(w: BufferWriter): void {
 export function decodeCopyFail(body: Buffer): string {
   return new BufferReader(body).cstring();
 }
+
+/** CopyFail ('f'), with the reason the server reports. */
+export function encodeCopyFail(w: BufferWriter, reason: string): void {
+  w.begin("f").cstring(reason).end();
+}

@@ -33,6 +33,7 @@ import {
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
 import { ProtocolError } from "../protocol/protocol-error.js";
 import { BackendRelay } from "./backend-relay.js";
+import { FrameQueue } from "./frame-queue.js";
 
 const FRONTEND_TYPES = new Set([..."QPBDECSHXdcfF"].map((c) => c.charCodeAt(0)));
 const type = (c: string) => c.charCodeAt(0);
@@ -96,7 +97,7 @@ export class Conversation implements SessionContext {
   readonly output: ClientOutput;
   readonly transaction: WorkerTransaction;
   readonly busyWorkers = new Set<PgConnection>();
-  private readonly queue: Frame[] = [];
+  private readonly queue = new FrameQueue();
   private waiting: ((frame: Frame) => void) | undefined;
   private running = false;
   private closed = false;
@@ -330,7 +331,7 @@ export class Conversation implements SessionContext {
       }
       portal.describe = true;
       // answered with the rows at Execute; a Describe without Execute is answered here
-      const next = this.queue[0];
+      const next = this.queue.peek();
       if (next !== undefined && next.type === EXECUTE && decodeExecute(next.body).portal === target.name)
         return undefined;
       return this.describeOnBackend(portal.statement, portal.bind.resultFormats, false).then(() => {

@@ -11,4 +11,6 @@ export interface Primitive {
   /** One line per step, with its inputs indented under it. */
   describe(run?: Pick<StatementRun, "bind">): string;
   inputs(): readonly Primitive[];
+  /** Work before describe() can tell everything (a merge asks PostgreSQL for types first). */
+  prepare?(run: StatementRun, session: SessionContext): Promise<unknown>;
 }

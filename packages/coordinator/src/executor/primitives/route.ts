@@ -13,9 +13,10 @@ import type { Primitive } from "./primitive.js";
 
 /**
  * Runs a SELECT, UPDATE or DELETE on the shard groups its pins lead to: a read on one placement
- * of each (preferring workers the transaction block already uses), a write on every active
- * placement. Several shards' rows are appended, which the planner allowed only where that is
- * the exact answer.
+ * of each (preferring workers the transaction block already uses, falling back to the other
+ * placement when a worker cannot be reached), a write on every active placement. Several
+ * shards' rows are appended, which the planner allowed only where that is the exact answer
+ * (MergeRoute takes the statements whose rows must be merged).
  */
 export class Route implements Primitive {
   constructor(
@@ -32,7 +33,7 @@ export class Route implements Primitive {
         "Filter on the distribution column, or run it outside BEGIN … COMMIT.",
       );
     }
-    const tasks = indexes.map((index) => this.task(index, write, session));
+    const tasks = indexes.map((index) => this.task(index, write, session, deps));
     const result = await runShardTasks(tasks, run, session, deps, write);
     encodeCommandComplete(
       session.output.writer,
@@ -49,16 +50,20 @@ export class Route implements Primitive {
     const same = perAnchor.every(
       (indexes) => indexes.length === first.length && indexes.every((v, i) => v === first[i]),
     );
-    if (anchors.length > 1 && (!same || first.length > 1)) throw PlannerErrors.complexJoin();
+    if (!same) throw PlannerErrors.complexJoin();
     if (first.length === 0) return [0]; // pinned to NULL only: no rows anywhere, any shard answers
-    if (first.length > 1 && !this.plan.concatenable) {
-      throw PlannerErrors.multiShard(this.plan.notConcatenableBecause as string);
-    }
+    if (first.length > 1 && this.plan.multiShard.kind === "error") throw this.plan.multiShard.error;
     return first;
   }
 
-  private task(index: number, write: boolean, session: SessionContext): ShardTask {
-    const sql = this.plan.sqlFor(index);
+  /** The statement for shard group `index` on the placements it must (write) or may (read) run on. */
+  task(
+    index: number,
+    write: boolean,
+    session: SessionContext,
+    deps: ShardTaskDeps,
+    sql = this.plan.sqlFor(index),
+  ): ShardTask {
     const main =
       this.plan.target ?? this.plan.anchors[0]?.table ?? (this.plan.references[0] as NonNullable<RoutePlan["target"]>);
     const nodes = activeNodes(shardOf(main, index), this.catalog);
@@ -67,8 +72,14 @@ export class Route implements Primitive {
     const holdsAll = (node: WorkerNode) =>
       this.plan.references.every((table) => activeNodes(shardOf(table, 0), this.catalog).some((n) => n.id === node.id));
     const candidates = nodes.filter(holdsAll);
-    const chosen = candidates.find((node) => session.transaction.has(node.id)) ?? candidates[0] ?? nodes[0];
-    return { sql, nodes: [chosen as WorkerNode] };
+    const reachable = candidates.filter((node) => !deps.pool.isDown(node));
+    const chosen =
+      candidates.find((node) => session.transaction.has(node.id)) ?? reachable[0] ?? candidates[0] ?? nodes[0];
+    return {
+      sql,
+      nodes: [chosen as WorkerNode],
+      fallbacks: session.inTransactionBlock() ? [] : candidates.filter((node) => node !== chosen),
+    };
   }
 
   describe(run?: Pick<StatementRun, "bind">): string {
