@@ -109,7 +109,7 @@ describe("the chart in a real API server", () => {
     (await plane.core.listNamespacedPod({ namespace })).items.map((p) => p.metadata?.name).sort();
 
   it("installs; the controller-manager makes one pod and one claim of the asked size per ordinal", async () => {
-    await helmOk(
+    const installed = await helmOk(
       plane,
       "install",
       "mydb",
@@ -126,6 +126,10 @@ describe("the chart in a real API server", () => {
       "--set",
       "auth.password=s3cret",
     );
+    // NOTES.txt: how to connect
+    expect(installed).toContain("mydb-0 is the coordinator, mydb-1 … mydb-4 the 4 workers");
+    expect(installed).toContain("kubectl -n db port-forward svc/mydb 5432:5432 6480:6480");
+    expect(installed).toContain("kubectl -n db get secret mydb-auth");
     const apps = plane.admin.makeApiClient(AppsV1Api);
     const sts = await apps.readNamespacedStatefulSet({ name: "mydb", namespace: "db" });
     expect(sts.spec?.serviceName).toBe("mydb-hl");
