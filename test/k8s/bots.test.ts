@@ -1,4 +1,4 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NodeJson } from "@herd/shared";
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
@@ -8,7 +8,8 @@ import { freePortRange } from "../helpers/ports.js";
 import { processesMentioning } from "../helpers/processes.js";
 import { type ControlPlane, startControlPlane } from "./control-plane.js";
 import { eventually } from "./eventually.js";
-import { CHART, helmOk } from "./helm.js";
+import { CHART, helm, helmOk } from "./helm.js";
+import { runToCompletion } from "./helm-test-pod.js";
 import type { ManagedProcess } from "./managed-process.js";
 import { type PodPorts, preparePodBot, writeHostsFile } from "./pod-runner.js";
 
@@ -155,6 +156,19 @@ describe("bots in the chart's pods", () => {
     } finally {
       await client.end();
     }
+  });
+
+  it("pass `helm test`: the chart's SQL round trip through the client Service", async () => {
+    const testing = helm(plane, "test", "herd", "--namespace", NAMESPACE, "--timeout", "90s");
+    const pod = await eventually(() => readPod("herd-test-sql"));
+    // the Service `herd` resolves to loopback, where the coordinator's SQL port is not 5432
+    const env = { PGPORT: String(ports.get("herd-0")?.sql) };
+    const logFile = join(plane.dir, "helm-test.log");
+    expect(await runToCompletion(plane, pod, { hostsFile, env, logFile })).toBe(0);
+    const result = await testing;
+    expect(result.ok, result.stderr).toBe(true);
+    expect(result.stdout).toMatch(/TEST SUITE:\s+herd-test-sql[\s\S]*Phase:\s+Succeeded/);
+    expect(await readFile(logFile, "utf8")).toMatch(/^two$/m);
   });
 
   it("act under the chart's Role: pods in their namespace, nothing else", async () => {

@@ -30,8 +30,9 @@ const ISSUER = "https://kubernetes.default.svc.cluster.local";
 
 /**
  * A real Kubernetes control plane on loopback: etcd, kube-apiserver (TLS, RBAC, ServiceAccount
- * tokens) and kube-controller-manager running only the StatefulSet controller, which turns a
- * StatefulSet into Pods and PersistentVolumeClaims. No scheduler and no kubelet: the Pods stay
+ * tokens) and kube-controller-manager running the StatefulSet controller, which turns a
+ * StatefulSet into Pods and PersistentVolumeClaims, and the ServiceAccount controller. No
+ * scheduler and no kubelet: the Pods stay
  * Pending, and the tests play the kubelet (see pod-runner.ts).
  */
 export async function startControlPlane(name: string): Promise<ControlPlane> {
@@ -107,7 +108,8 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
       binaries.kubeControllerManager,
       [
         `--kubeconfig=${kubeconfigPath}`,
-        "--controllers=statefulset",
+        // the StatefulSet's Pods and PVCs; the `default` ServiceAccount every namespace has (helm test's pod uses it)
+        "--controllers=statefulset,serviceaccount",
         "--leader-elect=false",
         "--use-service-account-credentials=false",
         "--bind-address=127.0.0.1",

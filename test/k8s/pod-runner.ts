@@ -96,7 +96,7 @@ export async function preparePodBot(options: PodRunOptions): Promise<() => Manag
 }
 
 /** The container's environment as the kubelet resolves it. */
-async function containerEnv(plane: ControlPlane, pod: V1Pod): Promise<Record<string, string>> {
+export async function containerEnv(plane: ControlPlane, pod: V1Pod): Promise<Record<string, string>> {
   const env: Record<string, string> = {};
   const namespace = pod.metadata?.namespace as string;
   for (const variable of pod.spec?.containers[0]?.env ?? []) {
@@ -120,7 +120,10 @@ async function containerEnv(plane: ControlPlane, pod: V1Pod): Promise<Record<str
   return env;
 }
 
-/** A hosts file naming ordinals 0..count-1 of `statefulSet` through `headless` in `namespace`. */
+/**
+ * A hosts file naming ordinals 0..count-1 of `statefulSet` through `headless` in `namespace`, and
+ * the client Service (named like the set) as a pod in the namespace would resolve it.
+ */
 export async function writeHostsFile(
   path: string,
   statefulSet: string,
@@ -128,7 +131,7 @@ export async function writeHostsFile(
   namespace: string,
   count: number,
 ): Promise<void> {
-  const lines = ["127.0.0.1 localhost"];
+  const lines = ["127.0.0.1 localhost", `127.0.0.1 ${statefulSet} ${statefulSet}.${namespace}.svc.cluster.local`];
   for (let ordinal = 0; ordinal < count; ordinal += 1) {
     lines.push(`127.0.0.1 ${statefulSet}-${ordinal}.${headless}.${namespace}.svc.cluster.local`);
   }
