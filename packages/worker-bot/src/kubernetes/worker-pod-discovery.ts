@@ -41,7 +41,7 @@ export class WorkerPodDiscovery {
   private informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
   private restart: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+  private readonly backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
 
   constructor(private readonly options: WorkerPodDiscoveryOptions) {}
 
@@ -59,10 +59,10 @@ export class WorkerPodDiscovery {
       () => api.core.listNamespacedPod({ namespace: api.namespace, labelSelector: selector }),
       selector,
     );
+    // an event means the list or watch works again (`connect` would not: it comes before the list)
     informer.on("add", (pod) => this.seen(pod));
     informer.on("update", (pod) => this.seen(pod));
     informer.on("delete", (pod) => this.gone(pod));
-    informer.on("connect", () => this.backoff.reset());
     // client-node's informer stops on an error (API server away, 403): start it again later
     informer.on("error", (error) => {
       if (this.stopped) return;
@@ -97,6 +97,7 @@ export class WorkerPodDiscovery {
   }
 
   private seen(pod: V1Pod): void {
+    this.backoff.reset();
     const name = this.ours(pod);
     if (!name || pod.metadata?.labels?.[PodLabels.state] !== "ready" || pod.metadata.deletionTimestamp) return;
     const node = { name, host: this.options.dnsName(name), port: postgresPort(pod) };
@@ -109,6 +110,7 @@ export class WorkerPodDiscovery {
   }
 
   private gone(pod: V1Pod): void {
+    this.backoff.reset();
     const name = this.ours(pod);
     if (!name) return;
     void this.options.nodes.podGone(name).then(
