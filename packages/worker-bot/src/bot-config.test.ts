@@ -35,6 +35,7 @@ describe("loadBotConfig", () => {
       adminToken: "tok",
       password: "pw",
       shardCount: 32,
+      shardConnectionsPerWorker: 2,
       replicationFactor: 2,
       heartbeatIntervalMs: 5_000,
       heartbeatTimeoutMs: 15_000,
