@@ -167,6 +167,38 @@ describe("GET /v1/nodes", () => {
   });
 });
 
+describe("nodes learned from Kubernetes (the coordinator's Pod watch)", () => {
+  const registry = () => new NodeRegistry(pool, 15_000);
+
+  it("adds a discovered node, but never overwrites the address a node registered itself", async () => {
+    expect(
+      await registry().discover({ name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432 }),
+    ).toEqual({
+      created: true,
+    });
+    await register({ name: "herd-2", host: "10.0.0.2", port: 6000 });
+    expect(
+      await registry().discover({ name: "herd-2", host: "herd-2.herd-hl.db.svc.cluster.local", port: 5432 }),
+    ).toEqual({
+      created: false,
+    });
+    const listed = (await registry().list()).map(({ name, host, port, state }) => ({ name, host, port, state }));
+    expect(listed).toEqual([
+      { name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432, state: "active" },
+      { name: "herd-2", host: "10.0.0.2", port: 6000, state: "active" },
+    ]);
+  });
+
+  it("reads a node whose Pod is gone as unreachable at once, until it registers again with the same id", async () => {
+    const first = await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });
+    await registry().podGone("herd-1");
+    const gone = await app.inject({ method: "GET", url: "/v1/nodes", headers: auth });
+    expect(gone.json().nodes[0]).toMatchObject({ id: first.json().id, state: "unreachable" });
+    const back = await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });
+    expect(back.json()).toMatchObject({ id: first.json().id, state: "active" });
+  });
+});
+
 describe("DELETE /v1/nodes/:id", () => {
   it("removes a node without placements", async () => {
     await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });

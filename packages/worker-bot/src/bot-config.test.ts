@@ -86,6 +86,20 @@ describe("loadBotConfig", () => {
     expect(explicit.advertiseHost).toBe("10.0.0.5");
   });
 
+  it("knows it is in Kubernetes from KUBERNETES_SERVICE_HOST, and only then", () => {
+    const pod = { POD_NAME: "herd-2", POD_NAMESPACE: "db", HERD_HEADLESS_SERVICE: "herd-hl", ...SECRETS };
+    expect(loadBotConfig(pod).kubernetes).toBeUndefined();
+    const inPod = loadBotConfig({ ...pod, KUBERNETES_SERVICE_HOST: "10.96.0.1", HERD_POD_SELECTOR: "app=x" });
+    expect(inPod.kubernetes?.namespace).toBe("db");
+    expect(inPod.kubernetes?.podSelector).toBe("app=x");
+    expect(inPod.kubernetes?.dnsName("herd-3")).toBe("herd-3.herd-hl.db.svc.cluster.local");
+  });
+
+  it("needs the headless Service in Kubernetes, which names the pods", () => {
+    const error = configError({ POD_NAME: "herd-0", KUBERNETES_SERVICE_HOST: "10.96.0.1", ...SECRETS });
+    expect(error.message).toBe("HERD_HEADLESS_SERVICE is required in Kubernetes");
+  });
+
   it("takes every explicit setting from the environment", () => {
     const config = loadBotConfig({
       POD_NAME: "herd-0",

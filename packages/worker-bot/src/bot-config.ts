@@ -32,6 +32,16 @@ export interface BotConfig {
   readonly pgSettings: Readonly<Record<string, string>>;
   /** PEM files for TLS on the SQL port (`HERD_TLS_CERT_FILE`, `HERD_TLS_KEY_FILE`); both or neither. */
   readonly tlsFiles: { readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Set in a Kubernetes pod (KUBERNETES_SERVICE_HOST): the bot labels its Pod, the coordinator watches workers. */
+  readonly kubernetes: KubernetesConfig | undefined;
+}
+
+export interface KubernetesConfig {
+  readonly namespace: string;
+  /** The stable DNS name of a pod of this StatefulSet. */
+  readonly dnsName: (podName: string) => string;
+  /** Extra label selector for the worker pods of this cluster (`HERD_POD_SELECTOR`, set by the chart). */
+  readonly podSelector: string | undefined;
 }
 
 /**
@@ -83,7 +93,22 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),
     pgSettings: settings(env.HERD_PG_SETTINGS),
     tlsFiles: tlsFiles(env.HERD_TLS_CERT_FILE, env.HERD_TLS_KEY_FILE),
+    kubernetes: env.KUBERNETES_SERVICE_HOST ? kubernetes(env, namespace, headless, dnsName) : undefined,
   };
+}
+
+function kubernetes(
+  env: NodeJS.ProcessEnv,
+  namespace: string,
+  headless: string | undefined,
+  dnsName: (name: string) => string,
+): KubernetesConfig {
+  if (!headless) {
+    throw configError("HERD_HEADLESS_SERVICE", "is required in Kubernetes", {
+      hint: "The chart sets it to the StatefulSet's headless Service; pods are named through it.",
+    });
+  }
+  return { namespace, dnsName, podSelector: env.HERD_POD_SELECTOR };
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {

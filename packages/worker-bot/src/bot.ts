@@ -1,8 +1,11 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Coordinator, startCoordinator } from "@herd/coordinator";
-import { Defaults, type Logger } from "@herd/shared";
+import { Defaults, type Logger, sleep } from "@herd/shared";
 import type { BotConfig } from "./bot-config.js";
+import { inClusterKubeApi, type KubeApi } from "./kubernetes/kube-api.js";
+import { PodLabeler } from "./kubernetes/pod-labeler.js";
+import { WorkerPodDiscovery } from "./kubernetes/worker-pod-discovery.js";
 import { findPgBinaries, PostgresServer, resolveRunAs } from "./postgres/index.js";
 import { claimVolume } from "./volume-identity.js";
 import { ProbeServer } from "./worker/probe-server.js";
@@ -19,8 +22,16 @@ export interface RunningBot {
  * The bot, PID 1 of every pod: starts this pod's PostgreSQL on its volume, then plays the pod's
  * role. Ordinal 0 runs the coordinator on top of it; every other ordinal registers as a worker
  * and keeps a heartbeat. Stopping undoes it all in reverse, PostgreSQL last.
+ *
+ * In Kubernetes the bot also labels its own Pod (`herd.dev/state`: starting → ready → draining on
+ * stop), and the coordinator watches the worker Pods.
  */
 export async function runBot(config: BotConfig, logger: Logger): Promise<RunningBot> {
+  const kube = config.kubernetes && inClusterKubeApi(config.kubernetes.namespace);
+  const labeler =
+    kube &&
+    new PodLabeler({ api: kube, podName: config.pod.podName, role: config.role, logger: logger.child("labels") });
+  void labeler?.set("starting");
   await mkdir(config.volumeDir, { recursive: true });
   await claimVolume(config.volumeDir, config.clusterId, config.pod.podName);
   const postgres = new PostgresServer({
@@ -43,6 +54,11 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
   const stop = (reason: string, code = 0) => {
     stopping ??= (async () => {
       logger.info("stopping", { reason });
+      if (labeler) {
+        // tell the cluster first, while PostgreSQL still serves; never let the API server hold up a stop
+        await Promise.race([labeler.set("draining"), sleep(DRAINING_LABEL_WAIT_MS)]);
+        labeler.stop();
+      }
       for (const step of teardown.reverse()) await step().catch((error) => logger.warn(String(error)));
       logger.info("stopped");
       resolveDone(code);
@@ -56,6 +72,11 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
     if (config.role === "coordinator") {
       const coordinator = await startCoordinatorRole(config, postgres, logger);
       teardown.push(() => coordinator.stop());
+      if (kube) {
+        const discovery = watchWorkerPods(config, kube, coordinator, logger);
+        await discovery.start();
+        teardown.push(() => discovery.stop());
+      }
     } else {
       const worker = await startWorkerRole(config, postgres, logger);
       teardown.push(...worker);
@@ -64,7 +85,24 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
     await stop("start failed", 1);
     throw error;
   }
+  void labeler?.set("ready");
   return { postgres, done, stop: (reason) => stop(reason) };
+}
+
+/** How long a stopping bot waits for its Pod's `draining` label before going on. */
+const DRAINING_LABEL_WAIT_MS = 5_000;
+
+function watchWorkerPods(config: BotConfig, kube: KubeApi, coordinator: Coordinator, logger: Logger) {
+  const { kubernetes } = config;
+  if (!kubernetes) throw new Error("watchWorkerPods outside Kubernetes");
+  return new WorkerPodDiscovery({
+    api: kube,
+    statefulSet: config.pod.statefulSet,
+    podSelector: kubernetes.podSelector,
+    dnsName: kubernetes.dnsName,
+    nodes: coordinator.nodes,
+    logger: logger.child("discovery"),
+  });
 }
 
 async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer, logger: Logger): Promise<Coordinator> {

@@ -1,6 +1,9 @@
 export { type RunningBot, runBot } from "./bot.js";
 export { type BotConfig, loadBotConfig } from "./bot-config.js";
 export { botMain } from "./bot-main.js";
+export { apiStatus, inClusterKubeApi, type KubeApi } from "./kubernetes/kube-api.js";
+export { PodLabeler, type PodLabelerOptions } from "./kubernetes/pod-labeler.js";
+export { type DiscoveredNodes, WorkerPodDiscovery } from "./kubernetes/worker-pod-discovery.js";
 export * from "./postgres/index.js";
 export { claimVolume, type VolumeIdentity } from "./volume-identity.js";
 export { ProbeServer } from "./worker/probe-server.js";

@@ -47,6 +47,27 @@ export class NodeRegistry {
     return { node: this.toRecord(row), created: row.created };
   }
 
+  /**
+   * Adds a node learned of without hearing from it (the coordinator saw its Pod), unless the node
+   * is already known: the node's own registration knows its address best and is never overwritten.
+   */
+  async discover(node: RegisterNodeBody): Promise<{ created: boolean }> {
+    const { rowCount } = await this.pool.query(
+      "INSERT INTO herd.nodes (name, host, port) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+      [node.name, node.host, node.port],
+    );
+    return { created: rowCount === 1 };
+  }
+
+  /**
+   * The node's Pod is gone, so its last heartbeat vouches for nothing: forget it, and the node reads
+   * `unreachable` now rather than after the heartbeat timeout. Its next registration (the Pod back,
+   * same name, same volume) makes it active again under the same id.
+   */
+  async podGone(name: string): Promise<void> {
+    await this.pool.query("UPDATE herd.nodes SET last_seen_at = '-infinity' WHERE name = $1", [name]);
+  }
+
   async list(): Promise<NodeRecord[]> {
     const { rows } = await this.pool.query<NodeRow>(`SELECT ${COLUMNS} FROM herd.nodes n ORDER BY n.id`);
     return rows.map((row) => this.toRecord(row));

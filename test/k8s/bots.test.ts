@@ -1,0 +1,323 @@
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { NodeJson } from "@herd/shared";
+import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePortRange } from "../helpers/ports.js";
+import { processesMentioning } from "../helpers/processes.js";
+import { type ControlPlane, startControlPlane } from "./control-plane.js";
+import { eventually } from "./eventually.js";
+import { CHART, helm, helmOk } from "./helm.js";
+import { runToCompletion } from "./helm-test-pod.js";
+import type { ManagedProcess } from "./managed-process.js";
+import { type PodPorts, preparePodBot, writeHostsFile } from "./pod-runner.js";
+
+// Real bots (with real PostgreSQL 18) in the Pods that the chart's StatefulSet made in a real
+// kube-apiserver, each with the Pod's environment and a token of the chart's ServiceAccount:
+// the test plays the kubelet (pod-runner.ts). One control plane and one release for the file.
+
+const NAMESPACE = "shop";
+const PASSWORD = "bots-test-password";
+const ADMIN_TOKEN = "bots-test-admin-token";
+const dnsName = (pod: string) => `${pod}.herd-hl.${NAMESPACE}.svc.cluster.local`;
+
+describe("bots in the chart's pods", () => {
+  let plane: ControlPlane;
+  let hostsFile: string;
+  const bots = new Map<string, ManagedProcess>();
+  const ports = new Map<string, PodPorts>();
+
+  const readPod = (name: string) => plane.core.readNamespacedPod({ name, namespace: NAMESPACE });
+  const labels = async (name: string) => (await readPod(name)).metadata?.labels ?? {};
+  const coordinatorAdmin = () => `http://127.0.0.1:${ports.get("herd-0")?.admin}`;
+  const nodes = async (): Promise<NodeJson[]> => {
+    const response = await fetch(`${coordinatorAdmin()}/v1/nodes`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    return ((await response.json()) as { nodes: NodeJson[] }).nodes;
+  };
+  const node = async (name: string) => (await nodes()).find((n) => n.name === name);
+
+  /** Starts the bot of pod `name` (as the kubelet would once the pod is scheduled). */
+  async function startBot(name: string, env: Record<string, string> = {}): Promise<ManagedProcess> {
+    const launch = await prepareBot(name, env);
+    return launch();
+  }
+
+  /** Prepares the bot of pod `name` (token, environment); the returned function starts it. */
+  async function prepareBot(name: string, env: Record<string, string> = {}): Promise<() => ManagedProcess> {
+    const pod = await eventually(() => readPod(name));
+    let podPorts = ports.get(name);
+    if (!podPorts) {
+      const base = await freePortRange(3);
+      podPorts = { pg: base, admin: base + 1, sql: base + 2 };
+      ports.set(name, podPorts);
+    }
+    const volumeDir = join(plane.dir, "volumes", `data-${name}`);
+    await mkdir(volumeDir, { recursive: true });
+    const launch = await preparePodBot({
+      plane,
+      pod,
+      volumeDir,
+      ports: podPorts,
+      hostsFile,
+      logFile: join(plane.dir, `bot-${name}.log`),
+      env: {
+        // by DNS name, with the coordinator's test port instead of 6480
+        HERD_COORDINATOR_URL: `http://${dnsName("herd-0")}:${ports.get("herd-0")?.admin}`,
+        HERD_HEARTBEAT_INTERVAL_MS: "500",
+        // long, so that only the Pod watch can explain a worker read as unreachable in time
+        HERD_HEARTBEAT_TIMEOUT_MS: "300000",
+        ...env,
+      },
+    });
+    return () => {
+      const bot = launch();
+      bots.set(name, bot);
+      return bot;
+    };
+  }
+
+  beforeAll(async () => {
+    plane = await startControlPlane("bots");
+    hostsFile = join(plane.dir, "hosts");
+    await writeHostsFile(hostsFile, "herd", "herd-hl", NAMESPACE, 8);
+    await helmOk(
+      plane,
+      "install",
+      "herd",
+      CHART,
+      "--namespace",
+      NAMESPACE,
+      "--create-namespace",
+      "--set",
+      `auth.password=${PASSWORD}`,
+      "--set",
+      `auth.adminToken=${ADMIN_TOKEN}`,
+    );
+    await startBot("herd-0");
+    await eventually(async () => expect((await fetch(`${coordinatorAdmin()}/readyz`)).status).toBe(200), 90_000);
+    await Promise.all([startBot("herd-1"), startBot("herd-2")]);
+  }, 300_000);
+
+  afterAll(async () => {
+    await Promise.all([...bots.values()].map((bot) => bot.stop("SIGTERM", 20_000)));
+    // a bot that had to be killed cannot stop its PostgreSQL: do it (immediate shutdown)
+    if (plane)
+      for (const leftover of processesMentioning(`postgres -D ${plane.dir}`)) process.kill(leftover.pid, "SIGQUIT");
+    await plane?.stop();
+  }, 120_000);
+
+  it("label their own Pods with their role and state", async () => {
+    await eventually(async () => {
+      expect(await labels("herd-0")).toMatchObject({ "herd.dev/role": "coordinator", "herd.dev/state": "ready" });
+      for (const worker of ["herd-1", "herd-2"]) {
+        expect(await labels(worker)).toMatchObject({ "herd.dev/role": "worker", "herd.dev/state": "ready" });
+      }
+    }, 60_000);
+    // a merge patch: the chart's labels are still there
+    expect(await labels("herd-1")).toMatchObject({ "app.kubernetes.io/instance": "herd" });
+  });
+
+  it("register the workers with the coordinator by their stable DNS names", async () => {
+    await eventually(async () => {
+      const found = (await nodes())
+        .map(({ name, host, port, state }) => ({ name, host, port, state }))
+        .sort((a, b) => a.name.localeCompare(b.name));
+      expect(found).toEqual([
+        { name: "herd-1", host: dnsName("herd-1"), port: ports.get("herd-1")?.pg, state: "active" },
+        { name: "herd-2", host: dnsName("herd-2"), port: ports.get("herd-2")?.pg, state: "active" },
+      ]);
+    }, 60_000);
+  });
+
+  it("serve SQL through the coordinator, which reaches the workers by DNS name", async () => {
+    const client = new pg.Client({
+      host: "127.0.0.1",
+      port: ports.get("herd-0")?.sql,
+      user: "postgres",
+      password: PASSWORD,
+      database: "postgres",
+    });
+    await client.connect();
+    try {
+      await client.query("CREATE TABLE orders (id int PRIMARY KEY, item text)");
+      await client.query("SELECT create_distributed_table('orders', 'id', shard_count => 4)");
+      const values = Array.from({ length: 20 }, (_, i) => `(${i + 1}, 'item ${i + 1}')`).join(", ");
+      await client.query(`INSERT INTO orders VALUES ${values}`);
+      const { rows } = await client.query("SELECT item FROM orders WHERE id = 7");
+      expect(rows).toEqual([{ item: "item 7" }]);
+      const placements = await client.query<{ nodename: string }>(
+        "SELECT DISTINCT nodename FROM citus_shards WHERE table_name::text = 'orders' ORDER BY 1",
+      );
+      expect(placements.rows.map((r) => r.nodename)).toEqual([dnsName("herd-1"), dnsName("herd-2")]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("pass `helm test`: the chart's SQL round trip through the client Service", async () => {
+    const testing = helm(plane, "test", "herd", "--namespace", NAMESPACE, "--timeout", "90s");
+    const pod = await eventually(() => readPod("herd-test-sql"));
+    // the Service `herd` resolves to loopback, where the coordinator's SQL port is not 5432
+    const env = { PGPORT: String(ports.get("herd-0")?.sql) };
+    const logFile = join(plane.dir, "helm-test.log");
+    expect(await runToCompletion(plane, pod, { hostsFile, env, logFile })).toBe(0);
+    const result = await testing;
+    expect(result.ok, result.stderr).toBe(true);
+    expect(result.stdout).toMatch(/TEST SUITE:\s+herd-test-sql[\s\S]*Phase:\s+Succeeded/);
+    expect(await readFile(logFile, "utf8")).toMatch(/^two$/m);
+  });
+
+  it("act under the chart's Role: pods in their namespace, nothing else", async () => {
+    const pod = await readPod("herd-1");
+    const token = await plane.core.createNamespacedServiceAccountToken({
+      name: "herd-bot",
+      namespace: NAMESPACE,
+      body: {
+        spec: {
+          audiences: [],
+          boundObjectRef: { apiVersion: "v1", kind: "Pod", name: "herd-1", uid: pod.metadata?.uid },
+        },
+      },
+    });
+    const asBot = new KubeConfig();
+    asBot.loadFromClusterAndUser(
+      { name: "test", server: plane.serverUrl, caFile: plane.pki.caCert, skipTLSVerify: false },
+      { name: "herd-bot", token: token.status?.token },
+    );
+    const core = asBot.makeApiClient(CoreV1Api);
+    const status = (call: Promise<unknown>) =>
+      call.then(
+        () => 200,
+        (error) => (error instanceof ApiException ? error.code : Promise.reject(error)),
+      );
+    expect(await status(core.listNamespacedPod({ namespace: NAMESPACE }))).toBe(200);
+    expect(await status(core.readNamespacedPod({ name: "herd-2", namespace: NAMESPACE }))).toBe(200);
+    expect(await status(core.listNamespacedSecret({ namespace: NAMESPACE }))).toBe(403);
+    expect(await status(core.readNamespacedSecret({ name: "herd-auth", namespace: NAMESPACE }))).toBe(403);
+    expect(await status(core.deleteNamespacedPod({ name: "herd-2", namespace: NAMESPACE }))).toBe(403);
+    expect(
+      await status(
+        core.createNamespacedPod({
+          namespace: NAMESPACE,
+          body: { metadata: { name: "x" }, spec: { containers: [{ name: "x", image: "x" }] } },
+        }),
+      ),
+    ).toBe(403);
+    expect(await status(core.listNamespacedPod({ namespace: "default" }))).toBe(403);
+    expect(await status(core.listNode({}))).toBe(403);
+    expect(
+      await status(asBot.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: "herd", namespace: NAMESPACE })),
+    ).toBe(403);
+  });
+
+  it("let the coordinator learn of a ready worker it never heard from, through its Pod", async () => {
+    await helmOk(plane, "upgrade", "herd", CHART, "--namespace", NAMESPACE, "--reuse-values", "--set", "size=4");
+    // this worker's registrations go nowhere (a port nothing listens on); only its Pod speaks for it
+    await startBot("herd-3", { HERD_COORDINATOR_URL: "http://127.0.0.1:9" });
+    await eventually(async () => expect(await labels("herd-3")).toMatchObject({ "herd.dev/state": "ready" }), 60_000);
+    const learned = await eventually(async () => {
+      const found = await node("herd-3");
+      expect(found).toBeDefined();
+      return found;
+    });
+    // the address is the Pod's stable name and the container port the chart declares
+    expect(learned).toMatchObject({ host: dnsName("herd-3"), port: 5432, state: "active" });
+  });
+
+  it("move the label to draining on SIGTERM", async () => {
+    const bot = bots.get("herd-2") as ManagedProcess;
+    expect(await bot.stop("SIGTERM")).toBe(0);
+    expect(await labels("herd-2")).toMatchObject({ "herd.dev/role": "worker", "herd.dev/state": "draining" });
+    expect(await bot.log()).toMatch(/labelled the pod herd\.dev\/state=draining/);
+  });
+
+  it("a deleted Pod reads unreachable at once; its replacement keeps the claim, the node id and the shards", async () => {
+    const before = (await node("herd-2")) as NodeJson;
+    const oldPod = await readPod("herd-2");
+    await plane.core.deleteNamespacedPod({ name: "herd-2", namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    await eventually(async () => expect((await node("herd-2"))?.state).toBe("unreachable"), 15_000);
+    // the StatefulSet controller makes a new Pod of the same name; the kubelet starts it on the same claim
+    const replacement: V1Pod = await eventually(async () => {
+      const pod = await readPod("herd-2");
+      expect(pod.metadata?.uid).not.toBe(oldPod.metadata?.uid);
+      return pod;
+    });
+    expect(replacement.metadata?.labels?.["herd.dev/state"]).toBeUndefined();
+    await startBot("herd-2");
+    await eventually(async () => {
+      expect(await labels("herd-2")).toMatchObject({ "herd.dev/state": "ready" });
+      expect(await node("herd-2")).toEqual({ ...before, state: "active" });
+    }, 60_000);
+    // the shards came back with the volume: herd-2's own PostgreSQL still holds every row (each of
+    // the 4 shards has a placement on both workers)
+    const worker = new pg.Client({
+      host: "127.0.0.1",
+      port: ports.get("herd-2")?.pg,
+      user: "postgres",
+      password: PASSWORD,
+    });
+    await worker.connect();
+    try {
+      const shards = await worker.query<{ name: string }>(
+        "SELECT tablename AS name FROM pg_tables WHERE tablename ~ '^orders_[0-9]+$' ORDER BY 1",
+      );
+      expect(shards.rows).toHaveLength(4);
+      let rows = 0;
+      for (const { name } of shards.rows) {
+        rows += Number((await worker.query(`SELECT count(*) AS n FROM ${name}`)).rows[0].n);
+      }
+      expect(rows).toBe(20);
+    } finally {
+      await worker.end();
+    }
+    // and the coordinator routes to it again
+    const client = new pg.Client({
+      host: "127.0.0.1",
+      port: ports.get("herd-0")?.sql,
+      user: "postgres",
+      password: PASSWORD,
+    });
+    await client.connect();
+    try {
+      await eventually(async () =>
+        expect((await client.query("SELECT item FROM orders WHERE id = 3")).rows).toEqual([{ item: "item 3" }]),
+      );
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("ride out an API server restart: a label that could not be written lands later, the watch resumes", async () => {
+    await helmOk(plane, "upgrade", "herd", CHART, "--namespace", NAMESPACE, "--reuse-values", "--set", "size=5");
+    const launch = await prepareBot("herd-4");
+    let bot: ManagedProcess | undefined;
+    await plane.restartApiserver(async () => {
+      bot = launch();
+      // the bot does its work without the API server: it registers with the coordinator…
+      await eventually(async () => expect((await node("herd-4"))?.state).toBe("active"), 60_000);
+      // …while its label cannot be written
+      await eventually(async () => expect(await bot?.log()).toMatch(/cannot label the pod; retrying/));
+    });
+    await eventually(
+      async () =>
+        expect(await labels("herd-4")).toMatchObject({ "herd.dev/role": "worker", "herd.dev/state": "ready" }),
+      60_000,
+    );
+    // the coordinator watches again: a Pod deleted now is noticed at once
+    expect(await bot?.stop()).toBe(0);
+    await plane.core.deleteNamespacedPod({ name: "herd-4", namespace: NAMESPACE, gracePeriodSeconds: 0 });
+    await eventually(async () => expect((await node("herd-4"))?.state).toBe("unreachable"), 60_000);
+  });
+
+  it("log no secret", async () => {
+    for (const bot of bots.values()) {
+      const log = await bot.log();
+      expect(log).not.toContain(PASSWORD);
+      expect(log).not.toContain(ADMIN_TOKEN);
+    }
+  });
+});
