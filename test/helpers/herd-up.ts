@@ -40,8 +40,23 @@ export async function clusterPorts(workers: number): Promise<{ sqlPort: number; 
   }
 }
 
-/** Starts `herd up` as a separate process and waits until it says the cluster is up. */
+/**
+ * Starts `herd up` as a separate process and waits until it says the cluster is up. Free ports
+ * are picked at random while other test files start servers too; when one is taken between the
+ * pick and herd's start, herd refuses at once and the start is retried on other ports.
+ */
 export async function startHerdUp(options: HerdUpOptions): Promise<HerdUp> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startHerdUpOnce(options);
+    } catch (error) {
+      const portTaken = /port \d+ is not available/.test((error as Error).message);
+      if (!portTaken || options.ports || attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startHerdUpOnce(options: HerdUpOptions): Promise<HerdUp> {
   const workers = options.workers ?? 3;
   const { sqlPort, adminPort } = options.ports ?? (await clusterPorts(workers));
   const flags = [
