@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { useHerdCluster } from "../helpers/herd-up.js";
 
 const herd = useHerdCluster("pgbench", { workers: 1 });

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { decodeNotice } from "@herd/coordinator";
 import { sleep } from "@herd/shared";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { botPid } from "../helpers/processes.js";
 import { int32, msg, RawClient } from "../helpers/raw-client.js";

@@ -19,7 +19,7 @@ import {
   encodeTarget,
 } from "../protocol/frontend-messages.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
-import type { Exchange, PgConnection } from "./pg-connection.js";
+import type { Exchange } from "./pg-connection.js";
 import { ServerError } from "./server-error.js";
 import type { SessionContext } from "./session-context.js";
 import type { RowSink } from "./shard-tasks.js";

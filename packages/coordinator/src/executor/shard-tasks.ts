@@ -83,7 +83,7 @@ export async function runShardTasks(
   const wrap = write && !inBlock && (works.length > 1 || tasks.length > 1);
   const done: NodeWork[] = [];
   try {
-    for (let attempt = 0; works.length > 0; attempt += 1) {
+    while (works.length > 0) {
       const unreachable: NodeWork[] = [];
       await Promise.all(
         works.map(async (work) => {

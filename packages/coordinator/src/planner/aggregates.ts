@@ -1,11 +1,31 @@
 import type { Catalog } from "../metadata/catalog.js";
-import { type AnyNode, as, deparse, names, unwrap } from "./ast.js";
+import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
 
 /** A call of an aggregate (not as a window function). */
 export function isAggregateCall(call: AnyNode, catalog: Catalog): boolean {
   if (call.over) return false;
   if (call.agg_star || call.agg_distinct || call.agg_within_group || call.agg_order) return true;
   return catalog.functions.aggregates.has(names(call.funcname).at(-1) as string);
+}
+
+/** Aggregate calls of a SELECT level's result, HAVING and ORDER BY (not inside subqueries). */
+export function forEachAggregate(select: AnyNode, catalog: Catalog, visit: (call: AnyNode) => void): void {
+  walk([select.targetList, select.havingClause, select.sortClause], (child, key) => {
+    if (key === "SubLink") return false;
+    if (key === "FuncCall" && isAggregateCall(child, catalog)) {
+      visit(child);
+      return false;
+    }
+    return undefined;
+  });
+}
+
+export function hasAggregates(select: AnyNode, catalog: Catalog): boolean {
+  let found = false;
+  forEachAggregate(select, catalog, () => {
+    found = true;
+  });
+  return found;
 }
 
 /** Type OIDs the split looks at (pg_type.oid of the built-in types). */

@@ -55,6 +55,26 @@ export function columnRef(node: unknown): string[] | undefined {
   return parts.includes("") ? undefined : parts;
 }
 
+/**
+ * What a GROUP BY item groups by: `GROUP BY 2` is the second result column's expression, and a
+ * bare name that is no input column is a result column's alias (PostgreSQL's rule); anything
+ * else is the expression itself.
+ */
+export function groupByExpression(
+  item: unknown,
+  targets: readonly unknown[],
+  isInputColumn: (name: string) => boolean,
+): unknown {
+  const position = as(item, "A_Const")?.ival;
+  if (position !== undefined) return as(targets[((position.ival as number | undefined) ?? 0) - 1], "ResTarget")?.val;
+  const parts = columnRef(item);
+  if (parts?.length === 1 && !isInputColumn(parts[0] as string)) {
+    const aliased = targets.find((target) => as(target, "ResTarget")?.name === parts[0]);
+    if (aliased) return as(aliased, "ResTarget")?.val;
+  }
+  return item;
+}
+
 /** The conjuncts of a boolean expression: `a AND (b AND c)` → [a, b, c]. */
 export function conjuncts(node: unknown): unknown[] {
   if (node === undefined || node === null) return [];

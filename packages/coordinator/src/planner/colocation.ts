@@ -1,8 +1,8 @@
 import type { HerdError } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { isAggregateCall } from "./aggregates.js";
-import { type AnyNode, as, columnRef, conjuncts, names, operatorName, unwrap, walk } from "./ast.js";
+import { hasAggregates } from "./aggregates.js";
+import { type AnyNode, as, columnRef, conjuncts, groupByExpression, names, operatorName, unwrap, walk } from "./ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
 /**
@@ -137,18 +137,10 @@ class ColocationAnalysis {
     if (select.limitCount || select.limitOffset)
       return PlannerErrors.cannotPushDown("LIMIT or OFFSET in a subquery would apply per shard");
     const targets = (select.targetList ?? []) as unknown[];
-    // GROUP BY 1 / GROUP BY alias name a result column
-    const groupItem = (item: unknown): unknown => {
-      const position = as(item, "A_Const")?.ival;
-      if (position !== undefined) return as(targets[(position.ival ?? 0) - 1], "ResTarget")?.val;
-      const parts = columnRef(item);
-      const aliased =
-        parts?.length === 1 && !this.resolveHere(item, scope)
-          ? targets.find((t) => as(t, "ResTarget")?.name === parts[0])
-          : undefined;
-      return aliased ? as(aliased, "ResTarget")?.val : item;
-    };
-    const grouped = ((select.groupClause ?? []) as unknown[]).some((item) => this.isLevelKey(groupItem(item), scope));
+    const isInput = (name: string) => scope.entries.some((entry) => entry.columns.has(name));
+    const grouped = ((select.groupClause ?? []) as unknown[]).some((item) =>
+      this.isLevelKey(groupByExpression(item, targets, isInput), scope),
+    );
     const distinctOnKey = ((select.distinctClause ?? []) as unknown[]).some((item) => this.isLevelKey(item, scope));
     const distinctAll =
       Array.isArray(select.distinctClause) && select.distinctClause.length === 1 && !unwrap(select.distinctClause[0]);
@@ -158,7 +150,7 @@ class ColocationAnalysis {
     const correlated = this.correlatedOnKey(select, scope);
     if (select.distinctClause && !(distinctOnKey || (distinctAll && outputsKey) || grouped || correlated))
       return PlannerErrors.cannotPushDown("DISTINCT in a subquery must include the distribution column");
-    const aggregates = select.groupClause || select.havingClause || hasAggregate(select.targetList, this.catalog);
+    const aggregates = select.groupClause || select.havingClause || hasAggregates(select, this.catalog);
     if (aggregates && !grouped && !correlated)
       return PlannerErrors.cannotPushDown("aggregates in a subquery must be grouped by the distribution column");
     let windowProblem = false;
@@ -178,7 +170,7 @@ class ColocationAnalysis {
   private correlatedOnKey(select: AnyNode, scope: Scope): boolean {
     for (const qual of conjuncts(select.whereClause)) {
       const expr = as(qual, "A_Expr");
-      if (!expr || expr.kind !== "AEXPR_OP" || operatorName(expr) !== "=") continue;
+      if (expr?.kind !== "AEXPR_OP" || operatorName(expr) !== "=") continue;
       const sides = [expr.lexpr, expr.rexpr];
       for (const [mine, other] of [sides, [...sides].reverse()]) {
         if (this.isLevelKey(mine, scope) && !this.resolveHere(other, scope) && this.resolve(other, scope, true))
@@ -394,14 +386,4 @@ function renameOutputs(outputs: Map<string, string>, aliases: string[]): Map<str
     renamed.set(aliases[i] ?? [...outputs.keys()][i] ?? "", key);
   });
   return renamed;
-}
-
-function hasAggregate(node: unknown, catalog: Catalog): boolean {
-  let found = false;
-  walk(node, (child, key) => {
-    if (found || key === "SubLink") return false;
-    if (key === "FuncCall" && isAggregateCall(child, catalog)) found = true;
-    return undefined;
-  });
-  return found;
 }

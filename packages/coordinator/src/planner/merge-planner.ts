@@ -1,7 +1,13 @@
 import type { Catalog } from "../metadata/catalog.js";
 import type { FieldDescription } from "../protocol/backend-messages.js";
-import { combineAggregate, isAggregateCall, needsArgumentType, type PartialColumns } from "./aggregates.js";
-import { type AnyNode, as, columnRef, deparse, parseStatements, unwrap, walk } from "./ast.js";
+import {
+  combineAggregate,
+  forEachAggregate,
+  isAggregateCall,
+  needsArgumentType,
+  type PartialColumns,
+} from "./aggregates.js";
+import { type AnyNode, as, columnRef, deparse, groupByExpression, parseStatements, unwrap, walk } from "./ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
 /**
@@ -66,10 +72,9 @@ export interface StatementTypes {
 
 export const MERGE_TABLE = "herd_merge";
 
-/** Plan-time half: which kind of merge, and which argument types the build needs. */
-export function mergeTemplate(select: AnyNode, groupedByKey: boolean, catalog: Catalog): MergeTemplate {
-  const aggregated = Boolean(select.groupClause) || Boolean(select.havingClause) || hasAggregate(select, catalog);
-  if (!aggregated || groupedByKey) return { kind: "rows", select, probedArguments: [] };
+/** Plan-time half: which argument types the build needs (`kind` as the route planner decided). */
+export function mergeTemplate(select: AnyNode, kind: MergeTemplate["kind"], catalog: Catalog): MergeTemplate {
+  if (kind === "rows") return { kind, select, probedArguments: [] };
   if (((select.groupClause ?? []) as unknown[]).some((item) => as(item, "GroupingSet")))
     throw PlannerErrors.notSupported("GROUPING SETS, ROLLUP or CUBE across several shards");
   const probed: AnyNode[] = [];
@@ -288,15 +293,8 @@ class AggregateMerge {
 
   /** A GROUP BY item as an expression (`GROUP BY 2` and `GROUP BY alias` name a result column). */
   private groupExpression(item: AnyNode): AnyNode {
-    const targets = (this.select.targetList ?? []) as AnyNode[];
-    const position = positionValue(item);
-    if (position !== undefined) return as(targets[position - 1], "ResTarget")?.val as AnyNode;
-    const parts = columnRef(item);
-    if (parts?.length === 1 && !this.isInputColumn(parts[0] as string)) {
-      const aliased = targets.find((t) => as(t, "ResTarget")?.name === parts[0]);
-      if (aliased) return as(aliased, "ResTarget")?.val as AnyNode;
-    }
-    return item;
+    const targets = (this.select.targetList ?? []) as unknown[];
+    return groupByExpression(item, targets, (name) => this.isInputColumn(name)) as AnyNode;
   }
 
   private isInputColumn(name: string): boolean {
@@ -367,28 +365,6 @@ const EXPRESSION_TYPES = new Set([
   "RowExpr",
   "SQLValueFunction",
 ]);
-
-function hasAggregate(select: AnyNode, catalog: Catalog): boolean {
-  let found = false;
-  forEachAggregate(select, catalog, () => {
-    found = true;
-  });
-  return found;
-}
-
-/** Aggregate calls of a SELECT level's result, HAVING and ORDER BY (not inside subqueries). */
-function forEachAggregate(select: AnyNode, catalog: Catalog, visit: (call: AnyNode) => void): void {
-  for (const field of ["targetList", "havingClause", "sortClause"]) {
-    walk(select[field], (child, key) => {
-      if (key === "SubLink") return false;
-      if (key === "FuncCall" && isAggregateCall(child, catalog)) {
-        visit(child);
-        return false;
-      }
-      return undefined;
-    });
-  }
-}
 
 function combineStatement(fields: AnyNode): string {
   const select = {

@@ -1,9 +1,9 @@
 import type { HerdError } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
 import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
-import { isAggregateCall } from "./aggregates.js";
+import { hasAggregates } from "./aggregates.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
-import { analyzeColocation, type Colocation } from "./colocation.js";
+import { analyzeColocation } from "./colocation.js";
 import { mergeTemplate } from "./merge-planner.js";
 import type { MultiShardPlan, Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";
@@ -86,62 +86,46 @@ function planMultiShard(statement: AnyNode, catalog: Catalog): MultiShardPlan {
   if (select.op && select.op !== "SETOP_NONE")
     return { kind: "error", error: PlannerErrors.multiShard("UNION, INTERSECT, or EXCEPT") };
   const groupedByKey = ((select.groupClause ?? []) as unknown[]).some((item) => colocation.isKeyColumn(item));
-  const aggregated = Boolean(select.groupClause || select.havingClause) || hasAggregateCall(select, catalog);
-  if (!windowsPartitionedByKey(select, colocation) || (aggregated && !groupedByKey && hasWindow(select)))
+  const aggregated = Boolean(select.groupClause || select.havingClause) || hasAggregates(select, catalog);
+  // a window sees its partition's rows only when they all live in one shard group
+  const windows = windowDefinitions(select);
+  const partitionedByKey = windows.every((def) =>
+    ((def.partitionClause ?? []) as unknown[]).some((item) => colocation.isKeyColumn(item)),
+  );
+  if (!partitionedByKey || (aggregated && !groupedByKey && windows.length > 0))
     return { kind: "error", error: PlannerErrors.windowFunction() };
   try {
     if (!aggregated || groupedByKey) {
       const final = !select.sortClause && !select.limitCount && !select.limitOffset && !select.distinctClause;
       if (final) return { kind: "append" };
     }
-    const template = mergeTemplate(select, groupedByKey, catalog);
+    const template = mergeTemplate(select, aggregated && !groupedByKey ? "aggregate" : "rows", catalog);
     return { kind: "merge", template, built: new Map() };
   } catch (error) {
     return { kind: "error", error: error as HerdError };
   }
 }
 
-/** Every window of the top level partitions by a distribution column (its rows stay in one shard group). */
-function windowsPartitionedByKey(select: AnyNode, colocation: Colocation): boolean {
+/** The window definitions of the top level's window function calls (named windows resolved). */
+function windowDefinitions(select: AnyNode): AnyNode[] {
   const named = new Map(
     ((select.windowClause ?? []) as unknown[]).map((item) => {
       const def = as(item, "WindowDef") as AnyNode;
       return [def.name as string, def];
     }),
   );
-  let ok = true;
+  const definitions: AnyNode[] = [];
   walk([select.targetList, select.sortClause], (child, key) => {
     if (key === "SubLink") return false;
     if (key === "FuncCall" && child.over) {
       const over = (as(child.over, "WindowDef") ?? child.over) as AnyNode;
       const def = over.name ? (named.get(over.name as string) ?? over) : over;
       const base = def.refname ? named.get(def.refname as string) : undefined;
-      const partition = (def.partitionClause ?? base?.partitionClause ?? []) as unknown[];
-      if (!partition.some((item) => colocation.isKeyColumn(item))) ok = false;
+      definitions.push({ ...def, partitionClause: def.partitionClause ?? base?.partitionClause });
     }
     return undefined;
   });
-  return ok;
-}
-
-function hasWindow(select: AnyNode): boolean {
-  let found = false;
-  walk([select.targetList, select.sortClause], (child, key) => {
-    if (key === "SubLink") return false;
-    if (key === "FuncCall" && child.over) found = true;
-    return undefined;
-  });
-  return found;
-}
-
-function hasAggregateCall(select: AnyNode, catalog: Catalog): boolean {
-  let found = false;
-  walk([select.targetList, select.havingClause, select.sortClause], (child, key) => {
-    if (key === "SubLink") return false;
-    if (key === "FuncCall" && isAggregateCall(child, catalog)) found = true;
-    return undefined;
-  });
-  return found;
+  return definitions;
 }
 
 /** The shard of `table` in shard group `index` (a reference table's one shard for any index). */

@@ -3,7 +3,6 @@ import { deparse } from "../../planner/ast.js";
 import { argumentProbe, type BuiltMerge, buildMerge, type MergeTemplate } from "../../planner/merge-planner.js";
 import type { RoutePlan } from "../../planner/plan.js";
 import { shardSql } from "../../planner/route-planner.js";
-import { encodeCommandComplete } from "../../protocol/backend-messages.js";
 import { BackendMerge } from "../merge-on-backend.js";
 import type { SessionContext, StatementRun } from "../session-context.js";
 import { runShardTasks, type ShardTaskDeps } from "../shard-tasks.js";
@@ -88,7 +87,6 @@ export class MergeRoute implements Primitive {
       shardRows: merge.rows,
       shards: tasks.length,
     };
-    if (!merge.tag) encodeCommandComplete(session.output.writer, "SELECT 0");
   }
 
   /** The queries for this execution's parameter types (described and built on first use). */
