@@ -191,7 +191,11 @@ describe("nodes learned from Kubernetes (the coordinator's Pod watch)", () => {
 
   it("reads a node whose Pod is gone as unreachable at once, until it registers again with the same id", async () => {
     const first = await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });
-    await registry().podGone("herd-1");
+    expect(await registry().names()).toEqual(["herd-1"]);
+    expect(await registry().podGone("herd-1")).toBe(true);
+    // told again (a relist after a DELETED event): nothing changes, and it says so
+    expect(await registry().podGone("herd-1")).toBe(false);
+    expect(await registry().podGone("herd-9")).toBe(false);
     const gone = await app.inject({ method: "GET", url: "/v1/nodes", headers: auth });
     expect(gone.json().nodes[0]).toMatchObject({ id: first.json().id, state: "unreachable" });
     const back = await register({ name: "herd-1", host: "127.0.0.1", port: 6434 });

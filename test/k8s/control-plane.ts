@@ -23,6 +23,12 @@ export interface ControlPlane {
   readonly processes: readonly ManagedProcess[];
   /** Stops kube-apiserver, runs `whileDown`, starts it again (same etcd, port and keys) and waits until it is ready. */
   restartApiserver(whileDown: () => Promise<void>): Promise<void>;
+  /**
+   * Deletes an object straight from etcd, the way another API server of an HA control plane
+   * would while this one is down (its v3 JSON gateway; `key` like `/registry/pods/<ns>/<name>`).
+   * Resolves with the number of keys deleted.
+   */
+  deleteFromEtcd(key: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -132,6 +138,14 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
       },
       60_000,
     );
+    const deleteFromEtcd = async (key: string) => {
+      const response = await fetch(`http://127.0.0.1:${etcdClient}/v3/kv/deleterange`, {
+        method: "POST",
+        body: JSON.stringify({ key: Buffer.from(key).toString("base64") }),
+      });
+      if (!response.ok) throw new Error(`etcd deleterange ${key}: ${response.status} ${await response.text()}`);
+      return Number(((await response.json()) as { deleted?: string }).deleted ?? 0);
+    };
     return {
       binaries,
       dir,
@@ -143,6 +157,7 @@ export async function startControlPlane(name: string): Promise<ControlPlane> {
       core,
       processes,
       restartApiserver,
+      deleteFromEtcd,
       stop,
     };
   } catch (error) {

@@ -62,10 +62,21 @@ export class NodeRegistry {
   /**
    * The node's Pod is gone, so its last heartbeat vouches for nothing: forget it, and the node reads
    * `unreachable` now rather than after the heartbeat timeout. Its next registration (the Pod back,
-   * same name, same volume) makes it active again under the same id.
+   * same name, same volume) makes it active again under the same id. Resolves true when the node
+   * did not read as gone already.
    */
-  async podGone(name: string): Promise<void> {
-    await this.pool.query("UPDATE herd.nodes SET last_seen_at = '-infinity' WHERE name = $1", [name]);
+  async podGone(name: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      "UPDATE herd.nodes SET last_seen_at = '-infinity' WHERE name = $1 AND last_seen_at > '-infinity'",
+      [name],
+    );
+    return rowCount === 1;
+  }
+
+  /** The name of every node. */
+  async names(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ name: string }>("SELECT name FROM herd.nodes ORDER BY id");
+    return rows.map((row) => row.name);
   }
 
   async list(): Promise<NodeRecord[]> {
