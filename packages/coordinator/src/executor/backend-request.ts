@@ -7,7 +7,8 @@ import {
   encodeSync,
   encodeTarget,
 } from "../protocol/frontend-messages.js";
-import type { StatementRun } from "./session-context.js";
+import { FrontendMessage } from "../protocol/message-codes.js";
+import type { StatementRun } from "./execution-port.js";
 
 /**
  * The client's statement as a request for the coordinator's PostgreSQL: a Query, or (extended
@@ -22,7 +23,7 @@ export function backendRequest(run: StatementRun): Buffer {
   }
   encodeParse(w, "", run.sql, run.parameterTypes);
   encodeBind(w, { ...run.bind, portal: "", statement: "" });
-  if (run.describe) encodeTarget(w, "D", "P", "");
+  if (run.describe) encodeTarget(w, FrontendMessage.describe, "P", "");
   encodeExecute(w);
   encodeSync(w);
   return w.flush();

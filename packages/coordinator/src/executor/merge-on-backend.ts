@@ -1,4 +1,6 @@
 import { HerdError, SqlState } from "@herd/shared";
+import type { Exchange } from "../connection/pg-connection.js";
+import { ServerError } from "../connection/server-error.js";
 import { MERGE_TABLE, type MergeQueries } from "../planner/merge-planner.js";
 import {
   decodeNotice,
@@ -18,18 +20,11 @@ import {
   encodeSync,
   encodeTarget,
 } from "../protocol/frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
-import type { Exchange } from "./pg-connection.js";
-import { ServerError } from "./server-error.js";
-import type { SessionContext } from "./session-context.js";
-import type { RowSink } from "./shard-tasks.js";
+import type { SessionContext } from "./execution-port.js";
+import type { RowSink } from "./fan-out.js";
 
-const DATA_ROW = 0x44;
-const COPY_DATA = 0x64;
-const COMMAND_COMPLETE = 0x43;
-const ROW_DESCRIPTION = 0x54;
-const ERROR = 0x45;
-const NOTICE = 0x4e;
 /** Binary COPY's signature, flags and header extension length. */
 const COPY_HEADER = Buffer.from([...Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), ...[0, 0, 0, 0], ...[0, 0, 0, 0]]);
 const COPY_TRAILER = Buffer.from([0xff, 0xff]);
@@ -103,7 +98,7 @@ export class BackendMerge implements RowSink {
 
   /** A worker's DataRow (binary): becomes a CopyData message in place. */
   raw(message: Buffer): boolean {
-    message[0] = COPY_DATA;
+    message[0] = FrontendMessage.copyData;
     this.pending.push(message);
     this.pendingBytes += message.length;
     this.rows += 1;
@@ -126,7 +121,7 @@ export class BackendMerge implements RowSink {
       parameters: bind?.parameters ?? [],
       resultFormats: bind?.resultFormats ?? [],
     });
-    encodeTarget(w, "D", "P", "");
+    encodeTarget(w, FrontendMessage.describe, "P", "");
     encodeExecute(w);
     encodeParse(w, "", `DROP TABLE pg_temp.${MERGE_TABLE}`);
     encodeBind(w, { portal: "", statement: "", parameterFormats: [], parameters: [], resultFormats: [] });
@@ -218,7 +213,7 @@ class MergeAnswer implements Exchange {
 
   message(frame: Frame): void {
     switch (frame.type) {
-      case ROW_DESCRIPTION:
+      case BackendMessage.rowDescription:
         this.checkTypes(decodeRowDescription(frame.body));
         if (this.input.describe && !this.typeMismatch) {
           const formats = this.input.bind?.resultFormats ?? [];
@@ -228,23 +223,23 @@ class MergeAnswer implements Exchange {
           }));
           const w = new BufferWriter(256);
           encodeRowDescription(w, fields);
-          this.frames.push({ type: ROW_DESCRIPTION, body: Buffer.alloc(0), raw: w.flush() } as Frame);
+          this.frames.push({ type: BackendMessage.rowDescription, body: Buffer.alloc(0), raw: w.flush() } as Frame);
         }
         break;
-      case DATA_ROW:
+      case BackendMessage.dataRow:
         if (!this.typeMismatch) this.frames.push(frame);
         break;
-      case COMMAND_COMPLETE:
+      case BackendMessage.commandComplete:
         this.completes += 1;
         if (this.completes === 3) {
           this.tag = frame.body.toString("utf8", 0, frame.body.length - 1);
           this.frames.push(frame);
         }
         break;
-      case ERROR:
+      case BackendMessage.errorResponse:
         this.error ??= new ServerError(decodeNotice(frame.body));
         break;
-      case NOTICE:
+      case BackendMessage.noticeResponse:
         this.frames.push(frame);
         break;
     }

@@ -1,23 +1,23 @@
 import type { Logger } from "@herd/shared";
+import type { WorkerPool } from "../connection/worker-pool.js";
+import { runCopy } from "../copy/copy-executor.js";
 import type { Catalog } from "../metadata/catalog.js";
-import { type AnyNode, deparse, unwrap } from "../planner/ast.js";
+import type { DistributeDefaults } from "../operations/distribute-table.js";
+import { runDistributedDdl } from "../operations/distributed-ddl.js";
+import { runHerdFunction } from "../operations/herd-functions.js";
+import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
 import type { Plan } from "../planner/plan.js";
 import { PlanCache } from "../planner/plan-statement.js";
 import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../protocol/backend-messages.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { backendRequest } from "./backend-request.js";
-import { runCopy } from "./copy-executor.js";
-import type { DistributeDefaults } from "./distribute-table.js";
-import { runDistributedDdl } from "./distributed-ddl.js";
-import { runHerdFunction } from "./herd-functions.js";
+import type { SessionContext, StatementRun } from "./execution-port.js";
+import type { ShardTaskDeps } from "./fan-out.js";
 import { DistributedInsert } from "./primitives/distributed-insert.js";
 import { MergeRoute } from "./primitives/merge-route.js";
 import type { Primitive } from "./primitives/primitive.js";
 import { Route } from "./primitives/route.js";
-import type { SessionContext, StatementRun } from "./session-context.js";
-import type { ShardTaskDeps } from "./shard-tasks.js";
 import { transactionControl } from "./transaction-control.js";
-import type { WorkerPool } from "./worker-pool.js";
 
 /** The statement under EXPLAIN, as a run of its own (same parameters). */
 function innerRun(statement: AnyNode, run: StatementRun): StatementRun {

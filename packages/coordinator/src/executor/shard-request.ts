@@ -1,3 +1,5 @@
+import type { Exchange, PgConnection } from "../connection/pg-connection.js";
+import { ServerError } from "../connection/server-error.js";
 import type { Catalog } from "../metadata/catalog.js";
 import { decodeCommandComplete, decodeNotice, type NoticeFields } from "../protocol/backend-messages.js";
 import type { BufferWriter } from "../protocol/buffer-writer.js";
@@ -9,9 +11,8 @@ import {
   encodeSync,
   encodeTarget,
 } from "../protocol/frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
-import type { Exchange, PgConnection } from "./pg-connection.js";
-import { ServerError } from "./server-error.js";
 
 const MAX_PREPARED_PER_CONNECTION = 1000;
 
@@ -47,7 +48,7 @@ export function encodeShardStatement(
     parameters: bind?.parameters ?? [],
     resultFormats: bind?.resultFormats ?? [],
   });
-  if (describe) encodeTarget(w, "D", "P", "");
+  if (describe) encodeTarget(w, FrontendMessage.describe, "P", "");
   encodeExecute(w);
   encodeSync(w);
   return { parsedAs };
@@ -71,28 +72,28 @@ export class ShardResult implements Exchange {
 
   message(frame: Frame): void {
     switch (frame.type) {
-      case 0x54: // 'T' RowDescription
+      case BackendMessage.rowDescription:
         if (this.output && this.description.wanted && !this.description.sent) {
           this.output.raw(frame.raw);
           this.description.sent = true;
         }
         break;
-      case 0x6e: // 'n' NoData: not part of a simple Query's answer
+      case BackendMessage.noData: // not part of a simple Query's answer
         if (this.output && this.description.wanted && !this.description.sent && !this.description.simple) {
           this.output.raw(frame.raw);
           this.description.sent = true;
         }
         break;
-      case 0x44: // 'D' DataRow
+      case BackendMessage.dataRow:
         this.output?.raw(frame.raw);
         break;
-      case 0x43: // 'C' CommandComplete
+      case BackendMessage.commandComplete:
         this.tag = decodeCommandComplete(frame.body);
         break;
-      case 0x45: // 'E'
+      case BackendMessage.errorResponse:
         this.error ??= new ServerError(withTableNames(decodeNotice(frame.body), this.catalog));
         break;
-      case 0x4e: // 'N'
+      case BackendMessage.noticeResponse:
         this.notices.push(withTableNames(decodeNotice(frame.body), this.catalog));
         break;
     }

@@ -1,4 +1,4 @@
-import { type AnyNode, parseStatements } from "../planner/ast.js";
+import { type AnyNode, parseStatements } from "../parser/ast.js";
 
 /**
  * Parse-tree pieces the executor builds statements from: literals, casts, expressions taken from

@@ -1,8 +1,9 @@
+import type { PgConnection } from "../connection/pg-connection.js";
+import { ServerError } from "../connection/server-error.js";
 import { decodeNotice, decodeRowDescription, type FieldDescription } from "../protocol/backend-messages.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeParse, encodeSync, encodeTarget } from "../protocol/frontend-messages.js";
-import type { PgConnection } from "./pg-connection.js";
-import { ServerError } from "./server-error.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 
 /** What PostgreSQL says a statement takes and returns (ParameterDescription, RowDescription). */
 export interface StatementDescription {
@@ -10,10 +11,6 @@ export interface StatementDescription {
   /** Result columns; empty when the statement returns none. */
   readonly fields: readonly FieldDescription[];
 }
-
-const PARAMETER_DESCRIPTION = 0x74; // 't'
-const ROW_DESCRIPTION = 0x54; // 'T'
-const ERROR = 0x45; // 'E'
 
 /**
  * Asks the coordinator's PostgreSQL to describe `sql` against the shell tables (which have the
@@ -28,18 +25,18 @@ export async function describeStatement(
 ): Promise<StatementDescription> {
   const w = new BufferWriter(256);
   encodeParse(w, "", sql, parameterTypes);
-  encodeTarget(w, "D", "S", "");
+  encodeTarget(w, FrontendMessage.describe, "S", "");
   encodeSync(w);
   let types: number[] = [...parameterTypes];
   let fields: FieldDescription[] = [];
   let error: ServerError | undefined;
   await backend.exchange(w.flush(), {
     message(frame) {
-      if (frame.type === PARAMETER_DESCRIPTION) {
+      if (frame.type === BackendMessage.parameterDescription) {
         const count = frame.body.readInt16BE(0);
         types = Array.from({ length: count }, (_, i) => frame.body.readUInt32BE(2 + 4 * i));
-      } else if (frame.type === ROW_DESCRIPTION) fields = decodeRowDescription(frame.body);
-      else if (frame.type === ERROR) error ??= new ServerError(decodeNotice(frame.body));
+      } else if (frame.type === BackendMessage.rowDescription) fields = decodeRowDescription(frame.body);
+      else if (frame.type === BackendMessage.errorResponse) error ??= new ServerError(decodeNotice(frame.body));
     },
   });
   if (error) throw error;

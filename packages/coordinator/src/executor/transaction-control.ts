@@ -1,7 +1,7 @@
-import type { AnyNode } from "../planner/ast.js";
+import type { AnyNode } from "../parser/ast.js";
 import { PlannerErrors } from "../planner/planner-errors.js";
 import { backendRequest } from "./backend-request.js";
-import type { SessionContext, StatementRun } from "./session-context.js";
+import type { SessionContext, StatementRun } from "./execution-port.js";
 
 /**
  * BEGIN, COMMIT, ROLLBACK and savepoints when a transaction block has reached workers: the

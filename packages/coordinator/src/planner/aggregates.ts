@@ -1,5 +1,5 @@
 import type { Catalog } from "../metadata/catalog.js";
-import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
+import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
 
 /** A call of an aggregate (not as a window function). */
 export function isAggregateCall(call: AnyNode, catalog: Catalog): boolean {

@@ -1,8 +1,18 @@
 import type { HerdError } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
+import {
+  type AnyNode,
+  as,
+  columnRef,
+  conjuncts,
+  groupByExpression,
+  names,
+  operatorName,
+  unwrap,
+  walk,
+} from "../parser/ast.js";
 import { hasAggregates } from "./aggregates.js";
-import { type AnyNode, as, columnRef, conjuncts, groupByExpression, names, operatorName, unwrap, walk } from "./ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
 /**

@@ -7,7 +7,7 @@ import {
   shardName,
   shardSuffixed,
 } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
+import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
 import type { Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { findRelations, renameRelations } from "./relations.js";

@@ -13,7 +13,7 @@ import {
   SqlState,
   timestampToMicros,
 } from "@herd/shared";
-import { type AnyNode, as } from "./ast.js";
+import { type AnyNode, as } from "../parser/ast.js";
 
 /** Type OIDs herd can hash-distribute by (PostgreSQL's pg_type.dat). */
 export const HashableType = {

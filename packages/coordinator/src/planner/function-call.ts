@@ -1,5 +1,5 @@
 import { HerdError, SqlState } from "@herd/shared";
-import { type AnyNode, as, names } from "./ast.js";
+import { type AnyNode, as, names } from "../parser/ast.js";
 import { type ValueSource, valueSource } from "./distribution-value.js";
 import type { FunctionCall, Plan } from "./plan.js";
 

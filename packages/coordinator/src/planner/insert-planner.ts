@@ -1,6 +1,6 @@
 import { HerdError, SqlState } from "@herd/shared";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, as } from "./ast.js";
+import { type AnyNode, as } from "../parser/ast.js";
 import { valueSource } from "./distribution-value.js";
 import type { Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";

@@ -1,4 +1,14 @@
 import type { Catalog } from "../metadata/catalog.js";
+import {
+  type AnyNode,
+  as,
+  columnRef,
+  deparse,
+  groupByExpression,
+  parseStatements,
+  unwrap,
+  walk,
+} from "../parser/ast.js";
 import type { FieldDescription } from "../protocol/backend-messages.js";
 import {
   combineAggregate,
@@ -7,7 +17,6 @@ import {
   needsArgumentType,
   type PartialColumns,
 } from "./aggregates.js";
-import { type AnyNode, as, columnRef, deparse, groupByExpression, parseStatements, unwrap, walk } from "./ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
 /**

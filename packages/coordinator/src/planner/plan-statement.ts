@@ -1,5 +1,5 @@
 import type { Catalog } from "../metadata/catalog.js";
-import { type AnyNode, unwrap } from "./ast.js";
+import { type AnyNode, unwrap } from "../parser/ast.js";
 import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert } from "./insert-planner.js";

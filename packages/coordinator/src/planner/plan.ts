@@ -1,6 +1,6 @@
 import type { HerdError } from "@herd/shared";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import type { AnyNode } from "./ast.js";
+import type { AnyNode } from "../parser/ast.js";
 import type { ValueSource } from "./distribution-value.js";
 import type { BuiltMerge, MergeTemplate } from "./merge-planner.js";
 import type { Pin } from "./shard-pruning.js";

@@ -1,6 +1,6 @@
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, walk } from "./ast.js";
+import { type AnyNode, walk } from "../parser/ast.js";
 
 /** One place a statement names a relation: the RangeVar's fields, and the table it means. */
 export interface RelationRef {

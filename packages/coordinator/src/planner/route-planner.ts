@@ -1,8 +1,8 @@
 import type { HerdError } from "@herd/shared";
 import type { Catalog } from "../metadata/catalog.js";
 import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
+import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
 import { hasAggregates } from "./aggregates.js";
-import { type AnyNode, as, deparse, names, unwrap, walk } from "./ast.js";
 import { analyzeColocation } from "./colocation.js";
 import { mergeTemplate } from "./merge-planner.js";
 import type { MultiShardPlan, Plan } from "./plan.js";

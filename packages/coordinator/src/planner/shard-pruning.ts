@@ -1,4 +1,4 @@
-import { type AnyNode, as, columnRef, conjuncts, operatorName, walk } from "./ast.js";
+import { type AnyNode, as, columnRef, conjuncts, operatorName, walk } from "../parser/ast.js";
 import { type ValueSource, valueSource } from "./distribution-value.js";
 import type { RelationRef } from "./relations.js";
 

@@ -12,6 +12,7 @@ import {
   encodeReadyForQuery,
 } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
+import { BackendMessage } from "./message-codes.js";
 
 const bytes = (build: (w: BufferWriter) => void) => {
   const w = new BufferWriter(8); // small on purpose: exercises growth
@@ -89,7 +90,9 @@ describe("backend message encoders (exact bytes)", () => {
   });
 
   it("ErrorResponse: fields by code, non-localized severity added, terminated by a zero byte", () => {
-    const encoded = bytes((w) => encodeNotice(w, "E", { severity: "ERROR", code: "42P01", message: "no t" }));
+    const encoded = bytes((w) =>
+      encodeNotice(w, BackendMessage.errorResponse, { severity: "ERROR", code: "42P01", message: "no t" }),
+    );
     const body = [...ascii("SERROR"), 0, ...ascii("C42P01"), 0, ...ascii("Mno t"), 0, ...ascii("VERROR"), 0, 0];
     expect(encoded).toEqual([0x45, 0, 0, 0, 4 + body.length, ...body]);
   });

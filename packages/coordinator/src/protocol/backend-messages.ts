@@ -1,6 +1,7 @@
 import type { HerdError } from "@herd/shared";
 import { BufferReader } from "./buffer-reader.js";
 import type { BufferWriter } from "./buffer-writer.js";
+import { BackendMessage, type EmptyMessage } from "./message-codes.js";
 
 /**
  * Messages the server sends, encoded into a BufferWriter (many per write), and the few the
@@ -12,7 +13,7 @@ export const AuthCode = { ok: 0, sasl: 10, saslContinue: 11, saslFinal: 12 } as 
 
 /** AuthenticationOk / AuthenticationSASL* ('R'). */
 export function encodeAuthentication(w: BufferWriter, code: number, data?: Buffer | readonly string[]): void {
-  w.begin("R").int32(code);
+  w.begin(BackendMessage.authentication).int32(code);
   if (Array.isArray(data)) {
     for (const mechanism of data) w.cstring(mechanism);
     w.byte(0);
@@ -24,19 +25,19 @@ export function encodeAuthentication(w: BufferWriter, code: number, data?: Buffe
 
 /** ParameterStatus ('S'). */
 export function encodeParameterStatus(w: BufferWriter, name: string, value: string): void {
-  w.begin("S").cstring(name).cstring(value).end();
+  w.begin(BackendMessage.parameterStatus).cstring(name).cstring(value).end();
 }
 
 /** BackendKeyData ('K'): what a client sends back in a CancelRequest. */
 export function encodeBackendKeyData(w: BufferWriter, processId: number, secretKey: number): void {
-  w.begin("K").int32(processId).int32(secretKey).end();
+  w.begin(BackendMessage.backendKeyData).int32(processId).int32(secretKey).end();
 }
 
 export type TransactionStatus = "I" | "T" | "E";
 
 /** ReadyForQuery ('Z'): I idle, T in a transaction block, E in a failed one. */
 export function encodeReadyForQuery(w: BufferWriter, status: TransactionStatus): void {
-  w.begin("Z").byte(status.charCodeAt(0)).end();
+  w.begin(BackendMessage.readyForQuery).byte(status.charCodeAt(0)).end();
 }
 
 /**
@@ -45,7 +46,7 @@ export function encodeReadyForQuery(w: BufferWriter, status: TransactionStatus):
  * read it, although the docs call it "the newest minor protocol version".
  */
 export function encodeNegotiateProtocolVersion(w: BufferWriter, version: number, unsupported: readonly string[]): void {
-  w.begin("v").int32(version).int32(unsupported.length);
+  w.begin(BackendMessage.negotiateProtocolVersion).int32(version).int32(unsupported.length);
   for (const option of unsupported) w.cstring(option);
   w.end();
 }
@@ -83,7 +84,11 @@ const FIELD_CODES: Record<string, string> = {
 };
 
 /** ErrorResponse ('E') or NoticeResponse ('N'). */
-export function encodeNotice(w: BufferWriter, type: "E" | "N", fields: NoticeFields): void {
+export function encodeNotice(
+  w: BufferWriter,
+  type: typeof BackendMessage.errorResponse | typeof BackendMessage.noticeResponse,
+  fields: NoticeFields,
+): void {
   w.begin(type);
   for (const [name, value] of Object.entries(fields)) {
     const code = FIELD_CODES[name];
@@ -95,7 +100,7 @@ export function encodeNotice(w: BufferWriter, type: "E" | "N", fields: NoticeFie
 
 /** An ErrorResponse for a HerdError (its SQLSTATE, severity, detail and hint). */
 export function encodeHerdError(w: BufferWriter, error: HerdError): void {
-  encodeNotice(w, "E", {
+  encodeNotice(w, BackendMessage.errorResponse, {
     severity: error.severity,
     code: error.sqlState,
     message: error.message,
@@ -144,7 +149,7 @@ export function decodeRowDescription(body: Buffer): FieldDescription[] {
 }
 
 export function encodeRowDescription(w: BufferWriter, fields: readonly FieldDescription[]): void {
-  w.begin("T").int16(fields.length);
+  w.begin(BackendMessage.rowDescription).int16(fields.length);
   for (const f of fields) {
     w.cstring(f.name).int32(f.tableOid).int16(f.columnNumber).int32(f.typeOid);
     w.int16(f.typeSize).int32(f.typeModifier).int16(f.format);
@@ -164,7 +169,7 @@ export function decodeDataRow(body: Buffer): (Buffer | null)[] {
 }
 
 export function encodeDataRow(w: BufferWriter, values: readonly (Buffer | string | null)[]): void {
-  w.begin("D").int16(values.length);
+  w.begin(BackendMessage.dataRow).int16(values.length);
   for (const value of values) {
     if (value === null) w.int32(-1);
     else {
@@ -177,7 +182,7 @@ export function encodeDataRow(w: BufferWriter, values: readonly (Buffer | string
 
 /** CommandComplete ('C'): the command tag, e.g. "INSERT 0 3". */
 export function encodeCommandComplete(w: BufferWriter, tag: string): void {
-  w.begin("C").cstring(tag).end();
+  w.begin(BackendMessage.commandComplete).cstring(tag).end();
 }
 
 export function decodeCommandComplete(body: Buffer): string {
@@ -186,12 +191,17 @@ export function decodeCommandComplete(body: Buffer): string {
 
 /** Messages with no body: ParseComplete '1', BindComplete '2', CloseComplete '3', NoData 'n',
  * EmptyQueryResponse 'I', PortalSuspended 's', CopyDone 'c'. */
-export function encodeEmpty(w: BufferWriter, type: "1" | "2" | "3" | "n" | "I" | "s" | "c"): void {
+export function encodeEmpty(w: BufferWriter, type: EmptyMessage): void {
   w.begin(type).end();
 }
 
 /** CopyInResponse 'G' / CopyOutResponse 'H': overall format and per-column formats. */
-export function encodeCopyResponse(w: BufferWriter, type: "G" | "H", format: number, columns: number): void {
+export function encodeCopyResponse(
+  w: BufferWriter,
+  type: typeof BackendMessage.copyInResponse | typeof BackendMessage.copyOutResponse,
+  format: number,
+  columns: number,
+): void {
   w.begin(type).byte(format).int16(columns);
   for (let i = 0; i < columns; i += 1) w.int16(format);
   w.end();

@@ -12,9 +12,9 @@ export class BufferWriter {
     this.buffer = Buffer.allocUnsafe(initialSize);
   }
 
-  /** Starts a message; `type` is omitted for the untyped startup-phase packets. */
-  begin(type?: string): this {
-    if (type !== undefined) this.byte(type.charCodeAt(0));
+  /** Starts a message; `type` (a code of message-codes.ts) is omitted for the untyped startup-phase packets. */
+  begin(type?: number): this {
+    if (type !== undefined) this.byte(type);
     this.messageStart = this.offset;
     return this.int32(0);
   }

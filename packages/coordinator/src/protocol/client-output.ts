@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { BufferWriter } from "../protocol/buffer-writer.js";
+import { BufferWriter } from "./buffer-writer.js";
 
 /**
  * What goes back to the client: messages herd encodes and messages relayed from servers,

@@ -21,6 +21,7 @@ import {
 import { BufferWriter } from "./buffer-writer.js";
 import type { CancelRegistry } from "./cancel-registry.js";
 import { decodeSaslInitialResponse, decodeStartupPacket, encodeTerminate, StartupCode } from "./frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "./message-codes.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
 import { ProtocolError } from "./protocol-error.js";
 import { SCRAM_SHA_256, ScramError, ScramServerExchange, type ScramVerifier } from "./scram.js";
@@ -65,8 +66,6 @@ export interface OpenSessionArgs {
 export type OpenSession = (args: OpenSessionArgs) => SessionHandler;
 
 type Phase = "startup" | "sasl-initial" | "sasl-final" | "connecting" | "ready" | "closed";
-
-const SASL_RESPONSE = "p".charCodeAt(0);
 
 /**
  * One client connection, from its first byte to its close.
@@ -227,7 +226,7 @@ export class ClientSession {
   }
 
   private handleSasl(frame: Frame): void {
-    if (frame.type !== SASL_RESPONSE)
+    if (frame.type !== FrontendMessage.password)
       throw new ProtocolError(`expected SASL response, got message type "${String.fromCharCode(frame.type)}"`);
     const user = this.parameters.get("user") as string;
     if (this.phase === "sasl-initial") {
@@ -307,7 +306,7 @@ export class ClientSession {
       if (this.framer.buffered > 0) this.handler.receive(this.framer.push(Buffer.alloc(0)));
     } catch (error) {
       if (error instanceof BackendStartupError) {
-        encodeNotice(this.out, "E", error.fields);
+        encodeNotice(this.out, BackendMessage.errorResponse, error.fields);
         this.socket.end(this.out.flush());
         this.close();
         return;

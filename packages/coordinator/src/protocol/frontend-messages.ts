@@ -1,5 +1,6 @@
 import { BufferReader } from "./buffer-reader.js";
 import type { BufferWriter } from "./buffer-writer.js";
+import { FrontendMessage } from "./message-codes.js";
 import { ProtocolError } from "./protocol-error.js";
 
 /**
@@ -90,17 +91,17 @@ export function encodeCancelRequest(w: BufferWriter, processId: number, secretKe
 
 /** SASLInitialResponse. */
 export function encodeSaslInitialResponse(w: BufferWriter, mechanism: string, data: Buffer): void {
-  w.begin("p").cstring(mechanism).int32(data.length).bytes(data).end();
+  w.begin(FrontendMessage.password).cstring(mechanism).int32(data.length).bytes(data).end();
 }
 
 /** SASLResponse. */
 export function encodeSaslResponse(w: BufferWriter, data: Buffer): void {
-  w.begin("p").bytes(data).end();
+  w.begin(FrontendMessage.password).bytes(data).end();
 }
 
 /** Terminate ('X'). */
 export function encodeTerminate(w: BufferWriter): void {
-  w.begin("X").end();
+  w.begin(FrontendMessage.terminate).end();
 }
 
 /** Bind ('B'): portal, statement, parameter formats and values, result formats. */
@@ -151,19 +152,19 @@ export function decodeExecute(body: Buffer): { portal: string; maxRows: number }
 
 /** Query ('Q'), as herd sends it to its servers. */
 export function encodeQuery(w: BufferWriter, sql: string): void {
-  w.begin("Q").cstring(sql).end();
+  w.begin(FrontendMessage.query).cstring(sql).end();
 }
 
 /** Parse ('P'). */
 export function encodeParse(w: BufferWriter, name: string, sql: string, parameterTypes: readonly number[] = []): void {
-  w.begin("P").cstring(name).cstring(sql).int16(parameterTypes.length);
+  w.begin(FrontendMessage.parse).cstring(name).cstring(sql).int16(parameterTypes.length);
   for (const oid of parameterTypes) w.int32(oid);
   w.end();
 }
 
 /** Bind ('B'). */
 export function encodeBind(w: BufferWriter, bind: BindMessage): void {
-  w.begin("B").cstring(bind.portal).cstring(bind.statement).int16(bind.parameterFormats.length);
+  w.begin(FrontendMessage.bind).cstring(bind.portal).cstring(bind.statement).int16(bind.parameterFormats.length);
   for (const format of bind.parameterFormats) w.int16(format);
   w.int16(bind.parameters.length);
   for (const value of bind.parameters) {
@@ -176,28 +177,33 @@ export function encodeBind(w: BufferWriter, bind: BindMessage): void {
 }
 
 /** Describe ('D') or Close ('C') of a statement ('S') or portal ('P'). */
-export function encodeTarget(w: BufferWriter, type: "D" | "C", kind: "S" | "P", name: string): void {
+export function encodeTarget(
+  w: BufferWriter,
+  type: typeof FrontendMessage.describe | typeof FrontendMessage.close,
+  kind: "S" | "P",
+  name: string,
+): void {
   w.begin(type).byte(kind.charCodeAt(0)).cstring(name).end();
 }
 
 /** Execute ('E'). */
 export function encodeExecute(w: BufferWriter, portal = "", maxRows = 0): void {
-  w.begin("E").cstring(portal).int32(maxRows).end();
+  w.begin(FrontendMessage.execute).cstring(portal).int32(maxRows).end();
 }
 
 /** Sync ('S'). */
 export function encodeSync(w: BufferWriter): void {
-  w.begin("S").end();
+  w.begin(FrontendMessage.sync).end();
 }
 
 /** CopyData ('d'), either direction. */
 export function encodeCopyData(w: BufferWriter, data: Uint8Array): void {
-  w.begin("d").bytes(data).end();
+  w.begin(FrontendMessage.copyData).bytes(data).end();
 }
 
 /** CopyDone ('c'). */
 export function encodeCopyDone(w: BufferWriter): void {
-  w.begin("c").end();
+  w.begin(FrontendMessage.copyDone).end();
 }
 
 /** CopyFail ('f'): the client's reason. */
@@ -207,5 +213,5 @@ export function decodeCopyFail(body: Buffer): string {
 
 /** CopyFail ('f'), with the reason the server reports. */
 export function encodeCopyFail(w: BufferWriter, reason: string): void {
-  w.begin("f").cstring(reason).end();
+  w.begin(FrontendMessage.copyFail).cstring(reason).end();
 }

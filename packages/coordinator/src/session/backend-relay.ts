@@ -1,13 +1,8 @@
-import type { Exchange, PgConnection } from "../executor/pg-connection.js";
+import type { Exchange, PgConnection } from "../connection/pg-connection.js";
 import { BufferReader } from "../protocol/buffer-reader.js";
 import type { ClientOutput } from "../protocol/client-output.js";
+import { BackendMessage } from "../protocol/message-codes.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
-
-const READY = 0x5a;
-const ERROR = 0x45;
-const PARAMETER_STATUS = 0x53;
-const PARSE_COMPLETE = 0x31;
-const BIND_COMPLETE = 0x32;
 
 /**
  * Relays the coordinator's PostgreSQL's answers to the client, gathered per received chunk into
@@ -37,10 +32,14 @@ export class BackendRelay {
     return {
       sawError: false,
       message(frame: Frame) {
-        if (frame.type === ERROR) this.sawError = true;
+        if (frame.type === BackendMessage.errorResponse) this.sawError = true;
         relay.note(frame);
-        if (frame.type === READY && dropReady) return;
-        if (dropParseBind && (frame.type === PARSE_COMPLETE || frame.type === BIND_COMPLETE)) return;
+        if (frame.type === BackendMessage.readyForQuery && dropReady) return;
+        if (
+          dropParseBind &&
+          (frame.type === BackendMessage.parseComplete || frame.type === BackendMessage.bindComplete)
+        )
+          return;
         pending.push(frame);
       },
       chunkEnd() {
@@ -53,7 +52,7 @@ export class BackendRelay {
   }
 
   private note(frame: Frame): void {
-    if (frame.type !== PARAMETER_STATUS) return;
+    if (frame.type !== BackendMessage.parameterStatus) return;
     const reader = new BufferReader(frame.body);
     this.onSetting(reader.cstring(), reader.cstring());
   }

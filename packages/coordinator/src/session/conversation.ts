@@ -1,13 +1,12 @@
 import type { Socket } from "node:net";
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
-import type { PgConnection } from "../executor/pg-connection.js";
+import type { PgConnection } from "../connection/pg-connection.js";
+import { ServerError } from "../connection/server-error.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
+import type { SessionContext, StatementRun } from "../executor/execution-port.js";
 import type { QueryEngine } from "../executor/query-engine.js";
-import { ServerError } from "../executor/server-error.js";
-import type { SessionContext, StatementRun } from "../executor/session-context.js";
-import type { WorkerPool } from "../executor/worker-pool.js";
-import { type SessionSettings, WorkerTransaction } from "../executor/worker-transaction.js";
+import type { AnyNode } from "../parser/ast.js";
 import type { StatementCache } from "../parser/statement-cache.js";
-import type { AnyNode } from "../planner/ast.js";
 import {
   decodeRowDescription,
   encodeEmpty,
@@ -30,8 +29,10 @@ import {
   encodeSync,
   encodeTarget,
 } from "../protocol/frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
 import { ProtocolError } from "../protocol/protocol-error.js";
+import { type SessionSettings, WorkerTransaction } from "../transaction/worker-transaction.js";
 import { BackendRelay } from "./backend-relay.js";
 import { FrameQueue } from "./frame-queue.js";
 
@@ -294,7 +295,7 @@ export class Conversation implements SessionContext {
       herd: true,
       version: this.options.engine.catalogVersion,
     });
-    return this.answer((w) => encodeEmpty(w, "1"));
+    return this.answer((w) => encodeEmpty(w, BackendMessage.parseComplete));
   }
 
   private handleBind(frame: Frame): Promise<void> | undefined {
@@ -317,7 +318,7 @@ export class Conversation implements SessionContext {
       return undefined;
     }
     this.portals.set(bind.portal, { statement, bind, describe: false });
-    return this.answer((w) => encodeEmpty(w, "2"));
+    return this.answer((w) => encodeEmpty(w, BackendMessage.bindComplete));
   }
 
   private handleDescribe(frame: Frame): Promise<void> | undefined {
@@ -381,7 +382,8 @@ export class Conversation implements SessionContext {
   private handleClose(frame: Frame): Promise<void> | undefined {
     if (this.skipping) return undefined;
     const target = decodeTarget(frame.body);
-    if (target.kind === "P" && this.portals.delete(target.name)) return this.answer((w) => encodeEmpty(w, "3"));
+    if (target.kind === "P" && this.portals.delete(target.name))
+      return this.answer((w) => encodeEmpty(w, BackendMessage.closeComplete));
     if (target.kind === "S") this.prepared.delete(target.name);
     // the coordinator's PostgreSQL answers CloseComplete even for a name it does not know
     this.forward(frame);
@@ -468,7 +470,7 @@ export class Conversation implements SessionContext {
     if (this.skipping) return;
     const w = new BufferWriter(256);
     encodeParse(w, "", statement.sql, statement.parameterTypes);
-    encodeTarget(w, "D", "S", "");
+    encodeTarget(w, FrontendMessage.describe, "S", "");
     encodeSync(w);
     const out = this.output.writer;
     let failed = false;
@@ -509,7 +511,7 @@ export class Conversation implements SessionContext {
     if (!isHerdError(error)) {
       this.options.logger.error("statement failed", { error: errorMessage(error), stack: (error as Error)?.stack });
     }
-    if (error instanceof ServerError) encodeNotice(this.output.writer, "E", error.fields);
+    if (error instanceof ServerError) encodeNotice(this.output.writer, BackendMessage.errorResponse, error.fields);
     else
       encodeHerdError(
         this.output.writer,

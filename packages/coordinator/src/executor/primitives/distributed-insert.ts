@@ -1,7 +1,8 @@
 import { shardIndexForHash } from "@herd/shared";
+import { ResultCollector } from "../../connection/pg-connection.js";
 import type { Catalog } from "../../metadata/catalog.js";
 import { shardName } from "../../metadata/catalog-types.js";
-import { type AnyNode, as, deparse } from "../../planner/ast.js";
+import { type AnyNode, as, deparse } from "../../parser/ast.js";
 import { valueSource } from "../../planner/distribution-value.js";
 import type { InsertPlan } from "../../planner/plan.js";
 import { PlannerErrors } from "../../planner/planner-errors.js";
@@ -10,10 +11,9 @@ import { shardOf } from "../../planner/route-planner.js";
 import { encodeCommandComplete } from "../../protocol/backend-messages.js";
 import type { BindMessage } from "../../protocol/frontend-messages.js";
 import { backendRequest } from "../backend-request.js";
-import { ResultCollector } from "../pg-connection.js";
-import type { SessionContext, StatementRun } from "../session-context.js";
+import type { SessionContext, StatementRun } from "../execution-port.js";
+import { runShardTasks, type ShardTaskDeps } from "../fan-out.js";
 import { activeNodes, hashOf } from "../shard-selection.js";
-import { runShardTasks, type ShardTaskDeps } from "../shard-tasks.js";
 import { castNode, expressionNode, literalNode, nullNode } from "../sql-nodes.js";
 import type { Primitive } from "./primitive.js";
 

@@ -1,11 +1,11 @@
 import type { Catalog } from "../../metadata/catalog.js";
-import { deparse } from "../../planner/ast.js";
+import { deparse } from "../../parser/ast.js";
 import { argumentProbe, type BuiltMerge, buildMerge, type MergeTemplate } from "../../planner/merge-planner.js";
 import type { RoutePlan } from "../../planner/plan.js";
 import { shardSql } from "../../planner/route-planner.js";
+import type { SessionContext, StatementRun } from "../execution-port.js";
+import { runShardTasks, type ShardTaskDeps } from "../fan-out.js";
 import { BackendMerge } from "../merge-on-backend.js";
-import type { SessionContext, StatementRun } from "../session-context.js";
-import { runShardTasks, type ShardTaskDeps } from "../shard-tasks.js";
 import { describeStatement } from "../statement-description.js";
 import type { Primitive } from "./primitive.js";
 import { Route } from "./route.js";

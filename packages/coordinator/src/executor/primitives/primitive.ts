@@ -1,5 +1,5 @@
-import type { SessionContext, StatementRun } from "../session-context.js";
-import type { ShardTaskDeps } from "../shard-tasks.js";
+import type { SessionContext, StatementRun } from "../execution-port.js";
+import type { ShardTaskDeps } from "../fan-out.js";
 
 /**
  * A step of a distributed plan (after Vitess's engine primitives): it runs with the client's

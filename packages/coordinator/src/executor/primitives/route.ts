@@ -5,10 +5,10 @@ import { PlannerErrors } from "../../planner/planner-errors.js";
 import { shardOf } from "../../planner/route-planner.js";
 import { encodeCommandComplete } from "../../protocol/backend-messages.js";
 import type { BindMessage } from "../../protocol/frontend-messages.js";
-import type { SessionContext, StatementRun } from "../session-context.js";
+import type { SessionContext, StatementRun } from "../execution-port.js";
+import { runShardTasks, type ShardTask, type ShardTaskDeps } from "../fan-out.js";
 import { tagWithCount } from "../shard-request.js";
 import { activeNodes, shardIndexesOf } from "../shard-selection.js";
-import { runShardTasks, type ShardTask, type ShardTaskDeps } from "../shard-tasks.js";
 import type { Primitive } from "./primitive.js";
 
 /**

@@ -1,18 +1,19 @@
 import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
+import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
+import { copyRowsInto } from "../copy/copy-in.js";
+import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
+import type { SessionContext } from "../executor/execution-port.js";
+import type { ShardTaskDeps } from "../executor/fan-out.js";
 import type { Catalog } from "../metadata/catalog.js";
 import { shardName, type WorkerNode } from "../metadata/catalog-types.js";
 import { constraintWithoutPartitionColumn } from "../planner/ddl-planner.js";
 import { hashOfText, isHashableType } from "../planner/distribution-value.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
+import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
-import { copyRowsInto } from "./copy-in.js";
-import { CopyRowSplitter, copyField, TEXT_FORMAT } from "./copy-rows.js";
-import { firstValue, type PgConnection, ResultCollector } from "./pg-connection.js";
-import type { SessionContext } from "./session-context.js";
-import type { ShardTaskDeps } from "./shard-tasks.js";
+import { TwoPhaseChange } from "../transaction/two-phase.js";
 import { readShellDefinition, shardDefinition } from "./shell-definition.js";
-import { TwoPhaseChange } from "./two-phase.js";
 
 export interface DistributeRequest {
   /** The table as the user wrote it (resolved with the session's search_path). */
@@ -313,7 +314,7 @@ async function takeRows(
   encodeQuery(w, `COPY ${quoted(shell)} (${columns}) TO STDOUT`);
   await backend.exchange(w.flush(), {
     message(frame: Frame) {
-      if (frame.type !== 0x64) return collector.message(frame); // CopyData
+      if (frame.type !== BackendMessage.copyData) return collector.message(frame);
       if (failure) return;
       for (const row of splitter.push(frame.body)) {
         let index = 0;

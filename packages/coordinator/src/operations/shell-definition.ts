@@ -1,9 +1,9 @@
+import type { PgConnection } from "../connection/pg-connection.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import { isSuffixedConstraintKind, shardName, shardSuffixed } from "../metadata/catalog-types.js";
-import { type AnyNode, deparse, parseStatements, walk } from "../planner/ast.js";
+import { type AnyNode, deparse, parseStatements, walk } from "../parser/ast.js";
 import { shardOf } from "../planner/route-planner.js";
-import type { PgConnection } from "./pg-connection.js";
 
 /**
  * The definition of a shell table as statements (CREATE TABLE with columns, types, collations,

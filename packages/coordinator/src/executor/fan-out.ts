@@ -1,15 +1,16 @@
 import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
+import type { PgConnection } from "../connection/pg-connection.js";
+import { ResultCollector } from "../connection/pg-connection.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { encodeNotice } from "../protocol/backend-messages.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
-import type { PgConnection } from "./pg-connection.js";
-import { ResultCollector } from "./pg-connection.js";
-import type { SessionContext, StatementRun } from "./session-context.js";
+import { BackendMessage } from "../protocol/message-codes.js";
+import { applySettings } from "../transaction/worker-transaction.js";
+import type { SessionContext, StatementRun } from "./execution-port.js";
 import { encodeShardStatement, forgetFailedParse, ShardResult, tagCount } from "./shard-request.js";
-import type { WorkerPool } from "./worker-pool.js";
-import { applySettings } from "./worker-transaction.js";
 
 /** One statement for one shard, and the workers (placements) it must run on. */
 export interface ShardTask {
@@ -120,7 +121,7 @@ export async function runShardTasks(
     }
     for (const item of results) {
       for (const notice of item.primary ? (item.result?.notices ?? []) : [])
-        encodeNotice(session.output.writer, "N", notice);
+        encodeNotice(session.output.writer, BackendMessage.noticeResponse, notice);
     }
     if (wrap) await commitAll(done, session, deps);
     checkReplicas(tasks, results, deps.logger);
@@ -238,7 +239,7 @@ async function commitAll(works: NodeWork[], session: SessionContext, deps: Shard
         throw error;
       }
       deps.logger.error("a placement missed a committed write", { node: work.node.name, error: errorMessage(error) });
-      encodeNotice(session.output.writer, "N", {
+      encodeNotice(session.output.writer, BackendMessage.noticeResponse, {
         severity: "WARNING",
         code: "01000",
         message: `worker ${work.node.name} failed to commit; its placements missed this write`,

@@ -1,9 +1,9 @@
-import type { AnyNode } from "../planner/ast.js";
+import type { PgConnection } from "../connection/pg-connection.js";
+import type { AnyNode } from "../parser/ast.js";
 import type { ClientOutput } from "../protocol/client-output.js";
 import type { BindMessage } from "../protocol/frontend-messages.js";
 import type { Frame } from "../protocol/message-framer.js";
-import type { PgConnection } from "./pg-connection.js";
-import type { SessionSettings, WorkerTransaction } from "./worker-transaction.js";
+import type { SessionSettings, WorkerTransaction } from "../transaction/worker-transaction.js";
 
 /** One statement to run, as the client sent it. */
 export interface StatementRun {

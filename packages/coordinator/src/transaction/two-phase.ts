@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { errorMessage, type Logger } from "@herd/shared";
+import type { PgConnection } from "../connection/pg-connection.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
-import type { PgConnection } from "./pg-connection.js";
-import type { WorkerPool } from "./worker-pool.js";
 
 /**
  * One change made on several workers and on the coordinator together (DDL, distributing a

@@ -1,17 +1,18 @@
 import { HerdError, SqlState } from "@herd/shared";
+import { ResultCollector } from "../connection/pg-connection.js";
+import { backendRequest } from "../executor/backend-request.js";
+import type { SessionContext, StatementRun } from "../executor/execution-port.js";
+import type { ShardTaskDeps } from "../executor/fan-out.js";
+import { activeNodes } from "../executor/shard-selection.js";
 import type { Catalog } from "../metadata/catalog.js";
 import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
-import { type AnyNode, deparse, unwrap } from "../planner/ast.js";
+import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
 import { shardDdl } from "../planner/ddl-planner.js";
 import type { DdlPlan } from "../planner/plan.js";
 import { PlannerErrors } from "../planner/planner-errors.js";
 import { encodeCommandComplete, encodeEmpty } from "../protocol/backend-messages.js";
-import { backendRequest } from "./backend-request.js";
-import { ResultCollector } from "./pg-connection.js";
-import type { SessionContext, StatementRun } from "./session-context.js";
-import { activeNodes } from "./shard-selection.js";
-import type { ShardTaskDeps } from "./shard-tasks.js";
-import { TwoPhaseChange } from "./two-phase.js";
+import { BackendMessage } from "../protocol/message-codes.js";
+import { TwoPhaseChange } from "../transaction/two-phase.js";
 
 /**
  * DDL on distributed and reference tables, all or nothing: the shell table changes inside a
@@ -63,7 +64,7 @@ export async function runDistributedDdl(
     await change.prepare();
     await backend.query("COMMIT");
     await change.commit();
-    if (run.describe && run.bind) encodeEmpty(session.output.writer, "n");
+    if (run.describe && run.bind) encodeEmpty(session.output.writer, BackendMessage.noData);
     encodeCommandComplete(session.output.writer, shell.tag);
   } catch (error) {
     await change.rollback();

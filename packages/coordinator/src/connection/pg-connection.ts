@@ -24,11 +24,9 @@ import {
   encodeTarget,
   encodeTerminate,
 } from "../protocol/frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, MessageFramer } from "../protocol/message-framer.js";
 import { ServerError } from "./server-error.js";
-
-const READY = 0x5a; // 'Z'
-const ERROR = 0x45; // 'E'
 
 /** What one request's answers go to: every server message up to and including its ReadyForQuery. */
 export interface Exchange {
@@ -152,7 +150,7 @@ export class PgConnection {
         parameters: parameters.map((p) => (p === null ? null : Buffer.from(p))),
         resultFormats: [],
       });
-      encodeTarget(w, "D", "P", "");
+      encodeTarget(w, FrontendMessage.describe, "P", "");
       encodeExecute(w);
       encodeSync(w);
     }
@@ -199,7 +197,7 @@ export class PgConnection {
         continue;
       }
       head.exchange.message(frame);
-      if (frame.type === READY) {
+      if (frame.type === BackendMessage.readyForQuery) {
         this.status = String.fromCharCode(frame.body[0] as number) as TransactionStatus;
         head.exchange.chunkEnd?.();
         this.pending.shift();
@@ -234,16 +232,16 @@ export class ResultCollector implements Exchange {
 
   message(frame: Frame): void {
     switch (frame.type) {
-      case 0x54: // 'T'
+      case BackendMessage.rowDescription:
         this.fields = decodeRowDescription(frame.body);
         break;
-      case 0x44: // 'D'
+      case BackendMessage.dataRow:
         this.rows.push(decodeDataRow(frame.body).map((v) => (v === null ? null : Buffer.from(v))));
         break;
-      case 0x43: // 'C'
+      case BackendMessage.commandComplete:
         this.tag = decodeCommandComplete(frame.body);
         break;
-      case ERROR:
+      case BackendMessage.errorResponse:
         this.error ??= new ServerError(decodeNotice(frame.body));
         break;
     }

@@ -1,6 +1,6 @@
+import type { PgConnection } from "../connection/pg-connection.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
-import type { PgConnection } from "./pg-connection.js";
-import type { WorkerPool } from "./worker-pool.js";
 
 /**
  * The worker connections a transaction block has used, one per worker, each in its own

@@ -1,24 +1,22 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
+import { ServerError } from "../connection/server-error.js";
+import type { SessionContext } from "../executor/execution-port.js";
+import type { ShardTaskDeps } from "../executor/fan-out.js";
+import { withTableNames } from "../executor/shard-request.js";
+import { activeNodes } from "../executor/shard-selection.js";
 import { shardName } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse } from "../planner/ast.js";
+import { type AnyNode, as, deparse } from "../parser/ast.js";
 import { hashOfText } from "../planner/distribution-value.js";
 import type { CopyPlan } from "../planner/plan.js";
 import { PlannerErrors } from "../planner/planner-errors.js";
 import { encodeCommandComplete, encodeCopyResponse, type NoticeFields } from "../protocol/backend-messages.js";
 import { decodeCopyFail } from "../protocol/frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
+import { TwoPhaseChange } from "../transaction/two-phase.js";
 import { copyRowsInto } from "./copy-in.js";
 import { type CopyFormat, CopyRowSplitter, copyField, TEXT_FORMAT } from "./copy-rows.js";
-import { ServerError } from "./server-error.js";
-import type { SessionContext } from "./session-context.js";
-import { withTableNames } from "./shard-request.js";
-import { activeNodes } from "./shard-selection.js";
-import type { ShardTaskDeps } from "./shard-tasks.js";
-import { TwoPhaseChange } from "./two-phase.js";
 
 const BATCH_BYTES = 1024 * 1024;
-const COPY_DATA = 0x64;
-const COPY_DONE = 0x63;
-const COPY_FAIL = 0x66;
 
 /**
  * COPY … FROM STDIN into a distributed or reference table. Rows are cut out of the client's
@@ -51,7 +49,7 @@ export async function runCopy(plan: CopyPlan, session: SessionContext, deps: Sha
   const statements = table.shards.map((shard) =>
     workerCopy(plan.tree, columns, table.schema, shardName(table, shard.id)),
   );
-  encodeCopyResponse(session.output.writer, "G", 0, columns.length);
+  encodeCopyResponse(session.output.writer, BackendMessage.copyInResponse, 0, columns.length);
   session.output.flush();
 
   const splitter = new CopyRowSplitter(format);
@@ -110,16 +108,16 @@ export async function runCopy(plan: CopyPlan, session: SessionContext, deps: Sha
 
   for (;;) {
     const frame = await session.nextClientMessage();
-    if (frame.type === COPY_DATA) {
+    if (frame.type === FrontendMessage.copyData) {
       if (failure || splitter.ended) continue;
       try {
         for (const row of splitter.push(frame.body)) await route(row);
       } catch (error) {
         failure = error as Error;
       }
-    } else if (frame.type === COPY_DONE) {
+    } else if (frame.type === FrontendMessage.copyDone) {
       break;
-    } else if (frame.type === COPY_FAIL) {
+    } else if (frame.type === FrontendMessage.copyFail) {
       failure ??= new HerdError(`COPY from stdin failed: ${decodeCopyFail(frame.body)}`, {
         sqlState: SqlState.queryCanceled,
       });

@@ -1,13 +1,13 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
+import { firstValue } from "../connection/pg-connection.js";
+import type { SessionContext, StatementRun } from "../executor/execution-port.js";
+import type { ShardTaskDeps } from "../executor/fan-out.js";
+import { parameterValue } from "../executor/shard-selection.js";
 import type { ValueSource } from "../planner/distribution-value.js";
 import { hashOfText } from "../planner/distribution-value.js";
 import type { FunctionCall } from "../planner/plan.js";
 import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../protocol/backend-messages.js";
 import { type DistributeDefaults, distributeTable } from "./distribute-table.js";
-import { firstValue } from "./pg-connection.js";
-import type { SessionContext, StatementRun } from "./session-context.js";
-import { parameterValue } from "./shard-selection.js";
-import type { ShardTaskDeps } from "./shard-tasks.js";
 
 const VOID_OID = 2278;
 const INT8_OID = 20;

@@ -1,10 +1,9 @@
+import type { PgConnection } from "../connection/pg-connection.js";
+import { type Exchange, ResultCollector } from "../connection/pg-connection.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeCopyData, encodeCopyDone, encodeQuery } from "../protocol/frontend-messages.js";
+import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
-import type { PgConnection } from "./pg-connection.js";
-import { type Exchange, ResultCollector } from "./pg-connection.js";
-
-const COPY_IN_RESPONSE = 0x47; // 'G'
 
 /**
  * Runs `COPY … FROM STDIN` on a worker with the given rows: the statement, the rows as CopyData
@@ -15,7 +14,7 @@ export async function copyRowsInto(connection: PgConnection, sql: string, rows: 
   const collector = new ResultCollector();
   const exchange: Exchange = {
     message(frame: Frame) {
-      if (frame.type === COPY_IN_RESPONSE) {
+      if (frame.type === BackendMessage.copyInResponse) {
         for (const row of rows) {
           encodeCopyData(w, row);
           if (w.length > 256 * 1024) connection.write(w.flush());
