@@ -92,12 +92,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     opened.push({ close: async () => workers.close() });
     const statements = new StatementCache();
-    const engine = new QueryEngine({
-      catalog,
-      pool: workers,
-      defaults: { shardCount: options.shardCount, replicationFactor: options.replicationFactor },
-      logger: logger.child("executor"),
-    });
+    const engine = new QueryEngine(catalog);
+    const executorLogger = logger.child("executor");
+    const defaults = { shardCount: options.shardCount, replicationFactor: options.replicationFactor };
     const sql = new ProtocolServer({
       host: options.sqlHost,
       port: options.sqlPort,
@@ -111,8 +108,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           {
             engine,
             statements,
+            catalog,
             pool: workers,
+            defaults,
             logger: logger.child("sql"),
+            executorLogger,
             startupParameters,
             reported: backend.parameters,
           },

@@ -1,20 +1,30 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
 import { ServerError } from "../connection/server-error.js";
-import type { SessionContext } from "../executor/execution-port.js";
-import type { ShardTaskDeps } from "../executor/fan-out.js";
+import { hashOfText } from "../executor/distribution-value.js";
+import { ExecutionErrors } from "../executor/execution-errors.js";
+import type { ExecutionPort } from "../executor/execution-port.js";
+import type { ResultSink } from "../executor/result-sink.js";
 import { withTableNames } from "../executor/shard-request.js";
 import { activeNodes } from "../executor/shard-selection.js";
-import { shardName } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse } from "../parser/ast.js";
-import { hashOfText } from "../planner/distribution-value.js";
-import type { CopyPlan } from "../planner/plan.js";
-import { PlannerErrors } from "../planner/planner-errors.js";
-import { encodeCommandComplete, encodeCopyResponse, type NoticeFields } from "../protocol/backend-messages.js";
+import type { DistributedTable, WorkerNode } from "../metadata/catalog-types.js";
+import type { NoticeFields } from "../protocol/backend-messages.js";
 import { decodeCopyFail } from "../protocol/frontend-messages.js";
-import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
+import { FrontendMessage } from "../protocol/message-codes.js";
 import { TwoPhaseChange } from "../transaction/two-phase.js";
 import { copyRowsInto } from "./copy-in.js";
-import { type CopyFormat, CopyRowSplitter, copyField, TEXT_FORMAT } from "./copy-rows.js";
+import { type CopyFormat, CopyRowSplitter, copyField } from "./copy-rows.js";
+
+/** A COPY … FROM STDIN into a distributed or reference table, as the planner prepared it. */
+export interface CopyInto {
+  readonly table: DistributedTable;
+  /** The columns the client's rows hold, in order. */
+  readonly columns: readonly string[];
+  readonly format: CopyFormat;
+  /** The COPY each shard runs, by shard index (header option removed: herd skips it). */
+  readonly shardStatements: readonly string[];
+  /** The workers of the catalog snapshot it was planned against. */
+  readonly workers: ReadonlyMap<number, WorkerNode>;
+}
 
 const BATCH_BYTES = 1024 * 1024;
 
@@ -25,17 +35,16 @@ const BATCH_BYTES = 1024 * 1024;
  * data anywhere fails the whole COPY, with the line number of the client's input, and leaves
  * nothing loaded.
  */
-export async function runCopy(plan: CopyPlan, session: SessionContext, deps: ShardTaskDeps): Promise<void> {
-  if (session.inTransactionBlock()) {
-    throw PlannerErrors.notSupported("COPY into distributed tables inside a transaction block");
+export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultSink): Promise<string> {
+  if (port.inTransactionBlock()) {
+    throw ExecutionErrors.notSupported("COPY into distributed tables inside a transaction block");
   }
-  const { table, columns } = plan;
-  const format = copyFormat(plan.tree.CopyStmt.options ?? []);
+  const { table, columns, format } = plan;
   const missingDefaults = table.columns.filter(
     (c) => !c.generated && c.defaultExpr !== undefined && !columns.includes(c.name),
   );
   if (missingDefaults.length > 0) {
-    throw PlannerErrors.notSupported(
+    throw ExecutionErrors.notSupported(
       "COPY into distributed tables that leaves out columns with defaults",
       `List every column, including ${missingDefaults.map((c) => c.name).join(", ")}.`,
     );
@@ -46,15 +55,12 @@ export async function runCopy(plan: CopyPlan, session: SessionContext, deps: Sha
       sqlState: SqlState.nullValueNotAllowed,
     });
   }
-  const statements = table.shards.map((shard) =>
-    workerCopy(plan.tree, columns, table.schema, shardName(table, shard.id)),
-  );
-  encodeCopyResponse(session.output.writer, BackendMessage.copyInResponse, 0, columns.length);
-  session.output.flush();
+  const statements = plan.shardStatements;
+  sink.copyIn(columns.length);
 
   const splitter = new CopyRowSplitter(format);
   const batches = table.shards.map(() => ({ rows: [] as Buffer[], lines: [] as number[], bytes: 0 }));
-  const change = new TwoPhaseChange(deps.pool, deps.logger);
+  const change = new TwoPhaseChange(port.workers, port.logger);
   let line = 0;
   let count = 0;
   let failure: Error | undefined;
@@ -65,13 +71,13 @@ export async function runCopy(plan: CopyPlan, session: SessionContext, deps: Sha
     const { rows, lines } = batch;
     batches[index] = { rows: [], lines: [], bytes: 0 };
     const shard = table.shards[index] as (typeof table.shards)[number];
-    for (const node of activeNodes(shard, deps.catalog)) {
+    for (const node of activeNodes(shard, plan.workers)) {
       const connection = await change.on(node);
       try {
         await copyRowsInto(connection, statements[index] as string, rows);
       } catch (error) {
         throw error instanceof ServerError
-          ? new ServerError(withTableNames(atClientLine(error.fields, lines, table.name), deps.catalog))
+          ? new ServerError(withTableNames(atClientLine(error.fields, lines, table.name), port.catalog.current))
           : error;
       }
     }
@@ -107,7 +113,7 @@ export async function runCopy(plan: CopyPlan, session: SessionContext, deps: Sha
   };
 
   for (;;) {
-    const frame = await session.nextClientMessage();
+    const frame = await port.nextClientMessage();
     if (frame.type === FrontendMessage.copyData) {
       if (failure || splitter.ended) continue;
       try {
@@ -135,44 +141,7 @@ export async function runCopy(plan: CopyPlan, session: SessionContext, deps: Sha
     await change.rollback();
     throw error;
   }
-  encodeCommandComplete(session.output.writer, `COPY ${count}`);
-}
-
-function workerCopy(tree: AnyNode, columns: readonly string[], schema: string, shard: string): string {
-  const copy = structuredClone(tree);
-  const statement = copy.CopyStmt as AnyNode;
-  statement.relation = { schemaname: schema, relname: shard, inh: true, relpersistence: "p" };
-  statement.attlist = columns.map((name) => ({ String: { sval: name } }));
-  statement.options = ((statement.options ?? []) as unknown[]).filter(
-    (option) => as(option, "DefElem")?.defname !== "header",
-  );
-  if (statement.options.length === 0) delete statement.options;
-  return deparse(copy);
-}
-
-function copyFormat(options: unknown[]): CopyFormat {
-  const values = new Map<string, AnyNode | undefined>();
-  for (const option of options) {
-    const element = as(option, "DefElem");
-    if (element) values.set(element.defname as string, element.arg as AnyNode | undefined);
-  }
-  const text = (name: string) => {
-    const arg = values.get(name);
-    return (as(arg, "String")?.sval as string | undefined) ?? undefined;
-  };
-  const format = text("format")?.toLowerCase();
-  if (format === "binary") throw PlannerErrors.notSupported("COPY in binary format into distributed tables");
-  const csv = format === "csv";
-  const header = values.has("header") && !["false", "off", "0"].includes((text("header") ?? "true").toLowerCase());
-  const quote = (text("quote") ?? '"').charCodeAt(0);
-  return {
-    csv,
-    delimiter: (text("delimiter") ?? (csv ? "," : "\t")).charCodeAt(0),
-    quote,
-    escape: text("escape")?.charCodeAt(0) ?? quote,
-    nullText: text("null") ?? (csv ? "" : TEXT_FORMAT.nullText),
-    header,
-  };
+  return `COPY ${count}`;
 }
 
 function lineError(message: string, sqlState: HerdError["sqlState"], table: string, line: number): ServerError {

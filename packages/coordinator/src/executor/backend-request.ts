@@ -8,7 +8,7 @@ import {
   encodeTarget,
 } from "../protocol/frontend-messages.js";
 import { FrontendMessage } from "../protocol/message-codes.js";
-import type { StatementRun } from "./execution-port.js";
+import type { StatementRun } from "./statement-run.js";
 
 /**
  * The client's statement as a request for the coordinator's PostgreSQL: a Query, or (extended

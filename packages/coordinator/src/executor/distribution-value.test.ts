@@ -1,6 +1,7 @@
 import { hashInt4, hashInt8, hashNumeric, hashText, hashUuid } from "@herd/shared";
 import { describe, expect, it } from "vitest";
-import { HashableType, hashOfBinary, hashOfText, valueSource } from "./distribution-value.js";
+import { valueSource } from "../planner/value-source.js";
+import { HashableType, hashOfBinary, hashOfText } from "./distribution-value.js";
 
 describe("hashing a distribution value as PostgreSQL would", () => {
   it("reads text forms per column type", () => {

@@ -1,16 +1,15 @@
 import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
 import type { PgConnection } from "../connection/pg-connection.js";
 import { ResultCollector } from "../connection/pg-connection.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
-import type { Catalog } from "../metadata/catalog.js";
+import { applySettings } from "../connection/session-settings.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
-import { encodeNotice } from "../protocol/backend-messages.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
-import { BackendMessage } from "../protocol/message-codes.js";
-import { applySettings } from "../transaction/worker-transaction.js";
-import type { SessionContext, StatementRun } from "./execution-port.js";
+import { commitEach, endEach } from "../transaction/statement-transaction.js";
+import type { ExecutionPort } from "./execution-port.js";
+import type { ResultSink, RowSink } from "./result-sink.js";
 import { encodeShardStatement, forgetFailedParse, ShardResult, tagCount } from "./shard-request.js";
+import type { StatementRun } from "./statement-run.js";
 
 /** One statement for one shard, and the workers (placements) it must run on. */
 export interface ShardTask {
@@ -19,12 +18,6 @@ export interface ShardTask {
   readonly nodes: readonly WorkerNode[];
   /** A read's other placements, tried in order when a worker cannot be reached. */
   readonly fallbacks?: readonly WorkerNode[];
-}
-
-export interface ShardTaskDeps {
-  readonly pool: WorkerPool;
-  readonly catalog: Catalog;
-  readonly logger: Logger;
 }
 
 export interface TasksResult {
@@ -39,13 +32,6 @@ interface NodeWork {
   readonly items: { task: ShardTask; primary: boolean; result?: ShardResult }[];
   connection?: PgConnection;
   borrowed?: boolean;
-}
-
-/** Where the rows of a task's first placement go (the client, or a merge on the coordinator). */
-export interface RowSink {
-  /** false: the receiver is full; the rows' worker connection waits for `onceDrained`. */
-  raw(message: Buffer): boolean | undefined;
-  onceDrained?(resume: () => void): void;
 }
 
 /** A slow client holds the worker back (its socket is paused) instead of filling herd's memory. */
@@ -71,16 +57,16 @@ function heldBack(sink: RowSink, connection: PgConnection): RowSink {
 export async function runShardTasks(
   tasks: readonly ShardTask[],
   run: StatementRun,
-  session: SessionContext,
-  deps: ShardTaskDeps,
+  port: ExecutionPort,
+  sink: ResultSink,
   write: boolean,
-  sink: RowSink = session.output,
+  rows: RowSink = sink,
 ): Promise<TasksResult> {
-  const inBlock = session.inTransactionBlock();
+  const inBlock = port.inTransactionBlock();
   const description = { wanted: run.describe, sent: false, simple: run.bind === undefined };
-  const settings = session.settings();
+  const settings = port.settings();
   const spread = !write && !inBlock;
-  let works = planWorks(tasks, spread ? deps.pool.connectionsPerWorker : 1);
+  let works = planWorks(tasks, spread ? port.workers.connectionsPerWorker : 1);
   const wrap = write && !inBlock && (works.length > 1 || tasks.length > 1);
   const done: NodeWork[] = [];
   try {
@@ -89,17 +75,17 @@ export async function runShardTasks(
       await Promise.all(
         works.map(async (work) => {
           try {
-            if (inBlock) work.connection = await session.transaction.connection(work.node, settings);
+            if (inBlock) work.connection = await port.transaction.connection(work.node, settings);
             else {
-              work.connection = await deps.pool.acquire(work.node);
+              work.connection = await port.workers.acquire(work.node);
               work.borrowed = true;
               await applySettings(work.connection, settings);
             }
           } catch (error) {
             if (!spread) throw error;
             // a read goes to the shard's other placement when this worker cannot be reached
-            deps.pool.markDown(work.node);
-            deps.logger.warn("worker unreachable, reading other placements", {
+            port.workers.markDown(work.node);
+            port.logger.warn("worker unreachable, reading other placements", {
               node: work.node.name,
               error: errorMessage(error),
             });
@@ -107,24 +93,30 @@ export async function runShardTasks(
             return;
           }
           done.push(work);
-          await runWork(work, run, session, deps, description, wrap, sink);
+          await runWork(work, run, port, description, wrap, rows);
         }),
       );
-      works = unreachable.length > 0 ? failover(unreachable, deps) : [];
+      works = unreachable.length > 0 ? failover(unreachable, port) : [];
     }
     const results = done.flatMap((work) => work.items);
     const failed =
       results.find((item) => item.result?.error && item.primary) ?? results.find((item) => item.result?.error);
     if (failed?.result?.error) {
-      if (wrap) await finishAll(done, "ROLLBACK");
+      if (wrap) await endEach(done, "ROLLBACK");
       throw failed.result.error;
     }
     for (const item of results) {
-      for (const notice of item.primary ? (item.result?.notices ?? []) : [])
-        encodeNotice(session.output.writer, BackendMessage.noticeResponse, notice);
+      for (const notice of item.primary ? (item.result?.notices ?? []) : []) sink.notice(notice);
     }
-    if (wrap) await commitAll(done, session, deps);
-    checkReplicas(tasks, results, deps.logger);
+    if (wrap)
+      await commitEach(done, port.logger, (node) =>
+        sink.notice({
+          severity: "WARNING",
+          code: "01000",
+          message: `worker ${node.name} failed to commit; its placements missed this write`,
+        }),
+      );
+    checkReplicas(tasks, results, port.logger);
     const primaries = results.filter((item) => item.primary);
     return {
       tag: primaries[0]?.result?.tag ?? "",
@@ -132,8 +124,8 @@ export async function runShardTasks(
     };
   } finally {
     for (const work of done) {
-      if (work.connection) session.busyWorkers.delete(work.connection);
-      if (work.borrowed && work.connection) deps.pool.release(work.connection);
+      if (work.connection) port.busyWorkers.delete(work.connection);
+      if (work.borrowed && work.connection) port.workers.release(work.connection);
     }
   }
 }
@@ -160,12 +152,12 @@ function planWorks(tasks: readonly ShardTask[], perWorker: number): NodeWork[] {
 }
 
 /** The unreachable works' tasks, on their next placement (an error when a shard has none left). */
-function failover(unreachable: readonly NodeWork[], deps: ShardTaskDeps): NodeWork[] {
+function failover(unreachable: readonly NodeWork[], port: ExecutionPort): NodeWork[] {
   const down = new Set(unreachable.map((work) => work.node.id));
   const moved: ShardTask[] = [];
   for (const work of unreachable) {
     for (const { task } of work.items) {
-      const remaining = (task.fallbacks ?? []).filter((node) => !down.has(node.id) && !deps.pool.isDown(node));
+      const remaining = (task.fallbacks ?? []).filter((node) => !down.has(node.id) && !port.workers.isDown(node));
       const next = remaining[0] ?? (task.fallbacks ?? []).find((node) => !down.has(node.id));
       if (!next) {
         throw new HerdError(`no reachable placement of a shard on ${work.node.name}`, {
@@ -176,21 +168,20 @@ function failover(unreachable: readonly NodeWork[], deps: ShardTaskDeps): NodeWo
       moved.push({ sql: task.sql, nodes: [next], fallbacks: (task.fallbacks ?? []).filter((n) => n !== next) });
     }
   }
-  return planWorks(moved, deps.pool.connectionsPerWorker);
+  return planWorks(moved, port.workers.connectionsPerWorker);
 }
 
 /** Sends a work's statements on its connection, pipelined, and waits for their answers. */
 async function runWork(
   work: NodeWork,
   run: StatementRun,
-  session: SessionContext,
-  deps: ShardTaskDeps,
+  port: ExecutionPort,
   description: { wanted: boolean; sent: boolean; simple: boolean },
   wrap: boolean,
-  sink: RowSink,
+  rows: RowSink,
 ): Promise<void> {
   const connection = work.connection as PgConnection;
-  session.busyWorkers.add(connection);
+  port.busyWorkers.add(connection);
   const w = new BufferWriter(256);
   const answers: Promise<unknown>[] = [];
   if (wrap) {
@@ -206,7 +197,11 @@ async function runWork(
       run.bind,
       description.wanted && item.primary,
     );
-    item.result = new ShardResult(item.primary ? heldBack(sink, connection) : undefined, description, deps.catalog);
+    item.result = new ShardResult(
+      item.primary ? heldBack(rows, connection) : undefined,
+      description,
+      port.catalog.current,
+    );
     const result = item.result;
     answers.push(
       connection.exchange(w.flush(), result).then(() => {
@@ -215,37 +210,6 @@ async function runWork(
     );
   }
   await Promise.all(answers);
-}
-
-async function finishAll(works: NodeWork[], sql: "ROLLBACK" | "COMMIT"): Promise<void> {
-  await Promise.all(works.map((work) => work.connection?.query(sql).catch(() => work.connection?.destroy())));
-}
-
-/**
- * Commits worker by worker. Until one has committed, a failed commit rolls the rest back and is
- * the statement's error; after that, a placement that fails to commit missed the write: it is
- * reported (and, when placement repair exists, marked stale).
- */
-async function commitAll(works: NodeWork[], session: SessionContext, deps: ShardTaskDeps): Promise<void> {
-  let committed = 0;
-  for (const work of works) {
-    try {
-      await work.connection?.query("COMMIT");
-      committed += 1;
-    } catch (error) {
-      work.connection?.destroy();
-      if (committed === 0) {
-        await finishAll(works.slice(works.indexOf(work) + 1), "ROLLBACK");
-        throw error;
-      }
-      deps.logger.error("a placement missed a committed write", { node: work.node.name, error: errorMessage(error) });
-      encodeNotice(session.output.writer, BackendMessage.noticeResponse, {
-        severity: "WARNING",
-        code: "01000",
-        message: `worker ${work.node.name} failed to commit; its placements missed this write`,
-      });
-    }
-  }
 }
 
 /** Replicas of one shard must agree on what a write did; when they do not, say so loudly. */

@@ -1,13 +1,8 @@
 import { HerdError, SqlState } from "@herd/shared";
 import type { Exchange } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
-import { MERGE_TABLE, type MergeQueries } from "../planner/merge-planner.js";
-import {
-  decodeNotice,
-  decodeRowDescription,
-  encodeRowDescription,
-  type FieldDescription,
-} from "../protocol/backend-messages.js";
+import type { AnyNode } from "../parser/ast.js";
+import { decodeNotice, decodeRowDescription, type FieldDescription } from "../protocol/backend-messages.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import {
   type BindMessage,
@@ -21,14 +16,29 @@ import {
   encodeTarget,
 } from "../protocol/frontend-messages.js";
 import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
-import { type Frame, joinFrames } from "../protocol/message-framer.js";
-import type { SessionContext } from "./execution-port.js";
-import type { RowSink } from "./fan-out.js";
+import type { Frame } from "../protocol/message-framer.js";
+import type { ExecutionPort } from "./execution-port.js";
+import type { ResultSink, RowSink } from "./result-sink.js";
 
 /** Binary COPY's signature, flags and header extension length. */
 const COPY_HEADER = Buffer.from([...Buffer.from("PGCOPY\n\xff\r\n\0", "latin1"), ...[0, 0, 0, 0], ...[0, 0, 0, 0]]);
 const COPY_TRAILER = Buffer.from([0xff, 0xff]);
 const FLUSH_BYTES = 256 * 1024;
+
+/** The temporary table of the session's PostgreSQL that shard rows are merged in. */
+export const MERGE_TABLE = "herd_merge";
+
+/** The queries of a merge (merge-planner.ts builds them). */
+export interface MergeQueries {
+  /** The worker query (names the distributed tables; renamed per shard). */
+  readonly worker: AnyNode;
+  /** Names of the merge table's columns, in worker-query order. */
+  readonly columns: readonly string[];
+  /** The combine query over `pg_temp.herd_merge`. */
+  readonly combine: string;
+  /** How it was split, for EXPLAIN. */
+  readonly strategy: string;
+}
 
 export interface MergeInput {
   readonly queries: MergeQueries;
@@ -66,11 +76,12 @@ export class BackendMerge implements RowSink {
   rows = 0;
 
   constructor(
-    private readonly session: SessionContext,
+    private readonly port: ExecutionPort,
+    sink: ResultSink,
     private readonly input: MergeInput,
   ) {
-    const backend = session.backend;
-    this.answer = new MergeAnswer(session, input);
+    const backend = port.backend;
+    this.answer = new MergeAnswer(port, sink, input);
     const w = new BufferWriter(1024);
     const { queries, bind } = input;
     const columns = queries.columns.map((c) => `"${c}"`).join(", ");
@@ -162,11 +173,11 @@ export class BackendMerge implements RowSink {
   }
 
   private async end(request: Buffer): Promise<void> {
-    this.session.backend.write(request);
+    this.port.backend.write(request);
     try {
       await this.done;
     } finally {
-      this.session.backend.socket.off("drain", this.resumeSources);
+      this.port.backend.socket.off("drain", this.resumeSources);
       this.resumeSources();
     }
   }
@@ -177,39 +188,36 @@ export class BackendMerge implements RowSink {
     this.pending = [];
     this.pendingBytes = 0;
     // PostgreSQL slower than the shards: hold the workers back rather than buffering their rows
-    if (!this.session.backend.write(bytes) && !this.paused) {
+    if (!this.port.backend.write(bytes) && !this.paused) {
       this.paused = true;
-      for (const connection of this.session.busyWorkers) connection.pause();
+      for (const connection of this.port.busyWorkers) connection.pause();
     }
   }
 
   private readonly resumeSources = (): void => {
     if (!this.paused) return;
     this.paused = false;
-    for (const connection of this.session.busyWorkers) connection.resume();
+    for (const connection of this.port.busyWorkers) connection.resume();
   };
 }
 
 /**
- * The answers to the merge request: only the combine query's rows and command tag reach the
- * client, under the statement's own RowDescription (the merge table's columns would name a temp
- * table as their source); a combine column of another type than the statement's is herd's bug,
- * reported rather than relayed.
+ * The answers to the merge request: only the combine query's rows reach the client, under the
+ * statement's own RowDescription (the merge table's columns would name a temp table as their
+ * source); a combine column of another type than the statement's is herd's bug, reported rather
+ * than relayed. The combine query's tag is kept for the caller's CommandComplete.
  */
 class MergeAnswer implements Exchange {
   error: ServerError | undefined;
   typeMismatch: HerdError | undefined;
   tag = "";
   private completes = 0;
-  private frames: Frame[] = [];
-  private readonly output;
 
   constructor(
-    private readonly session: SessionContext,
+    private readonly port: ExecutionPort,
+    private readonly sink: ResultSink,
     private readonly input: MergeInput,
-  ) {
-    this.output = session.output;
-  }
+  ) {}
 
   message(frame: Frame): void {
     switch (frame.type) {
@@ -217,39 +225,37 @@ class MergeAnswer implements Exchange {
         this.checkTypes(decodeRowDescription(frame.body));
         if (this.input.describe && !this.typeMismatch) {
           const formats = this.input.bind?.resultFormats ?? [];
-          const fields = this.input.fields.map((field, i) => ({
-            ...field,
-            format: formats.length === 1 ? (formats[0] as number) : (formats[i] ?? 0),
-          }));
-          const w = new BufferWriter(256);
-          encodeRowDescription(w, fields);
-          this.frames.push({ type: BackendMessage.rowDescription, body: Buffer.alloc(0), raw: w.flush() } as Frame);
+          this.sink.fields(
+            this.input.fields.map((field, i) => ({
+              ...field,
+              format: formats.length === 1 ? (formats[0] as number) : (formats[i] ?? 0),
+            })),
+          );
         }
         break;
       case BackendMessage.dataRow:
-        if (!this.typeMismatch) this.frames.push(frame);
+        if (!this.typeMismatch) this.relay(frame);
         break;
       case BackendMessage.commandComplete:
         this.completes += 1;
-        if (this.completes === 3) {
-          this.tag = frame.body.toString("utf8", 0, frame.body.length - 1);
-          this.frames.push(frame);
-        }
+        if (this.completes === 3) this.tag = frame.body.toString("utf8", 0, frame.body.length - 1);
         break;
       case BackendMessage.errorResponse:
         this.error ??= new ServerError(decodeNotice(frame.body));
         break;
       case BackendMessage.noticeResponse:
-        this.frames.push(frame);
+        this.relay(frame);
         break;
     }
   }
 
-  chunkEnd(): void {
-    if (this.frames.length === 0) return;
-    // a slow client holds the coordinator's PostgreSQL back instead of filling memory
-    if (!this.output.write(joinFrames(this.frames))) this.session.backend.pause();
-    this.frames = [];
+  /** A slow client holds the coordinator's PostgreSQL back instead of filling memory. */
+  private relay(frame: Frame): void {
+    if (this.sink.raw(frame.raw) === false && this.sink.onceDrained) {
+      const backend = this.port.backend;
+      backend.pause();
+      this.sink.onceDrained(() => backend.resume());
+    }
   }
 
   private checkTypes(fields: readonly FieldDescription[]): void {

@@ -1,6 +1,6 @@
 import type { Exchange, PgConnection } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
-import type { Catalog } from "../metadata/catalog.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { decodeCommandComplete, decodeNotice, type NoticeFields } from "../protocol/backend-messages.js";
 import type { BufferWriter } from "../protocol/buffer-writer.js";
 import {
@@ -13,6 +13,7 @@ import {
 } from "../protocol/frontend-messages.js";
 import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
+import type { RowSink } from "./result-sink.js";
 
 const MAX_PREPARED_PER_CONNECTION = 1000;
 
@@ -65,9 +66,9 @@ export class ShardResult implements Exchange {
   notices: NoticeFields[] = [];
 
   constructor(
-    private readonly output: { raw(message: Buffer): unknown } | undefined,
+    private readonly output: RowSink | undefined,
     private readonly description: { sent: boolean; wanted: boolean; simple: boolean },
-    private readonly catalog: Catalog,
+    private readonly catalog: CatalogSnapshot,
   ) {}
 
   message(frame: Frame): void {
@@ -106,7 +107,7 @@ export function forgetFailedParse(connection: PgConnection, parsedAs: string | u
 }
 
 /** Shard names in a worker's message read as the tables the client knows (`events_102008` → `events`). */
-export function withTableNames(fields: NoticeFields, catalog: Catalog): NoticeFields {
+export function withTableNames(fields: NoticeFields, catalog: CatalogSnapshot): NoticeFields {
   const rename = (text: string | undefined) =>
     text?.replace(/([\p{L}_][\p{L}\p{N}_$]*)_(\d+)/gu, (whole, name: string, id: string) => {
       const table = catalog.shardTable(Number(id));

@@ -1,9 +1,22 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
-import type { Catalog } from "../metadata/catalog.js";
-import type { Shard, WorkerNode } from "../metadata/catalog-types.js";
-import { hashOfBinary, hashOfText, type ValueSource } from "../planner/distribution-value.js";
-import type { Anchor } from "../planner/plan.js";
+import type { DistributedTable, Shard, WorkerNode } from "../metadata/catalog-types.js";
 import { type BindMessage, parameterFormat } from "../protocol/frontend-messages.js";
+import { hashOfBinary, hashOfText, type ValueSource } from "./distribution-value.js";
+
+/**
+ * What pins a distributed table's distribution column in a statement (shard-pruning.ts finds
+ * it): values, or the elements of an array parameter (`= ANY($n)`).
+ */
+export type Pin =
+  | { readonly kind: "values"; readonly values: readonly ValueSource[] }
+  /** `= ANY($n)`: the values are the elements of an array parameter. */
+  | { readonly kind: "array-param"; readonly number: number };
+
+/** A distributed table a statement reads or writes, and what pins its distribution column. */
+export interface Anchor {
+  readonly table: DistributedTable;
+  readonly pin: Pin | undefined;
+}
 
 /**
  * The shard indexes an anchor's pin leads to, with the parameters of this execution; every
@@ -86,10 +99,10 @@ function parseTextArray(text: string): (string | null)[] | undefined {
 }
 
 /** The workers holding an active placement of a shard, in placement order. */
-export function activeNodes(shard: Shard, catalog: Catalog): WorkerNode[] {
+export function activeNodes(shard: Shard, workers: ReadonlyMap<number, WorkerNode>): WorkerNode[] {
   const nodes: WorkerNode[] = [];
   for (const placement of shard.placements) {
-    const node = catalog.nodes.get(placement.nodeId);
+    const node = workers.get(placement.nodeId);
     if (placement.state === "active" && node) nodes.push(node);
   }
   if (nodes.length === 0) {

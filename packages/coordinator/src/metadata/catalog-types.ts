@@ -85,3 +85,10 @@ export function shardSuffixed(name: string, shardId: number): string {
   while (Buffer.byteLength(base) + suffix.length > 63) base = base.slice(0, -1);
   return base + suffix;
 }
+
+/** The shard of `table` in shard group `index` (a reference table's one shard for any index). */
+export function shardOf(table: DistributedTable, index: number): Shard {
+  const shard = table.kind === "reference" ? table.shards[0] : table.shards[index];
+  if (!shard) throw new Error(`table ${table.name} has no shard ${index}`);
+  return shard;
+}

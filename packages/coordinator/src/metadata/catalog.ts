@@ -1,32 +1,20 @@
 import type { Logger } from "@herd/shared";
 import type pg from "pg";
+import { type CatalogSnapshot, catalogSnapshot } from "./catalog-snapshot.js";
 import type { Column, Constraint, DistributedTable, Placement, Shard, WorkerNode } from "./catalog-types.js";
 
 const NOTIFY_CHANNEL = "herd_metadata";
-
-export interface FunctionKinds {
-  readonly volatile: ReadonlySet<string>;
-  readonly stable: ReadonlySet<string>;
-  readonly aggregates: ReadonlySet<string>;
-}
+const EMPTY_FUNCTIONS = { volatile: [], stable: [], aggregates: [] } as const;
 
 /**
- * An in-memory copy of the metadata (nodes, distributed tables, shards, placements), read whole
- * from the coordinator's PostgreSQL and read again when it changes: triggers on the metadata
- * tables NOTIFY `herd_metadata` (migration 2), so several coordinator processes can share one
- * metadata database later. `version` grows with every load; plans cached against an older
- * version are planned again.
+ * The metadata (nodes, distributed tables, shards, placements) as the planner and executor see
+ * it: `current`, an immutable snapshot read whole from the coordinator's PostgreSQL, replaced by a
+ * new one when the metadata changes: triggers on the metadata tables NOTIFY `herd_metadata`
+ * (migration 2), so several coordinator processes can share one metadata database later.
+ * Snapshot versions grow with every load; plans made against an older one are planned again.
  */
 export class Catalog {
-  version = 0;
-  private tablesByOid = new Map<number, DistributedTable>();
-  private tablesByName = new Map<string, DistributedTable[]>();
-  private tablesByShard = new Map<number, DistributedTable>();
-  private nodeMap = new Map<number, WorkerNode>();
-  /** Names of functions that are not immutable, and of aggregates (any overload), for the planner. */
-  functions: FunctionKinds = { volatile: new Set(), stable: new Set(), aggregates: new Set() };
-  /** Indexes of distributed tables by name (unqualified), and the constraints of each table. */
-  private indexMap = new Map<string, { schema: string; table: number }[]>();
+  current: CatalogSnapshot = catalogSnapshot({ nodes: [], tables: [], indexes: [], functions: EMPTY_FUNCTIONS }, 0);
   private listener: pg.PoolClient | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
@@ -36,39 +24,8 @@ export class Catalog {
     private readonly logger: Logger,
   ) {}
 
-  get tables(): Iterable<DistributedTable> {
-    return this.tablesByOid.values();
-  }
-
-  get nodes(): ReadonlyMap<number, WorkerNode> {
-    return this.nodeMap;
-  }
-
-  /** The distributed table an index belongs to. */
-  indexTable(schema: string | undefined, name: string): DistributedTable | undefined {
-    const found = (this.indexMap.get(name) ?? []).filter((index) => schema === undefined || index.schema === schema);
-    return found[0] === undefined ? undefined : this.tablesByOid.get(found[0].table);
-  }
-
-  /** The table a shard id belongs to. */
-  shardTable(shardId: number): DistributedTable | undefined {
-    return this.tablesByShard.get(shardId);
-  }
-
-  byOid(oid: number): DistributedTable | undefined {
-    return this.tablesByOid.get(oid);
-  }
-
-  /**
-   * The distributed table a name refers to. Unqualified names are looked up by table name in any
-   * schema, preferring `public` when several schemas have one (herd does not follow each
-   * session's search_path yet).
-   */
-  resolve(schema: string | undefined, name: string): DistributedTable | undefined {
-    const candidates = this.tablesByName.get(name);
-    if (!candidates) return undefined;
-    if (schema !== undefined) return candidates.find((table) => table.schema === schema);
-    return candidates.length === 1 ? candidates[0] : (candidates.find((t) => t.schema === "public") ?? candidates[0]);
+  get version(): number {
+    return this.current.version;
   }
 
   async start(): Promise<void> {
@@ -171,16 +128,10 @@ export class Catalog {
       );
       await client.query("COMMIT");
 
-      const kinds = { volatile: new Set<string>(), stable: new Set<string>(), aggregates: new Set<string>() };
+      const kinds = { volatile: [] as string[], stable: [] as string[], aggregates: [] as string[] };
       for (const row of functions.rows) {
-        (row.kind === "a" ? kinds.aggregates : row.kind === "v" ? kinds.volatile : kinds.stable).add(row.name);
+        (row.kind === "a" ? kinds.aggregates : row.kind === "v" ? kinds.volatile : kinds.stable).push(row.name);
       }
-      this.functions = kinds;
-      const indexMap = new Map<string, { schema: string; table: number }[]>();
-      for (const row of indexes.rows) {
-        indexMap.set(row.name, [...(indexMap.get(row.name) ?? []), { schema: row.schema, table: row.relation }]);
-      }
-      this.indexMap = indexMap;
       const constraintsByTable = new Map<number, Constraint[]>();
       for (const row of constraints.rows) {
         const list = constraintsByTable.get(row.relation) ?? [];
@@ -225,11 +176,9 @@ export class Catalog {
         });
         columnsByTable.set(row.relation, list);
       }
-      const byOid = new Map<number, DistributedTable>();
-      const byName = new Map<string, DistributedTable[]>();
-      for (const row of tables.rows) {
+      const tableList: DistributedTable[] = tables.rows.map((row) => {
         const oid = Number(row.oid);
-        const table: DistributedTable = {
+        return {
           oid,
           schema: row.schema,
           name: row.name,
@@ -241,18 +190,16 @@ export class Catalog {
           constraints: constraintsByTable.get(oid) ?? [],
           shards: shardsByTable.get(oid) ?? [],
         };
-        byOid.set(oid, table);
-        byName.set(table.name, [...(byName.get(table.name) ?? []), table]);
-      }
-      this.nodeMap = new Map(
-        nodes.rows.map((row) => [row.id, { ...row, state: row.state as WorkerNode["state"] }] as const),
+      });
+      this.current = catalogSnapshot(
+        {
+          nodes: nodes.rows.map((row) => ({ ...row, state: row.state as WorkerNode["state"] })),
+          tables: tableList,
+          indexes: indexes.rows.map((row) => ({ schema: row.schema, name: row.name, table: row.relation })),
+          functions: kinds,
+        },
+        this.current.version + 1,
       );
-      this.tablesByOid = byOid;
-      this.tablesByShard = new Map(
-        [...byOid.values()].flatMap((table) => table.shards.map((shard) => [shard.id, table] as const)),
-      );
-      this.tablesByName = byName;
-      this.version += 1;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
       throw error;

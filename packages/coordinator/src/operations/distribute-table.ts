@@ -2,12 +2,11 @@ import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared
 import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
 import { copyRowsInto } from "../copy/copy-in.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
-import type { SessionContext } from "../executor/execution-port.js";
-import type { ShardTaskDeps } from "../executor/fan-out.js";
-import type { Catalog } from "../metadata/catalog.js";
+import { hashOfText, isHashableType } from "../executor/distribution-value.js";
+import { ExecutionErrors } from "../executor/execution-errors.js";
+import type { ExecutionPort } from "../executor/execution-port.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { shardName, type WorkerNode } from "../metadata/catalog-types.js";
-import { constraintWithoutPartitionColumn } from "../planner/ddl-planner.js";
-import { hashOfText, isHashableType } from "../planner/distribution-value.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
@@ -47,13 +46,8 @@ interface ShellTable {
  * and its replicas to the workers after it; a table colocated with another takes the same
  * workers shard by shard, so joins on the distribution column stay on one worker.
  */
-export async function distributeTable(
-  request: DistributeRequest,
-  session: SessionContext,
-  deps: ShardTaskDeps,
-  defaults: DistributeDefaults,
-): Promise<void> {
-  if (session.inTransactionBlock()) {
+export async function distributeTable(request: DistributeRequest, port: ExecutionPort): Promise<void> {
+  if (port.inTransactionBlock()) {
     throw new HerdError(
       `${request.kind === "hash" ? "create_distributed_table" : "create_reference_table"} cannot run inside a transaction block`,
       {
@@ -61,9 +55,10 @@ export async function distributeTable(
       },
     );
   }
-  const { catalog } = deps;
-  await catalog.reload();
-  const backend = session.backend;
+  await port.catalog.reload();
+  const catalog = port.catalog.current;
+  const defaults = port.defaults;
+  const backend = port.backend;
   const shell = await resolveShell(backend, request.table);
   if (catalog.byOid(shell.oid)) {
     throw new HerdError(`table "${shell.name}" is already distributed`, { sqlState: SqlState.invalidTableDefinition });
@@ -113,7 +108,7 @@ export async function distributeTable(
   }
 
   const definition = await readShellDefinition(backend, shell.oid);
-  const change = new TwoPhaseChange(deps.pool, deps.logger);
+  const change = new TwoPhaseChange(port.workers, port.logger);
   await backend.query("BEGIN");
   try {
     await backend.query(`LOCK TABLE ${quoted(shell)} IN EXCLUSIVE MODE`);
@@ -189,7 +184,7 @@ export async function distributeTable(
     await backend.query("ROLLBACK").catch(() => {});
     throw error;
   } finally {
-    await catalog.reload();
+    await port.catalog.reload();
   }
 }
 
@@ -242,12 +237,12 @@ async function distributionColumnType(backend: PgConnection, shell: ShellTable, 
         AND NOT $2::int2 = ANY (i.indkey::int2[])`,
     [String(shell.oid), (row[1] as Buffer).toString()],
   );
-  if (uniques.rows.length > 0) throw constraintWithoutPartitionColumn(shell.name);
+  if (uniques.rows.length > 0) throw ExecutionErrors.constraintWithoutPartitionColumn(shell.name);
   return type;
 }
 
 /** The distributed table whose shards and workers a new table takes, if it is colocated with one. */
-function colocationSource(request: DistributeRequest, catalog: Catalog, columnType: number, name: string) {
+function colocationSource(request: DistributeRequest, catalog: CatalogSnapshot, columnType: number, name: string) {
   const target = request.colocateWith ?? "default";
   if (target === "none") return undefined;
   if (target === "default") {

@@ -1,31 +1,39 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
 import { firstValue } from "../connection/pg-connection.js";
-import type { SessionContext, StatementRun } from "../executor/execution-port.js";
-import type { ShardTaskDeps } from "../executor/fan-out.js";
+import { hashOfText, type ValueSource } from "../executor/distribution-value.js";
+import type { ExecutionPort } from "../executor/execution-port.js";
 import { parameterValue } from "../executor/shard-selection.js";
-import type { ValueSource } from "../planner/distribution-value.js";
-import { hashOfText } from "../planner/distribution-value.js";
-import type { FunctionCall } from "../planner/plan.js";
-import { encodeCommandComplete, encodeDataRow, encodeRowDescription } from "../protocol/backend-messages.js";
-import { type DistributeDefaults, distributeTable } from "./distribute-table.js";
+import type { StatementRun } from "../executor/statement-run.js";
+import { distributeTable } from "./distribute-table.js";
+
+/** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
+export interface FunctionCall {
+  readonly name: "create_distributed_table" | "create_reference_table" | "get_shard_id_for_distribution_column";
+  /** The column name the result goes under (the function's name or the alias). */
+  readonly column: string;
+  readonly positional: readonly ValueSource[];
+  readonly named: ReadonlyMap<string, ValueSource>;
+}
+
+/** A function's one-row answer: its value as text, and the value's type. */
+export interface FunctionAnswer {
+  readonly typeOid: number;
+  readonly value: string;
+}
 
 const VOID_OID = 2278;
-const INT8_OID = 20;
+export const INT8_OID = 20;
 
-/** Runs a call of one of herd's SQL functions and answers with its one row, as PostgreSQL would. */
-export async function runHerdFunction(
+/** Runs a call of one of herd's SQL functions; resolves with its one value, as PostgreSQL would answer it. */
+export async function callHerdFunction(
   call: FunctionCall,
   run: StatementRun,
-  session: SessionContext,
-  deps: ShardTaskDeps,
-  defaults: DistributeDefaults,
-): Promise<void> {
+  port: ExecutionPort,
+): Promise<FunctionAnswer> {
   const arg = (position: number, name: string): string | null | undefined => {
     const source = call.named.get(name) ?? call.positional[position];
     return source === undefined ? undefined : textOf(source, run);
   };
-  let type = VOID_OID;
-  let value = "";
   switch (call.name) {
     case "create_distributed_table": {
       const table = required(arg(0, "table_name"), "table_name");
@@ -44,59 +52,24 @@ export async function runHerdFunction(
           colocateWith: arg(3, "colocate_with") ?? "default",
           shardCount: shardCount === undefined || shardCount === null ? undefined : Number(shardCount),
         },
-        session,
-        deps,
-        defaults,
+        port,
       );
-      break;
+      return { typeOid: VOID_OID, value: "" };
     }
     case "create_reference_table":
-      await distributeTable(
-        { table: required(arg(0, "table_name"), "table_name"), kind: "reference" },
-        session,
-        deps,
-        defaults,
-      );
-      break;
+      await distributeTable({ table: required(arg(0, "table_name"), "table_name"), kind: "reference" }, port);
+      return { typeOid: VOID_OID, value: "" };
     case "get_shard_id_for_distribution_column": {
-      type = INT8_OID;
-      value = String(
-        await shardIdFor(
-          required(arg(0, "table_name"), "table_name"),
-          arg(1, "distribution_value") ?? null,
-          session,
-          deps,
-        ),
-      );
-      break;
+      const table = required(arg(0, "table_name"), "table_name");
+      const id = await shardIdFor(table, arg(1, "distribution_value") ?? null, port);
+      return { typeOid: INT8_OID, value: String(id) };
     }
   }
-  const w = session.output.writer;
-  if (run.describe) {
-    encodeRowDescription(w, [
-      {
-        name: call.column,
-        tableOid: 0,
-        columnNumber: 0,
-        typeOid: type,
-        typeSize: type === INT8_OID ? 8 : 4,
-        typeModifier: -1,
-        format: 0,
-      },
-    ]);
-  }
-  encodeDataRow(w, [value]);
-  encodeCommandComplete(w, "SELECT 1");
 }
 
-async function shardIdFor(
-  table: string,
-  value: string | null,
-  session: SessionContext,
-  deps: ShardTaskDeps,
-): Promise<number> {
-  const resolved = await session.backend.query("SELECT $1::regclass::oid", [table]);
-  const distributed = deps.catalog.byOid(Number(firstValue(resolved)));
+async function shardIdFor(table: string, value: string | null, port: ExecutionPort): Promise<number> {
+  const resolved = await port.backend.query("SELECT $1::regclass::oid", [table]);
+  const distributed = port.catalog.current.byOid(Number(firstValue(resolved)));
   if (!distributed) throw new HerdError("relation is not distributed", { sqlState: SqlState.invalidTableDefinition });
   if (distributed.kind === "reference") return (distributed.shards[0] as { id: number }).id;
   if (value === null) {

@@ -1,9 +1,8 @@
 import type { PgConnection } from "../connection/pg-connection.js";
-import type { Catalog } from "../metadata/catalog.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { isSuffixedConstraintKind, shardName, shardSuffixed } from "../metadata/catalog-types.js";
+import { isSuffixedConstraintKind, shardName, shardOf, shardSuffixed } from "../metadata/catalog-types.js";
 import { type AnyNode, deparse, parseStatements, walk } from "../parser/ast.js";
-import { shardOf } from "../planner/route-planner.js";
 
 /**
  * The definition of a shell table as statements (CREATE TABLE with columns, types, collations,
@@ -60,7 +59,7 @@ export function shardDefinition(
   table: Pick<DistributedTable, "schema" | "name">,
   shardId: number,
   index: number,
-  catalog: Catalog,
+  catalog: CatalogSnapshot,
 ): string[] {
   return statements.map((statement) => {
     const copy = structuredClone(statement);

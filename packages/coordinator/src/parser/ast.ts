@@ -41,6 +41,35 @@ export function walk(node: unknown, visit: (value: AnyNode, key: string) => bool
   for (const [childKey, child] of Object.entries(node)) walk(child, visit, childKey);
 }
 
+/**
+ * `walk`, with the path (keys and array indexes) from the root to each object, so that the same
+ * object can be found again in a copy of the tree. The path array is reused: copy it to keep it.
+ */
+export function walkWithPath(
+  node: unknown,
+  visit: (value: AnyNode, key: string, path: readonly (string | number)[]) => boolean | undefined,
+): void {
+  const path: (string | number)[] = [];
+  const step = (value: unknown, key: string): void => {
+    if (value === null || typeof value !== "object") return;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => {
+        path.push(i);
+        step(item, key);
+        path.pop();
+      });
+      return;
+    }
+    if (visit(value as AnyNode, key, path) === false) return;
+    for (const [childKey, child] of Object.entries(value)) {
+      path.push(childKey);
+      step(child, childKey);
+      path.pop();
+    }
+  };
+  step(node, "");
+}
+
 /** The strings of a name list (`[{String:{sval:"public"}}, {String:{sval:"events"}}]`). */
 export function names(list: unknown): string[] {
   if (!Array.isArray(list)) return [];

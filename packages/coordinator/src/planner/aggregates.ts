@@ -1,15 +1,15 @@
-import type { Catalog } from "../metadata/catalog.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
 
 /** A call of an aggregate (not as a window function). */
-export function isAggregateCall(call: AnyNode, catalog: Catalog): boolean {
+export function isAggregateCall(call: AnyNode, catalog: CatalogSnapshot): boolean {
   if (call.over) return false;
   if (call.agg_star || call.agg_distinct || call.agg_within_group || call.agg_order) return true;
   return catalog.functions.aggregates.has(names(call.funcname).at(-1) as string);
 }
 
 /** Aggregate calls of a SELECT level's result, HAVING and ORDER BY (not inside subqueries). */
-export function forEachAggregate(select: AnyNode, catalog: Catalog, visit: (call: AnyNode) => void): void {
+export function forEachAggregate(select: AnyNode, catalog: CatalogSnapshot, visit: (call: AnyNode) => void): void {
   walk([select.targetList, select.havingClause, select.sortClause], (child, key) => {
     if (key === "SubLink") return false;
     if (key === "FuncCall" && isAggregateCall(child, catalog)) {
@@ -20,7 +20,7 @@ export function forEachAggregate(select: AnyNode, catalog: Catalog, visit: (call
   });
 }
 
-export function hasAggregates(select: AnyNode, catalog: Catalog): boolean {
+export function hasAggregates(select: AnyNode, catalog: CatalogSnapshot): boolean {
   let found = false;
   forEachAggregate(select, catalog, () => {
     found = true;

@@ -1,5 +1,5 @@
 import type { HerdError } from "@herd/shared";
-import type { Catalog } from "../metadata/catalog.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import {
   type AnyNode,
@@ -64,7 +64,7 @@ interface Scope {
   readonly ctes: Map<string, Map<string, string>>;
 }
 
-export function analyzeColocation(statement: AnyNode, catalog: Catalog): Colocation {
+export function analyzeColocation(statement: AnyNode, catalog: CatalogSnapshot): Colocation {
   return new ColocationAnalysis(catalog).run(statement);
 }
 
@@ -75,7 +75,7 @@ class ColocationAnalysis {
   private nextEntry = 0;
   private top: Scope | undefined;
 
-  constructor(private readonly catalog: Catalog) {}
+  constructor(private readonly catalog: CatalogSnapshot) {}
 
   run(statement: AnyNode): Colocation {
     const [type, node] = unwrap(statement) as [string, AnyNode];

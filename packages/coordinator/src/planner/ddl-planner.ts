@@ -1,17 +1,21 @@
 import { HerdError, SqlState } from "@herd/shared";
-import type { Catalog } from "../metadata/catalog.js";
+import { ExecutionErrors } from "../executor/execution-errors.js";
+import { Ddl } from "../executor/primitives/ddl.js";
+import { Refuse } from "../executor/primitives/refuse.js";
+import { renameToShards } from "../executor/shard-statements.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import {
   type DistributedTable,
   isSuffixedConstraint,
   isSuffixedConstraintKind,
   shardName,
+  shardOf,
   shardSuffixed,
 } from "../metadata/catalog-types.js";
+import type { DdlChange } from "../operations/distributed-ddl.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
-import type { Plan } from "./plan.js";
 import { PlannerErrors } from "./planner-errors.js";
-import { findRelations, renameRelations } from "./relations.js";
-import { shardOf } from "./route-planner.js";
+import { findRelations, tableMentions } from "./relations.js";
 
 /**
  * DDL on distributed and reference tables: CREATE INDEX, ALTER TABLE, ALTER INDEX … RENAME,
@@ -19,7 +23,12 @@ import { shardOf } from "./route-planner.js";
  * placement, all or nothing (see executor/distributed-ddl.ts). Returns undefined when the
  * command touches no distributed table.
  */
-export function planDdl(type: string, node: AnyNode, statement: AnyNode, catalog: Catalog): Plan | undefined {
+export function planDdl(
+  type: string,
+  node: AnyNode,
+  statement: AnyNode,
+  catalog: CatalogSnapshot,
+): Ddl | Refuse | undefined {
   switch (type) {
     case "IndexStmt": {
       const table = catalog.resolve(node.relation.schemaname, node.relation.relname);
@@ -34,7 +43,7 @@ export function planDdl(type: string, node: AnyNode, statement: AnyNode, catalog
           );
         }
       }
-      return ddl(statement, [table], "alter");
+      return ddl(statement, [table], "alter", catalog);
     }
     case "AlterTableStmt": {
       const relation = node.relation as AnyNode;
@@ -47,7 +56,7 @@ export function planDdl(type: string, node: AnyNode, statement: AnyNode, catalog
         const problem = alterProblem(as(cmd, "AlterTableCmd") as AnyNode, table, catalog);
         if (problem) return error(problem);
       }
-      return ddl(statement, [table], "alter");
+      return ddl(statement, [table], "alter", catalog);
     }
     case "RenameStmt": {
       const relation = node.relation as AnyNode | undefined;
@@ -60,7 +69,7 @@ export function planDdl(type: string, node: AnyNode, statement: AnyNode, catalog
       if (node.renameType === "OBJECT_COLUMN" && node.subname === table.distributionColumn) {
         return error(PlannerErrors.notSupported("renaming the distribution column"));
       }
-      return ddl(statement, [table], "alter");
+      return ddl(statement, [table], "alter", catalog);
     }
     case "DropStmt": {
       const objects = ((node.objects ?? []) as unknown[]).map((object) => names(as(object, "List")?.items));
@@ -73,32 +82,91 @@ export function planDdl(type: string, node: AnyNode, statement: AnyNode, catalog
       const tables = objects.map(resolve).filter((table) => table !== undefined);
       if (tables.length === 0) return undefined;
       if (node.concurrent) return error(PlannerErrors.notSupported("DROP INDEX CONCURRENTLY on distributed tables"));
-      return ddl(statement, [...new Set(tables)], node.removeType === "OBJECT_TABLE" ? "drop-tables" : "drop-indexes");
+      return ddl(
+        statement,
+        [...new Set(tables)],
+        node.removeType === "OBJECT_TABLE" ? "drop-tables" : "drop-indexes",
+        catalog,
+      );
     }
     case "TruncateStmt": {
       const tables = findRelations(statement, catalog)
         .map((ref) => ref.table)
         .filter((table) => table !== undefined);
-      return tables.length === 0 ? undefined : ddl(statement, [...new Set(tables)], "truncate");
+      return tables.length === 0 ? undefined : ddl(statement, [...new Set(tables)], "truncate", catalog);
     }
   }
   return undefined;
 }
 
-function ddl(
-  tree: AnyNode,
-  tables: DistributedTable[],
-  action: "alter" | "drop-tables" | "drop-indexes" | "truncate",
-): Plan {
-  return { kind: "ddl", ddl: { tree, tables, action } };
+/**
+ * The change as the executor runs it: the shell's command (CREATE INDEX CONCURRENTLY cannot run
+ * inside the transactions that make DDL atomic, so it loses CONCURRENTLY) and each shard's.
+ */
+function ddl(tree: AnyNode, tables: DistributedTable[], action: DdlChange["action"], catalog: CatalogSnapshot): Ddl {
+  const statement = withoutConcurrently(tree);
+  const shardCommands = tables.flatMap((table) =>
+    table.shards.map((shard) => ({
+      table,
+      index: shard.index,
+      sql: shardCommand(action, statement, table, shard.index, catalog),
+    })),
+  );
+  return new Ddl({ tables, action, shellSql: deparse(statement), shardCommands, workers: catalog.nodes });
 }
 
-function error(problem: HerdError): Plan {
-  return { kind: "error", error: problem };
+function error(problem: HerdError): Refuse {
+  return new Refuse(problem);
+}
+
+function withoutConcurrently(tree: AnyNode): AnyNode {
+  const [type, node] = unwrap(tree) as [string, AnyNode];
+  if (type !== "IndexStmt" || !node.concurrent) return tree;
+  const copy = structuredClone(tree);
+  copy.IndexStmt.concurrent = false;
+  return copy;
+}
+
+/** What shard `index` of `table` runs: DROP and TRUNCATE of the shard itself, or the command renamed. */
+function shardCommand(
+  action: DdlChange["action"],
+  tree: AnyNode,
+  table: DistributedTable,
+  index: number,
+  catalog: CatalogSnapshot,
+): string {
+  const shard = shardOf(table, index);
+  const behavior = (unwrap(tree)?.[1].behavior as string | undefined) ?? "DROP_RESTRICT";
+  if (action === "drop-tables") {
+    return deparse({
+      DropStmt: {
+        objects: [
+          { List: { items: [{ String: { sval: table.schema } }, { String: { sval: shardName(table, shard.id) } }] } },
+        ],
+        removeType: "OBJECT_TABLE",
+        behavior,
+        missing_ok: true,
+      },
+    });
+  }
+  if (action === "truncate") {
+    return deparse({
+      TruncateStmt: {
+        relations: [
+          {
+            RangeVar: { schemaname: table.schema, relname: shardName(table, shard.id), inh: true, relpersistence: "p" },
+          },
+        ],
+        restart_seqs: tree.TruncateStmt.restart_seqs ?? false,
+        behavior,
+      },
+    });
+  }
+  return shardDdl(tree, catalog, table, index);
 }
 
 /** What Citus refuses in ALTER TABLE on a distributed table. */
-function alterProblem(cmd: AnyNode, table: DistributedTable, catalog: Catalog): HerdError | undefined {
+function alterProblem(cmd: AnyNode, table: DistributedTable, catalog: CatalogSnapshot): HerdError | undefined {
   const column = table.distributionColumn;
   if ((cmd.subtype === "AT_AlterColumnType" || cmd.subtype === "AT_DropColumn") && column && cmd.name === column) {
     return new HerdError("cannot execute ALTER TABLE command involving partition column", {
@@ -108,7 +176,7 @@ function alterProblem(cmd: AnyNode, table: DistributedTable, catalog: Catalog): 
   const constraint = as(cmd.def, "Constraint");
   if (cmd.subtype !== "AT_AddConstraint" || !constraint) return undefined;
   if ((constraint.contype === "CONSTR_PRIMARY" || constraint.contype === "CONSTR_UNIQUE") && column) {
-    if (!names(constraint.keys).includes(column)) return constraintWithoutPartitionColumn(table.name);
+    if (!names(constraint.keys).includes(column)) return ExecutionErrors.constraintWithoutPartitionColumn(table.name);
   }
   if (constraint.contype === "CONSTR_FOREIGN") {
     const referenced = catalog.resolve(constraint.pktable.schemaname, constraint.pktable.relname);
@@ -136,21 +204,13 @@ function alterProblem(cmd: AnyNode, table: DistributedTable, catalog: Catalog): 
   return undefined;
 }
 
-export function constraintWithoutPartitionColumn(tableName: string): HerdError {
-  return new HerdError(`cannot create constraint on "${tableName}"`, {
-    sqlState: SqlState.featureNotSupported,
-    detail:
-      "Distributed relations cannot have UNIQUE, EXCLUDE, or PRIMARY KEY constraints that do not include the partition column (with an equality operator if EXCLUDE).",
-  });
-}
-
 /**
  * The command as shard `index` of `table` runs it: tables renamed to their shards (a foreign
  * key's referenced table to the colocated shard, or a reference table's one shard), and the
  * names PostgreSQL wants unique per schema — indexes and the constraints that own one — given
  * the shard's id as suffix, as Citus names them (`events_pkey_102008`).
  */
-export function shardDdl(tree: AnyNode, catalog: Catalog, table: DistributedTable, index: number): string {
+function shardDdl(tree: AnyNode, catalog: CatalogSnapshot, table: DistributedTable, index: number): string {
   const copy = structuredClone(tree);
   const shardId = shardOf(table, index).id;
   const [type, node] = unwrap(copy) as [string, AnyNode];
@@ -158,7 +218,7 @@ export function shardDdl(tree: AnyNode, catalog: Catalog, table: DistributedTabl
     (type === "AlterTableStmt" && node.objtype === "OBJECT_INDEX") ||
     (type === "RenameStmt" && node.renameType === "OBJECT_INDEX");
   if (isIndexCommand) node.relation.relname = shardSuffixed(node.relation.relname, shardId);
-  else renameRelations(copy, catalog, (t) => shardName(t, shardOf(t, index).id), false);
+  else renameToShards(copy, tableMentions(findRelations(copy, catalog), false), index);
   const suffixedConstraint = (name: string) =>
     table.constraints.some((c) => c.name === name && isSuffixedConstraint(c.type))
       ? shardSuffixed(name, shardId)

@@ -1,7 +1,10 @@
 import { HerdError, SqlState } from "@herd/shared";
+import type { ValueSource } from "../executor/distribution-value.js";
+import { HerdFunction } from "../executor/primitives/herd-function.js";
+import { Refuse } from "../executor/primitives/refuse.js";
+import type { FunctionCall } from "../operations/herd-functions.js";
 import { type AnyNode, as, names } from "../parser/ast.js";
-import { type ValueSource, valueSource } from "./distribution-value.js";
-import type { FunctionCall, Plan } from "./plan.js";
+import { valueSource } from "./value-source.js";
 
 const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "create_distributed_table",
@@ -14,7 +17,7 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
  * one call of one of herd's functions, with constants or parameters as arguments, and nothing
  * else (no FROM). Returns undefined for any other statement.
  */
-export function planFunctionCall(select: AnyNode): Plan | undefined {
+export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undefined {
   const targets = (select.targetList ?? []) as unknown[];
   if (targets.length !== 1 || select.fromClause || select.whereClause) return undefined;
   const target = as(targets[0], "ResTarget") as AnyNode;
@@ -29,15 +32,14 @@ export function planFunctionCall(select: AnyNode): Plan | undefined {
     const namedArg = as(arg, "NamedArgExpr");
     const value = valueSource(namedArg ? namedArg.arg : arg);
     if (!value) {
-      return {
-        kind: "error",
-        error: new HerdError(`the arguments of ${name}() must be constants or parameters`, {
+      return new Refuse(
+        new HerdError(`the arguments of ${name}() must be constants or parameters`, {
           sqlState: SqlState.featureNotSupported,
         }),
-      };
+      );
     }
     if (namedArg) named.set(namedArg.name as string, value);
     else positional.push(value);
   }
-  return { kind: "function", call: { name, column: (target.name as string | undefined) ?? name, positional, named } };
+  return new HerdFunction({ name, column: (target.name as string | undefined) ?? name, positional, named });
 }

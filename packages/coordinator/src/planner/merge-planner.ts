@@ -1,4 +1,6 @@
-import type { Catalog } from "../metadata/catalog.js";
+import { MERGE_TABLE, type MergeQueries } from "../executor/merge-on-backend.js";
+import type { MergeSplit, StatementTypes } from "../executor/primitives/merge-route.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import {
   type AnyNode,
   as,
@@ -9,7 +11,6 @@ import {
   unwrap,
   walk,
 } from "../parser/ast.js";
-import type { FieldDescription } from "../protocol/backend-messages.js";
 import {
   combineAggregate,
   forEachAggregate,
@@ -18,6 +19,7 @@ import {
   type PartialColumns,
 } from "./aggregates.js";
 import { PlannerErrors } from "./planner-errors.js";
+import { findRelations, tableMentions } from "./relations.js";
 
 /**
  * The two halves of a multi-shard SELECT whose rows cannot simply be appended (after Citus's
@@ -37,7 +39,8 @@ import { PlannerErrors } from "./planner-errors.js";
  *   combine: SELECT c1 AS l_shipmode, round(CAST(sum(c2) AS numeric) / NULLIF(sum(c3), 0), 2) AS q
  *              FROM pg_temp.herd_merge GROUP BY c1 ORDER BY q DESC LIMIT 3
  */
-export interface MergeTemplate {
+/** The plan-time half of a merge: the SELECT, how it splits, and which argument types the build needs. */
+interface MergeTemplate {
   /** "rows": each shard's rows are final (no aggregation, or grouped by the distribution column). */
   readonly kind: "rows" | "aggregate";
   readonly select: AnyNode;
@@ -45,44 +48,24 @@ export interface MergeTemplate {
   readonly probedArguments: readonly AnyNode[];
 }
 
-/** The built queries, for one set of parameter types. */
-export interface MergeQueries {
-  /** The worker query (names the distributed tables; renamed per shard). */
-  readonly worker: AnyNode;
-  /** Names of the merge table's columns, in worker-query order. */
-  readonly columns: readonly string[];
-  /** The combine query over `pg_temp.herd_merge`. */
-  readonly combine: string;
-  /** How it was split, for EXPLAIN. */
-  readonly strategy: string;
-}
-
-/** The queries built for one set of parameter types, with what PostgreSQL said of the statement. */
-export interface BuiltMerge {
-  readonly queries: MergeQueries;
-  /** The statement as PostgreSQL describes it: resolved parameter types, result columns. */
-  readonly description: {
-    readonly parameterTypes: readonly number[];
-    readonly fields: readonly FieldDescription[];
+/**
+ * The split of a multi-shard SELECT (`kind` as the route planner decided): the probe of the
+ * aggregate arguments' types now, the worker and combine queries once PostgreSQL told the types.
+ */
+export function mergeSplit(select: AnyNode, kind: MergeTemplate["kind"], catalog: CatalogSnapshot): MergeSplit {
+  const template = mergeTemplate(select, kind, catalog);
+  const probe = argumentProbe(template);
+  return {
+    kind,
+    probe: probe && deparse(probe),
+    build(types: StatementTypes) {
+      const queries = buildMerge(template, types, catalog);
+      return { queries, workerMentions: tableMentions(findRelations(queries.worker, catalog), true) };
+    },
   };
-  /** The worker query on the shell tables. */
-  readonly workerSql: string;
-  /** The worker query per shard group, deparsed on first use. */
-  readonly sqlFor: (string | undefined)[];
 }
 
-/** What PostgreSQL says about the statement and the probed arguments. */
-export interface StatementTypes {
-  /** The names of the statement's result columns. */
-  readonly outputNames: readonly string[];
-  /** Type OID of each probed argument, in `probedArguments` order. */
-  readonly argumentTypes: readonly number[];
-}
-
-export const MERGE_TABLE = "herd_merge";
-
-/** Plan-time half: which argument types the build needs (`kind` as the route planner decided). */
-export function mergeTemplate(select: AnyNode, kind: MergeTemplate["kind"], catalog: Catalog): MergeTemplate {
+function mergeTemplate(select: AnyNode, kind: MergeTemplate["kind"], catalog: CatalogSnapshot): MergeTemplate {
   if (kind === "rows") return { kind, select, probedArguments: [] };
   if (((select.groupClause ?? []) as unknown[]).some((item) => as(item, "GroupingSet")))
     throw PlannerErrors.notSupported("GROUPING SETS, ROLLUP or CUBE across several shards");
@@ -94,7 +77,7 @@ export function mergeTemplate(select: AnyNode, kind: MergeTemplate["kind"], cata
 }
 
 /** The SELECT that tells the probed arguments' types: same FROM and WHERE, arguments as columns. */
-export function argumentProbe(template: MergeTemplate): AnyNode | undefined {
+function argumentProbe(template: MergeTemplate): AnyNode | undefined {
   if (template.probedArguments.length === 0) return undefined;
   const select = template.select;
   return {
@@ -110,7 +93,7 @@ export function argumentProbe(template: MergeTemplate): AnyNode | undefined {
 }
 
 /** Run-time half: the worker and combine queries, given the types PostgreSQL reported. */
-export function buildMerge(template: MergeTemplate, types: StatementTypes, catalog: Catalog): MergeQueries {
+function buildMerge(template: MergeTemplate, types: StatementTypes, catalog: CatalogSnapshot): MergeQueries {
   if (template.kind === "rows") return new RowsMerge(template.select, types).build();
   const argumentTypes = new Map(template.probedArguments.map((arg, i) => [arg, types.argumentTypes[i] as number]));
   try {
@@ -234,7 +217,7 @@ class AggregateMerge {
   constructor(
     private readonly select: AnyNode,
     private readonly types: StatementTypes,
-    private readonly catalog: Catalog,
+    private readonly catalog: CatalogSnapshot,
     private readonly argumentTypes: ReadonlyMap<AnyNode, number>,
     private readonly pullRows: boolean,
   ) {}

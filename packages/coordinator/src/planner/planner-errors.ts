@@ -1,12 +1,9 @@
 import { HerdError, SqlState } from "@herd/shared";
+import { ExecutionErrors } from "../executor/execution-errors.js";
 
-/** Errors the planner gives, with Citus's wording where Citus has one. */
+/** Errors the planner gives, with Citus's wording where Citus has one (some shared with execution). */
 export const PlannerErrors = {
-  complexJoin: () =>
-    new HerdError(
-      "complex joins are only supported when all distributed tables are co-located and joined on their distribution columns",
-      { sqlState: SqlState.featureNotSupported },
-    ),
+  complexJoin: ExecutionErrors.complexJoin,
   mixedLocal: (local: string, distributed: string) =>
     new HerdError(`cannot plan queries that include both regular and distributed relations`, {
       sqlState: SqlState.featureNotSupported,
@@ -42,14 +39,7 @@ export const PlannerErrors = {
       sqlState: SqlState.featureNotSupported,
       hint: "Window functions are supported in two ways. Either add an equality filter on the distributed tables' partition column or use the window functions with a PARTITION BY clause containing the distribution column",
     }),
-  notSupported: (what: string, hint?: string) =>
-    new HerdError(`herd does not support ${what} yet`, { sqlState: SqlState.featureNotSupported, hint }),
-  insertWithoutPartitionValue: () =>
-    new HerdError("cannot perform an INSERT without a partition column value", {
-      sqlState: SqlState.nullValueNotAllowed,
-    }),
-  insertNullPartitionValue: () =>
-    new HerdError("cannot perform an INSERT with NULL in the partition column", {
-      sqlState: SqlState.nullValueNotAllowed,
-    }),
+  notSupported: ExecutionErrors.notSupported,
+  insertWithoutPartitionValue: ExecutionErrors.insertWithoutPartitionValue,
+  insertNullPartitionValue: ExecutionErrors.insertNullPartitionValue,
 } as const;

@@ -1,33 +1,37 @@
 import type { HerdError } from "@herd/shared";
-import type { Catalog } from "../metadata/catalog.js";
-import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
+import { MergeRoute, type MergeSplit } from "../executor/primitives/merge-route.js";
+import type { Primitive } from "../executor/primitives/primitive.js";
+import { Refuse } from "../executor/primitives/refuse.js";
+import { Route } from "../executor/primitives/route.js";
+import { ShardStatements } from "../executor/shard-statements.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
+import type { DistributedTable } from "../metadata/catalog-types.js";
+import { type AnyNode, as, names, unwrap, walk } from "../parser/ast.js";
 import { hasAggregates } from "./aggregates.js";
 import { analyzeColocation } from "./colocation.js";
-import { mergeTemplate } from "./merge-planner.js";
-import type { MultiShardPlan, Plan } from "./plan.js";
+import { mergeSplit } from "./merge-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
-import { type RelationRef, renameRelations } from "./relations.js";
+import { type RelationRef, tableMentions } from "./relations.js";
 import { pinRelations } from "./shard-pruning.js";
 
 /**
  * Plans SELECT, UPDATE and DELETE over distributed and reference tables. The statement runs
- * whole on the one shard group its pins lead to (router); when it reaches several, as
- * `multiShard` says: whole on each with the rows appended, or split into worker and combine
- * queries (merge-planner.ts), or refused.
+ * whole on the one shard group its pins lead to (Route, router); when it reaches several, as
+ * `planMultiShard` says: whole on each with the rows appended, or split into worker and combine
+ * queries (MergeRoute, merge-planner.ts), or refused (the Route carries why).
  */
-export function planRoute(statement: AnyNode, catalog: Catalog, refs: readonly RelationRef[]): Plan {
+export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, refs: readonly RelationRef[]): Primitive {
   const [type, node] = unwrap(statement) as [string, AnyNode];
   const local = refs.find((ref) => !ref.table);
   const distributedRefs = refs.filter((ref) => ref.table?.kind === "hash");
   const first = refs.find((ref) => ref.table) as RelationRef;
-  if (local) return { kind: "error", error: PlannerErrors.mixedLocal(local.rangeVar.relname, first.rangeVar.relname) };
+  if (local) return new Refuse(PlannerErrors.mixedLocal(local.rangeVar.relname, first.rangeVar.relname));
 
   const pins = pinRelations(statement, distributedRefs);
   const anchors = distributedRefs.map((ref) => ({ table: ref.table as DistributedTable, pin: pins.get(ref.rangeVar) }));
   const colocation = anchors[0]?.table.colocationId;
   if (anchors.some((anchor) => anchor.table.colocationId !== colocation))
-    return { kind: "error", error: PlannerErrors.complexJoin() };
+    return new Refuse(PlannerErrors.complexJoin());
   const references = unique(
     refs.filter((ref) => ref.table?.kind === "reference").map((ref) => ref.table as DistributedTable),
   );
@@ -36,53 +40,41 @@ export function planRoute(statement: AnyNode, catalog: Catalog, refs: readonly R
   if (type === "UpdateStmt" || type === "DeleteStmt") {
     target = catalog.resolve(node.relation.schemaname, node.relation.relname);
     if (target?.kind === "reference" && anchors.length > 0) {
-      return {
-        kind: "error",
-        error: PlannerErrors.notSupported("modifying a reference table with data from distributed tables"),
-      };
+      return new Refuse(PlannerErrors.notSupported("modifying a reference table with data from distributed tables"));
     }
     const problem = modificationProblem(type, node, target as DistributedTable, catalog);
-    if (problem) return problem;
+    if (problem) return new Refuse(problem);
   }
-  const multiShard = anchors.length === 0 ? ({ kind: "append" } as const) : planMultiShard(statement, catalog);
-
-  const sqlCache: (string | undefined)[] = [];
-  return {
-    kind: "route",
-    route: {
-      tree: statement,
-      anchors,
-      references,
-      target,
-      multiShard,
-      sqlFor(index: number): string {
-        const cached = sqlCache[index];
-        if (cached !== undefined) return cached;
-        const sql = shardSql(statement, catalog, index);
-        sqlCache[index] = sql;
-        return sql;
-      },
-    },
-  };
+  const multiShard = anchors.length === 0 ? APPEND : planMultiShard(statement, catalog);
+  const route = new Route({
+    statements: new ShardStatements(statement, tableMentions(refs, true)),
+    anchors,
+    references,
+    target,
+    workers: catalog.nodes,
+    severalShards: multiShard.kind === "error" ? multiShard.error : undefined,
+  });
+  return multiShard.kind === "merge" ? new MergeRoute(route, multiShard.split) : route;
 }
 
-/** A statement with its distributed and reference tables renamed to their shards of group `index`. */
-export function shardSql(tree: AnyNode, catalog: Catalog, index: number): string {
-  const copy = structuredClone(tree);
-  renameRelations(copy, catalog, (table) => shardName(table, shardOf(table, index).id), true);
-  return deparse(copy);
-}
+/** How a statement runs when it reaches several shard groups. */
+type MultiShard =
+  | { readonly kind: "append" }
+  | { readonly kind: "merge"; readonly split: MergeSplit }
+  | { readonly kind: "error"; readonly error: HerdError };
+
+const APPEND: MultiShard = { kind: "append" };
 
 /**
  * How the statement runs when it reaches several shard groups: every distributed table must be
  * tied to the others by their distribution columns (colocation.ts); then a SELECT's rows are
  * appended when they are final and unordered, or merged on the coordinator (merge-planner.ts).
  */
-function planMultiShard(statement: AnyNode, catalog: Catalog): MultiShardPlan {
+function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot): MultiShard {
   const colocation = analyzeColocation(statement, catalog);
   if (colocation.problem) return { kind: "error", error: colocation.problem };
   const [type, select] = unwrap(statement) as [string, AnyNode];
-  if (type !== "SelectStmt") return { kind: "append" };
+  if (type !== "SelectStmt") return APPEND;
   if (select.op && select.op !== "SETOP_NONE")
     return { kind: "error", error: PlannerErrors.multiShard("UNION, INTERSECT, or EXCEPT") };
   const groupedByKey = ((select.groupClause ?? []) as unknown[]).some((item) => colocation.isKeyColumn(item));
@@ -97,10 +89,9 @@ function planMultiShard(statement: AnyNode, catalog: Catalog): MultiShardPlan {
   try {
     if (!aggregated || groupedByKey) {
       const final = !select.sortClause && !select.limitCount && !select.limitOffset && !select.distinctClause;
-      if (final) return { kind: "append" };
+      if (final) return APPEND;
     }
-    const template = mergeTemplate(select, aggregated && !groupedByKey ? "aggregate" : "rows", catalog);
-    return { kind: "merge", template, built: new Map() };
+    return { kind: "merge", split: mergeSplit(select, aggregated && !groupedByKey ? "aggregate" : "rows", catalog) };
   } catch (error) {
     return { kind: "error", error: error as HerdError };
   }
@@ -128,13 +119,6 @@ function windowDefinitions(select: AnyNode): AnyNode[] {
   return definitions;
 }
 
-/** The shard of `table` in shard group `index` (a reference table's one shard for any index). */
-export function shardOf(table: DistributedTable, index: number) {
-  const shard = table.kind === "reference" ? table.shards[0] : table.shards[index];
-  if (!shard) throw new Error(`table ${table.name} has no shard ${index}`);
-  return shard;
-}
-
 function unique<T>(items: T[]): T[] {
   return [...new Set(items)];
 }
@@ -144,25 +128,24 @@ function modificationProblem(
   type: string,
   node: AnyNode,
   target: DistributedTable,
-  catalog: Catalog,
-): Plan | undefined {
+  catalog: CatalogSnapshot,
+): HerdError | undefined {
   if (type === "UpdateStmt" && target.distributionColumn) {
     for (const item of node.targetList as unknown[]) {
       const name = as(item, "ResTarget")?.name as string | undefined;
-      if (name === target.distributionColumn) return { kind: "error", error: PlannerErrors.partitionValueChange() };
+      if (name === target.distributionColumn) return PlannerErrors.partitionValueChange();
     }
   }
   const replicated = target.kind === "reference" || target.shards.some((shard) => shard.placements.length > 1);
-  let problem: Plan | undefined;
+  let problem: HerdError | undefined;
   walk(node, (child, key) => {
     if (problem) return false;
     if (key === "FuncCall") {
       const name = names(child.funcname).at(-1) as string;
-      if (catalog.functions.volatile.has(name)) problem = { kind: "error", error: PlannerErrors.volatileFunction() };
-      else if (replicated && catalog.functions.stable.has(name))
-        problem = { kind: "error", error: PlannerErrors.stableFunction(name) };
+      if (catalog.functions.volatile.has(name)) problem = PlannerErrors.volatileFunction();
+      else if (replicated && catalog.functions.stable.has(name)) problem = PlannerErrors.stableFunction(name);
     } else if (key === "SQLValueFunction" && replicated) {
-      problem = { kind: "error", error: PlannerErrors.stableFunction("now") };
+      problem = PlannerErrors.stableFunction("now");
     }
     return undefined;
   });

@@ -1,6 +1,8 @@
+import type { ValueSource } from "../executor/distribution-value.js";
+import type { Pin } from "../executor/shard-selection.js";
 import { type AnyNode, as, columnRef, conjuncts, operatorName, walk } from "../parser/ast.js";
-import { type ValueSource, valueSource } from "./distribution-value.js";
 import type { RelationRef } from "./relations.js";
+import { valueSource } from "./value-source.js";
 
 /**
  * Shard pruning: which values a distributed table's distribution column is pinned to by a
@@ -23,11 +25,6 @@ import type { RelationRef } from "./relations.js";
  * Pinning only ever narrows where rows can be: every condition stays in the statement the
  * shards run, so a pin taken from one of several conditions is still exact.
  */
-export type Pin =
-  | { readonly kind: "values"; readonly values: readonly ValueSource[] }
-  /** `= ANY($n)`: the values are the elements of an array parameter. */
-  | { readonly kind: "array-param"; readonly number: number };
-
 interface Entry {
   readonly ref: RelationRef;
   /** The name columns are qualified with: the alias, or the table's name. */

@@ -1,4 +1,5 @@
 import type { Exchange, PgConnection } from "../connection/pg-connection.js";
+import type { ResultSink } from "../executor/result-sink.js";
 import { BufferReader } from "../protocol/buffer-reader.js";
 import type { ClientOutput } from "../protocol/client-output.js";
 import { BackendMessage } from "../protocol/message-codes.js";
@@ -25,8 +26,9 @@ export class BackendRelay {
   /**
    * An exchange relaying everything, with (`dropReady` false) or without its ReadyForQuery;
    * `dropParseBind` drops ParseComplete and BindComplete of a statement herd already answered.
+   * The answers go to the client, or to `sink` (a primitive's relay through the ExecutionPort).
    */
-  exchange(dropReady: boolean, dropParseBind = false): Exchange & { sawError: boolean } {
+  exchange(dropReady: boolean, dropParseBind = false, sink?: ResultSink): Exchange & { sawError: boolean } {
     const relay = this;
     let pending: Frame[] = [];
     return {
@@ -45,8 +47,14 @@ export class BackendRelay {
       chunkEnd() {
         if (pending.length === 0) return;
         // a slow client holds PostgreSQL back instead of filling the coordinator's memory
-        if (!relay.output.write(joinFrames(pending))) relay.backend.pause();
+        const bytes = joinFrames(pending);
         pending = [];
+        if (!sink) {
+          if (!relay.output.write(bytes)) relay.backend.pause(); // resumed by the client socket's drain
+        } else if (sink.raw(bytes) === false && sink.onceDrained) {
+          relay.backend.pause();
+          sink.onceDrained(() => relay.backend.resume());
+        }
       },
     };
   }

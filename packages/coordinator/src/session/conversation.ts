@@ -2,9 +2,12 @@ import type { Socket } from "node:net";
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import type { PgConnection } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
+import type { SessionSettings } from "../connection/session-settings.js";
 import type { WorkerPool } from "../connection/worker-pool.js";
-import type { SessionContext, StatementRun } from "../executor/execution-port.js";
 import type { QueryEngine } from "../executor/query-engine.js";
+import type { StatementRun } from "../executor/statement-run.js";
+import type { Catalog } from "../metadata/catalog.js";
+import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { AnyNode } from "../parser/ast.js";
 import type { StatementCache } from "../parser/statement-cache.js";
 import {
@@ -18,7 +21,6 @@ import {
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { ClientOutput } from "../protocol/client-output.js";
 import {
-  type BindMessage,
   decodeBind,
   decodeExecute,
   decodeParse,
@@ -32,17 +34,16 @@ import {
 import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
 import { ProtocolError } from "../protocol/protocol-error.js";
-import { type SessionSettings, WorkerTransaction } from "../transaction/worker-transaction.js";
+import { WorkerTransaction } from "../transaction/worker-transaction.js";
 import { BackendRelay } from "./backend-relay.js";
+import { ClientSink } from "./client-sink.js";
 import { FrameQueue } from "./frame-queue.js";
+import { type HerdPortal, type PreparedStatement, PreparedStatements } from "./prepared-statements.js";
+import { SessionPort } from "./session-port.js";
 
-const FRONTEND_TYPES = new Set([..."QPBDECSHXdcfF"].map((c) => c.charCodeAt(0)));
-const type = (c: string) => c.charCodeAt(0);
-const [QUERY, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE, SYNC, FLUSH, TERMINATE] = [..."QPBDECSHX"].map(type);
-const ROW_DESCRIPTION = type("T");
-const NO_DATA = type("n");
-const PARAMETER_DESCRIPTION = type("t");
-const ERROR = type("E");
+const FRONTEND_TYPES = new Set<number>(
+  Object.values(FrontendMessage).filter((code) => code !== FrontendMessage.password),
+);
 
 /** Settings reported by PostgreSQL (ParameterStatus) that change how workers must answer. */
 const SHARED_SETTINGS = [
@@ -54,27 +55,15 @@ const SHARED_SETTINGS = [
   "extra_float_digits",
 ];
 
-interface PreparedStatement {
-  readonly sql: string;
-  readonly statement: AnyNode | undefined;
-  readonly parameterTypes: readonly number[];
-  /** herd runs it (else the coordinator's PostgreSQL has it, under the client's name). */
-  herd: boolean;
-  /** The catalog version it was classified under. */
-  version: number;
-}
-
-interface HerdPortal {
-  readonly statement: PreparedStatement;
-  readonly bind: BindMessage;
-  describe: boolean;
-}
-
 export interface ConversationOptions {
   readonly engine: QueryEngine;
   readonly statements: StatementCache;
+  readonly catalog: Catalog;
   readonly pool: WorkerPool;
+  readonly defaults: DistributeDefaults;
   readonly logger: Logger;
+  /** The log of the statements herd runs on the workers. */
+  readonly executorLogger: Logger;
   /** Startup parameters of the client (for settings PostgreSQL does not report, e.g. extra_float_digits). */
   readonly startupParameters: ReadonlyMap<string, string>;
   /** ParameterStatus values the session's PostgreSQL reported at startup. */
@@ -94,10 +83,11 @@ export interface ConversationOptions {
  * transaction block also fails the coordinator's transaction, so what follows is refused (25P02)
  * until ROLLBACK, exactly as PostgreSQL would.
  */
-export class Conversation implements SessionContext {
-  readonly output: ClientOutput;
-  readonly transaction: WorkerTransaction;
-  readonly busyWorkers = new Set<PgConnection>();
+export class Conversation {
+  private readonly output: ClientOutput;
+  /** Where herd's statements run (the ExecutionPort) and where their answers go. */
+  private readonly port: SessionPort;
+  private readonly sink: ClientSink;
   private readonly queue = new FrameQueue();
   private waiting: ((frame: Frame) => void) | undefined;
   private running = false;
@@ -107,44 +97,39 @@ export class Conversation implements SessionContext {
   private forwardedSinceSync = false;
   /** An error in this extended-protocol batch: skip until Sync. */
   private skipping = false;
-  private readonly prepared = new Map<string, PreparedStatement>();
-  private readonly portals = new Map<string, HerdPortal>();
+  private readonly prepared = new PreparedStatements();
   private readonly settingValues = new Map<string, string>();
   private sharedSettings: SessionSettings = { values: this.settingValues, key: "[]" };
   private readonly relay: BackendRelay;
 
   constructor(
     private readonly socket: Socket,
-    readonly backend: PgConnection,
+    private readonly backend: PgConnection,
     private readonly options: ConversationOptions,
     private readonly onFatal: (error: unknown) => void,
   ) {
     this.output = new ClientOutput(socket);
-    this.transaction = new WorkerTransaction(options.pool);
+    this.sink = new ClientSink(this.output);
     const extraFloatDigits = options.startupParameters.get("extra_float_digits");
     if (extraFloatDigits !== undefined) this.noteSetting("extra_float_digits", extraFloatDigits);
     for (const [name, value] of options.reported) this.noteSetting(name, value);
     this.relay = new BackendRelay(this.output, backend, (name, value) => this.noteSetting(name, value));
+    this.port = new SessionPort({
+      catalog: options.catalog,
+      backend,
+      relay: this.relay,
+      workers: options.pool,
+      transaction: new WorkerTransaction(options.pool),
+      defaults: options.defaults,
+      logger: options.executorLogger,
+      settings: () => this.sharedSettings,
+      nextClientMessage: () => this.nextClientMessage(),
+    });
     socket.on("drain", () => backend.resume());
   }
 
-  // ---- SessionContext ----
-
-  settings(): SessionSettings {
-    return this.sharedSettings;
-  }
-
-  inTransactionBlock(): boolean {
-    return this.backend.status !== "I";
-  }
-
-  async relayFromBackend(request: Buffer, extended = false): Promise<boolean> {
-    const exchange = this.relay.exchange(true, extended);
-    await this.backend.exchange(request, exchange);
-    return !exchange.sawError;
-  }
-
-  nextClientMessage(): Promise<Frame> {
+  /** The client's next message (COPY data for a statement herd runs). */
+  private nextClientMessage(): Promise<Frame> {
     const next = this.queue.shift();
     if (next) return Promise.resolve(next);
     return new Promise((resolve) => {
@@ -168,12 +153,12 @@ export class Conversation implements SessionContext {
 
   /** A CancelRequest for this session: what its statement runs on the workers is cancelled too. */
   async cancelWorkers(): Promise<void> {
-    await Promise.all([...this.busyWorkers].map((connection) => connection.cancel()));
+    await Promise.all([...this.port.busyWorkers].map((connection) => connection.cancel()));
   }
 
   close(): void {
     this.closed = true;
-    this.transaction.abandon();
+    this.port.transaction.abandon();
   }
 
   private async drain(): Promise<void> {
@@ -199,24 +184,24 @@ export class Conversation implements SessionContext {
   /** One message; returns a promise when handling it needs to wait. */
   private handle(frame: Frame): Promise<void> | undefined {
     switch (frame.type) {
-      case QUERY:
+      case FrontendMessage.query:
         return this.handleQuery(frame);
-      case PARSE:
+      case FrontendMessage.parse:
         return this.handleParse(frame);
-      case BIND:
+      case FrontendMessage.bind:
         return this.handleBind(frame);
-      case DESCRIBE:
+      case FrontendMessage.describe:
         return this.handleDescribe(frame);
-      case EXECUTE:
+      case FrontendMessage.execute:
         return this.handleExecute(frame);
-      case CLOSE:
+      case FrontendMessage.close:
         return this.handleClose(frame);
-      case SYNC:
+      case FrontendMessage.sync:
         return this.handleSync(frame);
-      case FLUSH:
+      case FrontendMessage.flush:
         if (this.forwardedSinceSync) this.forward(frame);
         return undefined;
-      case TERMINATE:
+      case FrontendMessage.terminate:
         this.flushForward();
         this.closed = true;
         this.onFatal(undefined);
@@ -252,12 +237,13 @@ export class Conversation implements SessionContext {
           this.refuseInFailedTransaction(statement);
           await this.options.engine.run(
             { sql: text, statement, parameterTypes: [], bind: undefined, describe: true },
-            this,
+            this.port,
+            this.sink,
           );
         } else {
           const w = new BufferWriter(64);
           encodeQuery(w, text);
-          if (!(await this.relayFromBackend(w.flush()))) break;
+          if (!(await this.port.relay(w.flush(), this.sink, false))) break;
         }
       } catch (error) {
         await this.reportError(error);
@@ -274,11 +260,11 @@ export class Conversation implements SessionContext {
     const raws = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
     const single = raws.length === 1 ? ((raws[0] as AnyNode).stmt as AnyNode) : undefined;
     const herd = single !== undefined && this.claims(sql, single, true);
-    const existing = this.prepared.get(name);
+    const existing = this.prepared.statement(name);
     if (!herd || (name !== "" && existing)) {
       // PostgreSQL answers, including "prepared statement already exists"
       if (!(name !== "" && existing))
-        this.prepared.set(name, {
+        this.prepared.prepare(name, {
           sql,
           statement: single,
           parameterTypes,
@@ -288,7 +274,7 @@ export class Conversation implements SessionContext {
       this.forward(frame);
       return undefined;
     }
-    this.prepared.set(name, {
+    this.prepared.prepare(name, {
       sql,
       statement: single,
       parameterTypes,
@@ -301,7 +287,7 @@ export class Conversation implements SessionContext {
   private handleBind(frame: Frame): Promise<void> | undefined {
     if (this.skipping) return undefined;
     const bind = decodeBind(frame.body);
-    const statement = this.prepared.get(bind.statement);
+    const statement = this.prepared.statement(bind.statement);
     if (
       statement &&
       !statement.herd &&
@@ -313,11 +299,11 @@ export class Conversation implements SessionContext {
       statement.version = this.options.engine.catalogVersion;
     }
     if (!statement?.herd) {
-      this.portals.delete(bind.portal);
+      this.prepared.closePortal(bind.portal);
       this.forward(frame);
       return undefined;
     }
-    this.portals.set(bind.portal, { statement, bind, describe: false });
+    this.prepared.bind(bind.portal, { statement, bind, describe: false });
     return this.answer((w) => encodeEmpty(w, BackendMessage.bindComplete));
   }
 
@@ -325,7 +311,7 @@ export class Conversation implements SessionContext {
     if (this.skipping) return undefined;
     const target = decodeTarget(frame.body);
     if (target.kind === "P") {
-      const portal = this.portals.get(target.name);
+      const portal = this.prepared.portal(target.name);
       if (!portal) {
         this.forward(frame);
         return undefined;
@@ -333,13 +319,17 @@ export class Conversation implements SessionContext {
       portal.describe = true;
       // answered with the rows at Execute; a Describe without Execute is answered here
       const next = this.queue.peek();
-      if (next !== undefined && next.type === EXECUTE && decodeExecute(next.body).portal === target.name)
+      if (
+        next !== undefined &&
+        next.type === FrontendMessage.execute &&
+        decodeExecute(next.body).portal === target.name
+      )
         return undefined;
       return this.describeOnBackend(portal.statement, portal.bind.resultFormats, false).then(() => {
         portal.describe = false;
       });
     }
-    const statement = this.prepared.get(target.name);
+    const statement = this.prepared.statement(target.name);
     if (!statement?.herd) {
       this.forward(frame);
       return undefined;
@@ -350,7 +340,7 @@ export class Conversation implements SessionContext {
   private handleExecute(frame: Frame): Promise<void> | undefined {
     if (this.skipping) return undefined;
     const { portal: name } = decodeExecute(frame.body);
-    const portal = this.portals.get(name);
+    const portal = this.prepared.portal(name);
     if (!portal) {
       this.forward(frame);
       return undefined;
@@ -372,7 +362,7 @@ export class Conversation implements SessionContext {
         describe: portal.describe,
       };
       portal.describe = false;
-      await this.options.engine.run(run, this);
+      await this.options.engine.run(run, this.port, this.sink);
     } catch (error) {
       await this.reportError(error);
       this.skipping = true;
@@ -382,9 +372,9 @@ export class Conversation implements SessionContext {
   private handleClose(frame: Frame): Promise<void> | undefined {
     if (this.skipping) return undefined;
     const target = decodeTarget(frame.body);
-    if (target.kind === "P" && this.portals.delete(target.name))
+    if (target.kind === "P" && this.prepared.closePortal(target.name))
       return this.answer((w) => encodeEmpty(w, BackendMessage.closeComplete));
-    if (target.kind === "S") this.prepared.delete(target.name);
+    if (target.kind === "S") this.prepared.closeStatement(target.name);
     // the coordinator's PostgreSQL answers CloseComplete even for a name it does not know
     this.forward(frame);
     return undefined;
@@ -394,19 +384,19 @@ export class Conversation implements SessionContext {
     this.skipping = false;
     if (this.forwardedSinceSync) {
       this.forward(frame, true);
-      if (this.backend.status === "I") this.portals.clear();
+      if (this.backend.status === "I") this.prepared.endTransaction();
       return undefined;
     }
     return this.answer((w) => {
       encodeReadyForQuery(w, this.backend.status);
-      if (this.backend.status === "I") this.portals.clear();
+      if (this.backend.status === "I") this.prepared.endTransaction();
     });
   }
 
   // ---- helpers ----
 
   private claims(sql: string, statement: AnyNode, forPrepare: boolean): boolean {
-    return this.options.engine.claims(sql, statement, this, forPrepare);
+    return this.options.engine.claims(sql, statement, this.port, forPrepare);
   }
 
   /** Writes herd's answer once everything before it has been answered. */
@@ -476,9 +466,9 @@ export class Conversation implements SessionContext {
     let failed = false;
     await this.backend.exchange(w.flush(), {
       message: (frame) => {
-        if (frame.type === PARAMETER_DESCRIPTION && parameters) out.bytes(frame.raw);
-        else if (frame.type === NO_DATA) out.bytes(frame.raw);
-        else if (frame.type === ROW_DESCRIPTION) {
+        if (frame.type === BackendMessage.parameterDescription && parameters) out.bytes(frame.raw);
+        else if (frame.type === BackendMessage.noData) out.bytes(frame.raw);
+        else if (frame.type === BackendMessage.rowDescription) {
           if (!resultFormats) out.bytes(frame.raw);
           else {
             const fields = decodeRowDescription(frame.body).map((field, i) => ({
@@ -487,7 +477,7 @@ export class Conversation implements SessionContext {
             }));
             encodeRowDescription(out, fields);
           }
-        } else if (frame.type === ERROR) {
+        } else if (frame.type === BackendMessage.errorResponse) {
           failed = true;
           out.bytes(frame.raw);
         }

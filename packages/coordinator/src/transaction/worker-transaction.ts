@@ -1,4 +1,5 @@
 import type { PgConnection } from "../connection/pg-connection.js";
+import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { WorkerPool } from "../connection/worker-pool.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 
@@ -69,27 +70,23 @@ export class WorkerTransaction {
     return failure;
   }
 
+  /**
+   * Keeps the list of open savepoints (as the statements that made them) in step with the block,
+   * after SAVEPOINT, RELEASE or ROLLBACK TO succeeded.
+   */
+  noteSavepoint(
+    kind: "TRANS_STMT_SAVEPOINT" | "TRANS_STMT_RELEASE" | "TRANS_STMT_ROLLBACK_TO",
+    name: string,
+    sql: string,
+  ): void {
+    const index = this.savepoints.findLastIndex((savepoint) => savepoint.name === name);
+    if (kind === "TRANS_STMT_SAVEPOINT") this.savepoints.push({ name, sql });
+    else if (index >= 0) this.savepoints.length = kind === "TRANS_STMT_RELEASE" ? index : index + 1;
+  }
+
   /** The session ended: let go of everything (PostgreSQL rolls back what a closed connection had open). */
   abandon(): void {
     for (const connection of this.connections.values()) connection.destroy();
     this.connections.clear();
   }
-}
-
-/**
- * The session settings worker connections must share (TimeZone, DateStyle, …), with a key that
- * changes whenever a value does, so a connection that has them already is not asked again.
- */
-export interface SessionSettings {
-  readonly values: ReadonlyMap<string, string>;
-  readonly key: string;
-}
-
-/** Gives a worker connection the session's settings (when they differ from what it has). */
-export async function applySettings(connection: PgConnection, settings: SessionSettings): Promise<void> {
-  if (connection.appliedSettings === settings.key) return;
-  const entries = [...settings.values];
-  const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
-  if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
-  connection.appliedSettings = settings.key;
 }

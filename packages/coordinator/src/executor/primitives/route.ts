@@ -1,15 +1,34 @@
-import type { Catalog } from "../../metadata/catalog.js";
-import type { WorkerNode } from "../../metadata/catalog-types.js";
-import type { RoutePlan } from "../../planner/plan.js";
-import { PlannerErrors } from "../../planner/planner-errors.js";
-import { shardOf } from "../../planner/route-planner.js";
-import { encodeCommandComplete } from "../../protocol/backend-messages.js";
+import type { HerdError } from "@herd/shared";
+import { type DistributedTable, shardOf, type WorkerNode } from "../../metadata/catalog-types.js";
 import type { BindMessage } from "../../protocol/frontend-messages.js";
-import type { SessionContext, StatementRun } from "../execution-port.js";
-import { runShardTasks, type ShardTask, type ShardTaskDeps } from "../fan-out.js";
+import { ExecutionErrors } from "../execution-errors.js";
+import type { ExecutionPort } from "../execution-port.js";
+import { runShardTasks, type ShardTask } from "../fan-out.js";
+import type { ResultSink } from "../result-sink.js";
 import { tagWithCount } from "../shard-request.js";
-import { activeNodes, shardIndexesOf } from "../shard-selection.js";
-import type { Primitive } from "./primitive.js";
+import { type Anchor, activeNodes, shardIndexesOf } from "../shard-selection.js";
+import type { ShardStatements } from "../shard-statements.js";
+import type { StatementRun } from "../statement-run.js";
+import { type DescribeContext, NO_INPUTS, type Primitive } from "./primitive.js";
+
+/** What a Route runs where, decided by the planner. */
+export interface RouteSpec {
+  /** The statement each shard group runs. */
+  readonly statements: ShardStatements;
+  /** The distributed tables it reads or writes, with what pins their distribution columns. */
+  readonly anchors: readonly Anchor[];
+  /** The reference tables it reads (or writes). */
+  readonly references: readonly DistributedTable[];
+  /** The table an UPDATE or DELETE changes; undefined for a read. */
+  readonly target: DistributedTable | undefined;
+  /** The workers of the catalog snapshot it was planned against. */
+  readonly workers: ReadonlyMap<number, WorkerNode>;
+  /**
+   * Why it cannot run when its pins lead to several shard groups (a reason found at plan time,
+   * given when the parameters lead there); undefined: the groups' rows are simply appended.
+   */
+  readonly severalShards: HerdError | undefined;
+}
 
 /**
  * Runs a SELECT, UPDATE or DELETE on the shard groups its pins lead to: a read on one placement
@@ -19,78 +38,75 @@ import type { Primitive } from "./primitive.js";
  * (MergeRoute takes the statements whose rows must be merged).
  */
 export class Route implements Primitive {
-  constructor(
-    private readonly plan: RoutePlan,
-    private readonly catalog: Catalog,
-  ) {}
+  readonly kind = "route";
 
-  async execute(run: StatementRun, session: SessionContext, deps: ShardTaskDeps): Promise<void> {
+  constructor(readonly spec: RouteSpec) {}
+
+  async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
     const indexes = this.shardIndexes(run.bind);
-    const write = this.plan.target !== undefined;
-    if (indexes.length > 1 && write && session.inTransactionBlock()) {
-      throw PlannerErrors.notSupported(
+    const write = this.spec.target !== undefined;
+    if (indexes.length > 1 && write && port.inTransactionBlock()) {
+      throw ExecutionErrors.notSupported(
         "UPDATE or DELETE reaching several shards inside a transaction block",
         "Filter on the distribution column, or run it outside BEGIN … COMMIT.",
       );
     }
-    const tasks = indexes.map((index) => this.task(index, write, session, deps));
-    const result = await runShardTasks(tasks, run, session, deps, write);
-    encodeCommandComplete(
-      session.output.writer,
-      tasks.length === 1 ? result.tag : tagWithCount(result.tag, result.count),
-    );
+    const tasks = indexes.map((index) => this.task(index, write, port));
+    const result = await runShardTasks(tasks, run, port, sink, write);
+    sink.complete(tasks.length === 1 ? result.tag : tagWithCount(result.tag, result.count));
   }
 
   /** Which shard groups this execution reaches (one when nothing but reference tables). */
   shardIndexes(bind: BindMessage | undefined): number[] {
-    const { anchors } = this.plan;
+    const { anchors } = this.spec;
     if (anchors.length === 0) return [0];
     const perAnchor = anchors.map((anchor) => shardIndexesOf(anchor, bind));
     const first = perAnchor[0] as number[];
     const same = perAnchor.every(
       (indexes) => indexes.length === first.length && indexes.every((v, i) => v === first[i]),
     );
-    if (!same) throw PlannerErrors.complexJoin();
+    if (!same) throw ExecutionErrors.complexJoin();
     if (first.length === 0) return [0]; // pinned to NULL only: no rows anywhere, any shard answers
-    if (first.length > 1 && this.plan.multiShard.kind === "error") throw this.plan.multiShard.error;
+    if (first.length > 1 && this.spec.severalShards) throw this.spec.severalShards;
     return first;
   }
 
   /** The statement for shard group `index` on the placements it must (write) or may (read) run on. */
-  task(
-    index: number,
-    write: boolean,
-    session: SessionContext,
-    deps: ShardTaskDeps,
-    sql = this.plan.sqlFor(index),
-  ): ShardTask {
-    const main =
-      this.plan.target ?? this.plan.anchors[0]?.table ?? (this.plan.references[0] as NonNullable<RoutePlan["target"]>);
-    const nodes = activeNodes(shardOf(main, index), this.catalog);
+  task(index: number, write: boolean, port: ExecutionPort): ShardTask {
+    const { spec } = this;
+    const sql = spec.statements.sqlFor(index);
+    const nodes = activeNodes(shardOf(this.mainTable, index), spec.workers);
     if (write) return { sql, nodes };
     // a read joins reference tables: its worker must hold them too
     const holdsAll = (node: WorkerNode) =>
-      this.plan.references.every((table) => activeNodes(shardOf(table, 0), this.catalog).some((n) => n.id === node.id));
+      spec.references.every((table) => activeNodes(shardOf(table, 0), spec.workers).some((n) => n.id === node.id));
     const candidates = nodes.filter(holdsAll);
-    const reachable = candidates.filter((node) => !deps.pool.isDown(node));
+    const reachable = candidates.filter((node) => !port.workers.isDown(node));
     const chosen =
-      candidates.find((node) => session.transaction.has(node.id)) ?? reachable[0] ?? candidates[0] ?? nodes[0];
+      candidates.find((node) => port.transaction.has(node.id)) ?? reachable[0] ?? candidates[0] ?? nodes[0];
     return {
       sql,
       nodes: [chosen as WorkerNode],
-      fallbacks: session.inTransactionBlock() ? [] : candidates.filter((node) => node !== chosen),
+      fallbacks: port.inTransactionBlock() ? [] : candidates.filter((node) => node !== chosen),
     };
   }
 
-  describe(run?: Pick<StatementRun, "bind">): string {
-    const write = this.plan.target !== undefined;
-    const indexes = this.shardIndexes(run?.bind);
-    const main = this.plan.target ?? this.plan.anchors[0]?.table ?? this.plan.references[0];
-    const shards = indexes.map((index) => (main ? shardOf(main, index).id : index));
-    return `Route ${write ? "write" : "read"} shards=[${shards.join(",")}] sql=${this.plan.sqlFor(indexes[0] as number)}`;
+  describe(context: DescribeContext): string {
+    const indexes = this.shardIndexes(context.bind);
+    const shards = indexes.map((index) => shardOf(this.mainTable, index).id);
+    const line = `Route ${this.spec.target ? "write" : "read"} shards=[${shards.join(",")}] sql=${this.spec.statements.sqlFor(indexes[0] as number)}`;
+    const figures = context.stats?.of(this);
+    if (!figures) return line;
+    return `${line} (actual time=${figures.timeMs.toFixed(3)} ms rows=${figures.rows ?? 0} shards=${figures.shards ?? 0})`;
   }
 
   inputs(): readonly Primitive[] {
-    return [];
+    return NO_INPUTS;
+  }
+
+  /** The table whose shard group decides the placements: the written table, else the first read. */
+  private get mainTable(): DistributedTable {
+    const { target, anchors, references } = this.spec;
+    return target ?? anchors[0]?.table ?? (references[0] as DistributedTable);
   }
 }

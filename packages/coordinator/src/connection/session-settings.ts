@@ -1,0 +1,19 @@
+import type { PgConnection } from "./pg-connection.js";
+
+/**
+ * The session settings worker connections must share (TimeZone, DateStyle, …), with a key that
+ * changes whenever a value does, so a connection that has them already is not asked again.
+ */
+export interface SessionSettings {
+  readonly values: ReadonlyMap<string, string>;
+  readonly key: string;
+}
+
+/** Gives a worker connection the session's settings (when they differ from what it has). */
+export async function applySettings(connection: PgConnection, settings: SessionSettings): Promise<void> {
+  if (connection.appliedSettings === settings.key) return;
+  const entries = [...settings.values];
+  const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
+  if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
+  connection.appliedSettings = settings.key;
+}

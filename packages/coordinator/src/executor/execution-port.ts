@@ -1,0 +1,44 @@
+import type { Logger } from "@herd/shared";
+import type { PgConnection } from "../connection/pg-connection.js";
+import type { SessionSettings } from "../connection/session-settings.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
+import type { Catalog } from "../metadata/catalog.js";
+import type { DistributeDefaults } from "../operations/distribute-table.js";
+import type { Frame } from "../protocol/message-framer.js";
+import type { WorkerTransaction } from "../transaction/worker-transaction.js";
+import type { ResultSink } from "./result-sink.js";
+
+/**
+ * Everything a running plan may reach, and nothing else (after Vitess's VCursor): the shards'
+ * connections, the session's own PostgreSQL, the transaction block, the client's next message.
+ * The session implements it (session/session-port.ts); tests implement it to record calls.
+ * Answers go to the ResultSink given with each execution, never through the port.
+ */
+export interface ExecutionPort {
+  /** The metadata, live: operations that change it load it again. */
+  readonly catalog: Catalog;
+  /** The session's own connection to the coordinator's PostgreSQL. */
+  readonly backend: PgConnection;
+  /**
+   * Runs a request on the coordinator's PostgreSQL and passes its answers (all but the
+   * ReadyForQuery) to `sink`; resolves false when PostgreSQL answered with an error.
+   * `extended`: the request is Parse/Bind/… of a statement whose ParseComplete and BindComplete
+   * herd answered already, so PostgreSQL's are dropped.
+   */
+  relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean>;
+  /** Pooled connections to the workers. */
+  readonly workers: WorkerPool;
+  /** The worker connections held by the open transaction block. */
+  readonly transaction: WorkerTransaction;
+  /** Worker connections running one of this session's statements now (what a cancel reaches). */
+  readonly busyWorkers: Set<PgConnection>;
+  /** In a transaction block (BEGIN … COMMIT) on the coordinator. */
+  inTransactionBlock(): boolean;
+  /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */
+  settings(): SessionSettings;
+  /** The client's next message (COPY data). */
+  nextClientMessage(): Promise<Frame>;
+  /** Shard count and replication factor of new distributed tables. */
+  readonly defaults: DistributeDefaults;
+  readonly logger: Logger;
+}

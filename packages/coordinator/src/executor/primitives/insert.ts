@@ -1,0 +1,153 @@
+import { shardIndexForHash } from "@herd/shared";
+import { ResultCollector } from "../../connection/pg-connection.js";
+import { type DistributedTable, shardOf, type WorkerNode } from "../../metadata/catalog-types.js";
+import { type AnyNode, as, deparse } from "../../parser/ast.js";
+import type { BindMessage } from "../../protocol/frontend-messages.js";
+import { backendRequest } from "../backend-request.js";
+import type { ValueSource } from "../distribution-value.js";
+import { ExecutionErrors } from "../execution-errors.js";
+import type { ExecutionPort } from "../execution-port.js";
+import { runShardTasks } from "../fan-out.js";
+import type { ResultSink } from "../result-sink.js";
+import { activeNodes, hashOf } from "../shard-selection.js";
+import { renameToShards, type TableMention } from "../shard-statements.js";
+import { castNode, expressionNode, literalNode, nullNode } from "../sql-nodes.js";
+import type { StatementRun } from "../statement-run.js";
+import { NO_INPUTS, type Primitive } from "./primitive.js";
+
+/** An INSERT … VALUES as the planner read it. */
+export interface InsertSpec {
+  /** The INSERT statement; its column list and VALUES are replaced per shard. */
+  readonly tree: AnyNode;
+  /** Where it names distributed or reference tables (outside VALUES), to rename per shard. */
+  readonly mentions: readonly TableMention[];
+  readonly table: DistributedTable;
+  /** Target columns in VALUES order. */
+  readonly columns: readonly string[];
+  /** Each VALUES row. */
+  readonly rows: readonly (readonly AnyNode[])[];
+  /** Each row's distribution column value, when a constant or parameter gives it. */
+  readonly distributionValues: readonly (ValueSource | undefined)[];
+  /** The rows must be evaluated on the coordinator first (defaults, sequences, functions). */
+  readonly needsEvaluation: boolean;
+  /** The workers of the catalog snapshot it was planned against. */
+  readonly workers: ReadonlyMap<number, WorkerNode>;
+}
+
+/**
+ * INSERT … VALUES into a distributed or reference table: rows grouped by shard, each group one
+ * INSERT on every active placement of its shard (all committed together, see runShardTasks).
+ *
+ * Values the coordinator cannot know without running them (DEFAULT, defaults of left-out
+ * columns, now(), nextval(), and parameters of a multi-row INSERT spanning shards) are computed
+ * first, once, by the coordinator's PostgreSQL, as `VALUES (CAST(expr AS type), …)`, so a
+ * sequence advances once per row and both replicas store the same value; the rows then go to the
+ * shards as literals.
+ */
+export class Insert implements Primitive {
+  readonly kind = "insert";
+
+  constructor(readonly spec: InsertSpec) {}
+
+  async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
+    const { spec } = this;
+    let columns = spec.columns;
+    let rows = spec.rows;
+    let bind = run.bind;
+    let groups = spec.needsEvaluation ? undefined : this.groupByShard(spec.distributionValues, bind);
+    if (!groups || (groups.size > 1 && (run.bind?.parameters.length ?? 0) > 0)) {
+      const evaluated = await this.evaluate(port, run);
+      columns = evaluated.columns;
+      rows = evaluated.rows;
+      bind = bind && { ...bind, parameterFormats: [], parameters: [] };
+      groups = this.groupByShard(evaluated.distributionValues, undefined);
+    }
+    const tasks = [...groups].map(([index, rowNumbers]) => {
+      const copy = structuredClone(spec.tree);
+      const insert = copy.InsertStmt as AnyNode;
+      insert.cols = columns.map((name) => ({ ResTarget: { name } }));
+      insert.selectStmt.SelectStmt.valuesLists = rowNumbers.map((row) => ({ List: { items: rows[row] } }));
+      renameToShards(copy, spec.mentions, index);
+      return { sql: deparse(copy), nodes: activeNodes(shardOf(spec.table, index), spec.workers) };
+    });
+    const result = await runShardTasks(tasks, { ...run, bind }, port, sink, true);
+    sink.complete(`INSERT 0 ${result.count}`);
+  }
+
+  /** Row numbers by shard index, in first-seen order of shards. */
+  private groupByShard(
+    values: readonly (ValueSource | undefined)[],
+    bind: BindMessage | undefined,
+  ): Map<number, number[]> {
+    const { table } = this.spec;
+    const groups = new Map<number, number[]>();
+    values.forEach((value, row) => {
+      let index = 0;
+      if (table.kind === "hash") {
+        if (!value) throw ExecutionErrors.insertWithoutPartitionValue();
+        const hash = hashOf(table.distributionType as number, value, bind);
+        if (hash === null) throw ExecutionErrors.insertNullPartitionValue();
+        index = shardIndexForHash(hash, table.shards.length);
+      }
+      groups.set(index, [...(groups.get(index) ?? []), row]);
+    });
+    return groups;
+  }
+
+  /** Runs the VALUES rows (with defaults filled in) on the coordinator; returns them as literals. */
+  private async evaluate(
+    port: ExecutionPort,
+    run: StatementRun,
+  ): Promise<{ columns: string[]; rows: AnyNode[][]; distributionValues: (ValueSource | undefined)[] }> {
+    const { table } = this.spec;
+    const columnOf = new Map(table.columns.map((column) => [column.name, column]));
+    const defaulted = table.columns.filter(
+      (column) => !column.generated && column.defaultExpr !== undefined && !this.spec.columns.includes(column.name),
+    );
+    const columns = [...this.spec.columns, ...defaulted.map((column) => column.name)];
+    const valuesLists = this.spec.rows.map((row) => {
+      const items = row.map((value, i) => {
+        const column = columnOf.get(this.spec.columns[i] as string);
+        const expr = as(value, "SetToDefault")
+          ? column?.defaultExpr
+            ? expressionNode(column.defaultExpr)
+            : nullNode()
+          : value;
+        return castNode(expr, column?.typeName ?? "text");
+      });
+      for (const column of defaulted)
+        items.push(castNode(expressionNode(column.defaultExpr as string), column.typeName));
+      return { List: { items } };
+    });
+    const sql = deparse({ SelectStmt: { valuesLists, limitOption: "LIMIT_OPTION_DEFAULT", op: "SETOP_NONE" } });
+    const request = backendRequest({
+      sql,
+      statement: {},
+      parameterTypes: run.parameterTypes,
+      bind: run.bind && { ...run.bind, resultFormats: [] },
+      describe: false,
+    });
+    const collector = new ResultCollector();
+    await port.backend.exchange(request, collector);
+    const result = collector.result();
+    const texts = result.rows.map((values) => values.map((value) => (value === null ? null : value.toString("utf8"))));
+    const distribution = columns.indexOf(table.distributionColumn ?? "");
+    return {
+      columns,
+      rows: texts.map((values) =>
+        values.map((text, i) => literalNode(text, columnOf.get(columns[i] as string)?.typeName ?? "text")),
+      ),
+      distributionValues: texts.map((values) =>
+        distribution < 0 ? undefined : { kind: "literal", text: values[distribution] ?? null },
+      ),
+    };
+  }
+
+  describe(): string {
+    return `Insert into ${this.spec.table.name}${this.spec.needsEvaluation ? " (values evaluated on the coordinator)" : ""}`;
+  }
+
+  inputs(): readonly Primitive[] {
+    return NO_INPUTS;
+  }
+}

@@ -1,0 +1,19 @@
+import type { AnyNode } from "../parser/ast.js";
+import type { BindMessage } from "../protocol/frontend-messages.js";
+import type { ExecutionStats } from "./execution-stats.js";
+
+/** One statement to run, as the client sent it. */
+export interface StatementRun {
+  /** This statement's text (one statement of a multi-statement Query). */
+  readonly sql: string;
+  /** Its parse tree (the RawStmt's `stmt`). */
+  readonly statement: AnyNode;
+  /** Parameter types from Parse (0 = unspecified). */
+  readonly parameterTypes: readonly number[];
+  /** The Bind of the extended protocol; undefined for a simple Query. */
+  readonly bind: BindMessage | undefined;
+  /** Send a RowDescription first (always for a simple Query; after Describe for a portal). */
+  readonly describe: boolean;
+  /** Where steps record what they did (EXPLAIN ANALYZE); undefined: nobody asks. */
+  readonly stats?: ExecutionStats;
+}

@@ -1,0 +1,112 @@
+import type { DistributedTable, WorkerNode } from "./catalog-types.js";
+
+/** Functions by kind, as the planner needs them (names only; any overload counts). */
+export interface FunctionKinds {
+  /** Functions that are neither immutable nor aggregates, by volatility. */
+  readonly volatile: ReadonlySet<string>;
+  readonly stable: ReadonlySet<string>;
+  readonly aggregates: ReadonlySet<string>;
+}
+
+/**
+ * The cluster map at one moment: what the planner plans against and a plan keeps. It never
+ * changes; the metadata changing makes a new snapshot with a higher `version` (see Catalog).
+ */
+export interface CatalogSnapshot {
+  readonly version: number;
+  readonly tables: Iterable<DistributedTable>;
+  readonly nodes: ReadonlyMap<number, WorkerNode>;
+  readonly functions: FunctionKinds;
+  /**
+   * The distributed table a name refers to. Unqualified names are looked up by table name in any
+   * schema, preferring `public` when several schemas have one (herd does not follow each
+   * session's search_path yet).
+   */
+  resolve(schema: string | undefined, name: string): DistributedTable | undefined;
+  /** The distributed table an index belongs to. */
+  indexTable(schema: string | undefined, name: string): DistributedTable | undefined;
+  /** The table a shard id belongs to. */
+  shardTable(shardId: number): DistributedTable | undefined;
+  byOid(oid: number): DistributedTable | undefined;
+}
+
+/** A snapshot as plain data: what the metadata tables hold, or a test's JSON fixture. */
+export interface CatalogData {
+  readonly nodes: readonly WorkerNode[];
+  readonly tables: readonly DistributedTable[];
+  /** Indexes of distributed tables (to find the table of `DROP INDEX name`). */
+  readonly indexes: readonly { readonly schema: string; readonly name: string; readonly table: number }[];
+  readonly functions: {
+    readonly volatile: readonly string[];
+    readonly stable: readonly string[];
+    readonly aggregates: readonly string[];
+  };
+}
+
+/** A snapshot over plain data, indexed for the lookups the planner makes per statement. */
+export function catalogSnapshot(data: CatalogData, version: number): CatalogSnapshot {
+  return new IndexedCatalog(data, version);
+}
+
+/** The data of a snapshot (for fixtures: `JSON.stringify(snapshotData(catalog.current))`). */
+export function snapshotData(snapshot: CatalogSnapshot): CatalogData {
+  if (snapshot instanceof IndexedCatalog) return snapshot.data;
+  throw new TypeError("not an indexed catalog snapshot");
+}
+
+class IndexedCatalog implements CatalogSnapshot {
+  readonly nodes: ReadonlyMap<number, WorkerNode>;
+  readonly functions: FunctionKinds;
+  private readonly byOidMap: ReadonlyMap<number, DistributedTable>;
+  private readonly byName: ReadonlyMap<string, readonly DistributedTable[]>;
+  private readonly byShard: ReadonlyMap<number, DistributedTable>;
+  private readonly indexesByName: ReadonlyMap<string, readonly { schema: string; table: number }[]>;
+
+  constructor(
+    readonly data: CatalogData,
+    readonly version: number,
+  ) {
+    this.nodes = new Map(data.nodes.map((node) => [node.id, node]));
+    this.functions = {
+      volatile: new Set(data.functions.volatile),
+      stable: new Set(data.functions.stable),
+      aggregates: new Set(data.functions.aggregates),
+    };
+    this.byOidMap = new Map(data.tables.map((table) => [table.oid, table]));
+    const byName = new Map<string, DistributedTable[]>();
+    for (const table of data.tables) byName.set(table.name, [...(byName.get(table.name) ?? []), table]);
+    this.byName = byName;
+    this.byShard = new Map(data.tables.flatMap((table) => table.shards.map((shard) => [shard.id, table] as const)));
+    const indexes = new Map<string, { schema: string; table: number }[]>();
+    for (const index of data.indexes) {
+      indexes.set(index.name, [...(indexes.get(index.name) ?? []), { schema: index.schema, table: index.table }]);
+    }
+    this.indexesByName = indexes;
+  }
+
+  get tables(): Iterable<DistributedTable> {
+    return this.byOidMap.values();
+  }
+
+  resolve(schema: string | undefined, name: string): DistributedTable | undefined {
+    const candidates = this.byName.get(name);
+    if (!candidates) return undefined;
+    if (schema !== undefined) return candidates.find((table) => table.schema === schema);
+    return candidates.length === 1 ? candidates[0] : (candidates.find((t) => t.schema === "public") ?? candidates[0]);
+  }
+
+  indexTable(schema: string | undefined, name: string): DistributedTable | undefined {
+    const found = (this.indexesByName.get(name) ?? []).filter(
+      (index) => schema === undefined || index.schema === schema,
+    );
+    return found[0] === undefined ? undefined : this.byOidMap.get(found[0].table);
+  }
+
+  shardTable(shardId: number): DistributedTable | undefined {
+    return this.byShard.get(shardId);
+  }
+
+  byOid(oid: number): DistributedTable | undefined {
+    return this.byOidMap.get(oid);
+  }
+}

@@ -1,0 +1,62 @@
+import type { Logger } from "@herd/shared";
+import type { PgConnection } from "../connection/pg-connection.js";
+import type { SessionSettings } from "../connection/session-settings.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
+import type { ExecutionPort } from "../executor/execution-port.js";
+import type { ResultSink } from "../executor/result-sink.js";
+import type { Catalog } from "../metadata/catalog.js";
+import type { DistributeDefaults } from "../operations/distribute-table.js";
+import type { Frame } from "../protocol/message-framer.js";
+import type { WorkerTransaction } from "../transaction/worker-transaction.js";
+import type { BackendRelay } from "./backend-relay.js";
+
+/** What a session lends its port. */
+export interface SessionPortParts {
+  readonly catalog: Catalog;
+  readonly backend: PgConnection;
+  readonly relay: BackendRelay;
+  readonly workers: WorkerPool;
+  readonly transaction: WorkerTransaction;
+  readonly defaults: DistributeDefaults;
+  readonly logger: Logger;
+  readonly settings: () => SessionSettings;
+  readonly nextClientMessage: () => Promise<Frame>;
+}
+
+/** The ExecutionPort of one client session: its PostgreSQL connection, its transaction block, the shared pools. */
+export class SessionPort implements ExecutionPort {
+  readonly catalog: Catalog;
+  readonly backend: PgConnection;
+  readonly workers: WorkerPool;
+  readonly transaction: WorkerTransaction;
+  readonly defaults: DistributeDefaults;
+  readonly logger: Logger;
+  readonly busyWorkers = new Set<PgConnection>();
+
+  constructor(private readonly parts: SessionPortParts) {
+    this.catalog = parts.catalog;
+    this.backend = parts.backend;
+    this.workers = parts.workers;
+    this.transaction = parts.transaction;
+    this.defaults = parts.defaults;
+    this.logger = parts.logger;
+  }
+
+  async relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean> {
+    const exchange = this.parts.relay.exchange(true, extended, sink);
+    await this.backend.exchange(request, exchange);
+    return !exchange.sawError;
+  }
+
+  inTransactionBlock(): boolean {
+    return this.backend.status !== "I";
+  }
+
+  settings(): SessionSettings {
+    return this.parts.settings();
+  }
+
+  nextClientMessage(): Promise<Frame> {
+    return this.parts.nextClientMessage();
+  }
+}
