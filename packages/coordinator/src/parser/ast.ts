@@ -1,3 +1,4 @@
+import type { Node } from "@pgsql/types";
 import { parseSync } from "libpg-query";
 import { deparseSync } from "pgsql-deparser";
 
@@ -19,6 +20,17 @@ export function unwrap(node: unknown): [string, AnyNode] | undefined {
   const inner = (node as AnyNode)[key];
   if (!/^[A-Z]/.test(key) || inner === null || typeof inner !== "object" || Array.isArray(inner)) return undefined;
   return [key, inner as AnyNode];
+}
+
+/** The tag of a wrapped node (`"SelectStmt"`, `"RangeVar"`, …), as @pgsql/types declares them. */
+export type NodeTag = Node extends infer N ? (N extends Record<infer K, unknown> ? K & string : never) : never;
+
+/** The fields of a node with tag `K` (`NodeFields<"RangeVar">` is @pgsql/types' RangeVar). */
+export type NodeFields<K extends NodeTag> = Extract<Node, Record<K, unknown>>[K];
+
+/** The typed fields of `value` when it is a `tag` node (`nodeOf(item, "RangeVar")?.relname`). */
+export function nodeOf<K extends NodeTag>(value: unknown, tag: K): NodeFields<K> | undefined {
+  return as(value, tag) as NodeFields<K> | undefined;
 }
 
 /** The fields of `node` when it is a `type` node. */

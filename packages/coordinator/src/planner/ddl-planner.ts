@@ -15,7 +15,8 @@ import {
 import type { DdlChange } from "../operations/distributed-ddl.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
 import { PlannerErrors } from "./planner-errors.js";
-import { findRelations, tableMentions } from "./relations.js";
+import { tableMentions } from "./relations.js";
+import { analyzeStatement } from "./semantics/analyze.js";
 
 /**
  * DDL on distributed and reference tables: CREATE INDEX, ALTER TABLE, ALTER INDEX … RENAME,
@@ -90,8 +91,8 @@ export function planDdl(
       );
     }
     case "TruncateStmt": {
-      const tables = findRelations(statement, catalog)
-        .map((ref) => ref.table)
+      const tables = analyzeStatement(statement, catalog)
+        .relations.map((ref) => ref.table)
         .filter((table) => table !== undefined);
       return tables.length === 0 ? undefined : ddl(statement, [...new Set(tables)], "truncate", catalog);
     }
@@ -218,7 +219,7 @@ function shardDdl(tree: AnyNode, catalog: CatalogSnapshot, table: DistributedTab
     (type === "AlterTableStmt" && node.objtype === "OBJECT_INDEX") ||
     (type === "RenameStmt" && node.renameType === "OBJECT_INDEX");
   if (isIndexCommand) node.relation.relname = shardSuffixed(node.relation.relname, shardId);
-  else renameToShards(copy, tableMentions(findRelations(copy, catalog), false), index);
+  else renameToShards(copy, tableMentions(analyzeStatement(copy, catalog).relations, false), index);
   const suffixedConstraint = (name: string) =>
     table.constraints.some((c) => c.name === name && isSuffixedConstraint(c.type))
       ? shardSuffixed(name, shardId)

@@ -1,16 +1,7 @@
 import { MERGE_TABLE, type MergeQueries } from "../executor/merge-on-backend.js";
 import type { MergeSplit, StatementTypes } from "../executor/primitives/merge-route.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
-import {
-  type AnyNode,
-  as,
-  columnRef,
-  deparse,
-  groupByExpression,
-  parseStatements,
-  unwrap,
-  walk,
-} from "../parser/ast.js";
+import { type AnyNode, as, columnRef, deparse, groupByExpression, parseStatements, unwrap } from "../parser/ast.js";
 import {
   combineAggregate,
   forEachAggregate,
@@ -19,7 +10,9 @@ import {
   type PartialColumns,
 } from "./aggregates.js";
 import { PlannerErrors } from "./planner-errors.js";
-import { findRelations, tableMentions } from "./relations.js";
+import { tableMentions } from "./relations.js";
+import { analyzeStatement } from "./semantics/analyze.js";
+import type { QueryLevel } from "./semantics/query-level.js";
 
 /**
  * The two halves of a multi-shard SELECT whose rows cannot simply be appended (after Citus's
@@ -44,6 +37,8 @@ interface MergeTemplate {
   /** "rows": each shard's rows are final (no aggregation, or grouped by the distribution column). */
   readonly kind: "rows" | "aggregate";
   readonly select: AnyNode;
+  /** The SELECT's query level, as the semantic pass resolved it. */
+  readonly level: QueryLevel;
   /** Aggregate arguments whose type decides the split (probed on the shell tables first). */
   readonly probedArguments: readonly AnyNode[];
 }
@@ -52,28 +47,38 @@ interface MergeTemplate {
  * The split of a multi-shard SELECT (`kind` as the route planner decided): the probe of the
  * aggregate arguments' types now, the worker and combine queries once PostgreSQL told the types.
  */
-export function mergeSplit(select: AnyNode, kind: MergeTemplate["kind"], catalog: CatalogSnapshot): MergeSplit {
-  const template = mergeTemplate(select, kind, catalog);
+export function mergeSplit(
+  select: AnyNode,
+  kind: MergeTemplate["kind"],
+  catalog: CatalogSnapshot,
+  level: QueryLevel,
+): MergeSplit {
+  const template = mergeTemplate(select, kind, catalog, level);
   const probe = argumentProbe(template);
   return {
     kind,
     probe: probe && deparse(probe),
     build(types: StatementTypes) {
       const queries = buildMerge(template, types, catalog);
-      return { queries, workerMentions: tableMentions(findRelations(queries.worker, catalog), true) };
+      return { queries, workerMentions: tableMentions(analyzeStatement(queries.worker, catalog).relations, true) };
     },
   };
 }
 
-function mergeTemplate(select: AnyNode, kind: MergeTemplate["kind"], catalog: CatalogSnapshot): MergeTemplate {
-  if (kind === "rows") return { kind, select, probedArguments: [] };
+function mergeTemplate(
+  select: AnyNode,
+  kind: MergeTemplate["kind"],
+  catalog: CatalogSnapshot,
+  level: QueryLevel,
+): MergeTemplate {
+  if (kind === "rows") return { kind, select, level, probedArguments: [] };
   if (((select.groupClause ?? []) as unknown[]).some((item) => as(item, "GroupingSet")))
     throw PlannerErrors.notSupported("GROUPING SETS, ROLLUP or CUBE across several shards");
   const probed: AnyNode[] = [];
   forEachAggregate(select, catalog, (call) => {
     if (needsArgumentType(call) && call.args?.[0]) probed.push(call.args[0] as AnyNode);
   });
-  return { kind: "aggregate", select, probedArguments: probed };
+  return { kind: "aggregate", select, level, probedArguments: probed };
 }
 
 /** The SELECT that tells the probed arguments' types: same FROM and WHERE, arguments as columns. */
@@ -97,10 +102,10 @@ function buildMerge(template: MergeTemplate, types: StatementTypes, catalog: Cat
   if (template.kind === "rows") return new RowsMerge(template.select, types).build();
   const argumentTypes = new Map(template.probedArguments.map((arg, i) => [arg, types.argumentTypes[i] as number]));
   try {
-    return new AggregateMerge(template.select, types, catalog, argumentTypes, false).build();
+    return new AggregateMerge(template, types, catalog, argumentTypes, false).build();
   } catch (error) {
     if (!(error instanceof NeedsRows)) throw error;
-    return new AggregateMerge(template.select, types, catalog, argumentTypes, true).build();
+    return new AggregateMerge(template, types, catalog, argumentTypes, true).build();
   }
 }
 
@@ -214,13 +219,17 @@ class AggregateMerge {
   private readonly groupKeys = new Map<string, string>();
   private readonly combineGroupBy: AnyNode[] = [];
 
+  private readonly select: AnyNode;
+
   constructor(
-    private readonly select: AnyNode,
+    private readonly template: MergeTemplate,
     private readonly types: StatementTypes,
     private readonly catalog: CatalogSnapshot,
     private readonly argumentTypes: ReadonlyMap<AnyNode, number>,
     private readonly pullRows: boolean,
-  ) {}
+  ) {
+    this.select = template.select;
+  }
 
   build(): MergeQueries {
     const select = this.select;
@@ -289,16 +298,9 @@ class AggregateMerge {
     return groupByExpression(item, targets, (name) => this.isInputColumn(name)) as AnyNode;
   }
 
+  /** A FROM entry may have a column of that name (entries whose columns herd does not know may). */
   private isInputColumn(name: string): boolean {
-    let found = false;
-    walk(this.select.fromClause, (child, key) => {
-      if (key === "RangeVar") {
-        const table = this.catalog.resolve(child.schemaname as string | undefined, child.relname as string);
-        if (!table || table.columns.some((c) => c.name === name)) found = true;
-      } else if (key === "RangeSubselect" || key === "RangeFunction") found = true;
-      return key === "RangeSubselect" || key === "RangeFunction" ? false : undefined;
-    });
-    return found;
+    return this.template.level.entries.some((entry) => !entry.knownColumns || entry.columns.has(name));
   }
 
   /** An expression of the original, rewritten over the merge table's columns. */

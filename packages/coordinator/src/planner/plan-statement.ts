@@ -10,8 +10,8 @@ import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert } from "./insert-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
-import { findRelations } from "./relations.js";
 import { planRoute } from "./route-planner.js";
+import { analyzeStatement } from "./semantics/analyze.js";
 
 const LOCAL = new Local();
 
@@ -41,13 +41,14 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   }
   const ddl = planDdl(type, node, statement, catalog);
   if (ddl) return ddl;
-  const refs = findRelations(statement, catalog);
+  const semantics = analyzeStatement(statement, catalog);
+  const refs = semantics.relations;
   if (!refs.some((ref) => ref.table)) return LOCAL;
   switch (type) {
     case "SelectStmt":
     case "UpdateStmt":
     case "DeleteStmt":
-      return planRoute(statement, catalog, refs);
+      return planRoute(statement, catalog, semantics);
     case "InsertStmt": {
       const table = catalog.resolve(node.relation.schemaname, node.relation.relname);
       if (!table)

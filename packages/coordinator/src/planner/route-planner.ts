@@ -12,6 +12,8 @@ import { analyzeColocation } from "./colocation.js";
 import { mergeSplit } from "./merge-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { type RelationRef, tableMentions } from "./relations.js";
+import type { Semantics } from "./semantics/analyze.js";
+import type { QueryLevel } from "./semantics/query-level.js";
 import { pinRelations } from "./shard-pruning.js";
 
 /**
@@ -20,14 +22,15 @@ import { pinRelations } from "./shard-pruning.js";
  * `planMultiShard` says: whole on each with the rows appended, or split into worker and combine
  * queries (MergeRoute, merge-planner.ts), or refused (the Route carries why).
  */
-export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, refs: readonly RelationRef[]): Primitive {
+export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantics: Semantics): Primitive {
   const [type, node] = unwrap(statement) as [string, AnyNode];
+  const refs = semantics.relations;
   const local = refs.find((ref) => !ref.table);
   const distributedRefs = refs.filter((ref) => ref.table?.kind === "hash");
   const first = refs.find((ref) => ref.table) as RelationRef;
   if (local) return new Refuse(PlannerErrors.mixedLocal(local.rangeVar.relname, first.rangeVar.relname));
 
-  const pins = pinRelations(statement, distributedRefs);
+  const pins = pinRelations(semantics);
   const anchors = distributedRefs.map((ref) => ({ table: ref.table as DistributedTable, pin: pins.get(ref.rangeVar) }));
   const colocation = anchors[0]?.table.colocationId;
   if (anchors.some((anchor) => anchor.table.colocationId !== colocation))
@@ -45,7 +48,7 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, refs: re
     const problem = modificationProblem(type, node, target as DistributedTable, catalog);
     if (problem) return new Refuse(problem);
   }
-  const multiShard = anchors.length === 0 ? APPEND : planMultiShard(statement, catalog);
+  const multiShard = anchors.length === 0 ? APPEND : planMultiShard(statement, catalog, semantics);
   const route = new Route({
     statements: new ShardStatements(statement, tableMentions(refs, true)),
     anchors,
@@ -70,8 +73,8 @@ const APPEND: MultiShard = { kind: "append" };
  * tied to the others by their distribution columns (colocation.ts); then a SELECT's rows are
  * appended when they are final and unordered, or merged on the coordinator (merge-planner.ts).
  */
-function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot): MultiShard {
-  const colocation = analyzeColocation(statement, catalog);
+function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot, semantics: Semantics): MultiShard {
+  const colocation = analyzeColocation(semantics, catalog);
   if (colocation.problem) return { kind: "error", error: colocation.problem };
   const [type, select] = unwrap(statement) as [string, AnyNode];
   if (type !== "SelectStmt") return APPEND;
@@ -91,7 +94,8 @@ function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot): MultiShar
       const final = !select.sortClause && !select.limitCount && !select.limitOffset && !select.distinctClause;
       if (final) return APPEND;
     }
-    return { kind: "merge", split: mergeSplit(select, aggregated && !groupedByKey ? "aggregate" : "rows", catalog) };
+    const kind = aggregated && !groupedByKey ? "aggregate" : "rows";
+    return { kind: "merge", split: mergeSplit(select, kind, catalog, semantics.top as QueryLevel) };
   } catch (error) {
     return { kind: "error", error: error as HerdError };
   }
