@@ -27,6 +27,7 @@ import {
 import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, MessageFramer } from "../protocol/message-framer.js";
 import { ServerError } from "./server-error.js";
+import type { WorkerConnection } from "./worker-connection.js";
 
 /** What one request's answers go to: every server message up to and including its ReadyForQuery. */
 export interface Exchange {
@@ -54,7 +55,7 @@ interface Pending {
  * asked, in order. Messages nobody asked for (notifications, parameter changes) go to
  * `unsolicited`.
  */
-export class PgConnection {
+export class PgConnection implements WorkerConnection {
   status: TransactionStatus;
   readonly processId: number;
   readonly secretKey: number;

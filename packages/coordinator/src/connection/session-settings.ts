@@ -1,4 +1,4 @@
-import type { PgConnection } from "./pg-connection.js";
+import type { WorkerConnection } from "./worker-connection.js";
 
 /**
  * The session settings worker connections must share (TimeZone, DateStyle, …), with a key that
@@ -10,7 +10,7 @@ export interface SessionSettings {
 }
 
 /** Gives a worker connection the session's settings (when they differ from what it has). */
-export async function applySettings(connection: PgConnection, settings: SessionSettings): Promise<void> {
+export async function applySettings(connection: WorkerConnection, settings: SessionSettings): Promise<void> {
   if (connection.appliedSettings === settings.key) return;
   const entries = [...settings.values];
   const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);

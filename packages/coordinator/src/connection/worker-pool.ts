@@ -1,10 +1,6 @@
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import { PgConnection } from "./pg-connection.js";
-
-export interface ServerAddress {
-  readonly host: string;
-  readonly port: number;
-}
+import type { ConnectionPool, ServerAddress, WorkerConnection } from "./worker-connection.js";
 
 export interface WorkerPoolOptions {
   readonly user: string;
@@ -25,8 +21,8 @@ const DOWN_FOR_MS = 5000;
  * outside a transaction block borrows one per placement it reaches and gives it back at once;
  * a transaction block keeps what it borrowed until COMMIT or ROLLBACK.
  */
-export class WorkerPool {
-  private readonly idle = new Map<string, PgConnection[]>();
+export class WorkerPool implements ConnectionPool {
+  private readonly idle = new Map<string, WorkerConnection[]>();
   /** Servers that could not be reached, and until when reads avoid them. */
   private readonly down = new Map<string, number>();
   private closed = false;
@@ -47,11 +43,11 @@ export class WorkerPool {
     return until !== undefined && until > Date.now();
   }
 
-  async acquire(server: ServerAddress): Promise<PgConnection> {
+  async acquire(server: ServerAddress): Promise<WorkerConnection> {
     const key = `${server.host}:${server.port}`;
     const list = this.idle.get(key);
     while (list && list.length > 0) {
-      const connection = list.pop() as PgConnection;
+      const connection = list.pop() as WorkerConnection;
       if (!connection.broken) return connection;
     }
     let connection: PgConnection;
@@ -80,7 +76,7 @@ export class WorkerPool {
   }
 
   /** Gives a connection back: kept when it is healthy, idle and outside a transaction. */
-  release(connection: PgConnection): void {
+  release(connection: WorkerConnection): void {
     if (this.closed || connection.broken || !connection.idle || connection.status !== "I") {
       connection.close();
       return;

@@ -1,5 +1,5 @@
-import type { PgConnection } from "../connection/pg-connection.js";
 import { type Exchange, ResultCollector } from "../connection/pg-connection.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeCopyData, encodeCopyDone, encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
@@ -9,7 +9,11 @@ import type { Frame } from "../protocol/message-framer.js";
  * Runs `COPY … FROM STDIN` on a worker with the given rows: the statement, the rows as CopyData
  * once the server is ready for them, then CopyDone. Throws the server's error.
  */
-export async function copyRowsInto(connection: PgConnection, sql: string, rows: readonly Buffer[]): Promise<string> {
+export async function copyRowsInto(
+  connection: WorkerConnection,
+  sql: string,
+  rows: readonly Buffer[],
+): Promise<string> {
   const w = new BufferWriter(64 * 1024);
   const collector = new ResultCollector();
   const exchange: Exchange = {

@@ -1,8 +1,8 @@
 import type { Logger } from "@herd/shared";
 import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
-import type { Catalog } from "../metadata/catalog.js";
+import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
+import type { CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { WorkerTransaction } from "../transaction/worker-transaction.js";
@@ -16,7 +16,7 @@ import type { ResultSink } from "./result-sink.js";
  */
 export interface ExecutionPort {
   /** The metadata, live: operations that change it load it again. */
-  readonly catalog: Catalog;
+  readonly catalog: CatalogSource;
   /** The session's own connection to the coordinator's PostgreSQL. */
   readonly backend: PgConnection;
   /**
@@ -27,11 +27,11 @@ export interface ExecutionPort {
    */
   relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean>;
   /** Pooled connections to the workers. */
-  readonly workers: WorkerPool;
+  readonly workers: ConnectionPool;
   /** The worker connections held by the open transaction block. */
   readonly transaction: WorkerTransaction;
   /** Worker connections running one of this session's statements now (what a cancel reaches). */
-  readonly busyWorkers: Set<PgConnection>;
+  readonly busyWorkers: Set<WorkerConnection>;
   /** In a transaction block (BEGIN … COMMIT) on the coordinator. */
   inTransactionBlock(): boolean;
   /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */

@@ -1,7 +1,7 @@
 import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
-import type { PgConnection } from "../connection/pg-connection.js";
 import { ResultCollector } from "../connection/pg-connection.js";
 import { applySettings } from "../connection/session-settings.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
@@ -30,12 +30,12 @@ export interface TasksResult {
 interface NodeWork {
   readonly node: WorkerNode;
   readonly items: { task: ShardTask; primary: boolean; result?: ShardResult }[];
-  connection?: PgConnection;
+  connection?: WorkerConnection;
   borrowed?: boolean;
 }
 
 /** A slow client holds the worker back (its socket is paused) instead of filling herd's memory. */
-function heldBack(sink: RowSink, connection: PgConnection): RowSink {
+function heldBack(sink: RowSink, connection: WorkerConnection): RowSink {
   return {
     raw(message) {
       if (sink.raw(message) === false && sink.onceDrained) {
@@ -180,7 +180,7 @@ async function runWork(
   wrap: boolean,
   rows: RowSink,
 ): Promise<void> {
-  const connection = work.connection as PgConnection;
+  const connection = work.connection as WorkerConnection;
   port.busyWorkers.add(connection);
   const w = new BufferWriter(256);
   const answers: Promise<unknown>[] = [];

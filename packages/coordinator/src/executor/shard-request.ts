@@ -1,5 +1,6 @@
-import type { Exchange, PgConnection } from "../connection/pg-connection.js";
+import type { Exchange } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { decodeCommandComplete, decodeNotice, type NoticeFields } from "../protocol/backend-messages.js";
 import type { BufferWriter } from "../protocol/buffer-writer.js";
@@ -25,7 +26,7 @@ const MAX_PREPARED_PER_CONNECTION = 1000;
  */
 export function encodeShardStatement(
   w: BufferWriter,
-  connection: PgConnection,
+  connection: WorkerConnection,
   sql: string,
   parameterTypes: readonly number[],
   bind: BindMessage | undefined,
@@ -102,7 +103,7 @@ export class ShardResult implements Exchange {
 }
 
 /** Drops a prepared name that a failed Parse never created on the worker. */
-export function forgetFailedParse(connection: PgConnection, parsedAs: string | undefined): void {
+export function forgetFailedParse(connection: WorkerConnection, parsedAs: string | undefined): void {
   if (parsedAs !== undefined) connection.prepared.delete(parsedAs);
 }
 

@@ -13,7 +13,14 @@ const EMPTY_FUNCTIONS = { volatile: [], stable: [], aggregates: [] } as const;
  * (migration 2), so several coordinator processes can share one metadata database later.
  * Snapshot versions grow with every load; plans made against an older one are planned again.
  */
-export class Catalog {
+/** Where the current snapshot is read, and loaded again after a change (what running plans may use). */
+export interface CatalogSource {
+  readonly current: CatalogSnapshot;
+  /** Loads again; resolves once a load that began after the call ends. */
+  reload(): Promise<void>;
+}
+
+export class Catalog implements CatalogSource {
   current: CatalogSnapshot = catalogSnapshot({ nodes: [], tables: [], indexes: [], functions: EMPTY_FUNCTIONS }, 0);
   private listener: pg.PoolClient | undefined;
   private reloading: Promise<void> | undefined;

@@ -1,10 +1,10 @@
 import type { Logger } from "@herd/shared";
 import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
+import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import type { ResultSink } from "../executor/result-sink.js";
-import type { Catalog } from "../metadata/catalog.js";
+import type { Catalog, CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { WorkerTransaction } from "../transaction/worker-transaction.js";
@@ -15,7 +15,7 @@ export interface SessionPortParts {
   readonly catalog: Catalog;
   readonly backend: PgConnection;
   readonly relay: BackendRelay;
-  readonly workers: WorkerPool;
+  readonly workers: ConnectionPool;
   readonly transaction: WorkerTransaction;
   readonly defaults: DistributeDefaults;
   readonly logger: Logger;
@@ -25,13 +25,13 @@ export interface SessionPortParts {
 
 /** The ExecutionPort of one client session: its PostgreSQL connection, its transaction block, the shared pools. */
 export class SessionPort implements ExecutionPort {
-  readonly catalog: Catalog;
+  readonly catalog: CatalogSource;
   readonly backend: PgConnection;
-  readonly workers: WorkerPool;
+  readonly workers: ConnectionPool;
   readonly transaction: WorkerTransaction;
   readonly defaults: DistributeDefaults;
   readonly logger: Logger;
-  readonly busyWorkers = new Set<PgConnection>();
+  readonly busyWorkers = new Set<WorkerConnection>();
 
   constructor(private readonly parts: SessionPortParts) {
     this.catalog = parts.catalog;

@@ -1,11 +1,11 @@
 import { errorMessage, type Logger } from "@herd/shared";
-import type { PgConnection } from "../connection/pg-connection.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 
 /** One worker's connection taking part in a statement's own transaction. */
 export interface Participant {
   readonly node: WorkerNode;
-  readonly connection?: PgConnection | undefined;
+  readonly connection?: WorkerConnection | undefined;
 }
 
 /**

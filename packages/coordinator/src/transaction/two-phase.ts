@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { errorMessage, type Logger } from "@herd/shared";
-import type { PgConnection } from "../connection/pg-connection.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
+import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 
 /**
@@ -13,12 +12,12 @@ import type { WorkerNode } from "../metadata/catalog-types.js";
  * `SELECT gid FROM pg_prepared_xacts` on the workers; the recovery loop comes with 2PC.)
  */
 export class TwoPhaseChange {
-  private readonly connections = new Map<number, PgConnection>();
+  private readonly connections = new Map<number, WorkerConnection>();
   private readonly gid = `herd_${randomUUID()}`;
-  private prepared: PgConnection[] = [];
+  private prepared: WorkerConnection[] = [];
 
   constructor(
-    private readonly pool: WorkerPool,
+    private readonly pool: ConnectionPool,
     private readonly logger: Logger,
   ) {}
 
@@ -34,7 +33,7 @@ export class TwoPhaseChange {
   }
 
   /** This worker's connection, inside the change's transaction. */
-  async on(node: WorkerNode): Promise<PgConnection> {
+  async on(node: WorkerNode): Promise<WorkerConnection> {
     let connection = this.connections.get(node.id);
     if (!connection) {
       connection = await this.pool.acquire(node);

@@ -1,6 +1,5 @@
-import type { PgConnection } from "../connection/pg-connection.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
+import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 
 /**
@@ -9,11 +8,11 @@ import type { WorkerNode } from "../metadata/catalog-types.js";
  * savepoints replayed). COMMIT and ROLLBACK on the coordinator end them all.
  */
 export class WorkerTransaction {
-  private readonly connections = new Map<number, PgConnection>();
+  private readonly connections = new Map<number, WorkerConnection>();
   /** SAVEPOINT statements still open in the block, to replay on workers joining later. */
   readonly savepoints: { name: string; sql: string }[] = [];
 
-  constructor(private readonly pool: WorkerPool) {}
+  constructor(private readonly pool: ConnectionPool) {}
 
   get active(): boolean {
     return this.connections.size > 0;
@@ -23,7 +22,7 @@ export class WorkerTransaction {
     return this.connections.has(nodeId);
   }
 
-  async connection(node: WorkerNode, settings: SessionSettings): Promise<PgConnection> {
+  async connection(node: WorkerNode, settings: SessionSettings): Promise<WorkerConnection> {
     const held = this.connections.get(node.id);
     if (held) return held;
     const connection = await this.pool.acquire(node);

@@ -101,7 +101,7 @@ export class MergeRoute implements Primitive {
   }
 
   async prepare(port: ExecutionPort, run: StatementRun): Promise<void> {
-    await this.builds.get(port, run);
+    if (this.route.shardIndexes(run.bind).length > 1) await this.builds.get(port, run);
   }
 
   describe(context: DescribeContext): string {

@@ -181,8 +181,7 @@ class Analyzer {
     this.tableEntry(node.relation as AnyNode, level);
     for (const item of (node.fromClause ?? node.usingClause ?? []) as unknown[]) this.fromItem(item, level, undefined);
     this.conditions(node.whereClause, "where", level);
-    this.sublinks(node.targetList, level);
-    this.sublinks(node.returningList, level);
+    this.sublinks(otherFields(node, ["relation", "fromClause", "usingClause", "whereClause", "withClause"]), level);
     level.distributed = level.entries.some((entry) => entry.distributed);
     return this.done(level);
   }
@@ -194,8 +193,7 @@ class Analyzer {
     this.tableEntry(node.relation as AnyNode, level);
     const source = nodeOf(node.selectStmt, "SelectStmt");
     if (source) this.select(source as AnyNode, undefined, "source", ctes);
-    this.sublinks(node.onConflictClause, level);
-    this.sublinks(node.returningList, level);
+    this.sublinks(otherFields(node, ["relation", "selectStmt", "withClause"]), level);
     level.distributed = level.entries.some((entry) => entry.distributed);
     return this.done(level);
   }
@@ -380,6 +378,13 @@ class Analyzer {
       level.outputs.set(name, key);
     }
   }
+}
+
+/** The fields of a statement's node but `handled` (the ones its own analysis reads), for their sublinks. */
+function otherFields(node: AnyNode, handled: readonly string[]): unknown[] {
+  return Object.entries(node)
+    .filter(([key]) => !handled.includes(key))
+    .map(([, value]) => value);
 }
 
 /** The key of a column reference, looked up in `level`, then (when `outer`) the levels around it. */

@@ -1,0 +1,54 @@
+import type { TransactionStatus } from "../protocol/backend-messages.js";
+import type { Exchange, QueryResult } from "./pg-connection.js";
+
+/**
+ * What the executor and the transaction code use of a connection to a worker (PgConnection is
+ * the real one): requests are pipelined, each answered through its Exchange. Tests implement it to
+ * record what a plan sends where and to answer as a worker would.
+ */
+export interface WorkerConnection {
+  /** `host:port` of the server. */
+  readonly target: string;
+  /** The transaction status after the last answered request. */
+  readonly status: TransactionStatus;
+  /** Every request sent has been answered. */
+  readonly idle: boolean;
+  /** Why the connection is unusable, once it is. */
+  readonly broken: Error | undefined;
+  /** Worker-side prepared statements: SQL text → statement name. */
+  readonly prepared: Map<string, string>;
+  /** The session settings last applied to this connection (see applySettings). */
+  appliedSettings: string;
+  /** Sends `request` (which must end with Sync or be a Query) and resolves at its ReadyForQuery. */
+  exchange(request: Buffer | undefined, exchange: Exchange): Promise<TransactionStatus>;
+  /** Writes bytes that are part of a request already under way (CopyData, CopyDone). */
+  write(bytes: Buffer): boolean;
+  /** Runs SQL (with text parameters when given) and gathers its rows; a server error is thrown. */
+  query(sql: string, parameters?: readonly (string | null)[]): Promise<QueryResult>;
+  /** Stops reading answers (the receiver is full) until `resume`. */
+  pause(): void;
+  resume(): void;
+  /** Asks the server to cancel what this connection is running. */
+  cancel(): Promise<void>;
+  /** Ends the session politely (PostgreSQL rolls back what is open). */
+  close(): void;
+  destroy(): void;
+}
+
+/** A server a pool connects to. */
+export interface ServerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The pooled connections to the workers (WorkerPool is the real one). */
+export interface ConnectionPool {
+  /** Connections a multi-shard read uses per worker at most (its shards are spread over them). */
+  readonly connectionsPerWorker: number;
+  acquire(server: ServerAddress): Promise<WorkerConnection>;
+  /** Gives a connection back: kept when it is healthy, idle and outside a transaction. */
+  release(connection: WorkerConnection): void;
+  /** A read could not reach this server: reads prefer other placements for a while. */
+  markDown(server: ServerAddress): void;
+  isDown(server: ServerAddress): boolean;
+}

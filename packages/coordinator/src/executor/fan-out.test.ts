@@ -1,0 +1,167 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { type AnyNode, parseStatements } from "../parser/ast.js";
+import { loadParser } from "../parser/statement-cache.js";
+import { planStatement } from "../planner/plan-statement.js";
+import { fixtureCatalog } from "../testing/catalog-fixture.js";
+import { CollectingSink } from "../testing/collecting-sink.js";
+import { FakePort } from "../testing/fake-port.js";
+import { FakeWorkers, type Script } from "../testing/fake-workers.js";
+
+// Plans of the fixture cluster (3 workers, customers in 32 shards with 2 placements each) run
+// against fake workers: what goes to which placement, failover, and the commit of a write that
+// reaches several placements. The same paths run on real servers in test/distributed.
+const catalog = fixtureCatalog();
+const [first, second, third] = [...catalog.nodes.values()].map((node) => `${node.host}:${node.port}`) as [
+  string,
+  string,
+  string,
+];
+const shardOf = (sql: string) => /_(\d+)\b/.exec(sql)?.[1] ?? "";
+const customers = catalog.resolve(undefined, "customers");
+const workerOf = (nodeId: number) => {
+  const node = catalog.nodes.get(nodeId);
+  return `${node?.host}:${node?.port}`;
+};
+/** The workers holding tenant 1's shard of customers (102010), in placement order. */
+const tenantOneWorkers = (customers?.shards[1]?.placements ?? []).map((placement) => workerOf(placement.nodeId));
+const oneRowPerShard: Script = (sql) => ({ columns: ["shard"], rows: [[shardOf(sql)]] });
+
+async function run(sql: string, workers: FakeWorkers, options: { inBlock?: boolean } = {}) {
+  const statement = parseStatements(sql)[0] as AnyNode;
+  const port = new FakePort({ catalog, workers, inBlock: options.inBlock });
+  const sink = new CollectingSink();
+  const plan = planStatement(statement, catalog);
+  const outcome = await plan
+    .execute(port, { sql, statement, parameterTypes: [], bind: undefined, describe: true }, sink)
+    .then(
+      () => undefined,
+      (error: Error) => error,
+    );
+  return { port, sink, error: outcome };
+}
+
+beforeAll(async () => {
+  await loadParser();
+});
+
+describe("a read of several shards", () => {
+  it("runs each shard's statement once, on one of its placements, and appends the rows", async () => {
+    const workers = new FakeWorkers(oneRowPerShard);
+    const { sink, error } = await run("SELECT name FROM customers WHERE country = 'se'", workers);
+    expect(error).toBeUndefined();
+    const shards = workers.log.map((entry) => shardOf(entry.sql)).filter(Boolean);
+    expect(shards).toHaveLength(32);
+    expect(new Set(shards).size).toBe(32);
+    expect(sink.rows.map(([shard]) => shard).sort()).toEqual([...shards].sort());
+    expect(sink.tags).toEqual(["SELECT 32"]);
+    // a worker's shards are spread over at most two connections, all given back
+    for (const worker of [first, second, third]) {
+      expect(workers.acquired.filter((connection) => connection.target === worker).length).toBeLessThanOrEqual(2);
+    }
+    expect(workers.released).toHaveLength(workers.acquired.length);
+  });
+
+  it("reads the shards of a worker that cannot be reached from their other placement", async () => {
+    const workers = new FakeWorkers(oneRowPerShard);
+    workers.unreachable.add(second);
+    const { sink, port, error } = await run("SELECT name FROM customers", workers);
+    expect(error).toBeUndefined();
+    expect(sink.rows).toHaveLength(32);
+    expect(workers.statementsOn(second)).toEqual([]);
+    expect(workers.isDown({ host: second.split(":")[0] as string, port: Number(second.split(":")[1]) })).toBe(true);
+    expect(port.lines.join("\n")).toMatch(/worker unreachable, reading other placements/);
+  });
+
+  it("passes on the notices of the placement whose rows the client gets", async () => {
+    const workers = new FakeWorkers((sql) => ({
+      columns: ["n"],
+      rows: [["1"]],
+      notice: { severity: "NOTICE", code: "00000", message: `checked ${shardOf(sql)}` },
+    }));
+    const { sink } = await run("SELECT name FROM customers WHERE tenant_id = 1", workers);
+    expect(sink.notices.map((notice) => notice.message)).toEqual(["checked 102010"]);
+  });
+});
+
+describe("a write that reaches several placements, outside a transaction block", () => {
+  it("runs inside BEGIN … COMMIT on every worker and reports the rows the first placements changed", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 2" }));
+    const { sink, error } = await run("UPDATE customers SET name = 'x'", workers);
+    expect(error).toBeUndefined();
+    for (const worker of [first, second, third]) {
+      const statements = workers.statementsOn(worker);
+      expect(statements[0]).toBe("BEGIN");
+      expect(statements.at(-1)).toBe("COMMIT");
+    }
+    // 32 shards, 2 rows each: the replicas' copies are not counted twice
+    expect(sink.tags).toEqual(["UPDATE 64"]);
+  });
+
+  it("rolls every worker back when one placement fails, and gives that error", async () => {
+    const shard = customers?.shards.find((candidate) =>
+      candidate.placements.some((placement) => workerOf(placement.nodeId) === second),
+    );
+    const failing = String(shard?.id);
+    const workers = new FakeWorkers((sql, worker) =>
+      shardOf(sql) === failing && worker === second
+        ? { error: { severity: "ERROR", code: "23505", message: `duplicate key value in customers_${failing}` } }
+        : { tag: "UPDATE 1" },
+    );
+    const { sink, error } = await run("UPDATE customers SET name = 'x'", workers);
+    expect(error?.message).toBe("duplicate key value in customers");
+    expect((error as { sqlState?: string }).sqlState).toBe("23505");
+    for (const worker of [first, second, third]) {
+      expect(workers.statementsOn(worker)).not.toContain("COMMIT");
+      expect(workers.statementsOn(worker).at(-1)).toBe("ROLLBACK");
+    }
+    expect(sink.tags).toEqual([]);
+  });
+
+  it("warns the client when a worker fails to commit after another committed", async () => {
+    const probe = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    await run("UPDATE customers SET name = 'x'", probe);
+    const lastToCommit = probe.log.filter((entry) => entry.sql === "COMMIT").at(-1)?.worker as string;
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    workers.failCommitOn.add(lastToCommit);
+    const { sink, port, error } = await run("UPDATE customers SET name = 'x'", workers);
+    expect(error).toBeUndefined();
+    expect(sink.notices.map((notice) => [notice.severity, notice.message])).toEqual([
+      ["WARNING", expect.stringMatching(/failed to commit; its placements missed this write/)],
+    ]);
+    expect(port.lines.join("\n")).toMatch(/a placement missed a committed write/);
+  });
+
+  it("logs replicas that disagree on what a write did", async () => {
+    const [primary, replica] = tenantOneWorkers;
+    expect(replica).toBeDefined();
+    const workers = new FakeWorkers((_sql, worker) => ({ tag: worker === replica ? "UPDATE 0" : "UPDATE 1" }));
+    const { port, sink } = await run("UPDATE customers SET name = 'x' WHERE tenant_id = 1", workers);
+    expect(workers.statementsOn(primary as string)).toContain("COMMIT");
+    expect(port.lines.join("\n")).toMatch(/shard replicas disagree on a write .*tags="UPDATE 1 \/ UPDATE 0"/);
+    // the client hears what the first placement did
+    expect(sink.tags).toEqual(["UPDATE 1"]);
+  });
+});
+
+describe("a write in a transaction block", () => {
+  it("runs on the block's own connections, which stay open until COMMIT", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    const { port, error } = await run("UPDATE customers SET name = 'x' WHERE tenant_id = 1", workers, {
+      inBlock: true,
+    });
+    expect(error).toBeUndefined();
+    const touched = [first, second, third].filter((worker) => workers.statementsOn(worker).length > 0);
+    expect(touched).toHaveLength(2);
+    for (const worker of touched)
+      expect(workers.statementsOn(worker)).toEqual(["BEGIN", expect.stringMatching(/^UPDATE customers_102010/)]);
+    expect(workers.released).toHaveLength(0);
+    expect(port.transaction.active).toBe(true);
+  });
+
+  it("refuses an UPDATE that reaches several shards", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    const { error } = await run("UPDATE customers SET name = 'x'", workers, { inBlock: true });
+    expect(error?.message).toMatch(/UPDATE or DELETE reaching several shards inside a transaction block/);
+    expect(workers.log).toEqual([]);
+  });
+});

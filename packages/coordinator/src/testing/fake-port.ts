@@ -1,0 +1,79 @@
+import { createLogger, type Logger } from "@herd/shared";
+import type { PgConnection } from "../connection/pg-connection.js";
+import type { SessionSettings } from "../connection/session-settings.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
+import type { ExecutionPort } from "../executor/execution-port.js";
+import type { ResultSink } from "../executor/result-sink.js";
+import type { CatalogSource } from "../metadata/catalog.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
+import type { Frame } from "../protocol/message-framer.js";
+import { WorkerTransaction } from "../transaction/worker-transaction.js";
+import type { FakeWorkers } from "./fake-workers.js";
+
+/**
+ * A port that fails the test when a plan step reaches for anything: planning and describing a
+ * plan must need no server at all.
+ */
+export function untouchablePort(): ExecutionPort {
+  return describingPort(undefined);
+}
+
+/**
+ * A port that only lends the coordinator's PostgreSQL (`backend`, for a merge's describe of types
+ * on the shell tables); anything else a plan reaches for fails the test.
+ */
+export function describingPort(backend: PgConnection | undefined): ExecutionPort {
+  return new Proxy({} as ExecutionPort, {
+    get(_target, member) {
+      if (member === "backend" && backend) return backend;
+      throw new Error(`the plan reached the port's ${String(member)}`);
+    },
+  });
+}
+
+export interface FakePortOptions {
+  readonly catalog: CatalogSnapshot;
+  readonly workers: FakeWorkers;
+  /** In a transaction block on the coordinator. */
+  readonly inBlock?: boolean;
+}
+
+/** A port over fake workers, with no coordinator PostgreSQL (a step that needs it fails). */
+export class FakePort implements ExecutionPort {
+  readonly catalog: CatalogSource;
+  readonly workers: FakeWorkers;
+  readonly transaction: WorkerTransaction;
+  readonly busyWorkers = new Set<WorkerConnection>();
+  readonly defaults = { shardCount: 32, replicationFactor: 2 };
+  readonly lines: string[] = [];
+  readonly logger: Logger;
+  private readonly inBlock: boolean;
+
+  constructor(options: FakePortOptions) {
+    this.catalog = { current: options.catalog, reload: async () => {} };
+    this.workers = options.workers;
+    this.transaction = new WorkerTransaction(options.workers);
+    this.inBlock = options.inBlock ?? false;
+    this.logger = createLogger("test", { write: (line) => this.lines.push(line) });
+  }
+
+  get backend(): PgConnection {
+    throw new Error("the fake port has no coordinator PostgreSQL");
+  }
+
+  relay(_request: Buffer, _sink: ResultSink): Promise<boolean> {
+    throw new Error("the fake port has no coordinator PostgreSQL");
+  }
+
+  inTransactionBlock(): boolean {
+    return this.inBlock;
+  }
+
+  settings(): SessionSettings {
+    return { values: new Map(), key: "[]" };
+  }
+
+  nextClientMessage(): Promise<Frame> {
+    throw new Error("the fake port has no client");
+  }
+}
