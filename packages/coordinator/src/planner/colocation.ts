@@ -1,4 +1,5 @@
 import type { HerdError } from "@herd/shared";
+import type { SelectStmt } from "@pgsql/types";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import {
   type AnyNode,
@@ -15,7 +16,7 @@ import { hasAggregates } from "./aggregates.js";
 import { PlannerErrors } from "./planner-errors.js";
 import type { Semantics } from "./semantics/analyze.js";
 import { EquivalenceClasses } from "./semantics/equivalence-classes.js";
-import type { QueryLevel } from "./semantics/query-level.js";
+import { type QueryLevel, selectOf } from "./semantics/query-level.js";
 
 /**
  * Whether a statement over distributed tables can run shard group by shard group: the answer of
@@ -63,8 +64,9 @@ export function analyzeColocation(semantics: Semantics, catalog: CatalogSnapshot
     if (level.preservesRowsWithoutShards) fail(PlannerErrors.referenceOuterJoin());
     if (level.kind === "set-operation" && level.role !== "statement" && level.distributed)
       fail(PlannerErrors.cannotPushDown("UNION, INTERSECT or EXCEPT in a subquery is not supported yet"));
-    if (level.kind === "select" && level.role !== "statement" && level.role !== "source" && level.distributed)
-      fail(subqueryProblem(semantics, level, catalog));
+    const select = level.kind === "select" ? selectOf(level) : undefined;
+    if (select && level.role !== "statement" && level.role !== "source" && level.distributed)
+      fail(subqueryProblem(semantics, level, select, catalog));
   }
   // tables not tied together is the more basic problem than what a subquery of them does
   const roots = new Set(semantics.distributionKeys.map((key) => ties.find(key)));
@@ -108,7 +110,7 @@ function tie(semantics: Semantics, level: QueryLevel, ties: EquivalenceClasses<n
     if (sublink?.subLinkType !== "ANY_SUBLINK") continue;
     const operator = names(sublink.operName).at(-1);
     if (operator !== undefined && operator !== "=") continue;
-    const inner = semantics.levelOf(as(sublink.subselect, "SelectStmt") as AnyNode);
+    const inner = semantics.levelOf(nodeOf(sublink.subselect, "SelectStmt"));
     const left = semantics.resolve(sublink.testexpr, level, true);
     const first = inner && [...inner.outputs.values()][0];
     if (left && first) ties.union(left, first);
@@ -116,24 +118,26 @@ function tie(semantics: Semantics, level: QueryLevel, ties: EquivalenceClasses<n
 }
 
 /** What a subquery that reads distributed tables may not do per shard group. */
-function subqueryProblem(semantics: Semantics, level: QueryLevel, catalog: CatalogSnapshot): HerdError | undefined {
-  const select = level.node;
+function subqueryProblem(
+  semantics: Semantics,
+  level: QueryLevel,
+  select: SelectStmt,
+  catalog: CatalogSnapshot,
+): HerdError | undefined {
   if (select.limitCount || select.limitOffset)
     return PlannerErrors.cannotPushDown("LIMIT or OFFSET in a subquery would apply per shard");
   const isKey = (node: unknown) => isLevelKey(semantics, node, level);
-  const targets = (select.targetList ?? []) as unknown[];
+  const targets = select.targetList ?? [];
   const isInput = (name: string) => level.entries.some((entry) => entry.columns.has(name));
-  const grouped = ((select.groupClause ?? []) as unknown[]).some((item) =>
-    isKey(groupByExpression(item, targets, isInput)),
-  );
-  const distinctOnKey = ((select.distinctClause ?? []) as unknown[]).some(isKey);
+  const grouped = (select.groupClause ?? []).some((item) => isKey(groupByExpression(item, targets, isInput)));
+  const distinctOnKey = (select.distinctClause ?? []).some(isKey);
   const distinctAll =
     Array.isArray(select.distinctClause) && select.distinctClause.length === 1 && !unwrap(select.distinctClause[0]);
   const outputsKey = targets.some((item) => isKey(as(item, "ResTarget")?.val));
-  const correlated = correlatedOnKey(semantics, level);
+  const correlated = correlatedOnKey(semantics, level, select);
   if (select.distinctClause && !(distinctOnKey || (distinctAll && outputsKey) || grouped || correlated))
     return PlannerErrors.cannotPushDown("DISTINCT in a subquery must include the distribution column");
-  const aggregates = select.groupClause || select.havingClause || hasAggregates(select, catalog);
+  const aggregates = select.groupClause || select.havingClause || hasAggregates(select as AnyNode, catalog);
   if (aggregates && !grouped && !correlated)
     return PlannerErrors.cannotPushDown("aggregates in a subquery must be grouped by the distribution column");
   let windowProblem = false;
@@ -150,8 +154,8 @@ function subqueryProblem(semantics: Semantics, level: QueryLevel, catalog: Catal
 }
 
 /** A WHERE equality ties the level's distribution column to a column of an outer level. */
-function correlatedOnKey(semantics: Semantics, level: QueryLevel): boolean {
-  for (const qual of conjuncts(level.node.whereClause)) {
+function correlatedOnKey(semantics: Semantics, level: QueryLevel, select: SelectStmt): boolean {
+  for (const qual of conjuncts(select.whereClause)) {
     const expr = as(qual, "A_Expr");
     if (expr?.kind !== "AEXPR_OP" || operatorName(expr) !== "=") continue;
     const sides = [expr.lexpr, expr.rexpr];

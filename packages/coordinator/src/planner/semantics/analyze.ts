@@ -1,3 +1,4 @@
+import type { DeleteStmt, InsertStmt, Node, RangeVar, SelectStmt, UpdateStmt, WithClause } from "@pgsql/types";
 import type { CatalogSnapshot } from "../../metadata/catalog-snapshot.js";
 import { type AnyNode, as, columnRef, conjuncts, names, nodeOf, unwrap, walk, walkWithPath } from "../../parser/ast.js";
 import type { RelationRef } from "../relations.js";
@@ -30,7 +31,7 @@ export interface Semantics {
   /** The distribution columns of every distributed table the statement reads, as keys. */
   readonly distributionKeys: readonly ColumnKey[];
   /** The level of a SELECT (its fields, as in the tree). */
-  levelOf(select: AnyNode): QueryLevel | undefined;
+  levelOf(select: SelectStmt | undefined): QueryLevel | undefined;
   /** What a column reference means at `level`: its own entries, then (`outer`) the levels around it. */
   resolve(node: unknown, level: QueryLevel, outer: boolean): ColumnKey | undefined;
 }
@@ -81,7 +82,7 @@ const SELECT_EXPRESSION_FIELDS = [
 
 class Analyzer {
   private readonly levels: Level[] = [];
-  private readonly bySelect = new Map<AnyNode, Level>();
+  private readonly bySelect = new Map<QueryLevel["node"], Level>();
   /** RangeVars that name a CTE: not relations. */
   private readonly cteReferences = new Set<AnyNode>();
   private readonly distributionKeys: ColumnKey[] = [];
@@ -94,10 +95,10 @@ class Analyzer {
     let top: Level | undefined;
     if (unwrapped) {
       const [type, node] = unwrapped;
-      if (type === "SelectStmt") top = this.select(node, undefined, "statement", new Map());
+      if (type === "SelectStmt") top = this.select(node as SelectStmt, undefined, "statement", new Map());
       else if (type === "UpdateStmt" || type === "DeleteStmt")
-        top = this.modification(type, node, "statement", new Map());
-      else if (type === "InsertStmt") top = this.insert(node, "statement", new Map());
+        top = this.modification(type, node as UpdateStmt | DeleteStmt, "statement", new Map());
+      else if (type === "InsertStmt") top = this.insert(node as InsertStmt, "statement", new Map());
     }
     const relations: RelationRef[] = [];
     walkWithPath(statement, (node, key, path) => {
@@ -115,7 +116,7 @@ class Analyzer {
       top,
       levels: this.levels,
       distributionKeys: this.distributionKeys,
-      levelOf: (select) => bySelect.get(select),
+      levelOf: (select) => (select ? bySelect.get(select) : undefined),
       resolve: (node, level, outer) => resolve(node, level, outer),
     };
   }
@@ -125,7 +126,7 @@ class Analyzer {
   private newLevel(
     kind: QueryLevel["kind"],
     role: QueryLevel["role"],
-    node: AnyNode,
+    node: QueryLevel["node"],
     parent: Level | undefined,
     ctes: Map<string, CteOutputs>,
   ): Level {
@@ -150,7 +151,7 @@ class Analyzer {
    * level its column references may also mean; `visible` the CTEs around it.
    */
   private select(
-    select: AnyNode,
+    select: SelectStmt,
     parent: Level | undefined,
     role: Level["role"],
     visible: Map<string, CteOutputs>,
@@ -158,15 +159,15 @@ class Analyzer {
     const ctes = this.withClause(select.withClause, visible);
     if (select.op && select.op !== "SETOP_NONE") {
       const level = this.newLevel("set-operation", role, select, parent, ctes);
-      const left = this.select(select.larg as AnyNode, parent, "arm", ctes);
-      const right = this.select(select.rarg as AnyNode, parent, "arm", ctes);
+      const left = this.select(select.larg ?? {}, parent, "arm", ctes);
+      const right = this.select(select.rarg ?? {}, parent, "arm", ctes);
       level.outputs = left.outputs;
       level.completeOutputs = left.completeOutputs;
       level.distributed = left.distributed || right.distributed;
       return this.done(level);
     }
     const level = this.newLevel("select", role, select, parent, ctes);
-    for (const item of (select.fromClause ?? []) as unknown[]) this.fromItem(item, level, parent);
+    for (const item of select.fromClause ?? []) this.fromItem(item, level, parent);
     this.conditions(select.whereClause, "where", level);
     for (const field of SELECT_EXPRESSION_FIELDS) this.sublinks(select[field], level);
     this.outputs(select, level);
@@ -175,11 +176,17 @@ class Analyzer {
   }
 
   /** UPDATE / DELETE: the target, USING / FROM items, WHERE, and sublinks anywhere else. */
-  private modification(type: string, node: AnyNode, role: Level["role"], visible: Map<string, CteOutputs>): Level {
+  private modification(
+    type: "UpdateStmt" | "DeleteStmt",
+    node: UpdateStmt | DeleteStmt,
+    role: Level["role"],
+    visible: Map<string, CteOutputs>,
+  ): Level {
     const ctes = this.withClause(node.withClause, visible);
     const level = this.newLevel(type === "UpdateStmt" ? "update" : "delete", role, node, undefined, ctes);
-    this.tableEntry(node.relation as AnyNode, level);
-    for (const item of (node.fromClause ?? node.usingClause ?? []) as unknown[]) this.fromItem(item, level, undefined);
+    this.tableEntry(node.relation ?? {}, level);
+    const items = "fromClause" in node ? node.fromClause : "usingClause" in node ? node.usingClause : undefined;
+    for (const item of items ?? []) this.fromItem(item, level, undefined);
     this.conditions(node.whereClause, "where", level);
     this.sublinks(otherFields(node, ["relation", "fromClause", "usingClause", "whereClause", "withClause"]), level);
     level.distributed = level.entries.some((entry) => entry.distributed);
@@ -187,12 +194,12 @@ class Analyzer {
   }
 
   /** INSERT: its target, the rows' source (VALUES or a SELECT) as a level of its own, sublinks elsewhere. */
-  private insert(node: AnyNode, role: Level["role"], visible: Map<string, CteOutputs>): Level {
+  private insert(node: InsertStmt, role: Level["role"], visible: Map<string, CteOutputs>): Level {
     const ctes = this.withClause(node.withClause, visible);
     const level = this.newLevel("insert", role, node, undefined, ctes);
-    this.tableEntry(node.relation as AnyNode, level);
+    this.tableEntry(node.relation ?? {}, level);
     const source = nodeOf(node.selectStmt, "SelectStmt");
-    if (source) this.select(source as AnyNode, undefined, "source", ctes);
+    if (source) this.select(source, undefined, "source", ctes);
     this.sublinks(otherFields(node, ["relation", "selectStmt", "withClause"]), level);
     level.distributed = level.entries.some((entry) => entry.distributed);
     return this.done(level);
@@ -205,20 +212,23 @@ class Analyzer {
   }
 
   /** The CTEs of a WITH clause, each visible to the ones after it and to the query. */
-  private withClause(withClause: AnyNode | undefined, visible: Map<string, CteOutputs>): Map<string, CteOutputs> {
+  private withClause(withClause: WithClause | undefined, visible: Map<string, CteOutputs>): Map<string, CteOutputs> {
     const ctes = new Map(visible);
-    for (const item of (withClause?.ctes ?? []) as unknown[]) {
+    for (const item of withClause?.ctes ?? []) {
       const cte = nodeOf(item, "CommonTableExpr");
       if (!cte?.ctename) continue;
-      const query = nodeOf(cte.ctequery, "SelectStmt") as AnyNode | undefined;
+      const query = nodeOf(cte.ctequery, "SelectStmt");
       if (!query) {
         // a data-modifying CTE (WITH x AS (DELETE …)): a level of its own kind, its RETURNING rows unknown here
-        const [type, node] = unwrap(cte.ctequery) ?? ["", {}];
-        const inner =
-          type === "InsertStmt"
-            ? this.insert(node, "cte", ctes)
-            : type === "UpdateStmt" || type === "DeleteStmt"
-              ? this.modification(type, node, "cte", ctes)
+        const insert = nodeOf(cte.ctequery, "InsertStmt");
+        const update = nodeOf(cte.ctequery, "UpdateStmt");
+        const remove = nodeOf(cte.ctequery, "DeleteStmt");
+        const inner = insert
+          ? this.insert(insert, "cte", ctes)
+          : update
+            ? this.modification("UpdateStmt", update, "cte", ctes)
+            : remove
+              ? this.modification("DeleteStmt", remove, "cte", ctes)
               : undefined;
         ctes.set(cte.ctename, { columns: new Map(), complete: false, distributed: inner?.distributed ?? false });
         continue;
@@ -237,12 +247,12 @@ class Analyzer {
 
   /** Adds a FROM item's entries to `level`; `outer` is what its subqueries may see (LATERAL: `level` too). */
   private fromItem(item: unknown, level: Level, outer: Level | undefined): Entry[] {
-    const rangeVar = as(item, "RangeVar");
+    const rangeVar = nodeOf(item, "RangeVar");
     if (rangeVar) return [this.tableEntry(rangeVar, level)];
     const sub = nodeOf(item, "RangeSubselect");
     if (sub) {
       const inner = this.select(
-        as(sub.subquery, "SelectStmt") as AnyNode,
+        nodeOf(sub.subquery, "SelectStmt") ?? {},
         sub.lateral ? level : outer,
         "from",
         level.ctes,
@@ -298,9 +308,9 @@ class Analyzer {
     ];
   }
 
-  private tableEntry(rangeVar: AnyNode, level: Level): Entry {
-    const name = (rangeVar.alias?.aliasname as string | undefined) ?? (rangeVar.relname as string);
-    const cte = rangeVar.schemaname === undefined ? level.ctes.get(rangeVar.relname as string) : undefined;
+  private tableEntry(rangeVar: RangeVar, level: Level): Entry {
+    const name = rangeVar.alias?.aliasname ?? rangeVar.relname ?? "";
+    const cte = rangeVar.schemaname === undefined ? level.ctes.get(rangeVar.relname ?? "") : undefined;
     if (cte) {
       this.cteReferences.add(rangeVar);
       return this.addEntry(level, {
@@ -314,7 +324,7 @@ class Analyzer {
         rangeVar,
       });
     }
-    const table = this.catalog.resolve(rangeVar.schemaname as string | undefined, rangeVar.relname as string);
+    const table = this.catalog.resolve(rangeVar.schemaname, rangeVar.relname ?? "");
     const id = this.nextId++;
     const columns = new Map((table?.columns ?? []).map((column) => [column.name, `${id}.${column.name}`]));
     if (table?.kind === "hash") this.distributionKeys.push(`${id}.${table.distributionColumn}`);
@@ -349,20 +359,20 @@ class Analyzer {
   private sublinks(node: unknown, level: Level): void {
     walk(node, (child, key) => {
       if (key !== "SubLink") return undefined;
-      this.select(as(child.subselect, "SelectStmt") as AnyNode, level, "sublink", level.ctes);
+      this.select(nodeOf(child.subselect, "SelectStmt") ?? {}, level, "sublink", level.ctes);
       this.sublinks(child.testexpr, level);
       return false;
     });
   }
 
   /** Output columns of a SELECT level: alias or column name → key (a fresh key when not a plain column). */
-  private outputs(select: AnyNode, level: Level): void {
+  private outputs(select: SelectStmt, level: Level): void {
     let position = 0;
-    for (const item of (select.targetList ?? []) as unknown[]) {
+    for (const item of select.targetList ?? []) {
       const target = nodeOf(item, "ResTarget");
       if (!target) continue;
       const ref = nodeOf(target.val, "ColumnRef");
-      const fields = (ref?.fields ?? []) as unknown[];
+      const fields: Node[] = ref?.fields ?? [];
       if (ref && as(fields.at(-1), "A_Star")) {
         const qualifier = fields.length > 1 ? names(fields.slice(0, -1)).at(-1) : undefined;
         for (const entry of level.entries) {
@@ -381,7 +391,7 @@ class Analyzer {
 }
 
 /** The fields of a statement's node but `handled` (the ones its own analysis reads), for their sublinks. */
-function otherFields(node: AnyNode, handled: readonly string[]): unknown[] {
+function otherFields(node: object, handled: readonly string[]): unknown[] {
   return Object.entries(node)
     .filter(([key]) => !handled.includes(key))
     .map(([, value]) => value);

@@ -1,3 +1,4 @@
+import type { DeleteStmt, InsertStmt, RangeVar, SelectStmt, UpdateStmt } from "@pgsql/types";
 import type { DistributedTable } from "../../metadata/catalog-types.js";
 import type { AnyNode } from "../../parser/ast.js";
 
@@ -13,7 +14,7 @@ export interface RangeEntry {
   readonly name: string;
   readonly kind: "table" | "cte" | "subquery" | "function";
   /** The RangeVar that names it (tables and CTE references). */
-  readonly rangeVar: AnyNode | undefined;
+  readonly rangeVar: RangeVar | undefined;
   /** The distributed or reference table it reads (kind "table"); undefined for an ordinary table. */
   readonly table: DistributedTable | undefined;
   /** Column name → key. Empty where herd does not know the columns (ordinary tables, functions). */
@@ -44,8 +45,8 @@ export interface QueryLevel {
    * is an update, delete or insert level), an arm of a set operation, or an INSERT's rows.
    */
   readonly role: "statement" | "from" | "sublink" | "cte" | "arm" | "source";
-  /** The level's fields (the SelectStmt's, the UpdateStmt's, …). */
-  readonly node: AnyNode;
+  /** The level's fields (the SelectStmt's, the UpdateStmt's, …): see selectOf(). */
+  readonly node: SelectStmt | UpdateStmt | DeleteStmt | InsertStmt;
   /** The level whose columns its column references may also mean (correlation, LATERAL). */
   readonly parent: QueryLevel | undefined;
   readonly entries: readonly RangeEntry[];
@@ -59,4 +60,9 @@ export interface QueryLevel {
   readonly usingPairs: readonly (readonly [ColumnKey, ColumnKey])[];
   /** An outer join keeps unmatched rows of a side that holds no distributed table, opposite one that does. */
   readonly preservesRowsWithoutShards: boolean;
+}
+
+/** The SELECT of a select or set-operation level; undefined for UPDATE, DELETE and INSERT. */
+export function selectOf(level: QueryLevel): SelectStmt | undefined {
+  return level.kind === "select" || level.kind === "set-operation" ? (level.node as SelectStmt) : undefined;
 }
