@@ -8,8 +8,9 @@ import { useHerdCluster } from "../helpers/herd-up.js";
 
 // A worker that is down: its PostgreSQL is killed for real (SIGKILL), and its bot is frozen
 // (SIGSTOP) so it cannot restart it while the test looks. Every shard has a second placement on
-// another worker, so reads must still answer, exactly; writes, which need every placement, fail
-// with a clear error instead of silently skipping one.
+// another worker, so reads must still answer, exactly; writes commit on the placements that are
+// there and mark the missed ones stale, in the same coordinator transaction, so they are never
+// read until repaired.
 const herdUp = useHerdCluster("failover", { workers: 3 });
 let herd: pg.Client;
 let frozenBot: number | undefined;
@@ -62,11 +63,24 @@ describe("reads when a worker is down", () => {
     expect(plain.rows.length).toBe(Array.from({ length: ROWS }, (_, i) => i % 7).filter((grp) => grp === 3).length);
   });
 
-  it("refuses a write that cannot reach every placement, and changes nothing", async () => {
-    const error = await herd.query("UPDATE items SET price = price + 1").catch((e: { code?: string }) => e);
-    expect((error as { code?: string }).code).toBe("08006");
+  it("commits a write on the placements that are there and marks the missed ones stale", async () => {
+    const update = await herd.query("UPDATE items SET price = price + 1");
+    expect(update.rowCount).toBe(ROWS);
     const { rows } = await herd.query("SELECT sum(price) AS total FROM items");
-    const expected = Array.from({ length: ROWS }, (_, i) => (i % 50) / 4).reduce((a, b) => a + b, 0);
+    const expected = Array.from({ length: ROWS }, (_, i) => (i % 50) / 4 + 1).reduce((a, b) => a + b, 0);
     expect(Number(rows[0].total)).toBe(expected);
+    // herd-2's placements missed the write: stale (shardstate 3), every shard still has an active one
+    const states = await herd.query<{ nodeport: number; shardstate: number; n: string }>(
+      `SELECT nodeport, shardstate, count(*) AS n FROM citus_shards WHERE table_name::text = 'items'
+        GROUP BY 1, 2 ORDER BY 1, 2`,
+    );
+    const stale = states.rows.filter((row) => row.shardstate === 3);
+    expect(stale).toHaveLength(1);
+    expect(Number(stale[0]?.n)).toBeGreaterThan(0);
+    const perShard = await herd.query<{ active: string }>(
+      `SELECT count(*) FILTER (WHERE shardstate = 1) AS active FROM citus_shards
+        WHERE table_name::text = 'items' GROUP BY shardid`,
+    );
+    for (const row of perShard.rows) expect(Number(row.active)).toBeGreaterThanOrEqual(1);
   });
 });

@@ -12,6 +12,7 @@ import { NodeRegistry } from "./metadata/node-registry.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
 import { Conversation } from "./session/conversation.js";
+import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
 export interface CoordinatorOptions {
   /** The coordinator's own PostgreSQL, which holds the metadata. */
@@ -92,6 +93,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     opened.push({ close: async () => workers.close() });
     const statements = new StatementCache();
+    const recovery = new PreparedTransactionRecovery({
+      metadata: pool,
+      catalog,
+      pool: workers,
+      logger: logger.child("recovery"),
+    });
+    recovery.start();
+    opened.push({ close: () => recovery.stop() });
+    const cluster = { recoverPreparedTransactions: () => recovery.recoverNow() };
     const engine = new QueryEngine(catalog);
     const executorLogger = logger.child("executor");
     const defaults = { shardCount: options.shardCount, replicationFactor: options.replicationFactor };
@@ -111,6 +121,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
             catalog,
             pool: workers,
             defaults,
+            cluster,
             logger: logger.child("sql"),
             executorLogger,
             startupParameters,

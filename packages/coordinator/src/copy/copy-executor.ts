@@ -10,7 +10,7 @@ import type { DistributedTable, WorkerNode } from "../metadata/catalog-types.js"
 import type { NoticeFields } from "../protocol/backend-messages.js";
 import { decodeCopyFail } from "../protocol/frontend-messages.js";
 import { FrontendMessage } from "../protocol/message-codes.js";
-import { TwoPhaseChange } from "../transaction/two-phase.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { copyRowsInto } from "./copy-in.js";
 import { type CopyFormat, CopyRowSplitter, copyField } from "./copy-rows.js";
 
@@ -31,9 +31,9 @@ const BATCH_BYTES = 1024 * 1024;
 /**
  * COPY … FROM STDIN into a distributed or reference table. Rows are cut out of the client's
  * stream, routed by the hash of their distribution column, and sent in batches to every active
- * placement of their shard, each worker inside one prepared transaction (TwoPhaseChange): bad
- * data anywhere fails the whole COPY, with the line number of the client's input, and leaves
- * nothing loaded.
+ * placement of their shard, in one distributed transaction that locks every shard of the table
+ * first and commits in two phases: bad data anywhere fails the whole COPY, with the line number
+ * of the client's input, and leaves nothing loaded; so does a worker that cannot be reached.
  */
 export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultSink): Promise<string> {
   if (port.inTransactionBlock()) {
@@ -56,11 +56,23 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     });
   }
   const statements = plan.shardStatements;
+  const transaction = new DistributedTransaction(
+    { backend: port.backend, pool: port.workers, logger: port.logger },
+    "statement",
+  );
+  try {
+    await transaction.lockShards(
+      new Map(table.shards.map((shard) => [shard.id, activeNodes(shard, plan.workers).map((node) => node.id)])),
+    );
+  } catch (error) {
+    await transaction.rollback();
+    throw error;
+  }
   sink.copyIn(columns.length);
 
   const splitter = new CopyRowSplitter(format);
   const batches = table.shards.map(() => ({ rows: [] as Buffer[], lines: [] as number[], bytes: 0 }));
-  const change = new TwoPhaseChange(port.workers, port.logger);
+  const settings = port.settings();
   let line = 0;
   let count = 0;
   let failure: Error | undefined;
@@ -72,7 +84,9 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     batches[index] = { rows: [], lines: [], bytes: 0 };
     const shard = table.shards[index] as (typeof table.shards)[number];
     for (const node of activeNodes(shard, plan.workers)) {
-      const connection = await change.on(node);
+      const { connection, opening } = await transaction.join(node, settings);
+      if (opening) await connection.query(opening);
+      transaction.wrote(node.id, shard.id);
       try {
         await copyRowsInto(connection, statements[index] as string, rows);
       } catch (error) {
@@ -135,10 +149,9 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     if (failure) throw failure;
     for (const row of splitter.end()) await route(row);
     for (let index = 0; index < batches.length; index += 1) await flush(index);
-    await change.prepare();
-    await change.commit();
+    await transaction.commit();
   } catch (error) {
-    await change.rollback();
+    await transaction.rollback();
     throw error;
   }
   return `COPY ${count}`;

@@ -5,8 +5,14 @@ import type { ConnectionPool, WorkerConnection } from "../connection/worker-conn
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
-import type { WorkerTransaction } from "../transaction/worker-transaction.js";
+import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import type { ResultSink } from "./result-sink.js";
+
+/** Cluster-wide services a statement may call on (herd's SQL functions). */
+export interface ClusterServices {
+  /** One pass of prepared-transaction recovery now; resolves with how many it finished. */
+  recoverPreparedTransactions(): Promise<number>;
+}
 
 /**
  * Everything a running plan may reach, and nothing else (after Vitess's VCursor): the shards'
@@ -28,8 +34,8 @@ export interface ExecutionPort {
   relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean>;
   /** Pooled connections to the workers. */
   readonly workers: ConnectionPool;
-  /** The worker connections held by the open transaction block. */
-  readonly transaction: WorkerTransaction;
+  /** The client's transaction block as a distributed transaction (its workers, its commit). */
+  readonly transaction: DistributedTransaction;
   /** Worker connections running one of this session's statements now (what a cancel reaches). */
   readonly busyWorkers: Set<WorkerConnection>;
   /** In a transaction block (BEGIN … COMMIT) on the coordinator. */
@@ -40,5 +46,6 @@ export interface ExecutionPort {
   nextClientMessage(): Promise<Frame>;
   /** Shard count and replication factor of new distributed tables. */
   readonly defaults: DistributeDefaults;
+  readonly cluster: ClusterServices;
   readonly logger: Logger;
 }

@@ -84,20 +84,29 @@ describe("a read of several shards", () => {
 });
 
 describe("a write that reaches several placements, outside a transaction block", () => {
-  it("runs inside BEGIN … COMMIT on every worker and reports the rows the first placements changed", async () => {
+  it("locks its shards, prepares every worker's part with the statement, records the decision, then commits the parts", async () => {
     const workers = new FakeWorkers(() => ({ tag: "UPDATE 2" }));
-    const { sink, error } = await run("UPDATE customers SET name = 'x'", workers);
+    const { sink, port, error } = await run("UPDATE customers SET name = 'x'", workers);
     expect(error).toBeUndefined();
+    const gids: string[] = [];
     for (const worker of [first, second, third]) {
       const statements = workers.statementsOn(worker);
       expect(statements[0]).toBe("BEGIN");
-      expect(statements.at(-1)).toBe("COMMIT");
+      const prepare = statements.at(-2) as string;
+      expect(prepare).toMatch(/^PREPARE TRANSACTION 'herd_\d+_\d+'$/);
+      const gid = prepare.slice("PREPARE TRANSACTION ".length);
+      expect(statements.at(-1)).toBe(`COMMIT PREPARED ${gid}`);
+      gids.push(gid.slice(1, -1));
     }
+    // the coordinator: BEGIN, the 32 shards' locks, the decision with every gid, COMMIT
+    expect(port.coordinator.log.map((sql) => sql.split(" ")[0])).toEqual(["BEGIN", "SELECT", "SELECT", "COMMIT"]);
+    expect([...port.coordinator.records.keys()].sort()).toEqual(gids.sort());
+    expect(workers.prepared.size).toBe(0);
     // 32 shards, 2 rows each: the replicas' copies are not counted twice
     expect(sink.tags).toEqual(["UPDATE 64"]);
   });
 
-  it("rolls every worker back when one placement fails, and gives that error", async () => {
+  it("rolls every worker's part back when one placement fails, and gives that error", async () => {
     const shard = customers?.shards.find((candidate) =>
       candidate.placements.some((placement) => workerOf(placement.nodeId) === second),
     );
@@ -107,28 +116,51 @@ describe("a write that reaches several placements, outside a transaction block",
         ? { error: { severity: "ERROR", code: "23505", message: `duplicate key value in customers_${failing}` } }
         : { tag: "UPDATE 1" },
     );
-    const { sink, error } = await run("UPDATE customers SET name = 'x'", workers);
+    const { sink, port, error } = await run("UPDATE customers SET name = 'x'", workers);
     expect(error?.message).toBe("duplicate key value in customers");
     expect((error as { sqlState?: string }).sqlState).toBe("23505");
     for (const worker of [first, second, third]) {
-      expect(workers.statementsOn(worker)).not.toContain("COMMIT");
-      expect(workers.statementsOn(worker).at(-1)).toBe("ROLLBACK");
+      expect(workers.statementsOn(worker).some((sql) => sql.startsWith("COMMIT"))).toBe(false);
     }
+    expect(workers.prepared.size).toBe(0);
+    expect(port.coordinator.records.size).toBe(0);
+    expect(port.coordinator.log.at(-1)).toBe("ROLLBACK");
     expect(sink.tags).toEqual([]);
   });
 
-  it("warns the client when a worker fails to commit after another committed", async () => {
-    const probe = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
-    await run("UPDATE customers SET name = 'x'", probe);
-    const lastToCommit = probe.log.filter((entry) => entry.sql === "COMMIT").at(-1)?.worker as string;
+  it("commits on the other copies when a worker is lost before PREPARE, marking its placements stale in the decision", async () => {
     const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
-    workers.failCommitOn.add(lastToCommit);
+    workers.loseConnection.set(second, /^UPDATE/);
     const { sink, port, error } = await run("UPDATE customers SET name = 'x'", workers);
     expect(error).toBeUndefined();
-    expect(sink.notices.map((notice) => [notice.severity, notice.message])).toEqual([
-      ["WARNING", expect.stringMatching(/failed to commit; its placements missed this write/)],
-    ]);
-    expect(port.lines.join("\n")).toMatch(/a placement missed a committed write/);
+    expect(sink.tags).toEqual(["UPDATE 32"]);
+    const secondId = Number([...catalog.nodes.values()].find((node) => `${node.host}:${node.port}` === second)?.id);
+    const onSecond = (customers?.shards ?? []).filter((s) => s.placements.some((p) => p.nodeId === secondId));
+    expect(port.coordinator.stale.sort()).toEqual(onSecond.map((s) => `${s.id}:${secondId}`).sort());
+    expect([...port.coordinator.records.values()]).not.toContain(secondId);
+    expect(port.lines.join("\n")).toMatch(/placements marked stale: they missed a committed write/);
+  });
+
+  it("fails when every placement of a shard is lost, committing nothing", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    workers.loseConnection.set(tenantOneWorkers[0] as string, /^UPDATE/);
+    workers.loseConnection.set(tenantOneWorkers[1] as string, /^UPDATE/);
+    const { error, port } = await run("UPDATE customers SET name = 'x' WHERE tenant_id = 1", workers);
+    expect((error as { sqlState?: string }).sqlState).toBe("08006");
+    expect(port.coordinator.records.size).toBe(0);
+    expect(port.coordinator.log.at(-1)).toBe("ROLLBACK");
+  });
+
+  it("answers the client once the decision is recorded, even when a worker cannot finish its part", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    workers.loseConnection.set(second, /^COMMIT PREPARED/);
+    const { sink, port, error } = await run("UPDATE customers SET name = 'x'", workers);
+    expect(error).toBeUndefined();
+    expect(sink.tags).toEqual(["UPDATE 32"]);
+    // its part stays prepared, with a record: recovery commits it when the worker answers
+    expect(workers.prepared.size).toBe(1);
+    expect(port.coordinator.records.has([...workers.prepared][0] as string)).toBe(true);
+    expect(port.lines.join("\n")).toMatch(/a worker did not finish its prepared transaction; recovery will/);
   });
 
   it("logs replicas that disagree on what a write did", async () => {
@@ -136,7 +168,7 @@ describe("a write that reaches several placements, outside a transaction block",
     expect(replica).toBeDefined();
     const workers = new FakeWorkers((_sql, worker) => ({ tag: worker === replica ? "UPDATE 0" : "UPDATE 1" }));
     const { port, sink } = await run("UPDATE customers SET name = 'x' WHERE tenant_id = 1", workers);
-    expect(workers.statementsOn(primary as string)).toContain("COMMIT");
+    expect(workers.statementsOn(primary as string).at(-1)).toMatch(/^COMMIT PREPARED/);
     expect(port.lines.join("\n")).toMatch(/shard replicas disagree on a write .*tags="UPDATE 1 \/ UPDATE 0"/);
     // the client hears what the first placement did
     expect(sink.tags).toEqual(["UPDATE 1"]);
@@ -156,6 +188,8 @@ describe("a write in a transaction block", () => {
       expect(workers.statementsOn(worker)).toEqual(["BEGIN", expect.stringMatching(/^UPDATE customers_102010/)]);
     expect(workers.released).toHaveLength(0);
     expect(port.transaction.active).toBe(true);
+    // the shard's lock is taken in the block's own coordinator transaction, and kept
+    expect(port.coordinator.log).toEqual([expect.stringMatching(/herd\.lock_shards/)]);
   });
 
   it("refuses an UPDATE that reaches several shards", async () => {

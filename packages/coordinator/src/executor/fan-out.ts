@@ -1,11 +1,12 @@
-import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
+import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import { ResultCollector } from "../connection/pg-connection.js";
-import { applySettings } from "../connection/session-settings.js";
+import { ServerError } from "../connection/server-error.js";
+import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
-import { commitEach, endEach } from "../transaction/statement-transaction.js";
+import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink, RowSink } from "./result-sink.js";
 import { encodeShardStatement, forgetFailedParse, ShardResult, tagCount } from "./shard-request.js";
@@ -14,6 +15,8 @@ import type { StatementRun } from "./statement-run.js";
 /** One statement for one shard, and the workers (placements) it must run on. */
 export interface ShardTask {
   readonly sql: string;
+  /** The shard it reads or writes (of the table a write changes). */
+  readonly shardId: number;
   /** The first is the one whose rows reach the client; a write lists every active placement. */
   readonly nodes: readonly WorkerNode[];
   /** A read's other placements, tried in order when a worker cannot be reached. */
@@ -31,7 +34,19 @@ interface NodeWork {
   readonly node: WorkerNode;
   readonly items: { task: ShardTask; primary: boolean; result?: ShardResult }[];
   connection?: WorkerConnection;
+  /** Borrowed from the pool for this statement (a read outside a block): given back at the end. */
   borrowed?: boolean;
+  /** BEGIN (and the block's savepoints) to send first: the worker joins the transaction now. */
+  opening?: string;
+}
+
+export interface TaskOptions {
+  /** Rows change: every placement runs the task, inside `transaction`. */
+  readonly write: boolean;
+  /** The transaction the tasks run in: the block's, or a write's own; undefined for a read outside a block. */
+  readonly transaction: DistributedTransaction | undefined;
+  /** Where the rows go (a merge), when not to the sink. */
+  readonly rows?: RowSink;
 }
 
 /** A slow client holds the worker back (its socket is paused) instead of filling herd's memory. */
@@ -50,72 +65,88 @@ function heldBack(sink: RowSink, connection: WorkerConnection): RowSink {
 /**
  * Runs shard statements on their placements: one connection per worker, the statements for that
  * worker pipelined on it, workers in parallel. Rows of each task's first placement stream to the
- * client as they come. A write that reaches more than one placement outside a transaction block
- * runs inside BEGIN … COMMIT on each worker and commits only when every placement succeeded, so
- * an error (a constraint violation on one shard) leaves nothing changed anywhere.
+ * client as they come.
+ *
+ * A read outside a transaction block borrows pooled connections (a few per worker, so a worker
+ * scans several shards at once) and reads another placement when a worker cannot be reached.
+ * A write runs on every placement of its shards inside `transaction`: a worker that cannot be
+ * reached, or whose connection is lost, leaves the transaction (its placements missed the write;
+ * the transaction marks them stale when it commits) as long as every shard keeps a placement; an
+ * error of the statement fails it. In a write's own transaction reaching several workers, each
+ * worker's part is prepared in the same round trip as the statement.
  */
 export async function runShardTasks(
   tasks: readonly ShardTask[],
   run: StatementRun,
   port: ExecutionPort,
   sink: ResultSink,
-  write: boolean,
-  rows: RowSink = sink,
+  options: TaskOptions,
 ): Promise<TasksResult> {
-  const inBlock = port.inTransactionBlock();
+  const { write, transaction } = options;
+  const rows = options.rows ?? sink;
   const description = { wanted: run.describe, sent: false, simple: run.bind === undefined };
   const settings = port.settings();
-  const spread = !write && !inBlock;
-  let works = planWorks(tasks, spread ? port.workers.connectionsPerWorker : 1);
-  const wrap = write && !inBlock && (works.length > 1 || tasks.length > 1);
+  const spread = !write && !transaction;
+  let works = planWorks(
+    tasks.map((task) => (transaction ? withoutLost(task, transaction) : task)),
+    spread ? port.workers.connectionsPerWorker : 1,
+  );
   const done: NodeWork[] = [];
   try {
-    while (works.length > 0) {
-      const unreachable: NodeWork[] = [];
-      await Promise.all(
-        works.map(async (work) => {
-          try {
-            if (inBlock) work.connection = await port.transaction.connection(work.node, settings);
-            else {
-              work.connection = await port.workers.acquire(work.node);
-              work.borrowed = true;
-              await applySettings(work.connection, settings);
-            }
-          } catch (error) {
-            if (!spread) throw error;
-            // a read goes to the shard's other placement when this worker cannot be reached
-            port.workers.markDown(work.node);
-            port.logger.warn("worker unreachable, reading other placements", {
-              node: work.node.name,
-              error: errorMessage(error),
-            });
-            unreachable.push(work);
-            return;
-          }
-          done.push(work);
-          await runWork(work, run, port, description, wrap, rows);
-        }),
+    if (write) {
+      works = await joinWriters(works, tasks, transaction as DistributedTransaction, settings);
+      done.push(...works);
+      const prepare = transaction?.scope === "statement" && works.length > 1 ? transaction : undefined;
+      const outcomes = await Promise.allSettled(
+        works.map((work) => runWork(work, run, port, description, rows, prepare)),
       );
-      works = unreachable.length > 0 ? failover(unreachable, port) : [];
+      const lost: NodeWork[] = [];
+      outcomes.forEach((outcome, i) => {
+        const work = works[i] as NodeWork;
+        if (outcome.status === "rejected") {
+          if (!isConnectionLoss(outcome.reason)) throw outcome.reason;
+          // rows of its RETURNING already went to the client: they cannot be taken back
+          if (work.items.some((item) => item.primary && (item.result?.rowsRelayed ?? 0) > 0)) throw outcome.reason;
+          transaction?.lose(work.node, outcome.reason, shardsOf(work));
+          lost.push(work);
+        }
+      });
+      for (const work of lost) promoteReplicas(work, works);
+      requirePlacementPerShard(tasks, works);
+    } else {
+      while (works.length > 0) {
+        const unreachable: NodeWork[] = [];
+        const outcomes = await Promise.allSettled(
+          works.map(async (work) => {
+            try {
+              await connect(work, transaction, settings, port);
+            } catch (error) {
+              if (!spread) throw error;
+              // a read goes to the shard's other placement when this worker cannot be reached
+              port.workers.markDown(work.node);
+              port.logger.warn("worker unreachable, reading other placements", {
+                node: work.node.name,
+                error: errorMessage(error),
+              });
+              unreachable.push(work);
+              return;
+            }
+            done.push(work);
+            await runWork(work, run, port, description, rows, undefined);
+          }),
+        );
+        const failure = outcomes.find((outcome) => outcome.status === "rejected");
+        if (failure) throw (failure as PromiseRejectedResult).reason;
+        works = unreachable.length > 0 ? failover(unreachable, port) : [];
+      }
     }
     const results = done.flatMap((work) => work.items);
     const failed =
       results.find((item) => item.result?.error && item.primary) ?? results.find((item) => item.result?.error);
-    if (failed?.result?.error) {
-      if (wrap) await endEach(done, "ROLLBACK");
-      throw failed.result.error;
-    }
+    if (failed?.result?.error) throw failed.result.error;
     for (const item of results) {
       for (const notice of item.primary ? (item.result?.notices ?? []) : []) sink.notice(notice);
     }
-    if (wrap)
-      await commitEach(done, port.logger, (node) =>
-        sink.notice({
-          severity: "WARNING",
-          code: "01000",
-          message: `worker ${node.name} failed to commit; its placements missed this write`,
-        }),
-      );
     checkReplicas(tasks, results, port.logger);
     const primaries = results.filter((item) => item.primary);
     return {
@@ -128,6 +159,118 @@ export async function runShardTasks(
       if (work.borrowed && work.connection) port.workers.release(work.connection);
     }
   }
+}
+
+/** A read's connection: the block's (joining it), or one borrowed from the pool. */
+async function connect(
+  work: NodeWork,
+  transaction: DistributedTransaction | undefined,
+  settings: SessionSettings,
+  port: ExecutionPort,
+): Promise<void> {
+  if (transaction) {
+    const joined = await transaction.join(work.node, settings);
+    work.connection = joined.connection;
+    work.opening = joined.opening;
+    return;
+  }
+  work.connection = await port.workers.acquire(work.node);
+  work.borrowed = true;
+  try {
+    await applySettings(work.connection, settings);
+  } catch (error) {
+    port.workers.release(work.connection);
+    work.connection = undefined;
+    work.borrowed = false;
+    throw error;
+  }
+}
+
+/**
+ * Joins every writing worker to the transaction at once (all answers awaited, so no connection is
+ * left behind when one fails). A worker that cannot be reached leaves the transaction, its
+ * placements missing the write; each task's rows then come from its first placement still there.
+ */
+async function joinWriters(
+  works: NodeWork[],
+  tasks: readonly ShardTask[],
+  transaction: DistributedTransaction,
+  settings: SessionSettings,
+): Promise<NodeWork[]> {
+  const outcomes = await Promise.allSettled(works.map((work) => transaction.join(work.node, settings)));
+  const joined: NodeWork[] = [];
+  outcomes.forEach((outcome, i) => {
+    const work = works[i] as NodeWork;
+    if (outcome.status === "fulfilled") {
+      work.connection = outcome.value.connection;
+      work.opening = outcome.value.opening;
+      joined.push(work);
+    } else if (isConnectionLoss(outcome.reason)) {
+      transaction.lose(work.node, outcome.reason, shardsOf(work));
+    } else throw outcome.reason;
+  });
+  requirePlacementPerShard(tasks, joined);
+  // the first placement still in the transaction answers for each task
+  const primaryOf = new Map<ShardTask, number>();
+  for (const task of tasks) {
+    const first = task.nodes.find((node) => joined.some((work) => work.node.id === node.id));
+    if (first) primaryOf.set(task, first.id);
+  }
+  for (const work of joined) {
+    for (const item of work.items) {
+      item.primary = primaryOf.get(item.task) === work.node.id;
+      transaction.wrote(work.node.id, item.task.shardId);
+    }
+  }
+  return joined;
+}
+
+/**
+ * A lost work's tasks answer from another placement that ran them: its tag counts instead. The
+ * lost work's items are dropped (they are not in the transaction any more).
+ */
+function promoteReplicas(lost: NodeWork, works: NodeWork[]): void {
+  for (const item of lost.items) {
+    if (!item.primary) continue;
+    const replica = works
+      .filter((work) => work !== lost && work.items !== lost.items)
+      .flatMap((work) => work.items)
+      .find((other) => other.task.shardId === item.task.shardId && other.result && !other.primary);
+    if (replica) replica.primary = true;
+  }
+  lost.items.length = 0;
+}
+
+/** A task without the workers its transaction has lost. */
+function withoutLost(task: ShardTask, transaction: DistributedTransaction): ShardTask {
+  if (!task.nodes.some((node) => transaction.isLost(node.id))) return task;
+  return { ...task, nodes: task.nodes.filter((node) => !transaction.isLost(node.id)) };
+}
+
+/** Every task must still have a placement to run on. */
+function requirePlacementPerShard(tasks: readonly ShardTask[], works: readonly NodeWork[]): void {
+  for (const task of tasks) {
+    const kept = works.some((work) => work.items.some((item) => item.task.shardId === task.shardId));
+    if (!kept) {
+      throw new HerdError(`no placement of shard ${task.shardId} could be reached`, {
+        sqlState: SqlState.connectionFailure,
+        detail: `every worker holding an active placement of the shard failed: ${task.nodes.map((node) => node.name).join(", ")}`,
+      });
+    }
+  }
+}
+
+function shardsOf(work: NodeWork): number[] {
+  return work.items.map((item) => item.task.shardId);
+}
+
+/** An error that means the worker's connection is gone (not an error of the statement). */
+export function isConnectionLoss(error: unknown): boolean {
+  return (
+    isHerdError(error) &&
+    !(error instanceof ServerError) &&
+    (error.sqlState === SqlState.connectionFailure || error.sqlState === SqlState.connectionException)
+  );
 }
 
 /**
@@ -165,29 +308,35 @@ function failover(unreachable: readonly NodeWork[], port: ExecutionPort): NodeWo
           detail: `worker ${work.node.name} (${work.node.host}:${work.node.port}) cannot be reached and the shard has no other active placement`,
         });
       }
-      moved.push({ sql: task.sql, nodes: [next], fallbacks: (task.fallbacks ?? []).filter((n) => n !== next) });
+      moved.push({ ...task, nodes: [next], fallbacks: (task.fallbacks ?? []).filter((n) => n !== next) });
     }
   }
   return planWorks(moved, port.workers.connectionsPerWorker);
 }
 
-/** Sends a work's statements on its connection, pipelined, and waits for their answers. */
+/**
+ * Sends a work's statements on its connection, pipelined, and waits for their answers: BEGIN
+ * first when the worker joins the transaction now, PREPARE TRANSACTION last when a write's own
+ * transaction reaches several workers (`prepare`). Rejects when the connection is lost.
+ */
 async function runWork(
   work: NodeWork,
   run: StatementRun,
   port: ExecutionPort,
   description: { wanted: boolean; sent: boolean; simple: boolean },
-  wrap: boolean,
   rows: RowSink,
+  prepare: DistributedTransaction | undefined,
 ): Promise<void> {
   const connection = work.connection as WorkerConnection;
   port.busyWorkers.add(connection);
   const w = new BufferWriter(256);
   const answers: Promise<unknown>[] = [];
-  if (wrap) {
-    encodeQuery(w, "BEGIN");
-    answers.push(connection.exchange(w.flush(), new ResultCollector()));
-  }
+  const query = (sql: string) => {
+    encodeQuery(w, sql);
+    const collector = new ResultCollector();
+    answers.push(connection.exchange(w.flush(), collector).then(() => collector.result()));
+  };
+  if (work.opening) query(work.opening);
   for (const item of work.items) {
     const { parsedAs } = encodeShardStatement(
       w,
@@ -209,7 +358,15 @@ async function runWork(
       }),
     );
   }
-  await Promise.all(answers);
+  if (prepare) {
+    prepare.preparedWithStatement(work.node.id);
+    // after an error of the statement, PostgreSQL answers PREPARE with ROLLBACK: the error is the statement's
+    encodeQuery(w, `PREPARE TRANSACTION '${prepare.gid(work.node.id)}'`);
+    answers.push(connection.exchange(w.flush(), new ResultCollector()));
+  }
+  const outcomes = await Promise.allSettled(answers);
+  const lost = outcomes.find((outcome) => outcome.status === "rejected");
+  if (lost) throw (lost as PromiseRejectedResult).reason;
 }
 
 /** Replicas of one shard must agree on what a write did; when they do not, say so loudly. */

@@ -1,6 +1,7 @@
 import type { Catalog } from "../metadata/catalog.js";
 import type { AnyNode } from "../parser/ast.js";
 import { PlanCache } from "../planner/plan-cache.js";
+import { PlacementsChanged } from "../transaction/placements-changed.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink } from "./result-sink.js";
 import type { StatementRun } from "./statement-run.js";
@@ -32,7 +33,17 @@ export class QueryEngine {
     return plan.kind !== "local";
   }
 
-  run(run: StatementRun, port: ExecutionPort, sink: ResultSink): Promise<void> {
-    return this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+  /**
+   * Runs a statement. A write that finds, under its shard locks, that a shard's placements changed
+   * since its plan (PlacementsChanged: nothing written yet) runs once more on the catalog as it is now.
+   */
+  async run(run: StatementRun, port: ExecutionPort, sink: ResultSink): Promise<void> {
+    try {
+      await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+    } catch (error) {
+      if (!(error instanceof PlacementsChanged)) throw error;
+      await this.catalog.reload();
+      await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+    }
   }
 }

@@ -65,6 +65,8 @@ export class ShardResult implements Exchange {
   tag = "";
   error: ServerError | undefined;
   notices: NoticeFields[] = [];
+  /** Rows passed on to the client. */
+  rowsRelayed = 0;
 
   constructor(
     private readonly output: RowSink | undefined,
@@ -87,7 +89,10 @@ export class ShardResult implements Exchange {
         }
         break;
       case BackendMessage.dataRow:
-        this.output?.raw(frame.raw);
+        if (this.output) {
+          this.output.raw(frame.raw);
+          this.rowsRelayed += 1;
+        }
         break;
       case BackendMessage.commandComplete:
         this.tag = decodeCommandComplete(frame.body);

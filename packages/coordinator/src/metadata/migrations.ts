@@ -249,4 +249,63 @@ export const MIGRATIONS: readonly Migration[] = [
         END $$;
     `,
   },
+  {
+    version: 5,
+    description: "commit records of distributed transactions, shard write locks, stale placements",
+    sql: `
+      -- A transaction whose writes reach several placements commits in two phases: every worker
+      -- PREPAREs its part, the coordinator's deciding transaction records one row per prepared
+      -- transaction here and commits, then the workers COMMIT PREPARED. A prepared transaction
+      -- of herd's is committed exactly when its record exists (transaction/recovery.ts).
+      CREATE TABLE herd.transactions (
+        gid         text PRIMARY KEY,
+        node_id     integer NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- Sessions call these as whatever role they run as: they act on herd's tables only.
+      CREATE FUNCTION herd.record_commit(gids text[], node_ids integer[], stale_shards bigint[], stale_nodes integer[])
+        RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+          INSERT INTO herd.transactions (gid, node_id) SELECT * FROM unnest(gids, node_ids);
+          -- placements whose worker failed before PREPARE missed this write: never read again until repaired
+          UPDATE herd.placements p SET state = 'stale'
+            FROM unnest(stale_shards, stale_nodes) AS m (shard_id, node_id)
+           WHERE p.shard_id = m.shard_id AND p.node_id = m.node_id;
+        END $$;
+
+      -- Writers of a shard take its lock on the coordinator, in shard id order, for the rest of the
+      -- deciding transaction: the writes of one shard reach its placements in one order, and a
+      -- deadlock between writers is a deadlock on the coordinator, which PostgreSQL detects.
+      -- Answers the transaction's id (the gid's prefix) and the shards' active placements, read
+      -- under the locks, so a writer can tell that its plan still sees every copy.
+      CREATE FUNCTION herd.lock_shards(shard_ids bigint[], OUT xid bigint, OUT placements text[])
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        DECLARE shard bigint;
+        BEGIN
+          FOR shard IN SELECT DISTINCT s FROM unnest(shard_ids) s ORDER BY s LOOP
+            PERFORM pg_advisory_xact_lock((1751478884::bigint << 32) + shard);
+          END LOOP;
+          xid := txid_current();
+          placements := ARRAY(SELECT p.shard_id || ':' || p.node_id FROM herd.placements p
+                                WHERE p.shard_id = ANY (shard_ids) AND p.state = 'active' ORDER BY 1);
+        END $$;
+
+      -- Called through herd's SQL port, herd runs it (transaction/recovery.ts).
+      CREATE FUNCTION pg_catalog.recover_prepared_transactions() RETURNS integer LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'recover_prepared_transactions() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+
+      -- Every placement, with its state as Citus shows it (1 active, 3 inactive: missed a write).
+      CREATE OR REPLACE VIEW pg_catalog.citus_shards AS
+        SELECT s.relation AS table_name, s.id AS shardid, herd.shard_name(s.relation, s.id) AS shard_name,
+               CASE t.kind WHEN 'hash' THEN 'distributed' ELSE 'reference' END AS citus_table_type,
+               t.colocation_id, n.host AS nodename, n.port AS nodeport, NULL::bigint AS shard_size,
+               CASE p.state WHEN 'active' THEN 1 WHEN 'stale' THEN 3 ELSE 4 END AS shardstate
+          FROM herd.shards s
+          JOIN herd.distributed_tables t ON t.relation = s.relation
+          JOIN herd.placements p ON p.shard_id = s.id
+          JOIN herd.nodes n ON n.id = p.node_id;
+    `,
+  },
 ];

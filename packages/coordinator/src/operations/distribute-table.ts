@@ -11,7 +11,7 @@ import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
-import { TwoPhaseChange } from "../transaction/two-phase.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { readShellDefinition, shardDefinition } from "./shell-definition.js";
 
 export interface DistributeRequest {
@@ -108,9 +108,14 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   }
 
   const definition = await readShellDefinition(backend, shell.oid);
-  const change = new TwoPhaseChange(port.workers, port.logger);
-  await backend.query("BEGIN");
+  const transaction = new DistributedTransaction(
+    { backend: port.backend, pool: port.workers, logger: port.logger },
+    "statement",
+  );
   try {
+    // the new shards are nobody else's yet: no shard to lock, but the coordinator's transaction opens
+    await transaction.lockShards(new Map());
+    transaction.writesOnCoordinator();
     await backend.query(`LOCK TABLE ${quoted(shell)} IN EXCLUSIVE MODE`);
     if (colocationId === undefined) {
       // reference tables share one colocation group; a hash table not colocated with another gets its own
@@ -155,33 +160,38 @@ export async function distributeTable(request: DistributeRequest, port: Executio
       }
     }
     const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType);
-    await change.forEach(workers, async (node) => {
-      const mine = shardIds
-        .map((id, index) => ({ id, index }))
-        .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
-      if (mine.length === 0) return;
-      const connection = await change.on(node);
-      if (shell.schema !== "public") await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
-      for (const { id, index } of mine) {
-        for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
-        const shardRows = rows[index] ?? [];
-        if (shardRows.length > 0) {
-          const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
-          await copyRowsInto(connection, `COPY ${target} (${columns}) FROM STDIN`, shardRows);
+    const settings = port.settings();
+    const outcomes = await Promise.allSettled(
+      workers.map(async (node) => {
+        const mine = shardIds
+          .map((id, index) => ({ id, index }))
+          .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
+        if (mine.length === 0) return;
+        const { connection, opening } = await transaction.join(node, settings);
+        if (opening) await connection.query(opening);
+        for (const { id } of mine) transaction.wrote(node.id, id);
+        if (shell.schema !== "public")
+          await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
+        for (const { id, index } of mine) {
+          for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
+          const shardRows = rows[index] ?? [];
+          if (shardRows.length > 0) {
+            const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
+            await copyRowsInto(connection, `COPY ${target} (${columns}) FROM STDIN`, shardRows);
+          }
         }
-      }
-    });
+      }),
+    );
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
     await backend.query(`TRUNCATE ${quoted(shell)}`);
     await backend.query(
       `CREATE TRIGGER herd_shell_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoted(shell)}
          FOR EACH STATEMENT EXECUTE FUNCTION herd.refuse_shell_write()`,
     );
-    await change.prepare();
-    await backend.query("COMMIT");
-    await change.commit();
+    await transaction.commit();
   } catch (error) {
-    await change.rollback();
-    await backend.query("ROLLBACK").catch(() => {});
+    await transaction.rollback();
     throw error;
   } finally {
     await port.catalog.reload();

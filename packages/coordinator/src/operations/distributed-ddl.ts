@@ -5,7 +5,7 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { type DistributedTable, shardOf, type WorkerNode } from "../metadata/catalog-types.js";
-import { TwoPhaseChange } from "../transaction/two-phase.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 
 /** A DDL command on distributed and reference tables, as the planner prepared it. */
 export interface DdlChange {
@@ -21,11 +21,13 @@ export interface DdlChange {
 }
 
 /**
- * DDL on distributed and reference tables, all or nothing: the shell table changes inside a
- * transaction on the coordinator, every placement inside a prepared transaction on its worker;
- * the coordinator commits only when every worker prepared (see TwoPhaseChange). Dropping a
- * table also drops its metadata, in the coordinator's same transaction. Resolves with the
- * command tag.
+ * DDL on distributed and reference tables, all or nothing: every shard's write lock is taken on
+ * the coordinator (writers of the table wait, and a writer already holding one makes this wait,
+ * on the coordinator, where PostgreSQL sees any deadlock), the shell table changes in that
+ * coordinator transaction, every placement in a transaction on its worker, and all of it commits
+ * in two phases (transaction/distributed-transaction.ts). A worker that cannot be reached fails
+ * the command. Dropping a table also drops its metadata, in the coordinator's same transaction.
+ * Resolves with the command tag.
  */
 export async function runDistributedDdl(change: DdlChange, run: StatementRun, port: ExecutionPort): Promise<string> {
   if (port.inTransactionBlock()) {
@@ -34,19 +36,31 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
       "Run the command on its own, outside BEGIN … COMMIT.",
     );
   }
-  const perNode = new Map<number, { node: WorkerNode; statements: string[] }>();
+  const perNode = new Map<number, { node: WorkerNode; statements: { shardId: number; sql: string }[] }>();
+  const placements = new Map<number, number[]>();
   for (const { table, index, sql } of change.shardCommands) {
-    for (const node of activeNodes(shardOf(table, index), change.workers)) {
+    const shard = shardOf(table, index);
+    const nodes = activeNodes(shard, change.workers);
+    placements.set(
+      shard.id,
+      nodes.map((node) => node.id),
+    );
+    for (const node of nodes) {
       const entry = perNode.get(node.id) ?? { node, statements: [] };
-      entry.statements.push(sql);
+      entry.statements.push({ shardId: shard.id, sql });
       perNode.set(node.id, entry);
     }
   }
-  const twoPhase = new TwoPhaseChange(port.workers, port.logger);
+  const transaction = new DistributedTransaction(
+    { backend: port.backend, pool: port.workers, logger: port.logger },
+    "statement",
+  );
   const backend = port.backend;
-  // the shell's guard trigger lets this transaction's own TRUNCATE through
-  await backend.query("BEGIN; SET LOCAL herd.shell_writes = on");
   try {
+    await transaction.lockShards(placements);
+    transaction.writesOnCoordinator();
+    // the shell's guard trigger lets this transaction's own TRUNCATE through
+    await backend.query("SET LOCAL herd.shell_writes = on");
     if (change.action === "drop-tables") {
       for (const table of change.tables) {
         await backend.query("DELETE FROM herd.distributed_tables WHERE relation = $1::oid", [String(table.oid)]);
@@ -55,17 +69,23 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     const collector = new ResultCollector();
     await backend.exchange(backendRequest({ ...run, sql: change.shellSql, describe: false }), collector);
     const shell = collector.result();
-    await twoPhase.forEach([...perNode.values()], async ({ node, statements }) => {
-      const connection = await twoPhase.on(node);
-      for (const sql of statements) await connection.query(sql);
-    });
-    await twoPhase.prepare();
-    await backend.query("COMMIT");
-    await twoPhase.commit();
+    const settings = port.settings();
+    const outcomes = await Promise.allSettled(
+      [...perNode.values()].map(async ({ node, statements }) => {
+        const { connection, opening } = await transaction.join(node, settings);
+        if (opening) await connection.query(opening);
+        for (const { shardId, sql } of statements) {
+          transaction.wrote(node.id, shardId);
+          await connection.query(sql);
+        }
+      }),
+    );
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    await transaction.commit();
     return shell.tag;
   } catch (error) {
-    await twoPhase.rollback();
-    await backend.query("ROLLBACK").catch(() => {});
+    await transaction.rollback();
     throw error;
   } finally {
     await port.catalog.reload();

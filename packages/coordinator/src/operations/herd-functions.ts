@@ -8,7 +8,11 @@ import { distributeTable } from "./distribute-table.js";
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
 export interface FunctionCall {
-  readonly name: "create_distributed_table" | "create_reference_table" | "get_shard_id_for_distribution_column";
+  readonly name:
+    | "create_distributed_table"
+    | "create_reference_table"
+    | "get_shard_id_for_distribution_column"
+    | "recover_prepared_transactions";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -23,6 +27,7 @@ export interface FunctionAnswer {
 
 const VOID_OID = 2278;
 export const INT8_OID = 20;
+const INT4_OID = 23;
 
 /** Runs a call of one of herd's SQL functions; resolves with its one value, as PostgreSQL would answer it. */
 export async function callHerdFunction(
@@ -59,6 +64,8 @@ export async function callHerdFunction(
     case "create_reference_table":
       await distributeTable({ table: required(arg(0, "table_name"), "table_name"), kind: "reference" }, port);
       return { typeOid: VOID_OID, value: "" };
+    case "recover_prepared_transactions":
+      return { typeOid: INT4_OID, value: String(await port.cluster.recoverPreparedTransactions()) };
     case "get_shard_id_for_distribution_column": {
       const table = required(arg(0, "table_name"), "table_name");
       const id = await shardIdFor(table, arg(1, "distribution_value") ?? null, port);

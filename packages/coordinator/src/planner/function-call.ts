@@ -10,6 +10,7 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "create_distributed_table",
   "create_reference_table",
   "get_shard_id_for_distribution_column",
+  "recover_prepared_transactions",
 ]);
 
 /**

@@ -4,6 +4,7 @@ import type { PgConnection } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { WorkerPool } from "../connection/worker-pool.js";
+import type { ClusterServices } from "../executor/execution-port.js";
 import type { QueryEngine } from "../executor/query-engine.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import type { Catalog } from "../metadata/catalog.js";
@@ -34,7 +35,7 @@ import {
 import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
 import { ProtocolError } from "../protocol/protocol-error.js";
-import { WorkerTransaction } from "../transaction/worker-transaction.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { BackendRelay } from "./backend-relay.js";
 import { ClientSink } from "./client-sink.js";
 import { FrameQueue } from "./frame-queue.js";
@@ -61,6 +62,7 @@ export interface ConversationOptions {
   readonly catalog: Catalog;
   readonly pool: WorkerPool;
   readonly defaults: DistributeDefaults;
+  readonly cluster: ClusterServices;
   readonly logger: Logger;
   /** The log of the statements herd runs on the workers. */
   readonly executorLogger: Logger;
@@ -119,8 +121,9 @@ export class Conversation {
       backend,
       relay: this.relay,
       workers: options.pool,
-      transaction: new WorkerTransaction(options.pool),
+      transaction: new DistributedTransaction({ backend, pool: options.pool, logger: options.executorLogger }, "block"),
       defaults: options.defaults,
+      cluster: options.cluster,
       logger: options.executorLogger,
       settings: () => this.sharedSettings,
       nextClientMessage: () => this.nextClientMessage(),

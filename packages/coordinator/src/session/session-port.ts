@@ -2,12 +2,12 @@ import type { Logger } from "@herd/shared";
 import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
-import type { ExecutionPort } from "../executor/execution-port.js";
+import type { ClusterServices, ExecutionPort } from "../executor/execution-port.js";
 import type { ResultSink } from "../executor/result-sink.js";
 import type { Catalog, CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
-import type { WorkerTransaction } from "../transaction/worker-transaction.js";
+import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import type { BackendRelay } from "./backend-relay.js";
 
 /** What a session lends its port. */
@@ -16,8 +16,9 @@ export interface SessionPortParts {
   readonly backend: PgConnection;
   readonly relay: BackendRelay;
   readonly workers: ConnectionPool;
-  readonly transaction: WorkerTransaction;
+  readonly transaction: DistributedTransaction;
   readonly defaults: DistributeDefaults;
+  readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly settings: () => SessionSettings;
   readonly nextClientMessage: () => Promise<Frame>;
@@ -28,8 +29,9 @@ export class SessionPort implements ExecutionPort {
   readonly catalog: CatalogSource;
   readonly backend: PgConnection;
   readonly workers: ConnectionPool;
-  readonly transaction: WorkerTransaction;
+  readonly transaction: DistributedTransaction;
   readonly defaults: DistributeDefaults;
+  readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly busyWorkers = new Set<WorkerConnection>();
 
@@ -39,6 +41,7 @@ export class SessionPort implements ExecutionPort {
     this.workers = parts.workers;
     this.transaction = parts.transaction;
     this.defaults = parts.defaults;
+    this.cluster = parts.cluster;
     this.logger = parts.logger;
   }
 

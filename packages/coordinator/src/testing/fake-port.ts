@@ -7,7 +7,8 @@ import type { ResultSink } from "../executor/result-sink.js";
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { Frame } from "../protocol/message-framer.js";
-import { WorkerTransaction } from "../transaction/worker-transaction.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { FakeCoordinator } from "./fake-coordinator.js";
 import type { FakeWorkers } from "./fake-workers.js";
 
 /**
@@ -38,27 +39,38 @@ export interface FakePortOptions {
   readonly inBlock?: boolean;
 }
 
-/** A port over fake workers, with no coordinator PostgreSQL (a step that needs it fails). */
+/**
+ * A port over fake workers; its coordinator PostgreSQL answers only what a distributed
+ * transaction asks of it (FakeCoordinator): a step that needs more fails.
+ */
 export class FakePort implements ExecutionPort {
   readonly catalog: CatalogSource;
   readonly workers: FakeWorkers;
-  readonly transaction: WorkerTransaction;
+  readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
   readonly defaults = { shardCount: 32, replicationFactor: 2 };
+  readonly cluster = { recoverPreparedTransactions: async () => 0 };
   readonly lines: string[] = [];
   readonly logger: Logger;
+  readonly coordinator: FakeCoordinator;
   private readonly inBlock: boolean;
 
   constructor(options: FakePortOptions) {
     this.catalog = { current: options.catalog, reload: async () => {} };
     this.workers = options.workers;
-    this.transaction = new WorkerTransaction(options.workers);
-    this.inBlock = options.inBlock ?? false;
     this.logger = createLogger("test", { write: (line) => this.lines.push(line) });
+    this.coordinator = new FakeCoordinator(options.catalog);
+    this.inBlock = options.inBlock ?? false;
+    if (this.inBlock) this.coordinator.status = "T";
+    this.transaction = new DistributedTransaction(
+      { backend: this.backend, pool: options.workers, logger: this.logger },
+      "block",
+    );
   }
 
+  /** The fake coordinator, standing in where a distributed transaction uses the session's connection. */
   get backend(): PgConnection {
-    throw new Error("the fake port has no coordinator PostgreSQL");
+    return this.coordinator as unknown as PgConnection;
   }
 
   relay(_request: Buffer, _sink: ResultSink): Promise<boolean> {

@@ -59,6 +59,12 @@ export class FakeWorkerConnection implements WorkerConnection {
     this.pending += 1;
     const answer = this.answer(request ?? Buffer.alloc(0));
     await new Promise((resolve) => setImmediate(resolve));
+    if (this.broken) {
+      this.pending -= 1;
+      throw new HerdError(`connection to the server at ${this.target} was lost`, {
+        sqlState: SqlState.connectionFailure,
+      });
+    }
     for (const frame of new MessageFramer(1 << 30).push(answer)) exchange.message(frame);
     exchange.chunkEnd?.();
     this.pending -= 1;
@@ -118,14 +124,32 @@ export class FakeWorkerConnection implements WorkerConnection {
   }
 
   private run(sql: string, describe: boolean, w: BufferWriter): void {
+    if (this.broken) return;
     this.workers.log.push({ worker: this.target, sql });
-    if (/^(BEGIN|COMMIT|ROLLBACK)$/i.test(sql) || /^SELECT set_config/.test(sql)) {
-      const failure = this.workers.failCommitOn.has(this.target) && /^COMMIT$/i.test(sql);
-      if (failure) {
-        encodeNotice(w, BackendMessage.errorResponse, { severity: "ERROR", code: "08006", message: "commit lost" });
+    const loss = this.workers.loseConnection.get(this.target);
+    if (loss?.test(sql)) {
+      // the worker goes away before answering: the connection is lost
+      this.broken = new Error("connection lost");
+      return;
+    }
+    const prepared = /^(PREPARE TRANSACTION|COMMIT PREPARED|ROLLBACK PREPARED) '(.*)'$/.exec(sql);
+    if (prepared) {
+      const [, command, gid] = prepared as unknown as [string, string, string];
+      if (command === "PREPARE TRANSACTION") {
+        // an aborted transaction is rolled back instead, as PostgreSQL does
+        if (this.status === "T") this.workers.prepared.add(gid);
+        encodeCommandComplete(w, this.status === "T" ? "PREPARE TRANSACTION" : "ROLLBACK");
         this.status = "I";
-        return;
-      }
+      } else if (!this.workers.prepared.delete(gid)) {
+        encodeNotice(w, BackendMessage.errorResponse, {
+          severity: "ERROR",
+          code: "42704",
+          message: `prepared transaction with identifier "${gid}" does not exist`,
+        });
+      } else encodeCommandComplete(w, command);
+      return;
+    }
+    if (/^(BEGIN|COMMIT|ROLLBACK)$/i.test(sql) || /^SELECT set_config/.test(sql)) {
       if (/^BEGIN$/i.test(sql)) this.status = "T";
       else if (!/^SELECT/.test(sql)) this.status = "I";
       encodeCommandComplete(w, sql.startsWith("SELECT") ? "SELECT 1" : sql.toUpperCase());
@@ -165,8 +189,10 @@ export class FakeWorkers implements ConnectionPool {
   readonly log: { worker: string; sql: string }[] = [];
   /** Workers (`host:port`) that refuse connections. */
   readonly unreachable = new Set<string>();
-  /** Workers whose COMMIT fails. */
-  readonly failCommitOn = new Set<string>();
+  /** Workers (`host:port`) whose connection is lost at the first statement matching the pattern. */
+  readonly loseConnection = new Map<string, RegExp>();
+  /** Gids of the parts prepared and not yet committed or rolled back, on any worker. */
+  readonly prepared = new Set<string>();
   readonly acquired: FakeWorkerConnection[] = [];
   readonly released: WorkerConnection[] = [];
   private readonly down = new Set<string>();

@@ -13,6 +13,7 @@ import { activeNodes, hashOf } from "../shard-selection.js";
 import { renameToShards, type TableMention } from "../shard-statements.js";
 import { castNode, expressionNode, literalNode, nullNode } from "../sql-nodes.js";
 import type { StatementRun } from "../statement-run.js";
+import { inWriteTransaction } from "../write-transaction.js";
 import { NO_INPUTS, type Primitive } from "./primitive.js";
 
 /** An INSERT … VALUES as the planner read it. */
@@ -68,9 +69,12 @@ export class Insert implements Primitive {
       insert.cols = columns.map((name) => ({ ResTarget: { name } }));
       insert.selectStmt.SelectStmt.valuesLists = rowNumbers.map((row) => ({ List: { items: rows[row] } }));
       renameToShards(copy, spec.mentions, index);
-      return { sql: deparse(copy), nodes: activeNodes(shardOf(spec.table, index), spec.workers) };
+      const shard = shardOf(spec.table, index);
+      return { sql: deparse(copy), shardId: shard.id, nodes: activeNodes(shard, spec.workers) };
     });
-    const result = await runShardTasks(tasks, { ...run, bind }, port, sink, true);
+    const result = await inWriteTransaction(port, tasks, (transaction) =>
+      runShardTasks(tasks, { ...run, bind }, port, sink, { write: true, transaction }),
+    );
     sink.complete(`INSERT 0 ${result.count}`);
   }
 

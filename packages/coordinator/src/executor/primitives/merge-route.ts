@@ -88,7 +88,11 @@ export class MergeRoute implements Primitive {
       describe: run.describe,
     });
     try {
-      await runShardTasks(tasks, workerRun, port, sink, false, merge);
+      await runShardTasks(tasks, workerRun, port, sink, {
+        write: false,
+        transaction: port.inTransactionBlock() ? port.transaction : undefined,
+        rows: merge,
+      });
     } catch (error) {
       await merge.abandon("a shard failed");
       throw error;

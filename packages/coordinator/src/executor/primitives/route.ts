@@ -9,6 +9,7 @@ import { tagWithCount } from "../shard-request.js";
 import { type Anchor, activeNodes, shardIndexesOf } from "../shard-selection.js";
 import type { ShardStatements } from "../shard-statements.js";
 import type { StatementRun } from "../statement-run.js";
+import { inWriteTransaction } from "../write-transaction.js";
 import { type DescribeContext, NO_INPUTS, type Primitive } from "./primitive.js";
 
 /** What a Route runs where, decided by the planner. */
@@ -52,7 +53,14 @@ export class Route implements Primitive {
       );
     }
     const tasks = indexes.map((index) => this.task(index, write, port));
-    const result = await runShardTasks(tasks, run, port, sink, write);
+    const result = write
+      ? await inWriteTransaction(port, tasks, (transaction) =>
+          runShardTasks(tasks, run, port, sink, { write, transaction }),
+        )
+      : await runShardTasks(tasks, run, port, sink, {
+          write,
+          transaction: port.inTransactionBlock() ? port.transaction : undefined,
+        });
     sink.complete(tasks.length === 1 ? result.tag : tagWithCount(result.tag, result.count));
   }
 
@@ -75,17 +83,20 @@ export class Route implements Primitive {
   task(index: number, write: boolean, port: ExecutionPort): ShardTask {
     const { spec } = this;
     const sql = spec.statements.sqlFor(index);
-    const nodes = activeNodes(shardOf(this.mainTable, index), spec.workers);
-    if (write) return { sql, nodes };
+    const shard = shardOf(this.mainTable, index);
+    const nodes = activeNodes(shard, spec.workers);
+    if (write) return { sql, shardId: shard.id, nodes };
     // a read joins reference tables: its worker must hold them too
     const holdsAll = (node: WorkerNode) =>
       spec.references.every((table) => activeNodes(shardOf(table, 0), spec.workers).some((n) => n.id === node.id));
-    const candidates = nodes.filter(holdsAll);
+    // in a block, a worker that failed earlier in it is left out: it missed the block's writes
+    const candidates = nodes.filter((node) => holdsAll(node) && !port.transaction.isLost(node.id));
     const reachable = candidates.filter((node) => !port.workers.isDown(node));
     const chosen =
       candidates.find((node) => port.transaction.has(node.id)) ?? reachable[0] ?? candidates[0] ?? nodes[0];
     return {
       sql,
+      shardId: shard.id,
       nodes: [chosen as WorkerNode],
       fallbacks: port.inTransactionBlock() ? [] : candidates.filter((node) => node !== chosen),
     };

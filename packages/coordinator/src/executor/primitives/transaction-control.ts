@@ -7,10 +7,12 @@ import type { StatementRun } from "../statement-run.js";
 import { NO_INPUTS, type Primitive } from "./primitive.js";
 
 /**
- * BEGIN, COMMIT, ROLLBACK and savepoints when a transaction block has reached workers: the
- * workers' transactions end first (commit or roll back, see WorkerTransaction.finish), then the
- * coordinator's, whose answer the client gets. Savepoints run on the coordinator and on every
- * worker of the block. With no worker in the block, the coordinator's PostgreSQL answers alone.
+ * BEGIN, COMMIT, ROLLBACK and savepoints when a transaction block has reached workers. COMMIT:
+ * the block's writers prepare and the decision is recorded in the block's own transaction on the
+ * coordinator, whose COMMIT (the client's answer) makes it durable; then the workers commit
+ * (transaction/distributed-transaction.ts). ROLLBACK rolls every worker back, then the
+ * coordinator. Savepoints run on the coordinator and on every worker of the block. With no worker
+ * in the block, the coordinator's PostgreSQL answers alone.
  */
 export class TransactionControl implements Primitive {
   readonly kind = "transaction";
@@ -25,17 +27,22 @@ export class TransactionControl implements Primitive {
     switch (kind) {
       case "TRANS_STMT_COMMIT":
       case "TRANS_STMT_ROLLBACK": {
-        if (workers.active) {
-          const commit = kind === "TRANS_STMT_COMMIT" && port.backend.status !== "E";
-          try {
-            await workers.finish(commit);
-          } catch (error) {
-            // no worker committed: the whole block is rolled back
-            await port.backend.query("ROLLBACK").catch(() => {});
-            throw error;
-          }
+        if (!workers.active) {
+          await relay();
+          return;
         }
-        await relay();
+        if (kind === "TRANS_STMT_ROLLBACK" || port.backend.status === "E") {
+          await workers.rollback();
+          await relay();
+          return;
+        }
+        try {
+          await workers.commitBlock(relay);
+        } catch (error) {
+          // the block did not commit anywhere: end the coordinator's part of it too
+          if (port.backend.status !== "I") await port.backend.query("ROLLBACK").catch(() => {});
+          throw error;
+        }
         return;
       }
       case "TRANS_STMT_PREPARE":

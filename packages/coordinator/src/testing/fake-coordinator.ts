@@ -1,0 +1,57 @@
+import type { QueryResult } from "../connection/pg-connection.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
+import type { TransactionStatus } from "../protocol/backend-messages.js";
+
+/**
+ * The coordinator's PostgreSQL as a distributed transaction uses it (BEGIN, herd.lock_shards,
+ * herd.record_commit, COMMIT), answered from a catalog instead of a server; every statement is
+ * logged. (A mock, for the fan-out's unit tests: the real functions run in every cluster test.)
+ */
+export class FakeCoordinator {
+  status: TransactionStatus = "I";
+  readonly log: string[] = [];
+  /** Commit records written: gid → node id. */
+  readonly records = new Map<string, number>();
+  /** Placements marked stale: `shard:node`. */
+  readonly stale: string[] = [];
+  private xid = 1000;
+
+  constructor(private readonly catalog: CatalogSnapshot) {}
+
+  async query(sql: string, parameters: readonly (string | null)[] = []): Promise<QueryResult> {
+    this.log.push(sql);
+    const result = (rows: (Buffer | null)[][] = [], tag = "SELECT 1"): QueryResult => ({ fields: [], rows, tag });
+    if (sql === "BEGIN") {
+      this.status = "T";
+      this.xid += 1;
+      return result([], "BEGIN");
+    }
+    if (sql === "COMMIT" || sql === "ROLLBACK") {
+      this.status = "I";
+      return result([], sql);
+    }
+    if (sql.includes("herd.lock_shards")) {
+      const shards = new Set(array(parameters[0]).map(Number));
+      const placements = [...this.catalog.tables]
+        .flatMap((table) => table.shards)
+        .filter((shard) => shards.has(shard.id))
+        .flatMap((shard) => shard.placements.filter((p) => p.state === "active").map((p) => `${shard.id}:${p.nodeId}`))
+        .sort();
+      return result([[Buffer.from(String(this.xid)), Buffer.from(`{${placements.join(",")}}`)]]);
+    }
+    if (sql.includes("herd.record_commit")) {
+      const [gids, nodes, staleShards, staleNodes] = parameters.map(array);
+      for (const [i, gid] of (gids ?? []).entries()) this.records.set(gid, Number(nodes?.[i]));
+      for (const [i, shard] of (staleShards ?? []).entries()) this.stale.push(`${shard}:${staleNodes?.[i]}`);
+      return result([[null]]);
+    }
+    throw new Error(`the fake coordinator does not answer: ${sql}`);
+  }
+}
+
+function array(text: string | null | undefined): string[] {
+  return (text ?? "")
+    .replace(/^\{|\}$/g, "")
+    .split(",")
+    .filter(Boolean);
+}
