@@ -71,6 +71,7 @@ export class PgConnection implements WorkerConnection {
   private readonly framer = new MessageFramer(1024 * 1024 * 1024);
   private readonly pending: Pending[] = [];
   private readonly writer = new BufferWriter(256);
+  private corked = false;
 
   constructor(
     private readonly connection: BackendConnection,
@@ -129,13 +130,31 @@ export class PgConnection implements WorkerConnection {
   exchange(request: Buffer | undefined, exchange: Exchange): Promise<TransactionStatus> {
     if (this.broken) return Promise.reject(connectionLost(this.target, this.broken));
     const done = new Promise<TransactionStatus>((resolve, reject) => this.pending.push({ exchange, resolve, reject }));
-    if (request) this.socket.write(request);
+    if (request) this.send(request);
     return done;
   }
 
   /** Writes bytes that are part of a request already under way (CopyData, CopyDone). */
   write(bytes: Buffer): boolean {
-    return this.socket.write(bytes);
+    return this.send(bytes);
+  }
+
+  /**
+   * Writes bytes; everything written in the same tick leaves in one system call (the socket is
+   * corked until the tick ends). Requests are often pipelined (BEGIN, a statement, PREPARE), and on
+   * loopback each write is a costly system call that also runs the receiver's side of TCP.
+   */
+  private send(bytes: Buffer): boolean {
+    const socket = this.socket;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    return socket.write(bytes);
   }
 
   /** Runs SQL (with text parameters when given) and gathers its rows; a server error is thrown. */

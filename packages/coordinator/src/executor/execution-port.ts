@@ -44,6 +44,13 @@ export interface ExecutionPort {
   settings(): SessionSettings;
   /** The client's next message (COPY data). */
   nextClientMessage(): Promise<Frame>;
+  /**
+   * Takes the workers' end of a committed transaction (COMMIT PREPARED), to finish while the
+   * client is answered; `quiesce` waits for all of them.
+   */
+  afterCommit(finishing: Promise<void>): void;
+  /** Resolves once every commit handed to afterCommit has finished on its workers. */
+  quiesce(): Promise<void>;
   /** Shard count and replication factor of new distributed tables. */
   readonly defaults: DistributeDefaults;
   readonly cluster: ClusterServices;

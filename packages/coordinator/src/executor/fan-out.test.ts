@@ -37,6 +37,7 @@ async function run(sql: string, workers: FakeWorkers, options: { inBlock?: boole
       () => undefined,
       (error: Error) => error,
     );
+  await port.quiesce();
   return { port, sink, error: outcome };
 }
 
@@ -98,8 +99,16 @@ describe("a write that reaches several placements, outside a transaction block",
       expect(statements.at(-1)).toBe(`COMMIT PREPARED ${gid}`);
       gids.push(gid.slice(1, -1));
     }
-    // the coordinator: BEGIN, the 32 shards' locks, the decision with every gid, COMMIT
-    expect(port.coordinator.log.map((sql) => sql.split(" ")[0])).toEqual(["BEGIN", "SELECT", "SELECT", "COMMIT"]);
+    // the coordinator: BEGIN, the 32 whole shards' locks (no pin), the xid and placement epoch,
+    // the decision with every gid, COMMIT
+    expect(port.coordinator.log.map((sql) => sql.split(/[ (]/).slice(0, 2).join(" "))).toEqual([
+      "BEGIN",
+      "SELECT txid_current",
+      "SELECT herd.lock_shards",
+      "SELECT herd.record_commit",
+      "COMMIT",
+    ]);
+    expect(port.coordinator.locks[0]?.split(" ")[0]?.split(",")).toHaveLength(32);
     expect([...port.coordinator.records.keys()].sort()).toEqual(gids.sort());
     expect(workers.prepared.size).toBe(0);
     // 32 shards, 2 rows each: the replicas' copies are not counted twice
@@ -188,8 +197,11 @@ describe("a write in a transaction block", () => {
       expect(workers.statementsOn(worker)).toEqual(["BEGIN", expect.stringMatching(/^UPDATE customers_102010/)]);
     expect(workers.released).toHaveLength(0);
     expect(port.transaction.active).toBe(true);
-    // the shard's lock is taken in the block's own coordinator transaction, and kept
-    expect(port.coordinator.log).toEqual([expect.stringMatching(/herd\.lock_shards/)]);
+    // tenant 1's value lock is taken in the block's own coordinator transaction, and kept
+    expect(port.coordinator.log).toEqual([
+      expect.stringMatching(/txid_current/),
+      expect.stringMatching(/herd\.lock_value/),
+    ]);
   });
 
   it("refuses an UPDATE that reaches several shards", async () => {

@@ -17,6 +17,8 @@ export interface ShardTask {
   readonly sql: string;
   /** The shard it reads or writes (of the table a write changes). */
   readonly shardId: number;
+  /** A write's distribution values in this shard, hashed (what it locks); undefined: the whole shard. */
+  readonly hashes?: readonly number[];
   /** The first is the one whose rows reach the client; a write lists every active placement. */
   readonly nodes: readonly WorkerNode[];
   /** A read's other placements, tried in order when a worker cannot be reached. */

@@ -34,10 +34,12 @@ export class QueryEngine {
   }
 
   /**
-   * Runs a statement. A write that finds, under its shard locks, that a shard's placements changed
+   * Runs a statement, once the workers finished what the session committed before. A write that finds, under its shard locks, that a shard's placements changed
    * since its plan (PlacementsChanged: nothing written yet) runs once more on the catalog as it is now.
    */
   async run(run: StatementRun, port: ExecutionPort, sink: ResultSink): Promise<void> {
+    // the workers have finished what this session committed before (read-your-writes)
+    await port.quiesce();
     try {
       await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
     } catch (error) {

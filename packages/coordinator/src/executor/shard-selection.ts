@@ -24,12 +24,21 @@ export interface Anchor {
  * wrong, only slower.
  */
 export function shardIndexesOf(anchor: Anchor, bind: BindMessage | undefined): number[] {
-  const table = anchor.table;
-  const count = table.shards.length;
-  const all = () => Array.from({ length: count }, (_, i) => i);
+  const count = anchor.table.shards.length;
+  const hashes = pinnedHashes(anchor, bind);
+  if (!hashes) return Array.from({ length: count }, (_, i) => i);
+  return [...new Set(hashes.map((hash) => shardIndexForHash(hash, count)))].sort((a, b) => a - b);
+}
+
+/**
+ * The hashes of the distribution values an anchor's pin leads to, with the parameters of this
+ * execution (none for a pin to NULL only); undefined when the pin cannot be evaluated (no pin, a
+ * value of the wrong type): every shard then.
+ */
+export function pinnedHashes(anchor: Anchor, bind: BindMessage | undefined): number[] | undefined {
   const pin = anchor.pin;
-  if (!pin) return all();
-  const type = table.distributionType as number;
+  if (!pin) return undefined;
+  const type = anchor.table.distributionType as number;
   const hashes: number[] = [];
   try {
     if (pin.kind === "values") {
@@ -39,16 +48,16 @@ export function shardIndexesOf(anchor: Anchor, bind: BindMessage | undefined): n
       }
     } else {
       const raw = bind?.parameters[pin.number - 1];
-      if (raw === undefined || parameterFormat(bind as BindMessage, pin.number - 1) !== 0) return all();
+      if (raw === undefined || parameterFormat(bind as BindMessage, pin.number - 1) !== 0) return undefined;
       if (raw === null) return [];
       const elements = parseTextArray(raw.toString("utf8"));
-      if (!elements) return all();
+      if (!elements) return undefined;
       for (const element of elements) if (element !== null) hashes.push(hashOfText(type, element));
     }
   } catch {
-    return all();
+    return undefined;
   }
-  return [...new Set(hashes.map((hash) => shardIndexForHash(hash, count)))].sort((a, b) => a - b);
+  return [...new Set(hashes)];
 }
 
 /** The hash of a literal or parameter value; null for NULL (which equals nothing). */

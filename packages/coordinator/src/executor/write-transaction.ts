@@ -1,23 +1,32 @@
-import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { DistributedTransaction, type ShardLock } from "../transaction/distributed-transaction.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ShardTask } from "./fan-out.js";
 
 /**
  * Runs a write in the transaction it belongs to: the client's block, or one of its own, which
- * commits when `write` returns and rolls back when it throws. The shards the tasks write are
- * locked on the coordinator first, with their placements as the plan knows them.
+ * commits when `write` returns and rolls back when it throws. What the tasks write is locked on
+ * the coordinator first; `placementEpoch` is the one of the catalog the write was planned with.
  */
 export async function inWriteTransaction<T>(
   port: ExecutionPort,
+  placementEpoch: number,
   tasks: readonly ShardTask[],
   write: (transaction: DistributedTransaction) => Promise<T>,
 ): Promise<T> {
   const block = port.inTransactionBlock();
   const transaction = block
     ? port.transaction
-    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
+    : new DistributedTransaction(
+        {
+          backend: port.backend,
+          pool: port.workers,
+          logger: port.logger,
+          defer: (finishing) => port.afterCommit(finishing),
+        },
+        "statement",
+      );
   try {
-    await transaction.lockShards(placementsOf(tasks));
+    await transaction.lockShards(locksOf(tasks), placementEpoch);
     const result = await write(transaction);
     if (!block) await transaction.commit();
     return result;
@@ -27,13 +36,7 @@ export async function inWriteTransaction<T>(
   }
 }
 
-/** Shard id → the nodes of its active placements, as the tasks (the plan) know them. */
-export function placementsOf(tasks: readonly ShardTask[]): Map<number, number[]> {
-  const placements = new Map<number, number[]>();
-  for (const task of tasks)
-    placements.set(
-      task.shardId,
-      task.nodes.map((node) => node.id),
-    );
-  return placements;
+/** What the tasks write of each shard: the hashes of their distribution values, or the whole shard. */
+export function locksOf(tasks: readonly ShardTask[]): Map<number, ShardLock> {
+  return new Map(tasks.map((task) => [task.shardId, { hashes: task.hashes }]));
 }

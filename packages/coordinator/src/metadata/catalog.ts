@@ -133,6 +133,7 @@ export class Catalog implements CatalogSource {
         `SELECT DISTINCT proname AS name, CASE WHEN prokind = 'a' THEN 'a' ELSE provolatile::text END AS kind
            FROM pg_proc WHERE prokind = 'a' OR provolatile <> 'i'`,
       );
+      const epoch = await client.query<{ epoch: string }>("SELECT epoch FROM herd.placement_epoch");
       await client.query("COMMIT");
 
       const kinds = { volatile: [] as string[], stable: [] as string[], aggregates: [] as string[] };
@@ -204,6 +205,7 @@ export class Catalog implements CatalogSource {
           tables: tableList,
           indexes: indexes.rows.map((row) => ({ schema: row.schema, name: row.name, table: row.relation })),
           functions: kinds,
+          placementEpoch: Number(epoch.rows[0]?.epoch ?? 0),
         },
         this.current.version + 1,
       );

@@ -263,33 +263,64 @@ export const MIGRATIONS: readonly Migration[] = [
         created_at  timestamptz NOT NULL DEFAULT now()
       );
 
-      -- Sessions call these as whatever role they run as: they act on herd's tables only.
-      CREATE FUNCTION herd.record_commit(gids text[], node_ids integer[], stale_shards bigint[], stale_nodes integer[])
-        RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-        BEGIN
+      -- Sessions call these as whatever role they run as: they act on herd's tables only (SQL-standard
+      -- bodies: names are resolved now, so the caller's search_path cannot redirect them).
+      CREATE FUNCTION herd.record_commit(gids text[], node_ids integer[]) RETURNS void
+        LANGUAGE sql SECURITY DEFINER
+        BEGIN ATOMIC
           INSERT INTO herd.transactions (gid, node_id) SELECT * FROM unnest(gids, node_ids);
-          -- placements whose worker failed before PREPARE missed this write: never read again until repaired
+        END;
+      -- Placements whose worker failed before PREPARE missed the write: never read again until
+      -- repaired. Called in the deciding transaction, only when there are some (any change of
+      -- placements makes every coordinator reload the catalog).
+      CREATE FUNCTION herd.mark_stale(shard_ids bigint[], node_ids integer[]) RETURNS void
+        LANGUAGE sql SECURITY DEFINER
+        BEGIN ATOMIC
           UPDATE herd.placements p SET state = 'stale'
-            FROM unnest(stale_shards, stale_nodes) AS m (shard_id, node_id)
-           WHERE p.shard_id = m.shard_id AND p.node_id = m.node_id;
-        END $$;
+            FROM unnest(shard_ids, node_ids) AS m (shard_id, node_id)
+           WHERE p.shard_id OPERATOR(pg_catalog.=) m.shard_id AND p.node_id OPERATOR(pg_catalog.=) m.node_id;
+        END;
 
-      -- Writers of a shard take its lock on the coordinator, in shard id order, for the rest of the
-      -- deciding transaction: the writes of one shard reach its placements in one order, and a
-      -- deadlock between writers is a deadlock on the coordinator, which PostgreSQL detects.
-      -- Answers the transaction's id (the gid's prefix) and the shards' active placements, read
-      -- under the locks, so a writer can tell that its plan still sees every copy.
-      CREATE FUNCTION herd.lock_shards(shard_ids bigint[], OUT xid bigint, OUT placements text[])
-        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-        DECLARE shard bigint;
+      -- Every change of placements bumps the epoch (in the same transaction): a writer that reads
+      -- the epoch its plan's catalog had knows that no placement changed since.
+      CREATE TABLE herd.placement_epoch (epoch bigint NOT NULL);
+      INSERT INTO herd.placement_epoch VALUES (1);
+      CREATE FUNCTION herd.bump_placement_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN UPDATE herd.placement_epoch SET epoch = epoch + 1; RETURN NULL; END $$;
+      CREATE TRIGGER bump_epoch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON herd.placements
+        FOR EACH STATEMENT EXECUTE FUNCTION herd.bump_placement_epoch();
+
+      -- Writers take write locks on the coordinator, for the rest of the deciding transaction, so
+      -- that the writes of one row reach its placements in one order and a deadlock between
+      -- writers is a deadlock on the coordinator, which PostgreSQL detects. A write pinned to
+      -- distribution values locks each value (its hash, in its shard) and shares its shard's lock;
+      -- a write of a whole shard (no pin, COPY, DDL, moving a placement) takes the shard's lock
+      -- exclusively. Taken in shard order, values after. herd.lock_value is the common case of one
+      -- value alone. Both answer the placement epoch, read (a statement of its own, so a snapshot
+      -- of its own) once the locks are held.
+      CREATE FUNCTION herd.lock_shards(whole bigint[], value_shards bigint[], value_hashes integer[])
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE item record;
         BEGIN
-          FOR shard IN SELECT DISTINCT s FROM unnest(shard_ids) s ORDER BY s LOOP
-            PERFORM pg_advisory_xact_lock((1751478884::bigint << 32) + shard);
+          FOR item IN
+            SELECT DISTINCT s, h FROM (SELECT pg_catalog.unnest(whole) AS s, NULL::integer AS h
+                                       UNION ALL SELECT * FROM unnest(value_shards, value_hashes)) l
+             ORDER BY s, h NULLS FIRST
+          LOOP
+            IF item.h IS NULL THEN
+              PERFORM pg_catalog.pg_advisory_xact_lock((1751478884::bigint << 32) + item.s);
+            ELSE
+              PERFORM pg_catalog.pg_advisory_xact_lock_shared((1751478884::bigint << 32) + item.s);
+              PERFORM pg_catalog.pg_advisory_xact_lock(item.s::integer, item.h);
+            END IF;
           END LOOP;
-          xid := txid_current();
-          placements := ARRAY(SELECT p.shard_id || ':' || p.node_id FROM herd.placements p
-                                WHERE p.shard_id = ANY (shard_ids) AND p.state = 'active' ORDER BY 1);
+          RETURN (SELECT epoch FROM herd.placement_epoch);
         END $$;
+      CREATE FUNCTION herd.lock_value(shard bigint, hash integer) RETURNS bigint LANGUAGE sql
+        BEGIN ATOMIC
+          SELECT pg_advisory_xact_lock_shared((1751478884::bigint << 32) + shard), pg_advisory_xact_lock(shard::integer, hash);
+          SELECT epoch FROM herd.placement_epoch;
+        END;
 
       -- Called through herd's SQL port, herd runs it (transaction/recovery.ts).
       CREATE FUNCTION pg_catalog.recover_prepared_transactions() RETURNS integer LANGUAGE plpgsql AS $$

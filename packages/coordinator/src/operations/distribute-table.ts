@@ -114,7 +114,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   );
   try {
     // the new shards are nobody else's yet: no shard to lock, but the coordinator's transaction opens
-    await transaction.lockShards(new Map());
+    await transaction.lockShards(new Map(), catalog.placementEpoch);
     transaction.writesOnCoordinator();
     await backend.query(`LOCK TABLE ${quoted(shell)} IN EXCLUSIVE MODE`);
     if (colocationId === undefined) {

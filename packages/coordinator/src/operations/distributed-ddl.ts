@@ -5,7 +5,7 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { type DistributedTable, shardOf, type WorkerNode } from "../metadata/catalog-types.js";
-import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { DistributedTransaction, type ShardLock } from "../transaction/distributed-transaction.js";
 
 /** A DDL command on distributed and reference tables, as the planner prepared it. */
 export interface DdlChange {
@@ -18,6 +18,8 @@ export interface DdlChange {
   readonly shardCommands: readonly { readonly table: DistributedTable; readonly index: number; readonly sql: string }[];
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
+  /** The placement epoch of that snapshot. */
+  readonly placementEpoch: number;
 }
 
 /**
@@ -37,14 +39,11 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     );
   }
   const perNode = new Map<number, { node: WorkerNode; statements: { shardId: number; sql: string }[] }>();
-  const placements = new Map<number, number[]>();
+  const placements = new Map<number, ShardLock>();
   for (const { table, index, sql } of change.shardCommands) {
     const shard = shardOf(table, index);
     const nodes = activeNodes(shard, change.workers);
-    placements.set(
-      shard.id,
-      nodes.map((node) => node.id),
-    );
+    placements.set(shard.id, { hashes: undefined });
     for (const node of nodes) {
       const entry = perNode.get(node.id) ?? { node, statements: [] };
       entry.statements.push({ shardId: shard.id, sql });
@@ -57,7 +56,7 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
   );
   const backend = port.backend;
   try {
-    await transaction.lockShards(placements);
+    await transaction.lockShards(placements, change.placementEpoch);
     transaction.writesOnCoordinator();
     // the shell's guard trigger lets this transaction's own TRUNCATE through
     await backend.query("SET LOCAL herd.shell_writes = on");

@@ -113,7 +113,14 @@ function ddl(tree: AnyNode, tables: DistributedTable[], action: DdlChange["actio
       sql: shardCommand(action, statement, table, shard.index, catalog),
     })),
   );
-  return new Ddl({ tables, action, shellSql: deparse(statement), shardCommands, workers: catalog.nodes });
+  return new Ddl({
+    tables,
+    action,
+    shellSql: deparse(statement),
+    shardCommands,
+    workers: catalog.nodes,
+    placementEpoch: catalog.placementEpoch,
+  });
 }
 
 function error(problem: HerdError): Refuse {

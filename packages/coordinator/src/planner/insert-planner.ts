@@ -93,5 +93,6 @@ export function planInsert(
     ),
     needsEvaluation,
     workers: catalog.nodes,
+    placementEpoch: catalog.placementEpoch,
   });
 }

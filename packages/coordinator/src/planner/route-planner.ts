@@ -55,6 +55,7 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
     references,
     target,
     workers: catalog.nodes,
+    placementEpoch: catalog.placementEpoch,
     severalShards: multiShard.kind === "error" ? multiShard.error : undefined,
   });
   return multiShard.kind === "merge" ? new MergeRoute(route, multiShard.split) : route;

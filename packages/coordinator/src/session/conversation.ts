@@ -121,7 +121,15 @@ export class Conversation {
       backend,
       relay: this.relay,
       workers: options.pool,
-      transaction: new DistributedTransaction({ backend, pool: options.pool, logger: options.executorLogger }, "block"),
+      transaction: new DistributedTransaction(
+        {
+          backend,
+          pool: options.pool,
+          logger: options.executorLogger,
+          defer: (finishing) => this.port.afterCommit(finishing),
+        },
+        "block",
+      ),
       defaults: options.defaults,
       cluster: options.cluster,
       logger: options.executorLogger,

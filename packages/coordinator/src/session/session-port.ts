@@ -45,6 +45,17 @@ export class SessionPort implements ExecutionPort {
     this.logger = parts.logger;
   }
 
+  private readonly finishing = new Set<Promise<void>>();
+
+  afterCommit(finishing: Promise<void>): void {
+    this.finishing.add(finishing);
+    void finishing.finally(() => this.finishing.delete(finishing));
+  }
+
+  async quiesce(): Promise<void> {
+    while (this.finishing.size > 0) await Promise.allSettled([...this.finishing]);
+  }
+
   async relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean> {
     const exchange = this.parts.relay.exchange(true, extended, sink);
     await this.backend.exchange(request, exchange);

@@ -3,9 +3,9 @@ import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { TransactionStatus } from "../protocol/backend-messages.js";
 
 /**
- * The coordinator's PostgreSQL as a distributed transaction uses it (BEGIN, herd.lock_shards,
- * herd.record_commit, COMMIT), answered from a catalog instead of a server; every statement is
- * logged. (A mock, for the fan-out's unit tests: the real functions run in every cluster test.)
+ * The coordinator's PostgreSQL as a distributed transaction uses it (BEGIN, the write locks, the
+ * placement epoch, herd.record_commit, herd.mark_stale, COMMIT), answered from a catalog instead of
+ * a server; every statement is logged. (A mock, for the fan-out's unit tests: the real functions run in every cluster test.)
  */
 export class FakeCoordinator {
   status: TransactionStatus = "I";
@@ -14,6 +14,8 @@ export class FakeCoordinator {
   readonly records = new Map<string, number>();
   /** Placements marked stale: `shard:node`. */
   readonly stale: string[] = [];
+  /** The parameters of every lock request. */
+  readonly locks: string[] = [];
   private xid = 1000;
 
   constructor(private readonly catalog: CatalogSnapshot) {}
@@ -30,19 +32,19 @@ export class FakeCoordinator {
       this.status = "I";
       return result([], sql);
     }
-    if (sql.includes("herd.lock_shards")) {
-      const shards = new Set(array(parameters[0]).map(Number));
-      const placements = [...this.catalog.tables]
-        .flatMap((table) => table.shards)
-        .filter((shard) => shards.has(shard.id))
-        .flatMap((shard) => shard.placements.filter((p) => p.state === "active").map((p) => `${shard.id}:${p.nodeId}`))
-        .sort();
-      return result([[Buffer.from(String(this.xid)), Buffer.from(`{${placements.join(",")}}`)]]);
+    if (sql.includes("txid_current")) return result([[Buffer.from(String(this.xid))]]);
+    if (sql.includes("herd.lock_shards") || sql.includes("herd.lock_value") || sql.includes("herd.placement_epoch")) {
+      if (!sql.includes("herd.placement_epoch")) this.locks.push(parameters.join(" "));
+      return result([[Buffer.from(String(this.catalog.placementEpoch))]]);
     }
     if (sql.includes("herd.record_commit")) {
-      const [gids, nodes, staleShards, staleNodes] = parameters.map(array);
+      const [gids, nodes] = parameters.map(array);
       for (const [i, gid] of (gids ?? []).entries()) this.records.set(gid, Number(nodes?.[i]));
-      for (const [i, shard] of (staleShards ?? []).entries()) this.stale.push(`${shard}:${staleNodes?.[i]}`);
+      return result([[null]]);
+    }
+    if (sql.includes("herd.mark_stale")) {
+      const [shards, nodes] = parameters.map(array);
+      for (const [i, shard] of (shards ?? []).entries()) this.stale.push(`${shard}:${nodes?.[i]}`);
       return result([[null]]);
     }
     throw new Error(`the fake coordinator does not answer: ${sql}`);

@@ -63,7 +63,12 @@ export class FakePort implements ExecutionPort {
     this.inBlock = options.inBlock ?? false;
     if (this.inBlock) this.coordinator.status = "T";
     this.transaction = new DistributedTransaction(
-      { backend: this.backend, pool: options.workers, logger: this.logger },
+      {
+        backend: this.backend,
+        pool: options.workers,
+        logger: this.logger,
+        defer: (finishing) => this.afterCommit(finishing),
+      },
       "block",
     );
   }
@@ -79,6 +84,17 @@ export class FakePort implements ExecutionPort {
 
   inTransactionBlock(): boolean {
     return this.inBlock;
+  }
+
+  private readonly finishing = new Set<Promise<void>>();
+
+  afterCommit(finishing: Promise<void>): void {
+    this.finishing.add(finishing);
+    void finishing.finally(() => this.finishing.delete(finishing));
+  }
+
+  async quiesce(): Promise<void> {
+    while (this.finishing.size > 0) await Promise.allSettled([...this.finishing]);
   }
 
   settings(): SessionSettings {

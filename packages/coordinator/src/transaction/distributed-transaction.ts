@@ -1,5 +1,5 @@
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
-import type { PgConnection } from "../connection/pg-connection.js";
+import type { PgConnection, QueryResult } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
@@ -11,6 +11,12 @@ export interface TransactionDeps {
   readonly backend: PgConnection;
   readonly pool: ConnectionPool;
   readonly logger: Logger;
+  /**
+   * Takes the workers' COMMIT PREPAREDs of a decided transaction, to finish after the client is
+   * answered; the session awaits them before its next statement reaches a worker (read-your-writes).
+   * Without it, commit() waits for them.
+   */
+  readonly defer?: (finishing: Promise<void>) => void;
 }
 
 /** A worker's part in the transaction. */
@@ -31,9 +37,15 @@ interface Decision {
   readonly prepared: ReadonlyMap<string, Participant>;
   /** The one writer committed in one phase, if that was all. */
   readonly onePhase: Participant | undefined;
+  /** The commit records' insert, sent in the coordinator's transaction (not awaited yet). */
+  readonly recording: Promise<unknown> | undefined;
 }
 
-/** Key of the shards' write locks on the coordinator (see migration 5, herd.lock_shards). */
+/** What a write locks of one shard: the hashes of the distribution values it writes, or (undefined) all of it. */
+export interface ShardLock {
+  readonly hashes: readonly number[] | undefined;
+}
+
 const GID_PREFIX = "herd";
 
 /**
@@ -63,8 +75,8 @@ export class DistributedTransaction {
   private readonly missed = new Map<string, { readonly shardId: number; readonly nodeId: number }>();
   /** SAVEPOINT statements still open in the block, to replay on workers joining later. */
   readonly savepoints: { name: string; sql: string }[] = [];
-  /** Shards whose write lock this transaction holds. */
-  private readonly locked = new Set<number>();
+  /** Write locks this transaction holds: the whole shard, or values (hashes) of it. */
+  private readonly locked = new Map<number, "whole" | Set<number>>();
   /** The deciding transaction's id on the coordinator (the prefix of the gids). */
   private xid: string | undefined;
   /** A statement's own coordinator transaction has begun. */
@@ -98,30 +110,64 @@ export class DistributedTransaction {
   // ---- locks ----
 
   /**
-   * Takes the write locks of `shards` (shard id → the nodes of its active placements as the plan
-   * sees them) on the coordinator, opening a statement's own coordinator transaction first. Under
-   * the locks, the placements are read again: when they differ from the plan's (a placement went
-   * stale or was repaired since), PlacementsChanged is thrown before anything was written.
+   * Takes the write locks a write needs on the coordinator (migration 5): per shard, the hashes of
+   * the distribution values it writes, or the whole shard. A statement's own coordinator
+   * transaction opens in the same round trip. Then, under the locks, the placement epoch is read:
+   * when it is not `epoch`, the one of the catalog the write was planned with, placements changed
+   * since (one went stale, or was repaired) and PlacementsChanged is thrown before anything was
+   * written.
    */
-  async lockShards(shards: ReadonlyMap<number, readonly number[]>): Promise<void> {
-    const fresh = [...shards.keys()].filter((id) => !this.locked.has(id));
-    if (fresh.length === 0 && this.xid !== undefined) return;
+  async lockShards(locks: ReadonlyMap<number, ShardLock>, epoch: number): Promise<void> {
+    const whole: number[] = [];
+    const values: [number, number][] = [];
+    for (const [shardId, lock] of locks) {
+      const held = this.locked.get(shardId);
+      if (held === "whole") continue;
+      if (lock.hashes === undefined) {
+        whole.push(shardId);
+        this.locked.set(shardId, "whole");
+        continue;
+      }
+      const set = held ?? new Set<number>();
+      for (const hash of lock.hashes) if (!set.has(hash)) values.push([shardId, hash]);
+      for (const hash of lock.hashes) set.add(hash);
+      this.locked.set(shardId, set);
+    }
+    if (whole.length === 0 && values.length === 0 && this.xid !== undefined) return;
     const backend = this.deps.backend;
+    // one round trip: BEGIN (a statement's own transaction), the transaction's id (once), and the
+    // locks, which answer the placement epoch read once they are held
+    const requests: Promise<QueryResult>[] = [];
     if (this.scope === "statement" && !this.opened) {
       this.opened = true;
-      await backend.query("BEGIN");
+      requests.push(backend.query("BEGIN"));
     }
-    const result = await backend.query("SELECT xid::text, placements FROM herd.lock_shards($1::bigint[])", [
-      `{${fresh.join(",")}}`,
-    ]);
-    const row = result.rows[0] as (Buffer | null)[];
-    this.xid = (row[0] as Buffer).toString();
-    for (const id of fresh) this.locked.add(id);
-    const actual = parsePlacements((row[1] as Buffer).toString());
-    for (const id of fresh) {
-      const expected = [...(shards.get(id) ?? [])].sort((a, b) => a - b).join(",");
-      if ((actual.get(id) ?? []).join(",") !== expected) throw new PlacementsChanged(id);
-    }
+    const needsXid = this.xid === undefined;
+    if (needsXid) requests.push(backend.query("SELECT txid_current()::text"));
+    const [only] = values;
+    if (whole.length === 0 && values.length === 1 && only) {
+      requests.push(
+        backend.query("SELECT herd.lock_value($1::bigint, $2::int)::text", [String(only[0]), String(only[1])]),
+      );
+    } else if (whole.length > 0 || values.length > 0) {
+      requests.push(
+        backend.query("SELECT herd.lock_shards($1::bigint[], $2::bigint[], $3::int[])::text", [
+          `{${whole.join(",")}}`,
+          `{${values.map(([shard]) => shard).join(",")}}`,
+          `{${values.map(([, hash]) => hash).join(",")}}`,
+        ]),
+      );
+    } else requests.push(backend.query("SELECT epoch::text FROM herd.placement_epoch"));
+    const answers = await Promise.allSettled(requests);
+    const failed = answers.find((answer) => answer.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const value = (answer: PromiseSettledResult<QueryResult> | undefined) => {
+      const cell = (answer as PromiseFulfilledResult<QueryResult>).value.rows[0]?.[0];
+      if (!cell) throw new Error("the coordinator's lock query answered no row");
+      return cell.toString();
+    };
+    if (needsXid) this.xid = value(answers.at(-2));
+    if (Number(value(answers.at(-1))) !== epoch) throw new PlacementsChanged([...locks.keys()][0] ?? 0);
   }
 
   // ---- participants ----
@@ -226,11 +272,14 @@ export class DistributedTransaction {
   // ---- ending ----
 
   /**
-   * Commits a statement's own transaction: the decision, then the coordinator's COMMIT (which
-   * releases the shard locks), then the workers. Throws when it did not commit; 08007 when the
-   * coordinator's answer to COMMIT was lost and herd cannot tell.
+   * Commits: the decision (writers prepared, records written) and the coordinator's COMMIT in one
+   * round trip — a statement's own coordinator transaction, or the client's block itself — then
+   * the workers' parts. Throws when nothing committed; 08007 when the coordinator's answer to
+   * COMMIT was lost and herd cannot tell. The COMMIT PREPAREDs may finish after this resolves
+   * (`deps.defer`): the decision is durable, and the session waits for them before its next
+   * statement reaches a worker.
    */
-  async commit(): Promise<void> {
+  async commit(options: { chain?: boolean } = {}): Promise<void> {
     let decision: Decision;
     try {
       decision = await this.decide();
@@ -239,7 +288,15 @@ export class DistributedTransaction {
       throw error;
     }
     try {
-      if (this.opened) await this.deps.backend.query("COMMIT");
+      // a failed insert of the records makes the COMMIT a rollback: nothing is decided then
+      const sql = options.chain ? "COMMIT AND CHAIN" : "COMMIT";
+      const committing = this.scope === "block" || this.opened ? this.deps.backend.query(sql) : undefined;
+      const [recorded, committed] = await Promise.allSettled([decision.recording, committing]);
+      if (committed.status === "rejected") throw committed.reason;
+      if (recorded.status === "rejected") {
+        await this.complete(decision, false);
+        throw recorded.reason;
+      }
     } catch (error) {
       if (error instanceof ServerError || !isHerdError(error)) {
         await this.complete(decision, false);
@@ -254,27 +311,6 @@ export class DistributedTransaction {
       });
     }
     await this.complete(decision, true);
-  }
-
-  /**
-   * The block's COMMIT, before the coordinator's own: prepares the writers and records the
-   * decision in the block's transaction. `finish(true)` completes it once the coordinator
-   * committed, `finish(false)` undoes it when it did not.
-   */
-  async commitBlock(commitCoordinator: () => Promise<boolean>): Promise<void> {
-    let decision: Decision;
-    try {
-      decision = await this.decide();
-    } catch (error) {
-      await this.rollback();
-      throw error;
-    }
-    let committed = false;
-    try {
-      committed = await commitCoordinator();
-    } finally {
-      await this.complete(decision, committed);
-    }
   }
 
   /** Rolls every worker's part back (prepared or not) and a statement's own coordinator transaction. */
@@ -305,11 +341,12 @@ export class DistributedTransaction {
    */
   private async decide(): Promise<Decision> {
     const writers = [...this.participants.values()].filter((participant) => participant.written.size > 0);
-    if (writers.length === 0 && this.missed.size === 0) return { prepared: new Map(), onePhase: undefined };
+    if (writers.length === 0 && this.missed.size === 0)
+      return { prepared: new Map(), onePhase: undefined, recording: undefined };
     if (writers.length === 1 && this.missed.size === 0 && !writers[0]?.prepared && !this.coordinatorWrites) {
       const only = writers[0] as Participant;
       await only.connection.query("COMMIT");
-      return { prepared: new Map(), onePhase: only };
+      return { prepared: new Map(), onePhase: only, recording: undefined };
     }
     const results = await Promise.allSettled(
       writers.map(async (participant) => {
@@ -331,18 +368,29 @@ export class DistributedTransaction {
     );
     this.checkEveryShardKept(writers);
     const missed = [...this.missed.values()];
-    await this.deps.backend.query("SELECT herd.record_commit($1::text[], $2::int[], $3::bigint[], $4::int[])", [
-      `{${[...prepared.keys()].join(",")}}`,
-      `{${[...prepared.values()].map((p) => p.node.id).join(",")}}`,
-      `{${missed.map((m) => m.shardId).join(",")}}`,
-      `{${missed.map((m) => m.nodeId).join(",")}}`,
-    ]);
+    const backend = this.deps.backend;
+    const requests = [
+      backend.query("SELECT herd.record_commit($1::text[], $2::int[])", [
+        `{${[...prepared.keys()].join(",")}}`,
+        `{${[...prepared.values()].map((p) => p.node.id).join(",")}}`,
+      ]),
+    ];
+    if (missed.length > 0) {
+      requests.push(
+        backend.query("SELECT herd.mark_stale($1::bigint[], $2::int[])", [
+          `{${missed.map((m) => m.shardId).join(",")}}`,
+          `{${missed.map((m) => m.nodeId).join(",")}}`,
+        ]),
+      );
+    }
+    const recording = Promise.all(requests);
+    recording.catch(() => {}); // awaited by the caller; never unhandled
     if (missed.length > 0) {
       this.deps.logger.warn("placements marked stale: they missed a committed write", {
         placements: missed.map((m) => `${m.shardId}@${m.nodeId}`).join(" "),
       });
     }
-    return { prepared, onePhase: undefined };
+    return { prepared, onePhase: undefined, recording };
   }
 
   /** Every shard a lost worker wrote must have been written by a worker still in the transaction. */
@@ -363,8 +411,9 @@ export class DistributedTransaction {
   /** Carries the decision out on the workers: COMMIT PREPARED (or ROLLBACK PREPARED), readers end. */
   private async complete(decision: Decision, committed: boolean): Promise<void> {
     const decided = new Set([...decision.prepared.values(), decision.onePhase]);
-    const readers = [...this.participants.values()].filter((participant) => !decided.has(participant));
-    await Promise.all([
+    const participants = [...this.participants.values()];
+    const readers = participants.filter((participant) => !decided.has(participant));
+    const finishing = Promise.all([
       ...[...decision.prepared].map(async ([gid, participant]) => {
         const sql = committed ? `COMMIT PREPARED '${gid}'` : `ROLLBACK PREPARED '${gid}'`;
         await participant.connection.query(sql).catch((error) => {
@@ -380,12 +429,21 @@ export class DistributedTransaction {
       ...readers.map((participant) =>
         participant.connection.query(committed ? "COMMIT" : "ROLLBACK").catch(() => participant.connection.destroy()),
       ),
-    ]);
-    this.end();
+    ]).then(() => {
+      for (const participant of participants) this.deps.pool.release(participant.connection);
+    });
+    this.reset();
+    if (committed && this.deps.defer) this.deps.defer(finishing);
+    else await finishing;
   }
 
+  /** Gives every connection back and forgets the transaction's state. */
   private end(): void {
     for (const participant of this.participants.values()) this.deps.pool.release(participant.connection);
+    this.reset();
+  }
+
+  private reset(): void {
     this.participants.clear();
     this.lost.clear();
     this.missed.clear();
@@ -394,21 +452,6 @@ export class DistributedTransaction {
     this.xid = undefined;
     this.opened = false;
   }
-}
-
-function parsePlacements(text: string): Map<number, number[]> {
-  const placements = new Map<number, number[]>();
-  for (const item of text
-    .replace(/^\{|\}$/g, "")
-    .split(",")
-    .filter(Boolean)) {
-    const [shard, node] = item.split(":").map(Number) as [number, number];
-    placements.set(
-      shard,
-      [...(placements.get(shard) ?? []), node].sort((a, b) => a - b),
-    );
-  }
-  return placements;
 }
 
 function lostWorker(node: WorkerNode): HerdError {

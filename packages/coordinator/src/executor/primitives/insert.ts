@@ -33,6 +33,8 @@ export interface InsertSpec {
   readonly needsEvaluation: boolean;
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
+  /** The placement epoch of that snapshot (the write checks it under its locks). */
+  readonly placementEpoch: number;
 }
 
 /**
@@ -63,37 +65,48 @@ export class Insert implements Primitive {
       bind = bind && { ...bind, parameterFormats: [], parameters: [] };
       groups = this.groupByShard(evaluated.distributionValues, undefined);
     }
-    const tasks = [...groups].map(([index, rowNumbers]) => {
+    const tasks = [...groups].map(([index, { rows: rowNumbers, hashes }]) => {
       const copy = structuredClone(spec.tree);
       const insert = copy.InsertStmt as AnyNode;
       insert.cols = columns.map((name) => ({ ResTarget: { name } }));
       insert.selectStmt.SelectStmt.valuesLists = rowNumbers.map((row) => ({ List: { items: rows[row] } }));
       renameToShards(copy, spec.mentions, index);
       const shard = shardOf(spec.table, index);
-      return { sql: deparse(copy), shardId: shard.id, nodes: activeNodes(shard, spec.workers) };
+      // a hash table's rows lock their distribution values; a reference table's shard is locked whole
+      return {
+        sql: deparse(copy),
+        shardId: shard.id,
+        nodes: activeNodes(shard, spec.workers),
+        hashes: spec.table.kind === "hash" ? [...hashes] : undefined,
+      };
     });
-    const result = await inWriteTransaction(port, tasks, (transaction) =>
+    const result = await inWriteTransaction(port, spec.placementEpoch, tasks, (transaction) =>
       runShardTasks(tasks, { ...run, bind }, port, sink, { write: true, transaction }),
     );
     sink.complete(`INSERT 0 ${result.count}`);
   }
 
-  /** Row numbers by shard index, in first-seen order of shards. */
+  /** Row numbers (and their distribution values' hashes) by shard index, in first-seen order of shards. */
   private groupByShard(
     values: readonly (ValueSource | undefined)[],
     bind: BindMessage | undefined,
-  ): Map<number, number[]> {
+  ): Map<number, { rows: number[]; hashes: Set<number> }> {
     const { table } = this.spec;
-    const groups = new Map<number, number[]>();
+    const groups = new Map<number, { rows: number[]; hashes: Set<number> }>();
     values.forEach((value, row) => {
       let index = 0;
+      let hash = 0;
       if (table.kind === "hash") {
         if (!value) throw ExecutionErrors.insertWithoutPartitionValue();
-        const hash = hashOf(table.distributionType as number, value, bind);
-        if (hash === null) throw ExecutionErrors.insertNullPartitionValue();
+        const hashed = hashOf(table.distributionType as number, value, bind);
+        if (hashed === null) throw ExecutionErrors.insertNullPartitionValue();
+        hash = hashed;
         index = shardIndexForHash(hash, table.shards.length);
       }
-      groups.set(index, [...(groups.get(index) ?? []), row]);
+      const group = groups.get(index) ?? { rows: [], hashes: new Set<number>() };
+      group.rows.push(row);
+      group.hashes.add(hash);
+      groups.set(index, group);
     });
     return groups;
   }

@@ -1,4 +1,4 @@
-import type { HerdError } from "@herd/shared";
+import { type HerdError, shardIndexForHash } from "@herd/shared";
 import { type DistributedTable, shardOf, type WorkerNode } from "../../metadata/catalog-types.js";
 import type { BindMessage } from "../../protocol/frontend-messages.js";
 import { ExecutionErrors } from "../execution-errors.js";
@@ -6,7 +6,7 @@ import type { ExecutionPort } from "../execution-port.js";
 import { runShardTasks, type ShardTask } from "../fan-out.js";
 import type { ResultSink } from "../result-sink.js";
 import { tagWithCount } from "../shard-request.js";
-import { type Anchor, activeNodes, shardIndexesOf } from "../shard-selection.js";
+import { type Anchor, activeNodes, pinnedHashes, shardIndexesOf } from "../shard-selection.js";
 import type { ShardStatements } from "../shard-statements.js";
 import type { StatementRun } from "../statement-run.js";
 import { inWriteTransaction } from "../write-transaction.js";
@@ -24,6 +24,8 @@ export interface RouteSpec {
   readonly target: DistributedTable | undefined;
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
+  /** The placement epoch of that snapshot (a write checks it under its locks). */
+  readonly placementEpoch: number;
   /**
    * Why it cannot run when its pins lead to several shard groups (a reason found at plan time,
    * given when the parameters lead there); undefined: the groups' rows are simply appended.
@@ -52,9 +54,10 @@ export class Route implements Primitive {
         "Filter on the distribution column, or run it outside BEGIN … COMMIT.",
       );
     }
-    const tasks = indexes.map((index) => this.task(index, write, port));
+    const hashes = write ? this.writtenHashes(run.bind) : undefined;
+    const tasks = indexes.map((index) => this.task(index, write, port, hashes));
     const result = write
-      ? await inWriteTransaction(port, tasks, (transaction) =>
+      ? await inWriteTransaction(port, this.spec.placementEpoch, tasks, (transaction) =>
           runShardTasks(tasks, run, port, sink, { write, transaction }),
         )
       : await runShardTasks(tasks, run, port, sink, {
@@ -62,6 +65,15 @@ export class Route implements Primitive {
           transaction: port.inTransactionBlock() ? port.transaction : undefined,
         });
     sink.complete(tasks.length === 1 ? result.tag : tagWithCount(result.tag, result.count));
+  }
+
+  /**
+   * The hashes of the distribution values an UPDATE or DELETE is pinned to in the table it
+   * changes; undefined (whole shards) when it is not pinned, or the table is a reference table.
+   */
+  private writtenHashes(bind: BindMessage | undefined): number[] | undefined {
+    const target = this.spec.anchors.find((anchor) => anchor.table === this.spec.target);
+    return target && pinnedHashes(target, bind);
   }
 
   /** Which shard groups this execution reaches (one when nothing but reference tables). */
@@ -79,13 +91,21 @@ export class Route implements Primitive {
     return first;
   }
 
-  /** The statement for shard group `index` on the placements it must (write) or may (read) run on. */
-  task(index: number, write: boolean, port: ExecutionPort): ShardTask {
+  /**
+   * The statement for shard group `index` on the placements it must (write) or may (read) run on;
+   * a write locks the values it is pinned to in that shard (`hashes`), or the whole shard.
+   */
+  task(index: number, write: boolean, port: ExecutionPort, hashes?: readonly number[]): ShardTask {
     const { spec } = this;
     const sql = spec.statements.sqlFor(index);
-    const shard = shardOf(this.mainTable, index);
+    const table = this.mainTable;
+    const shard = shardOf(table, index);
     const nodes = activeNodes(shard, spec.workers);
-    if (write) return { sql, shardId: shard.id, nodes };
+    if (write) {
+      const count = table.shards.length;
+      const mine = hashes?.filter((hash) => shardIndexForHash(hash, count) === index);
+      return { sql, shardId: shard.id, nodes, hashes: mine };
+    }
     // a read joins reference tables: its worker must hold them too
     const holdsAll = (node: WorkerNode) =>
       spec.references.every((table) => activeNodes(shardOf(table, 0), spec.workers).some((n) => n.id === node.id));

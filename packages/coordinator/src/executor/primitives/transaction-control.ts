@@ -37,12 +37,15 @@ export class TransactionControl implements Primitive {
           return;
         }
         try {
-          await workers.commitBlock(relay);
+          // the decision and the coordinator's COMMIT go together; herd answers the client's COMMIT
+          await workers.commit({ chain: this.statement.chain === true });
         } catch (error) {
           // the block did not commit anywhere: end the coordinator's part of it too
           if (port.backend.status !== "I") await port.backend.query("ROLLBACK").catch(() => {});
           throw error;
         }
+        if (run.describe && run.bind) sink.noData();
+        sink.complete("COMMIT");
         return;
       }
       case "TRANS_STMT_PREPARE":
