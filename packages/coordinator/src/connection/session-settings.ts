@@ -17,3 +17,15 @@ export async function applySettings(connection: WorkerConnection, settings: Sess
   if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
   connection.appliedSettings = settings.key;
 }
+
+/**
+ * What herd's own work on a pooled connection (recovery, repair) runs with: no timeout a client's
+ * session left on the connection.
+ */
+export const INTERNAL_SETTINGS: SessionSettings = {
+  values: new Map([
+    ["statement_timeout", "0"],
+    ["lock_timeout", "0"],
+  ]),
+  key: "herd-internal",
+};

@@ -143,8 +143,10 @@ export async function runShardTasks(
       }
     }
     const results = done.flatMap((work) => work.items);
-    const failed =
-      results.find((item) => item.result?.error && item.primary) ?? results.find((item) => item.result?.error);
+    // the cause, not the statements refused after it in the same transaction (25P02)
+    const errors = results.filter((item) => item.result?.error);
+    const cause = errors.filter((item) => item.result?.error?.sqlState !== SqlState.inFailedSqlTransaction);
+    const failed = cause.find((item) => item.primary) ?? cause[0] ?? errors.find((item) => item.primary) ?? errors[0];
     if (failed?.result?.error) throw failed.result.error;
     for (const item of results) {
       for (const notice of item.primary ? (item.result?.notices ?? []) : []) sink.notice(notice);
@@ -339,6 +341,10 @@ async function runWork(
     answers.push(connection.exchange(w.flush(), collector).then(() => collector.result()));
   };
   if (work.opening) query(work.opening);
+  // A read's statements pipelined on a borrowed connection run in one transaction: once one fails
+  // (a cancel, a statement_timeout), PostgreSQL refuses the rest at once instead of running them.
+  const together = work.borrowed === true && work.items.length > 1;
+  if (together) query("BEGIN");
   for (const item of work.items) {
     const { parsedAs } = encodeShardStatement(
       w,
@@ -360,6 +366,7 @@ async function runWork(
       }),
     );
   }
+  if (together) query("COMMIT");
   if (prepare) {
     prepare.preparedWithStatement(work.node.id);
     // after an error of the statement, PostgreSQL answers PREPARE with ROLLBACK: the error is the statement's

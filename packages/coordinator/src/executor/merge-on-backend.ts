@@ -104,6 +104,8 @@ export class BackendMerge implements RowSink {
     encodeExecute(w);
     encodeCopyData(w, COPY_HEADER);
     this.done = backend.exchange(w.flush(), this.answer);
+    // awaited in end(); the connection may fail before (the client left while the shards ran)
+    this.done.catch(() => {});
     backend.socket.on("drain", this.resumeSources);
   }
 

@@ -52,6 +52,10 @@ export interface SessionHandler {
   receive(frames: Frame[]): void;
   /** Extra servers to cancel along with the session's PostgreSQL backend. */
   cancelWorkers?(): Promise<void>;
+  /** A statement of the client's is under way. */
+  readonly busy?: boolean;
+  /** Shutdown: handle nothing more; resolves when the statement under way has finished. */
+  finish?(): Promise<void>;
   close(): void;
 }
 
@@ -114,8 +118,36 @@ export class ClientSession {
     this.onCloseCallbacks.push(callback);
   }
 
-  /** Ends the session from the server side (shutdown): a FATAL to the client, then close. */
+  /** Ends the session from the server side: a FATAL to the client, then close. */
   terminate(error: HerdError): void {
+    this.fail(error);
+  }
+
+  /**
+   * Ends the session for a shutdown: starts nothing new of the client's, lets the statement under
+   * way finish (a COMMIT the client is waiting for is answered), for up to `graceMs`, cancels it
+   * after that, then sends the FATAL.
+   */
+  async shutdown(error: HerdError, graceMs: number): Promise<void> {
+    const handler = this.handler;
+    if (this.phase !== "ready" || !handler?.finish) {
+      this.fail(error);
+      return;
+    }
+    const finished = handler.finish();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      finished.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      this.context.logger.warn("a statement outlived the shutdown grace period; cancelling it");
+      await this.cancelRunningStatement();
+      await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, 1_000))]);
+    }
     this.fail(error);
   }
 
@@ -350,6 +382,12 @@ export class ClientSession {
     this.phase = "closed";
     clearTimeout(this.authTimer);
     if (this.key) this.context.cancels.unregister(this.key.processId);
+    // a statement still running on the coordinator's PostgreSQL (a lock wait, a merge) ends now,
+    // and the handler cancels what runs on the workers
+    if (this.handler?.busy && this.backend) {
+      const { processId, secretKey } = this.backend;
+      void sendCancelRequest(this.context.backend.host, this.context.backend.port, processId, secretKey);
+    }
     this.handler?.close();
     const backend = this.backend?.socket;
     if (backend && !backend.destroyed && !backend.writableEnded) {

@@ -31,6 +31,9 @@ const DEFAULT_LIMITS: SessionLimits = {
   authTimeoutMs: 60_000,
 };
 
+/** How long a shutdown lets statements under way finish before cancelling them. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
 /** The coordinator's SQL port: a PostgreSQL protocol 3.0 server, one ClientSession per connection. */
 export class ProtocolServer {
   private server: Server | undefined;
@@ -73,8 +76,11 @@ export class ProtocolServer {
     this.server = server;
   }
 
-  /** Stops accepting, tells every client the server is shutting down, and closes their sessions. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting, lets every session finish the statement under way (up to `graceMs`: a client
+   * waiting for its COMMIT gets the answer), then tells every client the server is shutting down.
+   */
+  async close(graceMs = SHUTDOWN_GRACE_MS): Promise<void> {
     const server = this.server;
     this.server = undefined;
     if (!server) return;
@@ -83,7 +89,7 @@ export class ProtocolServer {
       sqlState: SqlState.adminShutdown,
       severity: "FATAL",
     });
-    for (const session of [...this.sessions]) session.terminate(shutdown);
+    await Promise.all([...this.sessions].map((session) => session.shutdown(shutdown, graceMs)));
     await closed;
   }
 }

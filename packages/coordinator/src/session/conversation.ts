@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import type { PgConnection } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
@@ -42,12 +43,31 @@ import { FrameQueue } from "./frame-queue.js";
 import { type HerdPortal, type PreparedStatement, PreparedStatements } from "./prepared-statements.js";
 import { SessionPort } from "./session-port.js";
 
+/** Settings of the session's that bound how long its statements may run or wait, on the workers too. */
+const TIMEOUT_SETTINGS = new Set(["statement_timeout", "lock_timeout"]);
+
+/** Messages of an extended-protocol batch, which a Sync ends. */
+const BATCH_TYPES = new Set<number>([
+  FrontendMessage.parse,
+  FrontendMessage.bind,
+  FrontendMessage.describe,
+  FrontendMessage.execute,
+  FrontendMessage.close,
+  FrontendMessage.flush,
+]);
+
+/** A cancel is sent again this often while the statement still runs on a worker, this many times at most. */
+const CANCEL_RETRY_MS = 200;
+const CANCEL_ATTEMPTS = 10;
+
 const FRONTEND_TYPES = new Set<number>(
   Object.values(FrontendMessage).filter((code) => code !== FrontendMessage.password),
 );
 
 /** Settings reported by PostgreSQL (ParameterStatus) that change how workers must answer. */
 const SHARED_SETTINGS = [
+  "statement_timeout",
+  "lock_timeout",
   "TimeZone",
   "DateStyle",
   "IntervalStyle",
@@ -94,6 +114,16 @@ export class Conversation {
   private waiting: ((frame: Frame) => void) | undefined;
   private running = false;
   private closed = false;
+  /** The server shuts down: no new batch of messages is started. */
+  private stopping = false;
+  /** Messages of an extended-protocol batch were handled, its Sync not yet. */
+  private midBatch = false;
+  /** The workers' statement_timeout and lock_timeout are the session's (see readTimeouts). */
+  private timeoutsKnown = false;
+  /** A SET LOCAL changed them: read them again when the transaction has ended. */
+  private timeoutsLocal = false;
+  /** Counts the statements herd ran, so a repeated cancel never reaches the next one. */
+  private statements = 0;
   private readonly pendingForward: Frame[] = [];
   /** Messages were forwarded since the last Sync (the client's or herd's). */
   private forwardedSinceSync = false;
@@ -162,20 +192,51 @@ export class Conversation {
     if (!this.running) void this.drain();
   }
 
-  /** A CancelRequest for this session: what its statement runs on the workers is cancelled too. */
+  /** A statement of the client's is being handled (herd's or the coordinator PostgreSQL's). */
+  get busy(): boolean {
+    return this.running || !this.backend.idle;
+  }
+
+  /**
+   * A CancelRequest (or the client's disconnect) for this session: what its statement runs on the
+   * workers is cancelled too. A cancel that reaches a worker before the statement it follows does
+   * is lost (PostgreSQL cancels only what runs), so it is sent again while the same statement
+   * keeps a worker busy, for up to two seconds.
+   */
   async cancelWorkers(): Promise<void> {
-    await Promise.all([...this.port.busyWorkers].map((connection) => connection.cancel()));
+    const statement = this.statements;
+    for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
+      const busy = [...this.port.busyWorkers];
+      if (busy.length === 0 || this.statements !== statement) return;
+      await Promise.all(busy.map((connection) => connection.cancel()));
+      await sleep(CANCEL_RETRY_MS);
+    }
   }
 
   close(): void {
     this.closed = true;
+    // the client is gone: nothing it started may keep running (or holding locks) on a worker
+    if (this.running) void this.cancelWorkers();
     this.port.transaction.abandon();
+  }
+
+  /**
+   * The server shuts down: runs nothing more of what the client sent, and resolves once the
+   * statement under way has finished and the workers completed what it committed.
+   */
+  async finish(): Promise<void> {
+    this.stopping = true;
+    // an extended-protocol batch under way is finished up to its Sync (PostgreSQL's ReadyForQuery
+    // is what tells the client its statement is done)
+    if (!this.running && this.midBatch && this.queue.length > 0) void this.drain();
+    while ((this.running || this.midBatch) && !this.closed) await sleep(10);
+    await this.port.quiesce();
   }
 
   private async drain(): Promise<void> {
     this.running = true;
     try {
-      while (this.queue.length > 0 && !this.closed) {
+      while (this.queue.length > 0 && !this.closed && !(this.stopping && !this.midBatch)) {
         const frame = this.queue.shift() as Frame;
         const work = this.handle(frame);
         if (work) {
@@ -194,6 +255,8 @@ export class Conversation {
 
   /** One message; returns a promise when handling it needs to wait. */
   private handle(frame: Frame): Promise<void> | undefined {
+    if (frame.type === FrontendMessage.sync || frame.type === FrontendMessage.query) this.midBatch = false;
+    else if (BATCH_TYPES.has(frame.type)) this.midBatch = true;
     switch (frame.type) {
       case FrontendMessage.query:
         return this.handleQuery(frame);
@@ -228,6 +291,7 @@ export class Conversation {
     const sql = decodeQuery(frame.body);
     const parsed = this.options.statements.parse(sql);
     const statements = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
+    for (const raw of statements) this.noteTimeoutChange(raw.stmt as AnyNode);
     const claimed = statements.some((raw) =>
       this.claims(textOf(sql, raw, statements.length), raw.stmt as AnyNode, false),
     );
@@ -246,6 +310,8 @@ export class Conversation {
       try {
         if (this.claims(text, statement, false)) {
           this.refuseInFailedTransaction(statement);
+          this.statements += 1;
+          await this.readTimeouts();
           await this.options.engine.run(
             { sql: text, statement, parameterTypes: [], bind: undefined, describe: true },
             this.port,
@@ -270,6 +336,7 @@ export class Conversation {
     const parsed = this.options.statements.parse(sql);
     const raws = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
     const single = raws.length === 1 ? ((raws[0] as AnyNode).stmt as AnyNode) : undefined;
+    if (single) this.noteTimeoutChange(single);
     const herd = single !== undefined && this.claims(sql, single, true);
     const existing = this.prepared.statement(name);
     if (!herd || (name !== "" && existing)) {
@@ -310,6 +377,7 @@ export class Conversation {
       statement.version = this.options.engine.catalogVersion;
     }
     if (!statement?.herd) {
+      if (statement?.statement) this.noteTimeoutChange(statement.statement);
       this.prepared.closePortal(bind.portal);
       this.forward(frame);
       return undefined;
@@ -373,6 +441,8 @@ export class Conversation {
         describe: portal.describe,
       };
       portal.describe = false;
+      this.statements += 1;
+      await this.readTimeouts();
       await this.options.engine.run(run, this.port, this.sink);
     } catch (error) {
       await this.reportError(error);
@@ -523,6 +593,41 @@ export class Conversation {
         .query("DO $$ BEGIN RAISE EXCEPTION 'herd: a distributed statement failed'; END $$")
         .catch(() => {});
     }
+  }
+
+  /**
+   * A SET or RESET of statement_timeout or lock_timeout (or all settings) passes: the values the
+   * workers get are read again before herd's next statement. After SET LOCAL they are read again
+   * once the transaction has ended too.
+   */
+  private noteTimeoutChange(statement: AnyNode): void {
+    const set = statement.VariableSetStmt as { kind?: string; name?: string; is_local?: boolean } | undefined;
+    const changes = set
+      ? set.kind === "VAR_RESET_ALL" || TIMEOUT_SETTINGS.has(set.name ?? "")
+      : statement.DiscardStmt !== undefined;
+    if (!changes) return;
+    this.timeoutsKnown = false;
+    if (set?.is_local) this.timeoutsLocal = true;
+  }
+
+  /**
+   * The session's statement_timeout and lock_timeout, as the coordinator's PostgreSQL has them
+   * (set by SET, the startup packet, ALTER ROLE … SET, or the server's configuration), for the
+   * workers: a client's timeouts apply to its statements there too.
+   */
+  private async readTimeouts(): Promise<void> {
+    if (this.timeoutsLocal && this.backend.status === "I") {
+      this.timeoutsLocal = false;
+      this.timeoutsKnown = false;
+    }
+    if (this.timeoutsKnown || this.backend.status === "E") return;
+    const result = await this.backend.query(
+      "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+    );
+    const [statementTimeout, lockTimeout] = result.rows[0] ?? [];
+    this.noteSetting("statement_timeout", statementTimeout?.toString() ?? "0");
+    this.noteSetting("lock_timeout", lockTimeout?.toString() ?? "0");
+    this.timeoutsKnown = true;
   }
 
   private noteSetting(name: string, value: string): void {

@@ -1,5 +1,6 @@
 import { errorMessage, type Logger } from "@herd/shared";
 import type pg from "pg";
+import { applySettings, INTERNAL_SETTINGS } from "../connection/session-settings.js";
 import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
@@ -92,6 +93,7 @@ export class PreparedTransactionRecovery {
     const connection = await pool.acquire(node);
     let finished = 0;
     try {
+      await applySettings(connection, INTERNAL_SETTINGS);
       const prepared = (
         await connection.query(
           "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'herd\\_%' AND database = current_database()",

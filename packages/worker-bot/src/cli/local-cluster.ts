@@ -70,12 +70,30 @@ export class LocalCluster {
     await this.waitUntilUp();
   }
 
-  /** SIGTERM to every bot, SIGKILL to any that outstays `graceMs`; then no PostgreSQL may be left. */
+  /**
+   * SIGTERM to the coordinator's bot first (it finishes the commits under way, which need the
+   * workers), then to the workers'; SIGKILL to any that outstays `graceMs`; then no PostgreSQL
+   * may be left.
+   */
   async stop(graceMs = 60_000): Promise<void> {
     this.stopping = true;
     const running = this.members.filter(
       (member) => member.child && member.child.exitCode === null && member.child.signalCode === null,
     );
+    const coordinator = running.filter((member) => member.ordinal === 0);
+    const workers = running.filter((member) => member.ordinal !== 0);
+    await this.stopMembers(coordinator, graceMs);
+    await this.stopMembers(workers, graceMs);
+    // A bot killed above leaves its PostgreSQL behind: stop those too.
+    for (const member of this.members) {
+      const pid = await livePostmasterPid(join(this.volumeDir(member.ordinal), "pgdata"));
+      if (pid === undefined) continue;
+      process.kill(pid, "SIGINT");
+      if (!(await waitForExit(pid, 30_000))) process.kill(pid, "SIGKILL");
+    }
+  }
+
+  private async stopMembers(running: readonly Member[], graceMs: number): Promise<void> {
     for (const member of running) member.child?.kill("SIGTERM");
     await Promise.all(
       running.map(async (member) => {
@@ -87,13 +105,6 @@ export class LocalCluster {
         }
       }),
     );
-    // A bot killed above leaves its PostgreSQL behind: stop those too.
-    for (const member of this.members) {
-      const pid = await livePostmasterPid(join(this.volumeDir(member.ordinal), "pgdata"));
-      if (pid === undefined) continue;
-      process.kill(pid, "SIGINT");
-      if (!(await waitForExit(pid, 30_000))) process.kill(pid, "SIGKILL");
-    }
   }
 
   private volumeDir(ordinal: number): string {

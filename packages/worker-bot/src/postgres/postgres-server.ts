@@ -37,7 +37,8 @@ export interface PostgresServerOptions {
 
 /**
  * What every herd PostgreSQL needs: two-phase commit for distributed writes, connections for the
- * coordinator's pools, logical WAL for online shard moves, and TCP only (no Unix socket, whose
+ * coordinator's pools, logical WAL for online shard moves, no work left running for a client that
+ * is gone, and TCP only (no Unix socket, whose
  * path length and directory permissions vary by machine).
  */
 export function baseSettings(options: Pick<PostgresServerOptions, "port" | "listenAddresses">): Record<string, string> {
@@ -48,6 +49,8 @@ export function baseSettings(options: Pick<PostgresServerOptions, "port" | "list
     max_connections: "300",
     max_prepared_transactions: "300",
     wal_level: "logical",
+    // a backend whose client vanished (a coordinator killed or cut off) stops its query within a second
+    client_connection_check_interval: "1000",
     password_encryption: "scram-sha-256",
     logging_collector: "off",
     log_line_prefix: "%m [%p] ",
