@@ -78,7 +78,9 @@ describe("herd up: a local cluster with real processes", () => {
     const { stdout } = await run(process.execPath, [HERD_CLI, "status", "--data-dir", up().dataDir]);
     expect(stdout).toMatch(/ready/);
     expect(stdout).toMatch(/herd-1\s+127\.0\.0\.1\s+\d+\s+active/);
-    expect(stdout.split("\n").filter((line) => / active$/.test(line))).toHaveLength(3);
+    // every worker active, with its placements (none yet: no table is distributed)
+    expect(stdout).toMatch(/STATE\s+PLACEMENTS/);
+    expect(stdout.split("\n").filter((line) => / active\s+0$/.test(line))).toHaveLength(3);
   });
 
   it("refuses a second herd up on the same data directory", async () => {

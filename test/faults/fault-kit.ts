@@ -185,3 +185,30 @@ export async function divergentShards(
 export async function preparedTransactions(cluster: HerdUp, ordinal: number): Promise<string[]> {
   return (await onServer<{ gid: string }>(cluster, ordinal, "SELECT gid FROM pg_prepared_xacts")).map((row) => row.gid);
 }
+
+/**
+ * Takes a worker away as a node drain or a crash does, and keeps it away: its bot is frozen
+ * (SIGSTOP, so it cannot restart PostgreSQL) and its PostgreSQL killed. `back()` lets the bot go
+ * on, which starts PostgreSQL again.
+ */
+export async function takeWorkerAway(cluster: HerdUp, ordinal: number): Promise<{ back(): Promise<void> }> {
+  const postmaster = await postmasterPid(cluster, ordinal);
+  const bot = await botOf(cluster, ordinal);
+  process.kill(bot, "SIGSTOP");
+  process.kill(postmaster, "SIGKILL");
+  // its port closes once the postmaster is gone (a zombie: its frozen parent cannot reap it)
+  for (let i = 0; i < 100; i += 1) {
+    const state = execFileSync("ps", ["-o", "stat=", "-p", String(postmaster)], { encoding: "utf8" }).trim();
+    if (state === "" || state.startsWith("Z")) break;
+    await sleep(50);
+  }
+  let resumed = false;
+  return {
+    async back() {
+      if (resumed) return;
+      resumed = true;
+      process.kill(bot, "SIGCONT");
+      await untilServerAnswers(cluster, ordinal);
+    },
+  };
+}

@@ -108,6 +108,7 @@ describe("POST /v1/nodes", () => {
       port: 6434,
       role: "worker",
       state: "active",
+      placements: { active: 0, stale: 0 },
     });
     const again = await register({ name: "herd-1", host: "herd-1.herd.default.svc.cluster.local", port: 5432 });
     expect(again.statusCode).toBe(200);
@@ -150,8 +151,24 @@ describe("GET /v1/nodes", () => {
     const response = await app.inject({ method: "GET", url: "/v1/nodes", headers: auth });
     expect(response.json()).toEqual({
       nodes: [
-        { id: 1, name: "herd-2", host: "127.0.0.1", port: 6435, role: "worker", state: "active" },
-        { id: 2, name: "herd-1", host: "127.0.0.1", port: 6434, role: "worker", state: "active" },
+        {
+          id: 1,
+          name: "herd-2",
+          host: "127.0.0.1",
+          port: 6435,
+          role: "worker",
+          state: "active",
+          placements: { active: 0, stale: 0 },
+        },
+        {
+          id: 2,
+          name: "herd-1",
+          host: "127.0.0.1",
+          port: 6434,
+          role: "worker",
+          state: "active",
+          placements: { active: 0, stale: 0 },
+        },
       ],
     });
   });

@@ -9,6 +9,7 @@ import { Catalog } from "./metadata/catalog.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
+import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
 import { Conversation } from "./session/conversation.js";
@@ -31,6 +32,8 @@ export interface CoordinatorOptions {
   readonly shardCount: number;
   /** Connections a multi-shard read opens per worker at most (its shards spread over them). */
   readonly shardConnectionsPerWorker?: number;
+  /** How often stale placements are looked for and repaired (ms). */
+  readonly repairIntervalMs?: number;
   readonly replicationFactor: number;
   readonly heartbeatTimeoutMs: number;
   /** PEM certificate and key for TLS on the SQL port; without them SSLRequest is declined. */
@@ -101,7 +104,21 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     recovery.start();
     opened.push({ close: () => recovery.stop() });
-    const cluster = { recoverPreparedTransactions: () => recovery.recoverNow() };
+    const repair = new PlacementRepair({
+      metadata: pool,
+      catalog,
+      pool: workers,
+      logger: logger.child("repair"),
+      intervalMs: options.repairIntervalMs,
+    });
+    repair.start();
+    opened.push({ close: () => repair.stop() });
+    const cluster = {
+      recoverPreparedTransactions: () => recovery.recoverNow(),
+      copyShardPlacement: async (request: PlacementCopyRequest) => {
+        await repair.copyPlacement(request);
+      },
+    };
     const engine = new QueryEngine(catalog);
     const executorLogger = logger.child("executor");
     const defaults = { shardCount: options.shardCount, replicationFactor: options.replicationFactor };

@@ -24,6 +24,16 @@ export const NodeSchema = Type.Object(
     port: Type.Integer(),
     role: Type.Literal("worker"),
     state: NodeState,
+    placements: Type.Object(
+      {
+        active: Type.Integer({ minimum: 0 }),
+        stale: Type.Integer({
+          minimum: 0,
+          description: "placements that missed writes; repaired when the node answers",
+        }),
+      },
+      { additionalProperties: false },
+    ),
   },
   { $id: "Node", additionalProperties: false },
 );

@@ -36,6 +36,7 @@ describe("loadBotConfig", () => {
       password: "pw",
       shardCount: 32,
       shardConnectionsPerWorker: 2,
+      repairIntervalMs: 5_000,
       replicationFactor: 2,
       heartbeatIntervalMs: 5_000,
       heartbeatTimeoutMs: 15_000,

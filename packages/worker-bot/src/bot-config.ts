@@ -25,6 +25,8 @@ export interface BotConfig {
   readonly shardCount: number;
   /** Connections a multi-shard read opens per worker (`HERD_SHARD_CONNECTIONS`, default 2). */
   readonly shardConnectionsPerWorker: number;
+  /** How often the coordinator looks for stale placements to repair (`HERD_REPAIR_INTERVAL_MS`, default 5000). */
+  readonly repairIntervalMs: number;
   readonly replicationFactor: number;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
@@ -88,6 +90,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     password: required(env, "HERD_PASSWORD"),
     shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
     shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
+    repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
     replicationFactor: integer(env, "HERD_REPLICATION_FACTOR", Defaults.replicationFactor, 1, 16),
     heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),

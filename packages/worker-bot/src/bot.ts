@@ -122,6 +122,7 @@ async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer,
     adminToken: config.adminToken,
     shardCount: config.shardCount,
     shardConnectionsPerWorker: config.shardConnectionsPerWorker,
+    repairIntervalMs: config.repairIntervalMs,
     replicationFactor: config.replicationFactor,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     tls: config.tlsFiles && {

@@ -179,6 +179,11 @@ export class PgConnection implements WorkerConnection {
     return collector.result();
   }
 
+  onceDrained(resume: () => void): void {
+    if (this.socket.destroyed || !this.socket.writableNeedDrain) resume();
+    else this.socket.once("drain", resume);
+  }
+
   pause(): void {
     this.socket.pause();
   }

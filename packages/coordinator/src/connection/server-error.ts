@@ -1,4 +1,4 @@
-import { HerdError, type SqlStateCode } from "@herd/shared";
+import { HerdError, isHerdError, SqlState, type SqlStateCode } from "@herd/shared";
 import type { NoticeFields } from "../protocol/backend-messages.js";
 
 /**
@@ -14,4 +14,13 @@ export class ServerError extends HerdError {
     });
     this.name = "ServerError";
   }
+}
+
+/** An error that means the connection to a server is gone (not an error of a statement). */
+export function isConnectionLoss(error: unknown): boolean {
+  return (
+    isHerdError(error) &&
+    !(error instanceof ServerError) &&
+    (error.sqlState === SqlState.connectionFailure || error.sqlState === SqlState.connectionException)
+  );
 }

@@ -21,8 +21,10 @@ export interface WorkerConnection {
   appliedSettings: string;
   /** Sends `request` (which must end with Sync or be a Query) and resolves at its ReadyForQuery. */
   exchange(request: Buffer | undefined, exchange: Exchange): Promise<TransactionStatus>;
-  /** Writes bytes that are part of a request already under way (CopyData, CopyDone). */
+  /** Writes bytes that are part of a request already under way (CopyData, CopyDone); false: wait for `onceDrained`. */
   write(bytes: Buffer): boolean;
+  /** Calls `resume` once what was written has gone out (after write said false). */
+  onceDrained(resume: () => void): void;
   /** Runs SQL (with text parameters when given) and gathers its rows; a server error is thrown. */
   query(sql: string, parameters?: readonly (string | null)[]): Promise<QueryResult>;
   /** Stops reading answers (the receiver is full) until `resume`. */

@@ -4,6 +4,7 @@ import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
+import type { PlacementCopyRequest } from "../operations/placement-repair.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import type { ResultSink } from "./result-sink.js";
@@ -12,6 +13,8 @@ import type { ResultSink } from "./result-sink.js";
 export interface ClusterServices {
   /** One pass of prepared-transaction recovery now; resolves with how many it finished. */
   recoverPreparedTransactions(): Promise<number>;
+  /** citus_copy_shard_placement: copies (or repairs) a shard and those colocated with it onto another worker. */
+  copyShardPlacement(request: PlacementCopyRequest): Promise<void>;
 }
 
 /**

@@ -1,6 +1,6 @@
-import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
+import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
 import { ResultCollector } from "../connection/pg-connection.js";
-import { ServerError } from "../connection/server-error.js";
+import { isConnectionLoss } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
@@ -266,15 +266,6 @@ function requirePlacementPerShard(tasks: readonly ShardTask[], works: readonly N
 
 function shardsOf(work: NodeWork): number[] {
   return work.items.map((item) => item.task.shardId);
-}
-
-/** An error that means the worker's connection is gone (not an error of the statement). */
-export function isConnectionLoss(error: unknown): boolean {
-  return (
-    isHerdError(error) &&
-    !(error instanceof ServerError) &&
-    (error.sqlState === SqlState.connectionFailure || error.sqlState === SqlState.connectionException)
-  );
 }
 
 /**

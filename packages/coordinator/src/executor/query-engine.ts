@@ -6,6 +6,9 @@ import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink } from "./result-sink.js";
 import type { StatementRun } from "./statement-run.js";
 
+/** How many times a write is planned again when placements changed under it before it gives up. */
+const PLACEMENT_ATTEMPTS = 10;
+
 /**
  * Where the session hands over statements: it asks whether herd must run a statement itself
  * (`claims`), and runs the ones it claimed (`run`): the plan (a tree of primitives, from the plan
@@ -34,18 +37,23 @@ export class QueryEngine {
   }
 
   /**
-   * Runs a statement, once the workers finished what the session committed before. A write that finds, under its shard locks, that a shard's placements changed
-   * since its plan (PlacementsChanged: nothing written yet) runs once more on the catalog as it is now.
+   * Runs a statement, once the workers finished what the session committed before. A write that
+   * finds, under its shard locks, that a shard's placements changed since its plan
+   * (PlacementsChanged: nothing written yet) runs again on the catalog as it is now.
    */
   async run(run: StatementRun, port: ExecutionPort, sink: ResultSink): Promise<void> {
     // the workers have finished what this session committed before (read-your-writes)
     await port.quiesce();
-    try {
-      await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
-    } catch (error) {
-      if (!(error instanceof PlacementsChanged)) throw error;
-      await this.catalog.reload();
-      await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+        return;
+      } catch (error) {
+        // placements change in bursts (a worker's copies go stale one write after another, then
+        // are repaired group by group): each attempt plans on a catalog loaded after the change
+        if (!(error instanceof PlacementsChanged) || attempt === PLACEMENT_ATTEMPTS) throw error;
+        await this.catalog.reload();
+      }
     }
   }
 }

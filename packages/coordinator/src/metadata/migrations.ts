@@ -327,6 +327,17 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN RAISE EXCEPTION 'recover_prepared_transactions() must be called through herd''s SQL port'
           USING ERRCODE = 'feature_not_supported'; END $$;
 
+      -- Called through herd's SQL port, herd copies the shards (operations/placement-repair.ts).
+      CREATE FUNCTION pg_catalog.citus_copy_shard_placement(shard_id bigint, source_node_name text,
+          source_node_port integer, target_node_name text, target_node_port integer,
+          transfer_mode text DEFAULT 'auto') RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'citus_copy_shard_placement() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+      CREATE FUNCTION pg_catalog.citus_copy_shard_placement(shard_id bigint, source_node_id integer,
+          target_node_id integer, transfer_mode text DEFAULT 'auto') RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'citus_copy_shard_placement() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+
       -- Every placement, with its state as Citus shows it (1 active, 3 inactive: missed a write).
       CREATE OR REPLACE VIEW pg_catalog.citus_shards AS
         SELECT s.relation AS table_name, s.id AS shardid, herd.shard_name(s.relation, s.id) AS shard_name,

@@ -10,6 +10,8 @@ export interface NodeRecord {
   readonly state: NodeState;
   readonly registeredAt: Date;
   readonly lastSeenAt: Date;
+  /** Its shard placements by state: stale ones missed writes and wait for repair. */
+  readonly placements: { readonly active: number; readonly stale: number };
 }
 
 export type RemoveResult =
@@ -133,13 +135,16 @@ export class NodeRegistry {
       state: silent ? "unreachable" : row.state,
       registeredAt: row.registered_at,
       lastSeenAt: row.last_seen_at,
+      placements: { active: row.active_placements, stale: row.stale_placements },
     };
   }
 }
 
 /** The select list of a node; `silent_ms` is measured on the metadata server's clock. */
 const COLUMNS = `n.id, n.name, n.host, n.port, n.role, n.state, n.registered_at, n.last_seen_at,
-  (extract(epoch FROM now() - n.last_seen_at) * 1000)::float8 AS silent_ms`;
+  (extract(epoch FROM now() - n.last_seen_at) * 1000)::float8 AS silent_ms,
+  (SELECT count(*) FROM herd.placements p WHERE p.node_id = n.id AND p.state = 'active')::int AS active_placements,
+  (SELECT count(*) FROM herd.placements p WHERE p.node_id = n.id AND p.state = 'stale')::int AS stale_placements`;
 
 interface NodeRow {
   id: number;
@@ -151,4 +156,6 @@ interface NodeRow {
   registered_at: Date;
   last_seen_at: Date;
   silent_ms: number;
+  active_placements: number;
+  stale_placements: number;
 }

@@ -7,6 +7,7 @@ import { ExecutionErrors } from "../executor/execution-errors.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { shardName, type WorkerNode } from "../metadata/catalog-types.js";
+import { qualifiedName, quoteIdent } from "../parser/identifiers.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
@@ -342,10 +343,6 @@ async function takeRows(
   return { rows, columns };
 }
 
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 function quoted(shell: ShellTable): string {
-  return `${quoteIdent(shell.schema)}.${quoteIdent(shell.name)}`;
+  return qualifiedName(shell.schema, shell.name);
 }

@@ -5,6 +5,7 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { parameterValue } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { distributeTable } from "./distribute-table.js";
+import type { PlacementCopyRequest } from "./placement-repair.js";
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
 export interface FunctionCall {
@@ -12,7 +13,8 @@ export interface FunctionCall {
     | "create_distributed_table"
     | "create_reference_table"
     | "get_shard_id_for_distribution_column"
-    | "recover_prepared_transactions";
+    | "recover_prepared_transactions"
+    | "citus_copy_shard_placement";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -66,6 +68,16 @@ export async function callHerdFunction(
       return { typeOid: VOID_OID, value: "" };
     case "recover_prepared_transactions":
       return { typeOid: INT4_OID, value: String(await port.cluster.recoverPreparedTransactions()) };
+    case "citus_copy_shard_placement": {
+      // it waits for the shards' write locks, which the session's own block may hold
+      if (port.inTransactionBlock()) {
+        throw new HerdError("citus_copy_shard_placement cannot run inside a transaction block", {
+          sqlState: SqlState.activeSqlTransaction,
+        });
+      }
+      await port.cluster.copyShardPlacement(copyRequest(call, arg));
+      return { typeOid: VOID_OID, value: "" };
+    }
     case "get_shard_id_for_distribution_column": {
       const table = required(arg(0, "table_name"), "table_name");
       const id = await shardIdFor(table, arg(1, "distribution_value") ?? null, port);
@@ -86,6 +98,50 @@ async function shardIdFor(table: string, value: string | null, port: ExecutionPo
   }
   const index = shardIndexForHash(hashOfText(distributed.distributionType as number, value), distributed.shards.length);
   return (distributed.shards[index] as { id: number }).id;
+}
+
+/**
+ * citus_copy_shard_placement's two forms: (shard_id, source_node_id, target_node_id
+ * [, transfer_mode]) and (shard_id, source_node_name, source_node_port, target_node_name,
+ * target_node_port [, transfer_mode]). Every transfer mode copies the same way here (a
+ * consistent copy under the shards' write lock).
+ */
+function copyRequest(
+  call: FunctionCall,
+  arg: (position: number, name: string) => string | null | undefined,
+): PlacementCopyRequest {
+  const shardId = integer(required(arg(0, "shard_id"), "shard_id"), "shard_id");
+  const byName =
+    call.named.has("source_node_name") || (!call.named.has("source_node_id") && call.positional.length >= 5);
+  if (!byName) {
+    return {
+      shardId,
+      source: { id: integer(required(arg(1, "source_node_id"), "source_node_id"), "source_node_id") },
+      target: { id: integer(required(arg(2, "target_node_id"), "target_node_id"), "target_node_id") },
+    };
+  }
+  return {
+    shardId,
+    source: {
+      host: required(arg(1, "source_node_name"), "source_node_name"),
+      port: integer(required(arg(2, "source_node_port"), "source_node_port"), "source_node_port"),
+    },
+    target: {
+      host: required(arg(3, "target_node_name"), "target_node_name"),
+      port: integer(required(arg(4, "target_node_port"), "target_node_port"), "target_node_port"),
+    },
+  };
+}
+
+function integer(text: string, name: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) {
+    throw new HerdError(`invalid input syntax for type integer: "${text}"`, {
+      sqlState: SqlState.invalidTextRepresentation,
+      detail: `in argument ${name}`,
+    });
+  }
+  return value;
 }
 
 function textOf(source: ValueSource, run: StatementRun): string | null {

@@ -1,4 +1,4 @@
-import type { PgConnection } from "../connection/pg-connection.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import { isSuffixedConstraintKind, shardName, shardOf, shardSuffixed } from "../metadata/catalog-types.js";
@@ -11,7 +11,7 @@ import { type AnyNode, deparse, parseStatements, walk } from "../parser/ast.js";
  * parsed here, so shard tables are created from trees, never from pasted names. Column defaults
  * are left out on purpose: the coordinator evaluates them (see DistributedInsert).
  */
-export async function readShellDefinition(backend: PgConnection, oid: number): Promise<AnyNode[]> {
+export async function readShellDefinition(backend: Pick<WorkerConnection, "query">, oid: number): Promise<AnyNode[]> {
   const table = await backend.query(
     `SELECT format('CREATE TABLE %I.%I (%s)', n.nspname, c.relname,
               string_agg(format('%I %s%s%s%s', a.attname, format_type(a.atttypid, a.atttypmod),

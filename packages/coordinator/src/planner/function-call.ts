@@ -11,6 +11,7 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "create_reference_table",
   "get_shard_id_for_distribution_column",
   "recover_prepared_transactions",
+  "citus_copy_shard_placement",
 ]);
 
 /**

@@ -49,7 +49,7 @@ export class FakePort implements ExecutionPort {
   readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
   readonly defaults = { shardCount: 32, replicationFactor: 2 };
-  readonly cluster = { recoverPreparedTransactions: async () => 0 };
+  readonly cluster = { recoverPreparedTransactions: async () => 0, copyShardPlacement: async () => {} };
   readonly lines: string[] = [];
   readonly logger: Logger;
   readonly coordinator: FakeCoordinator;

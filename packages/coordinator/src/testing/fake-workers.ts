@@ -75,6 +75,10 @@ export class FakeWorkerConnection implements WorkerConnection {
     return true;
   }
 
+  onceDrained(resume: () => void): void {
+    resume();
+  }
+
   async query(sql: string): Promise<QueryResult> {
     const w = new BufferWriter(64);
     encodeQuery(w, sql);

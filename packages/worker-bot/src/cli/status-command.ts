@@ -31,8 +31,17 @@ export async function statusCommand(options: StatusOptions, say: (line: string) 
   const { nodes } = (await response.json()) as NodeListJson;
   say(`coordinator ${adminUrl}: ${ready.ok ? "ready" : "not ready"}`);
   const rows = [
-    ["ID", "NAME", "HOST", "PORT", "STATE"],
-    ...nodes.map((n) => [String(n.id), n.name, n.host, String(n.port), n.state]),
+    ["ID", "NAME", "HOST", "PORT", "STATE", "PLACEMENTS"],
+    ...nodes.map((n) => [
+      String(n.id),
+      n.name,
+      n.host,
+      String(n.port),
+      n.state,
+      n.placements.stale > 0
+        ? `${n.placements.active} active, ${n.placements.stale} stale`
+        : String(n.placements.active),
+    ]),
   ];
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
   for (const row of rows)

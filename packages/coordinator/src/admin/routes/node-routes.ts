@@ -62,5 +62,13 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<NodeRouteDeps> = async (app, 
 };
 
 function toJson(node: NodeRecord): NodeJson {
-  return { id: node.id, name: node.name, host: node.host, port: node.port, role: node.role, state: node.state };
+  return {
+    id: node.id,
+    name: node.name,
+    host: node.host,
+    port: node.port,
+    role: node.role,
+    state: node.state,
+    placements: node.placements,
+  };
 }
