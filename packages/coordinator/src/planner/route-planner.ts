@@ -56,6 +56,7 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
     target,
     workers: catalog.nodes,
     placementEpoch: catalog.placementEpoch,
+    locksRows: type === "SelectStmt" && ((node.lockingClause as unknown[] | undefined)?.length ?? 0) > 0,
     severalShards: multiShard.kind === "error" ? multiShard.error : undefined,
   });
   return multiShard.kind === "merge" ? new MergeRoute(route, multiShard.split) : route;

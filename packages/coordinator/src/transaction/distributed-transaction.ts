@@ -160,7 +160,7 @@ export class DistributedTransaction {
     } else requests.push(backend.query("SELECT epoch::text FROM herd.placement_epoch"));
     const answers = await Promise.allSettled(requests);
     const failed = answers.find((answer) => answer.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (failed) throw explainedLockFailure((failed as PromiseRejectedResult).reason);
     const value = (answer: PromiseSettledResult<QueryResult> | undefined) => {
       const cell = (answer as PromiseFulfilledResult<QueryResult>).value.rows[0]?.[0];
       if (!cell) throw new Error("the coordinator's lock query answered no row");
@@ -452,6 +452,19 @@ export class DistributedTransaction {
     this.xid = undefined;
     this.opened = false;
   }
+}
+
+/**
+ * PostgreSQL's deadlock report names advisory locks; the client learns what they stand for (the
+ * rows of distributed tables), keeping PostgreSQL's code (40P01) and its detail.
+ */
+function explainedLockFailure(error: unknown): unknown {
+  if (!(error instanceof ServerError) || error.sqlState !== SqlState.deadlockDetected) return error;
+  return new HerdError("deadlock detected", {
+    sqlState: SqlState.deadlockDetected,
+    detail: `This transaction and another wait for rows of distributed tables the other has written or locked (write locks on the coordinator). ${error.detail ?? ""}`.trim(),
+    hint: "The transaction was rolled back; run it again. Touching rows in one order (by distribution value) avoids this.",
+  });
 }
 
 function lostWorker(node: WorkerNode): HerdError {

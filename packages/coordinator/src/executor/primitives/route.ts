@@ -26,6 +26,8 @@ export interface RouteSpec {
   readonly workers: ReadonlyMap<number, WorkerNode>;
   /** The placement epoch of that snapshot (a write checks it under its locks). */
   readonly placementEpoch: number;
+  /** A SELECT … FOR UPDATE/SHARE: in a block, it takes the write locks of the rows it locks. */
+  readonly locksRows: boolean;
   /**
    * Why it cannot run when its pins lead to several shard groups (a reason found at plan time,
    * given when the parameters lead there); undefined: the groups' rows are simply appended.
@@ -56,6 +58,7 @@ export class Route implements Primitive {
     }
     const hashes = write ? this.writtenHashes(run.bind) : undefined;
     const tasks = indexes.map((index) => this.task(index, write, port, hashes));
+    if (!write && this.spec.locksRows && port.inTransactionBlock()) await this.lockRows(indexes, run, port);
     const result = write
       ? await inWriteTransaction(port, this.spec.placementEpoch, tasks, (transaction) =>
           runShardTasks(tasks, run, port, sink, { write, transaction }),
@@ -74,6 +77,26 @@ export class Route implements Primitive {
   private writtenHashes(bind: BindMessage | undefined): number[] | undefined {
     const target = this.spec.anchors.find((anchor) => anchor.table === this.spec.target);
     return target && pinnedHashes(target, bind);
+  }
+
+  /**
+   * Rows locked by a read (FOR UPDATE, FOR SHARE) are locked for writers on the coordinator too,
+   * as a write of them would be, for the rest of the block: transactions that lock rows on two
+   * workers in opposite orders then wait for each other on the coordinator, where PostgreSQL
+   * finds the deadlock (40P01) instead of both waiting forever on different workers.
+   */
+  private async lockRows(indexes: readonly number[], run: StatementRun, port: ExecutionPort): Promise<void> {
+    const table = this.mainTable;
+    const anchor = this.spec.anchors.find((a) => a.table === table);
+    const hashes = anchor && pinnedHashes(anchor, run.bind);
+    const count = table.shards.length;
+    const locks = new Map(
+      indexes.map((index) => [
+        shardOf(table, index).id,
+        { hashes: hashes?.filter((hash) => shardIndexForHash(hash, count) === index) },
+      ]),
+    );
+    await port.transaction.lockShards(locks, this.spec.placementEpoch);
   }
 
   /** Which shard groups this execution reaches (one when nothing but reference tables). */
