@@ -24,8 +24,6 @@ export interface CopyInto {
   readonly shardStatements: readonly string[];
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
-  /** The placement epoch of that snapshot. */
-  readonly placementEpoch: number;
 }
 
 const BATCH_BYTES = 1024 * 1024;
@@ -64,8 +62,7 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   );
   try {
     await transaction.lockShards(
-      new Map(table.shards.map((shard) => [shard.id, { hashes: undefined }])),
-      plan.placementEpoch,
+      new Map(table.shards.map((shard) => [shard.id, { hashes: undefined, version: shard.placementVersion ?? 0 }])),
     );
   } catch (error) {
     await transaction.rollback();

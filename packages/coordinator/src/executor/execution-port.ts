@@ -39,6 +39,11 @@ export interface ExecutionPort {
   readonly workers: ConnectionPool;
   /** The client's transaction block as a distributed transaction (its workers, its commit). */
   readonly transaction: DistributedTransaction;
+  /**
+   * A write's own transaction whose locks are held while the write is planned again (its shards'
+   * placements changed since its plan): the next attempt goes on in it (write-transaction.ts).
+   */
+  heldWrite: DistributedTransaction | undefined;
   /** Worker connections running one of this session's statements now (what a cancel reaches). */
   readonly busyWorkers: Set<WorkerConnection>;
   /** In a transaction block (BEGIN … COMMIT) on the coordinator. */

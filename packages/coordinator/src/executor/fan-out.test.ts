@@ -1,11 +1,14 @@
+import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type CatalogData, catalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, parseStatements } from "../parser/ast.js";
 import { loadParser } from "../parser/statement-cache.js";
 import { planStatement } from "../planner/plan-statement.js";
-import { fixtureCatalog } from "../testing/catalog-fixture.js";
+import { CATALOG_FIXTURE, fixtureCatalog } from "../testing/catalog-fixture.js";
 import { CollectingSink } from "../testing/collecting-sink.js";
 import { FakePort } from "../testing/fake-port.js";
 import { FakeWorkers, type Script } from "../testing/fake-workers.js";
+import { PlacementsChanged } from "../transaction/placements-changed.js";
 
 // Plans of the fixture cluster (3 workers, customers in 32 shards with 2 placements each) run
 // against fake workers: what goes to which placement, failover, and the commit of a write that
@@ -99,8 +102,8 @@ describe("a write that reaches several placements, outside a transaction block",
       expect(statements.at(-1)).toBe(`COMMIT PREPARED ${gid}`);
       gids.push(gid.slice(1, -1));
     }
-    // the coordinator: BEGIN, the 32 whole shards' locks (no pin), the xid and placement epoch,
-    // the decision with every gid, COMMIT
+    // the coordinator: BEGIN, the xid, the 32 whole shards' locks (no pin, answering their
+    // placement versions), the decision with every gid, COMMIT
     expect(port.coordinator.log.map((sql) => sql.split(/[ (]/).slice(0, 2).join(" "))).toEqual([
       "BEGIN",
       "SELECT txid_current",
@@ -148,6 +151,48 @@ describe("a write that reaches several placements, outside a transaction block",
     expect(port.coordinator.stale.sort()).toEqual(onSecond.map((s) => `${s.id}:${secondId}`).sort());
     expect([...port.coordinator.records.values()]).not.toContain(secondId);
     expect(port.lines.join("\n")).toMatch(/placements marked stale: they missed a committed write/);
+  });
+
+  it("writes nothing when its shard's placements changed since the plan, and says so (the engine re-plans)", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    const statement = parseStatements("UPDATE customers SET name = 'x' WHERE tenant_id = 1")[0] as AnyNode;
+    // the coordinator's metadata moved on: tenant 1's shard went stale somewhere, or was repaired
+    const data = JSON.parse(readFileSync(CATALOG_FIXTURE, "utf8")) as CatalogData;
+    const changed = catalogSnapshot(
+      {
+        ...data,
+        tables: data.tables.map((table) => ({
+          ...table,
+          shards: table.shards.map((shard) =>
+            shard.id === customers?.shards[1]?.id ? { ...shard, placementVersion: 7 } : shard,
+          ),
+        })),
+      },
+      2,
+    );
+    const port = new FakePort({ catalog: changed, workers });
+    const error = await planStatement(statement, catalog)
+      .execute(port, { sql: "", statement, parameterTypes: [], bind: undefined, describe: false }, new CollectingSink())
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(error).toBeInstanceOf(PlacementsChanged);
+    for (const worker of [first, second, third]) expect(workers.statementsOn(worker)).toEqual([]);
+    // the write's own transaction is kept with its lock for the next attempt
+    expect(port.heldWrite).toBeDefined();
+    expect(port.coordinator.log).not.toContain("ROLLBACK");
+    // planned on the catalog as it is now, the same write goes through in it, locked already
+    const again = await planStatement(statement, changed)
+      .execute(port, { sql: "", statement, parameterTypes: [], bind: undefined, describe: false }, new CollectingSink())
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(again).toBeUndefined();
+    expect(port.heldWrite).toBeUndefined();
+    expect(port.coordinator.log.filter((sql) => sql === "BEGIN" || sql.includes("lock_value"))).toHaveLength(2);
+    expect(port.coordinator.log.at(-1)).toBe("COMMIT");
   });
 
   it("fails when every placement of a shard is lost, committing nothing", async () => {
@@ -204,10 +249,24 @@ describe("a write in a transaction block", () => {
     ]);
   });
 
-  it("refuses an UPDATE that reaches several shards", async () => {
-    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
-    const { error } = await run("UPDATE customers SET name = 'x'", workers, { inBlock: true });
-    expect(error?.message).toMatch(/UPDATE or DELETE reaching several shards inside a transaction block/);
-    expect(workers.log).toEqual([]);
+  it("runs an UPDATE that reaches several shards, locking them whole, and commits it with the block in two phases", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 2" }));
+    const { port, sink, error } = await run("UPDATE customers SET name = 'x'", workers, { inBlock: true });
+    expect(error).toBeUndefined();
+    expect(sink.tags).toEqual(["UPDATE 64"]);
+    // every shard locked whole (no pin) in the block's coordinator transaction
+    expect(port.coordinator.locks[0]?.split(" ")[0]?.split(",")).toHaveLength(32);
+    for (const worker of [first, second, third]) {
+      expect(workers.statementsOn(worker)[0]).toBe("BEGIN");
+      expect(workers.statementsOn(worker).some((sql) => sql.startsWith("PREPARE"))).toBe(false);
+    }
+    await port.transaction.commit();
+    await port.quiesce();
+    for (const worker of [first, second, third]) {
+      const statements = workers.statementsOn(worker);
+      expect(statements.at(-2)).toMatch(/^PREPARE TRANSACTION 'herd_\d+_\d+'$/);
+      expect(statements.at(-1)).toMatch(/^COMMIT PREPARED/);
+    }
+    expect(port.coordinator.records.size).toBe(3);
   });
 });

@@ -19,6 +19,8 @@ export interface ShardTask {
   readonly shardId: number;
   /** A write's distribution values in this shard, hashed (what it locks); undefined: the whole shard. */
   readonly hashes?: readonly number[];
+  /** The shard's placement version in the catalog the task was planned with (a write checks it under its lock). */
+  readonly placementVersion?: number;
   /** The first is the one whose rows reach the client; a write lists every active placement. */
   readonly nodes: readonly WorkerNode[];
   /** A read's other placements, tried in order when a worker cannot be reached. */
@@ -90,7 +92,7 @@ export async function runShardTasks(
   const settings = port.settings();
   const spread = !write && !transaction;
   let works = planWorks(
-    tasks.map((task) => (transaction ? withoutLost(task, transaction) : task)),
+    tasks.map((task) => (transaction ? withoutLost(task, transaction, write) : task)),
     spread ? port.workers.connectionsPerWorker : 1,
   );
   const done: NodeWork[] = [];
@@ -245,9 +247,14 @@ function promoteReplicas(lost: NodeWork, works: NodeWork[]): void {
   lost.items.length = 0;
 }
 
-/** A task without the workers its transaction has lost. */
-function withoutLost(task: ShardTask, transaction: DistributedTransaction): ShardTask {
-  if (!task.nodes.some((node) => transaction.isLost(node.id))) return task;
+/**
+ * A task without the workers its transaction has lost. A write's placements on them miss this
+ * write too: they go stale with the others when the transaction commits.
+ */
+function withoutLost(task: ShardTask, transaction: DistributedTransaction, write: boolean): ShardTask {
+  const lost = task.nodes.filter((node) => transaction.isLost(node.id));
+  if (lost.length === 0) return task;
+  if (write) for (const node of lost) transaction.missed(node.id, task.shardId);
   return { ...task, nodes: task.nodes.filter((node) => !transaction.isLost(node.id)) };
 }
 
@@ -360,9 +367,21 @@ async function runWork(
   if (together) query("COMMIT");
   if (prepare) {
     prepare.preparedWithStatement(work.node.id);
-    // after an error of the statement, PostgreSQL answers PREPARE with ROLLBACK: the error is the statement's
     encodeQuery(w, `PREPARE TRANSACTION '${prepare.gid(work.node.id)}'`);
-    answers.push(connection.exchange(w.flush(), new ResultCollector()));
+    const prepared = new ResultCollector();
+    answers.push(
+      connection.exchange(w.flush(), prepared).then(() => {
+        // after an error of the statement, PostgreSQL answers PREPARE with ROLLBACK: the error is
+        // the statement's. A PREPARE that fails by itself fails the write.
+        if (prepared.error) throw prepared.error;
+        if (prepared.tag !== "PREPARE TRANSACTION" && !work.items.some((item) => item.result?.error)) {
+          throw new HerdError(`${work.node.name} did not prepare its part of the write`, {
+            sqlState: SqlState.internalError,
+            detail: `PREPARE TRANSACTION answered ${prepared.tag}`,
+          });
+        }
+      }),
+    );
   }
   const outcomes = await Promise.allSettled(answers);
   const lost = outcomes.find((outcome) => outcome.status === "rejected");

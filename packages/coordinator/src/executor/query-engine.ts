@@ -44,16 +44,22 @@ export class QueryEngine {
   async run(run: StatementRun, port: ExecutionPort, sink: ResultSink): Promise<void> {
     // the workers have finished what this session committed before (read-your-writes)
     await port.quiesce();
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
-        return;
-      } catch (error) {
-        // placements change in bursts (a worker's copies go stale one write after another, then
-        // are repaired group by group): each attempt plans on a catalog loaded after the change
-        if (!(error instanceof PlacementsChanged) || attempt === PLACEMENT_ATTEMPTS) throw error;
-        await this.catalog.reload();
+    try {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+          return;
+        } catch (error) {
+          // planned again on a catalog loaded after the change; the write's locks are still held
+          // (port.heldWrite), so its shards' placements stay as they are now
+          if (!(error instanceof PlacementsChanged) || attempt === PLACEMENT_ATTEMPTS) throw error;
+          await this.catalog.reload();
+        }
       }
+    } finally {
+      const held = port.heldWrite;
+      port.heldWrite = undefined;
+      await held?.rollback();
     }
   }
 }

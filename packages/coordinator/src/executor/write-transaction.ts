@@ -1,32 +1,33 @@
 import { DistributedTransaction, type ShardLock } from "../transaction/distributed-transaction.js";
+import { PlacementsChanged } from "../transaction/placements-changed.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ShardTask } from "./fan-out.js";
 
 /**
  * Runs a write in the transaction it belongs to: the client's block, or one of its own, which
  * commits when `write` returns and rolls back when it throws. What the tasks write is locked on
- * the coordinator first; `placementEpoch` is the one of the catalog the write was planned with.
+ * the coordinator first, where their shards' placement versions are checked: when they changed
+ * since the plan, the write's own transaction is kept with its locks (`port.heldWrite`) while the
+ * engine plans again, so the next attempt holds the shards still (no copy is repaired meanwhile)
+ * and goes through at once.
  */
 export async function inWriteTransaction<T>(
   port: ExecutionPort,
-  placementEpoch: number,
   tasks: readonly ShardTask[],
   write: (transaction: DistributedTransaction) => Promise<T>,
 ): Promise<T> {
   const block = port.inTransactionBlock();
-  const transaction = block
-    ? port.transaction
-    : new DistributedTransaction(
-        {
-          backend: port.backend,
-          pool: port.workers,
-          logger: port.logger,
-          defer: (finishing) => port.afterCommit(finishing),
-        },
-        "statement",
-      );
+  const transaction = block ? port.transaction : (port.heldWrite ?? ownTransaction(port));
+  port.heldWrite = undefined;
   try {
-    await transaction.lockShards(locksOf(tasks), placementEpoch);
+    await transaction.lockShards(locksOf(tasks));
+  } catch (error) {
+    if (block) throw error;
+    if (error instanceof PlacementsChanged) port.heldWrite = transaction;
+    else await transaction.rollback();
+    throw error;
+  }
+  try {
     const result = await write(transaction);
     if (!block) await transaction.commit();
     return result;
@@ -36,7 +37,19 @@ export async function inWriteTransaction<T>(
   }
 }
 
+function ownTransaction(port: ExecutionPort): DistributedTransaction {
+  return new DistributedTransaction(
+    {
+      backend: port.backend,
+      pool: port.workers,
+      logger: port.logger,
+      defer: (finishing) => port.afterCommit(finishing),
+    },
+    "statement",
+  );
+}
+
 /** What the tasks write of each shard: the hashes of their distribution values, or the whole shard. */
 export function locksOf(tasks: readonly ShardTask[]): Map<number, ShardLock> {
-  return new Map(tasks.map((task) => [task.shardId, { hashes: task.hashes }]));
+  return new Map(tasks.map((task) => [task.shardId, { hashes: task.hashes, version: task.placementVersion ?? 0 }]));
 }

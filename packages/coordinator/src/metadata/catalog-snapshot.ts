@@ -14,8 +14,6 @@ export interface FunctionKinds {
  */
 export interface CatalogSnapshot {
   readonly version: number;
-  /** herd.placement_epoch when it was read: grows with every change of placements. */
-  readonly placementEpoch: number;
   readonly tables: Iterable<DistributedTable>;
   readonly nodes: ReadonlyMap<number, WorkerNode>;
   readonly functions: FunctionKinds;
@@ -43,8 +41,6 @@ export interface CatalogData {
     readonly stable: readonly string[];
     readonly aggregates: readonly string[];
   };
-  /** herd.placement_epoch (0 in data without one). */
-  readonly placementEpoch?: number;
 }
 
 /** A snapshot over plain data, indexed for the lookups the planner makes per statement. */
@@ -61,7 +57,6 @@ export function snapshotData(snapshot: CatalogSnapshot): CatalogData {
 class IndexedCatalog implements CatalogSnapshot {
   readonly nodes: ReadonlyMap<number, WorkerNode>;
   readonly functions: FunctionKinds;
-  readonly placementEpoch: number;
   private readonly byOidMap: ReadonlyMap<number, DistributedTable>;
   private readonly byName: ReadonlyMap<string, readonly DistributedTable[]>;
   private readonly byShard: ReadonlyMap<number, DistributedTable>;
@@ -72,7 +67,6 @@ class IndexedCatalog implements CatalogSnapshot {
     readonly version: number,
   ) {
     this.nodes = new Map(data.nodes.map((node) => [node.id, node]));
-    this.placementEpoch = data.placementEpoch ?? 0;
     this.functions = {
       volatile: new Set(data.functions.volatile),
       stable: new Set(data.functions.stable),

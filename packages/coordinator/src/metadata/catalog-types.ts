@@ -54,6 +54,11 @@ export interface Shard {
   readonly min: number | undefined;
   readonly max: number | undefined;
   readonly placements: readonly Placement[];
+  /**
+   * herd.shards.placement_version: grows with every change of the shard's placements (one goes
+   * stale, is repaired, added or removed). A write checks it under its lock (absent in fixtures: 0).
+   */
+  readonly placementVersion?: number;
 }
 
 export interface DistributedTable {

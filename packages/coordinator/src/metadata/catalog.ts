@@ -114,8 +114,9 @@ export class Catalog implements CatalogSource {
         shard_index: number;
         min_value: number | null;
         max_value: number | null;
+        placement_version: string;
       }>(
-        "SELECT id, relation::oid AS relation, shard_index, min_value, max_value FROM herd.shards ORDER BY relation, shard_index",
+        "SELECT id, relation::oid AS relation, shard_index, min_value, max_value, placement_version FROM herd.shards ORDER BY relation, shard_index",
       );
       const placements = await client.query<{ id: string; shard_id: string; node_id: number; state: string }>(
         "SELECT id, shard_id, node_id, state FROM herd.placements ORDER BY shard_id, node_id",
@@ -133,7 +134,6 @@ export class Catalog implements CatalogSource {
         `SELECT DISTINCT proname AS name, CASE WHEN prokind = 'a' THEN 'a' ELSE provolatile::text END AS kind
            FROM pg_proc WHERE prokind = 'a' OR provolatile <> 'i'`,
       );
-      const epoch = await client.query<{ epoch: string }>("SELECT epoch FROM herd.placement_epoch");
       await client.query("COMMIT");
 
       const kinds = { volatile: [] as string[], stable: [] as string[], aggregates: [] as string[] };
@@ -169,6 +169,7 @@ export class Catalog implements CatalogSource {
           min: row.min_value ?? undefined,
           max: row.max_value ?? undefined,
           placements: placementsByShard.get(id) ?? [],
+          placementVersion: Number(row.placement_version),
         });
         shardsByTable.set(Number(row.relation), list);
       }
@@ -205,7 +206,6 @@ export class Catalog implements CatalogSource {
           tables: tableList,
           indexes: indexes.rows.map((row) => ({ schema: row.schema, name: row.name, table: row.relation })),
           functions: kinds,
-          placementEpoch: Number(epoch.rows[0]?.epoch ?? 0),
         },
         this.current.version + 1,
       );

@@ -272,32 +272,50 @@ export const MIGRATIONS: readonly Migration[] = [
         END;
       -- Placements whose worker failed before PREPARE missed the write: never read again until
       -- repaired. Called in the deciding transaction, only when there are some (any change of
-      -- placements makes every coordinator reload the catalog).
+      -- placements makes every coordinator reload the catalog). Never the last active placement
+      -- of a shard: two transactions that lost different copies of one shard take turns on its
+      -- row, and the second fails (40001) instead of leaving the shard without an active copy.
       CREATE FUNCTION herd.mark_stale(shard_ids bigint[], node_ids integer[]) RETURNS void
-        LANGUAGE sql SECURITY DEFINER
-        BEGIN ATOMIC
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        DECLARE orphan bigint;
+        BEGIN
+          PERFORM 1 FROM herd.shards WHERE id = ANY (shard_ids) ORDER BY id FOR UPDATE;
           UPDATE herd.placements p SET state = 'stale'
             FROM unnest(shard_ids, node_ids) AS m (shard_id, node_id)
-           WHERE p.shard_id OPERATOR(pg_catalog.=) m.shard_id AND p.node_id OPERATOR(pg_catalog.=) m.node_id;
-        END;
+           WHERE p.shard_id = m.shard_id AND p.node_id = m.node_id;
+          SELECT s.id INTO orphan FROM herd.shards s
+           WHERE s.id = ANY (shard_ids)
+             AND NOT EXISTS (SELECT 1 FROM herd.placements p WHERE p.shard_id = s.id AND p.state = 'active')
+           LIMIT 1;
+          IF orphan IS NOT NULL THEN
+            RAISE EXCEPTION 'every copy of shard % missed writes of concurrent transactions', orphan
+              USING ERRCODE = 'serialization_failure',
+                    HINT = 'Nothing of this transaction was committed; run it again.';
+          END IF;
+        END $$;
 
-      -- Every change of placements bumps the epoch (in the same transaction): a writer that reads
-      -- the epoch its plan's catalog had knows that no placement changed since.
-      CREATE TABLE herd.placement_epoch (epoch bigint NOT NULL);
-      INSERT INTO herd.placement_epoch VALUES (1);
-      CREATE FUNCTION herd.bump_placement_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN UPDATE herd.placement_epoch SET epoch = epoch + 1; RETURN NULL; END $$;
-      CREATE TRIGGER bump_epoch AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON herd.placements
-        FOR EACH STATEMENT EXECUTE FUNCTION herd.bump_placement_epoch();
+      -- Every change of a shard's placements bumps its version (in the same transaction): a writer
+      -- that reads, under its lock, the versions its plan's catalog had knows that no placement of
+      -- its shards changed since (transaction/placements-changed.ts).
+      ALTER TABLE herd.shards ADD COLUMN placement_version bigint NOT NULL DEFAULT 1;
+      CREATE FUNCTION herd.bump_placement_version() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          UPDATE herd.shards SET placement_version = placement_version + 1
+           WHERE id = CASE WHEN TG_OP = 'DELETE' THEN OLD.shard_id ELSE NEW.shard_id END;
+          RETURN NULL;
+        END $$;
+      CREATE TRIGGER bump_placement_version AFTER INSERT OR UPDATE OR DELETE ON herd.placements
+        FOR EACH ROW EXECUTE FUNCTION herd.bump_placement_version();
 
       -- Writers take write locks on the coordinator, for the rest of the deciding transaction, so
       -- that the writes of one row reach its placements in one order and a deadlock between
       -- writers is a deadlock on the coordinator, which PostgreSQL detects. A write pinned to
       -- distribution values locks each value (its hash, in its shard) and shares its shard's lock;
-      -- a write of a whole shard (no pin, COPY, DDL, moving a placement) takes the shard's lock
+      -- a write of a whole shard (no pin, COPY, DDL, copying a placement) takes the shard's lock
       -- exclusively. Taken in shard order, values after. herd.lock_value is the common case of one
-      -- value alone. Both answer the placement epoch, read (a statement of its own, so a snapshot
-      -- of its own) once the locks are held.
+      -- value alone. Both answer the sum of the locked shards' placement versions, read (a
+      -- statement of its own, so a snapshot of its own) once the locks are held: versions only
+      -- grow, so the sum is the plan's exactly when none changed.
       CREATE FUNCTION herd.lock_shards(whole bigint[], value_shards bigint[], value_hashes integer[])
         RETURNS bigint LANGUAGE plpgsql AS $$
         DECLARE item record;
@@ -314,12 +332,13 @@ export const MIGRATIONS: readonly Migration[] = [
               PERFORM pg_catalog.pg_advisory_xact_lock(item.s::integer, item.h);
             END IF;
           END LOOP;
-          RETURN (SELECT epoch FROM herd.placement_epoch);
+          RETURN (SELECT coalesce(sum(placement_version), 0) FROM herd.shards
+                   WHERE id IN (SELECT pg_catalog.unnest(whole) UNION SELECT pg_catalog.unnest(value_shards)));
         END $$;
       CREATE FUNCTION herd.lock_value(shard bigint, hash integer) RETURNS bigint LANGUAGE sql
         BEGIN ATOMIC
           SELECT pg_advisory_xact_lock_shared((1751478884::bigint << 32) + shard), pg_advisory_xact_lock(shard::integer, hash);
-          SELECT epoch FROM herd.placement_epoch;
+          SELECT placement_version FROM herd.shards WHERE id OPERATOR(pg_catalog.=) shard;
         END;
 
       -- Called through herd's SQL port, herd runs it (transaction/recovery.ts).

@@ -115,7 +115,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   );
   try {
     // the new shards are nobody else's yet: no shard to lock, but the coordinator's transaction opens
-    await transaction.lockShards(new Map(), catalog.placementEpoch);
+    await transaction.lockShards(new Map());
     transaction.writesOnCoordinator();
     await backend.query(`LOCK TABLE ${quoted(shell)} IN EXCLUSIVE MODE`);
     if (colocationId === undefined) {

@@ -18,8 +18,6 @@ export interface DdlChange {
   readonly shardCommands: readonly { readonly table: DistributedTable; readonly index: number; readonly sql: string }[];
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
-  /** The placement epoch of that snapshot. */
-  readonly placementEpoch: number;
 }
 
 /**
@@ -43,7 +41,7 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
   for (const { table, index, sql } of change.shardCommands) {
     const shard = shardOf(table, index);
     const nodes = activeNodes(shard, change.workers);
-    placements.set(shard.id, { hashes: undefined });
+    placements.set(shard.id, { hashes: undefined, version: shard.placementVersion ?? 0 });
     for (const node of nodes) {
       const entry = perNode.get(node.id) ?? { node, statements: [] };
       entry.statements.push({ shardId: shard.id, sql });
@@ -56,7 +54,7 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
   );
   const backend = port.backend;
   try {
-    await transaction.lockShards(placements, change.placementEpoch);
+    await transaction.lockShards(placements);
     transaction.writesOnCoordinator();
     // the shell's guard trigger lets this transaction's own TRUNCATE through
     await backend.query("SET LOCAL herd.shell_writes = on");

@@ -35,7 +35,6 @@ export function planCopy(copy: AnyNode, catalog: CatalogSnapshot): Copy | Refuse
     format,
     shardStatements: table.shards.map((shard) => shardCopy(copy, columns, table, shardName(table, shard.id))),
     workers: catalog.nodes,
-    placementEpoch: catalog.placementEpoch,
   });
 }
 

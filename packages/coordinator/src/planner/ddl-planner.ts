@@ -119,7 +119,6 @@ function ddl(tree: AnyNode, tables: DistributedTable[], action: DdlChange["actio
     shellSql: deparse(statement),
     shardCommands,
     workers: catalog.nodes,
-    placementEpoch: catalog.placementEpoch,
   });
 }
 

@@ -93,6 +93,5 @@ export function planInsert(
     ),
     needsEvaluation,
     workers: catalog.nodes,
-    placementEpoch: catalog.placementEpoch,
   });
 }

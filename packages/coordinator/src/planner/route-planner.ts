@@ -55,7 +55,6 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
     references,
     target,
     workers: catalog.nodes,
-    placementEpoch: catalog.placementEpoch,
     locksRows: type === "SelectStmt" && ((node.lockingClause as unknown[] | undefined)?.length ?? 0) > 0,
     severalShards: multiShard.kind === "error" ? multiShard.error : undefined,
   });

@@ -34,6 +34,7 @@ export class SessionPort implements ExecutionPort {
   readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly busyWorkers = new Set<WorkerConnection>();
+  heldWrite: DistributedTransaction | undefined;
 
   constructor(private readonly parts: SessionPortParts) {
     this.catalog = parts.catalog;
@@ -63,7 +64,8 @@ export class SessionPort implements ExecutionPort {
   }
 
   inTransactionBlock(): boolean {
-    return this.backend.status !== "I";
+    // a write's own transaction, held open while the write is planned again, is not the client's
+    return this.backend.status !== "I" && this.heldWrite === undefined;
   }
 
   settings(): SessionSettings {

@@ -26,8 +26,12 @@ export function comparableCatalog(loaded: CatalogData): unknown {
   const nameOf = new Map(data.tables.map((table) => [table.oid, `${table.schema}.${table.name}`]));
   return {
     nodes: data.nodes.map(({ id, state }) => ({ id, state })),
+    // placement versions count the changes a cluster's placements went through, not what they are
     tables: data.tables
-      .map(({ oid: _oid, ...table }) => table)
+      .map(({ oid: _oid, ...table }) => ({
+        ...table,
+        shards: table.shards.map(({ placementVersion: _version, ...shard }) => shard),
+      }))
       .sort((a, b) => `${a.schema}.${a.name}`.localeCompare(`${b.schema}.${b.name}`)),
     indexes: data.indexes
       .map((index) => ({ ...index, table: nameOf.get(index.table) }))

@@ -33,9 +33,9 @@ export class FakeCoordinator {
       return result([], sql);
     }
     if (sql.includes("txid_current")) return result([[Buffer.from(String(this.xid))]]);
-    if (sql.includes("herd.lock_shards") || sql.includes("herd.lock_value") || sql.includes("herd.placement_epoch")) {
-      if (!sql.includes("herd.placement_epoch")) this.locks.push(parameters.join(" "));
-      return result([[Buffer.from(String(this.catalog.placementEpoch))]]);
+    if (sql.includes("herd.lock_shards") || sql.includes("herd.lock_value")) {
+      this.locks.push(parameters.join(" "));
+      return result([[Buffer.from(String(this.versionSum(sql, parameters)))]]);
     }
     if (sql.includes("herd.record_commit")) {
       const [gids, nodes] = parameters.map(array);
@@ -48,6 +48,18 @@ export class FakeCoordinator {
       return result([[null]]);
     }
     throw new Error(`the fake coordinator does not answer: ${sql}`);
+  }
+
+  /** What the lock functions answer: the sum of the locked shards' placement versions. */
+  private versionSum(sql: string, parameters: readonly (string | null)[]): number {
+    const shards = sql.includes("herd.lock_value")
+      ? [Number(parameters[0])]
+      : [...new Set([...array(parameters[0]), ...array(parameters[1])].map(Number))];
+    let sum = 0;
+    for (const table of this.catalog.tables) {
+      for (const shard of table.shards) if (shards.includes(shard.id)) sum += shard.placementVersion ?? 0;
+    }
+    return sum;
   }
 }
 

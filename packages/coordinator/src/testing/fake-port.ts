@@ -48,6 +48,7 @@ export class FakePort implements ExecutionPort {
   readonly workers: FakeWorkers;
   readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
+  heldWrite: DistributedTransaction | undefined;
   readonly defaults = { shardCount: 32, replicationFactor: 2 };
   readonly cluster = { recoverPreparedTransactions: async () => 0, copyShardPlacement: async () => {} };
   readonly lines: string[] = [];

@@ -1,6 +1,6 @@
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
 import type { PgConnection, QueryResult } from "../connection/pg-connection.js";
-import { ServerError } from "../connection/server-error.js";
+import { isConnectionLoss, ServerError } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
@@ -44,6 +44,8 @@ interface Decision {
 /** What a write locks of one shard: the hashes of the distribution values it writes, or (undefined) all of it. */
 export interface ShardLock {
   readonly hashes: readonly number[] | undefined;
+  /** The shard's placement version in the catalog the write was planned with. */
+  readonly version: number;
 }
 
 const GID_PREFIX = "herd";
@@ -72,7 +74,7 @@ export class DistributedTransaction {
   /** Workers that failed in this transaction: never used again in it. */
   private readonly lost = new Set<number>();
   /** Placements whose worker failed before PREPARE: stale when the transaction commits. */
-  private readonly missed = new Map<string, { readonly shardId: number; readonly nodeId: number }>();
+  private readonly missedWrites = new Map<string, { readonly shardId: number; readonly nodeId: number }>();
   /** SAVEPOINT statements still open in the block, to replay on workers joining later. */
   readonly savepoints: { name: string; sql: string }[] = [];
   /** Write locks this transaction holds: the whole shard, or values (hashes) of it. */
@@ -112,26 +114,30 @@ export class DistributedTransaction {
   /**
    * Takes the write locks a write needs on the coordinator (migration 5): per shard, the hashes of
    * the distribution values it writes, or the whole shard. A statement's own coordinator
-   * transaction opens in the same round trip. Then, under the locks, the placement epoch is read:
-   * when it is not `epoch`, the one of the catalog the write was planned with, placements changed
-   * since (one went stale, or was repaired) and PlacementsChanged is thrown before anything was
-   * written.
+   * transaction opens in the same round trip. Then, under the locks, the shards' placement
+   * versions are read: when they are not those of the catalog the write was planned with, the
+   * shards' placements changed since (one went stale, or was repaired) and PlacementsChanged is
+   * thrown before anything was written.
    */
-  async lockShards(locks: ReadonlyMap<number, ShardLock>, epoch: number): Promise<void> {
+  async lockShards(locks: ReadonlyMap<number, ShardLock>): Promise<void> {
     const whole: number[] = [];
     const values: [number, number][] = [];
+    let expected = 0;
     for (const [shardId, lock] of locks) {
       const held = this.locked.get(shardId);
       if (held === "whole") continue;
+      const before = values.length;
       if (lock.hashes === undefined) {
         whole.push(shardId);
         this.locked.set(shardId, "whole");
-        continue;
+      } else {
+        const set = held ?? new Set<number>();
+        for (const hash of lock.hashes) if (!set.has(hash)) values.push([shardId, hash]);
+        for (const hash of lock.hashes) set.add(hash);
+        this.locked.set(shardId, set);
       }
-      const set = held ?? new Set<number>();
-      for (const hash of lock.hashes) if (!set.has(hash)) values.push([shardId, hash]);
-      for (const hash of lock.hashes) set.add(hash);
-      this.locked.set(shardId, set);
+      // the versions of the shards locked now (each once) are summed on both sides
+      if (lock.hashes === undefined || values.length > before) expected += lock.version;
     }
     if (whole.length === 0 && values.length === 0 && this.xid !== undefined) return;
     const backend = this.deps.backend;
@@ -145,11 +151,12 @@ export class DistributedTransaction {
     const needsXid = this.xid === undefined;
     if (needsXid) requests.push(backend.query("SELECT txid_current()::text"));
     const [only] = values;
+    const locking = whole.length > 0 || values.length > 0;
     if (whole.length === 0 && values.length === 1 && only) {
       requests.push(
         backend.query("SELECT herd.lock_value($1::bigint, $2::int)::text", [String(only[0]), String(only[1])]),
       );
-    } else if (whole.length > 0 || values.length > 0) {
+    } else if (locking) {
       requests.push(
         backend.query("SELECT herd.lock_shards($1::bigint[], $2::bigint[], $3::int[])::text", [
           `{${whole.join(",")}}`,
@@ -157,17 +164,16 @@ export class DistributedTransaction {
           `{${values.map(([, hash]) => hash).join(",")}}`,
         ]),
       );
-    } else requests.push(backend.query("SELECT epoch::text FROM herd.placement_epoch"));
+    }
     const answers = await Promise.allSettled(requests);
     const failed = answers.find((answer) => answer.status === "rejected");
     if (failed) throw explainedLockFailure((failed as PromiseRejectedResult).reason);
-    const value = (answer: PromiseSettledResult<QueryResult> | undefined) => {
-      const cell = (answer as PromiseFulfilledResult<QueryResult>).value.rows[0]?.[0];
-      if (!cell) throw new Error("the coordinator's lock query answered no row");
-      return cell.toString();
-    };
-    if (needsXid) this.xid = value(answers.at(-2));
-    if (Number(value(answers.at(-1))) !== epoch) throw new PlacementsChanged([...locks.keys()][0] ?? 0);
+    const value = (answer: PromiseSettledResult<QueryResult> | undefined) =>
+      (answer as PromiseFulfilledResult<QueryResult>).value.rows[0]?.[0]?.toString();
+    if (needsXid) this.xid = value(answers.at(locking ? -2 : -1));
+    // no version at all: the shard is gone (its table was dropped since the plan)
+    if (locking && Number(value(answers.at(-1)) ?? -1) !== expected)
+      throw new PlacementsChanged([...locks.keys()][0] ?? 0);
   }
 
   // ---- participants ----
@@ -220,7 +226,7 @@ export class DistributedTransaction {
   lose(node: WorkerNode, reason: unknown, alsoMissed: readonly number[] = []): void {
     const participant = this.participants.get(node.id);
     for (const shardId of [...(participant?.written ?? []), ...alsoMissed])
-      this.missed.set(`${shardId}:${node.id}`, { shardId, nodeId: node.id });
+      this.missedWrites.set(`${shardId}:${node.id}`, { shardId, nodeId: node.id });
     if (!this.lost.has(node.id)) {
       this.deps.logger.warn("a worker left a distributed transaction; its placements missed the writes", {
         node: node.name,
@@ -233,6 +239,11 @@ export class DistributedTransaction {
       this.deps.pool.release(participant.connection);
       this.participants.delete(node.id);
     }
+  }
+
+  /** `node`, lost earlier in the transaction, misses a write of `shardId` too. */
+  missed(nodeId: number, shardId: number): void {
+    this.missedWrites.set(`${shardId}:${nodeId}`, { shardId, nodeId });
   }
 
   /** The gid of `node`'s prepared part. */
@@ -341,11 +352,21 @@ export class DistributedTransaction {
    */
   private async decide(): Promise<Decision> {
     const writers = [...this.participants.values()].filter((participant) => participant.written.size > 0);
-    if (writers.length === 0 && this.missed.size === 0)
+    if (writers.length === 0 && this.missedWrites.size === 0)
       return { prepared: new Map(), onePhase: undefined, recording: undefined };
-    if (writers.length === 1 && this.missed.size === 0 && !writers[0]?.prepared && !this.coordinatorWrites) {
+    if (writers.length === 1 && this.missedWrites.size === 0 && !writers[0]?.prepared && !this.coordinatorWrites) {
       const only = writers[0] as Participant;
-      await only.connection.query("COMMIT");
+      try {
+        await only.connection.query("COMMIT");
+      } catch (error) {
+        if (!isConnectionLoss(error)) throw error;
+        // the worker may have committed before its connection went: nobody can tell now
+        throw new HerdError("the outcome of the transaction is unknown", {
+          sqlState: SqlState.transactionResolutionUnknown,
+          detail: `the connection to ${only.node.name} was lost at COMMIT: ${errorMessage(error)}`,
+          hint: "Check whether the change is there before running it again.",
+        });
+      }
       return { prepared: new Map(), onePhase: only, recording: undefined };
     }
     const results = await Promise.allSettled(
@@ -367,7 +388,7 @@ export class DistributedTransaction {
       writers.filter((p) => this.participants.has(p.node.id)).map((p) => [this.gid(p.node.id), p] as const),
     );
     this.checkEveryShardKept(writers);
-    const missed = [...this.missed.values()];
+    const missed = [...this.missedWrites.values()];
     const backend = this.deps.backend;
     const requests = [
       backend.query("SELECT herd.record_commit($1::text[], $2::int[])", [
@@ -398,7 +419,7 @@ export class DistributedTransaction {
     const kept = new Set(
       writers.filter((p) => this.participants.has(p.node.id)).flatMap((participant) => [...participant.written]),
     );
-    for (const { shardId } of this.missed.values()) {
+    for (const { shardId } of this.missedWrites.values()) {
       if (!kept.has(shardId)) {
         throw new HerdError(`no placement of shard ${shardId} could take the write`, {
           sqlState: SqlState.connectionFailure,
@@ -446,7 +467,7 @@ export class DistributedTransaction {
   private reset(): void {
     this.participants.clear();
     this.lost.clear();
-    this.missed.clear();
+    this.missedWrites.clear();
     this.savepoints.length = 0;
     this.locked.clear();
     this.xid = undefined;
@@ -462,7 +483,8 @@ function explainedLockFailure(error: unknown): unknown {
   if (!(error instanceof ServerError) || error.sqlState !== SqlState.deadlockDetected) return error;
   return new HerdError("deadlock detected", {
     sqlState: SqlState.deadlockDetected,
-    detail: `This transaction and another wait for rows of distributed tables the other has written or locked (write locks on the coordinator). ${error.detail ?? ""}`.trim(),
+    detail:
+      `This transaction and another wait for rows of distributed tables the other has written or locked (write locks on the coordinator). ${error.detail ?? ""}`.trim(),
     hint: "The transaction was rolled back; run it again. Touching rows in one order (by distribution value) avoids this.",
   });
 }

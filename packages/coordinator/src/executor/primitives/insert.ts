@@ -33,8 +33,6 @@ export interface InsertSpec {
   readonly needsEvaluation: boolean;
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
-  /** The placement epoch of that snapshot (the write checks it under its locks). */
-  readonly placementEpoch: number;
 }
 
 /**
@@ -78,9 +76,10 @@ export class Insert implements Primitive {
         shardId: shard.id,
         nodes: activeNodes(shard, spec.workers),
         hashes: spec.table.kind === "hash" ? [...hashes] : undefined,
+        placementVersion: shard.placementVersion,
       };
     });
-    const result = await inWriteTransaction(port, spec.placementEpoch, tasks, (transaction) =>
+    const result = await inWriteTransaction(port, tasks, (transaction) =>
       runShardTasks(tasks, { ...run, bind }, port, sink, { write: true, transaction }),
     );
     sink.complete(`INSERT 0 ${result.count}`);

@@ -24,8 +24,6 @@ export interface RouteSpec {
   readonly target: DistributedTable | undefined;
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
-  /** The placement epoch of that snapshot (a write checks it under its locks). */
-  readonly placementEpoch: number;
   /** A SELECT … FOR UPDATE/SHARE: in a block, it takes the write locks of the rows it locks. */
   readonly locksRows: boolean;
   /**
@@ -50,17 +48,11 @@ export class Route implements Primitive {
   async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
     const indexes = this.shardIndexes(run.bind);
     const write = this.spec.target !== undefined;
-    if (indexes.length > 1 && write && port.inTransactionBlock()) {
-      throw ExecutionErrors.notSupported(
-        "UPDATE or DELETE reaching several shards inside a transaction block",
-        "Filter on the distribution column, or run it outside BEGIN … COMMIT.",
-      );
-    }
     const hashes = write ? this.writtenHashes(run.bind) : undefined;
     const tasks = indexes.map((index) => this.task(index, write, port, hashes));
     if (!write && this.spec.locksRows && port.inTransactionBlock()) await this.lockRows(indexes, run, port);
     const result = write
-      ? await inWriteTransaction(port, this.spec.placementEpoch, tasks, (transaction) =>
+      ? await inWriteTransaction(port, tasks, (transaction) =>
           runShardTasks(tasks, run, port, sink, { write, transaction }),
         )
       : await runShardTasks(tasks, run, port, sink, {
@@ -91,12 +83,13 @@ export class Route implements Primitive {
     const hashes = anchor && pinnedHashes(anchor, run.bind);
     const count = table.shards.length;
     const locks = new Map(
-      indexes.map((index) => [
-        shardOf(table, index).id,
-        { hashes: hashes?.filter((hash) => shardIndexForHash(hash, count) === index) },
-      ]),
+      indexes.map((index) => {
+        const shard = shardOf(table, index);
+        const mine = hashes?.filter((hash) => shardIndexForHash(hash, count) === index);
+        return [shard.id, { hashes: mine, version: shard.placementVersion ?? 0 }];
+      }),
     );
-    await port.transaction.lockShards(locks, this.spec.placementEpoch);
+    await port.transaction.lockShards(locks);
   }
 
   /** Which shard groups this execution reaches (one when nothing but reference tables). */
@@ -127,7 +120,7 @@ export class Route implements Primitive {
     if (write) {
       const count = table.shards.length;
       const mine = hashes?.filter((hash) => shardIndexForHash(hash, count) === index);
-      return { sql, shardId: shard.id, nodes, hashes: mine };
+      return { sql, shardId: shard.id, nodes, hashes: mine, placementVersion: shard.placementVersion };
     }
     // a read joins reference tables: its worker must hold them too
     const holdsAll = (node: WorkerNode) =>
