@@ -117,12 +117,21 @@ export async function herdBackends(
   );
 }
 
-/** Polls until `probe` is true; resolves with the milliseconds it took, rejects after `timeoutMs`. */
+/**
+ * Polls until `probe` is true (a probe that throws, say while a server restarts, counts as
+ * false); resolves with the milliseconds it took, rejects after `timeoutMs`.
+ */
 export async function within(timeoutMs: number, what: string, probe: () => Promise<boolean>): Promise<number> {
   const started = Date.now();
+  let last: unknown;
   for (;;) {
-    if (await probe()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    try {
+      if (await probe()) return Date.now() - started;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last: ${String(last)})` : ""}`);
     await sleep(50);
   }
 }
@@ -211,4 +220,21 @@ export async function takeWorkerAway(cluster: HerdUp, ordinal: number): Promise<
       await untilServerAnswers(cluster, ordinal);
     },
   };
+}
+
+/**
+ * Freezes a server's PostgreSQL (SIGSTOP to the postmaster and every process it started: each
+ * runs in a session of its own, so the postmaster's group is not enough). It answers nothing
+ * until killed; nothing it was asked to do completes. Resolves with the frozen pids.
+ */
+export async function freezePostgres(cluster: HerdUp, ordinal: number): Promise<number[]> {
+  const postmaster = await postmasterPid(cluster, ordinal);
+  process.kill(postmaster, "SIGSTOP");
+  const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(postmaster)], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => Number(line.trim()))
+    .filter((pid) => pid > 0);
+  for (const pid of children) process.kill(pid, "SIGSTOP");
+  // (its backends rewrite their environment for their ps titles: kill them by pid, not by name)
+  return [postmaster, ...children];
 }
