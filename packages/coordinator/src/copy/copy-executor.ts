@@ -1,5 +1,5 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
-import { ServerError } from "../connection/server-error.js";
+import { isConnectionLoss, ServerError } from "../connection/server-error.js";
 import { hashOfText } from "../executor/distribution-value.js";
 import { ExecutionErrors } from "../executor/execution-errors.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
@@ -83,17 +83,32 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     const { rows, lines } = batch;
     batches[index] = { rows: [], lines: [], bytes: 0 };
     const shard = table.shards[index] as (typeof table.shards)[number];
+    let taken = 0;
     for (const node of activeNodes(shard, plan.workers)) {
-      const { connection, opening } = await transaction.join(node, settings);
-      if (opening) await connection.query(opening);
-      transaction.wrote(node.id, shard.id);
-      try {
-        await copyRowsInto(connection, statements[index] as string, rows);
-      } catch (error) {
-        throw error instanceof ServerError
-          ? new ServerError(withTableNames(atClientLine(error.fields, lines, table.name), port.catalog.current))
-          : error;
+      // a worker lost earlier in this COPY misses these rows too: its placement goes stale
+      if (transaction.isLost(node.id)) {
+        transaction.missed(node.id, shard.id);
+        continue;
       }
+      try {
+        const { connection, opening } = await transaction.join(node, settings);
+        if (opening) await connection.query(opening);
+        transaction.wrote(node.id, shard.id);
+        await copyRowsInto(connection, statements[index] as string, rows);
+        taken += 1;
+      } catch (error) {
+        if (error instanceof ServerError)
+          throw new ServerError(withTableNames(atClientLine(error.fields, lines, table.name), port.catalog.current));
+        if (!isConnectionLoss(error)) throw error;
+        // the worker went away: the rows go to the shard's other placements, this one goes stale
+        transaction.lose(node, error, [shard.id]);
+      }
+    }
+    if (taken === 0) {
+      throw new HerdError(`no placement of shard ${shard.id} could take the rows`, {
+        sqlState: SqlState.connectionFailure,
+        detail: "Every worker holding an active placement of the shard failed during the COPY.",
+      });
     }
   };
   const route = async (row: Buffer) => {
