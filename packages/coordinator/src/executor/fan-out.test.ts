@@ -76,6 +76,18 @@ describe("a read of several shards", () => {
     expect(port.lines.join("\n")).toMatch(/worker unreachable, reading other placements/);
   });
 
+  it("reads from the other placement when a worker's connection is lost before any row came", async () => {
+    const workers = new FakeWorkers(oneRowPerShard);
+    // a pooled connection to a worker that crashed since: it fails on first use
+    workers.loseConnection.set(second, /^BEGIN|^SELECT/);
+    const { sink, port, error } = await run("SELECT name FROM customers", workers);
+    expect(error).toBeUndefined();
+    expect(sink.rows.map((row) => row[0]).sort()).toEqual(
+      (customers?.shards ?? []).map((shard) => String(shard.id)).sort(),
+    );
+    expect(port.lines.join("\n")).toMatch(/worker connection lost, reading other placements/);
+  });
+
   it("passes on the notices of the placement whose rows the client gets", async () => {
     const workers = new FakeWorkers((sql) => ({
       columns: ["n"],

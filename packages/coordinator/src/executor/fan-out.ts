@@ -136,7 +136,24 @@ export async function runShardTasks(
               return;
             }
             done.push(work);
-            await runWork(work, run, port, description, rows, undefined);
+            try {
+              await runWork(work, run, port, description, rows, undefined);
+            } catch (error) {
+              // a pooled connection to a worker that crashed since fails on first use: before any
+              // row of it reached the client, the read goes to the shards' other placements
+              const relayed = work.items.some((item) => (item.result?.rowsRelayed ?? 0) > 0);
+              if (!spread || relayed || !isConnectionLoss(error)) throw error;
+              port.workers.markDown(work.node);
+              port.logger.warn("worker connection lost, reading other placements", {
+                node: work.node.name,
+                error: errorMessage(error),
+              });
+              done.splice(done.indexOf(work), 1);
+              port.busyWorkers.delete(work.connection as WorkerConnection);
+              port.workers.release(work.connection as WorkerConnection);
+              work.borrowed = false;
+              unreachable.push(work);
+            }
           }),
         );
         const failure = outcomes.find((outcome) => outcome.status === "rejected");
