@@ -37,6 +37,7 @@ export const SqlState = {
   objectInUse: "55006",
   objectNotInPrerequisiteState: "55000",
   tooManyConnections: "53300",
+  programLimitExceeded: "54000",
   adminShutdown: "57P01",
   cannotConnectNow: "57P03",
   queryCanceled: "57014",

@@ -11,6 +11,7 @@ import type { NoticeFields } from "../protocol/backend-messages.js";
 import { decodeCopyFail } from "../protocol/frontend-messages.js";
 import { FrontendMessage } from "../protocol/message-codes.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { shardLock } from "../transaction/shard-lock.js";
 import { copyRowsInto } from "./copy-in.js";
 import { type CopyFormat, CopyRowSplitter, copyField } from "./copy-rows.js";
 
@@ -61,9 +62,7 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     "statement",
   );
   try {
-    await transaction.lockShards(
-      new Map(table.shards.map((shard) => [shard.id, { hashes: undefined, version: shard.placementVersion ?? 0 }])),
-    );
+    await transaction.lockShards(new Map(table.shards.map((shard) => [shard.id, shardLock(table, shard)])));
   } catch (error) {
     await transaction.rollback();
     throw error;

@@ -114,11 +114,10 @@ describe("a write that reaches several placements, outside a transaction block",
       expect(statements.at(-1)).toBe(`COMMIT PREPARED ${gid}`);
       gids.push(gid.slice(1, -1));
     }
-    // the coordinator: BEGIN, the xid, the 32 whole shards' locks (no pin, answering their
+    // the coordinator: BEGIN, the 32 whole shards' locks (no pin, answering the xid and their
     // placement versions), the decision with every gid, COMMIT
     expect(port.coordinator.log.map((sql) => sql.split(/[ (]/).slice(0, 2).join(" "))).toEqual([
       "BEGIN",
-      "SELECT txid_current",
       "SELECT herd.lock_shards",
       "SELECT herd.record_commit",
       "COMMIT",
@@ -255,10 +254,33 @@ describe("a write in a transaction block", () => {
     expect(workers.released).toHaveLength(0);
     expect(port.transaction.active).toBe(true);
     // tenant 1's value lock is taken in the block's own coordinator transaction, and kept
-    expect(port.coordinator.log).toEqual([
-      expect.stringMatching(/txid_current/),
-      expect.stringMatching(/herd\.lock_value/),
-    ]);
+    expect(port.coordinator.log).toEqual([expect.stringMatching(/herd\.lock_value/)]);
+  });
+
+  it("locks a tenant once for writes of colocated tables, and again after ROLLBACK TO SAVEPOINT", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    const port = new FakePort({ catalog, workers, inBlock: true });
+    const statements = [
+      "UPDATE customers SET name = 'x' WHERE tenant_id = 1",
+      "DELETE FROM orders WHERE tenant_id = 1 AND id = 5",
+      "UPDATE orders SET amount = 3 WHERE tenant_id = 1",
+      "UPDATE orders SET amount = 3 WHERE tenant_id = 2",
+    ];
+    const execute = async (sql: string) => {
+      const statement = parseStatements(sql)[0] as AnyNode;
+      await planStatement(statement, catalog).execute(
+        port,
+        { sql, statement, parameterTypes: [], bind: undefined, describe: false },
+        new CollectingSink(),
+      );
+    };
+    for (const sql of statements) await execute(sql);
+    const locks = () => port.coordinator.log.filter((sql) => sql.includes("herd.lock_"));
+    // tenant 1 once (customers and orders share its shard group), tenant 2 once
+    expect(locks()).toHaveLength(2);
+    port.transaction.noteSavepoint("TRANS_STMT_ROLLBACK_TO", "s", "ROLLBACK TO SAVEPOINT s");
+    await execute(statements[0] as string);
+    expect(locks()).toHaveLength(3);
   });
 
   it("runs an UPDATE that reaches several shards, locking them whole, and commits it with the block in two phases", async () => {

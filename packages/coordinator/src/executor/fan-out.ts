@@ -7,6 +7,7 @@ import type { WorkerNode } from "../metadata/catalog-types.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import type { ShardLock } from "../transaction/shard-lock.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink, RowSink } from "./result-sink.js";
 import { encodeShardStatement, forgetFailedParse, ShardResult, tagCount } from "./shard-request.js";
@@ -17,10 +18,8 @@ export interface ShardTask {
   readonly sql: string;
   /** The shard it reads or writes (of the table a write changes). */
   readonly shardId: number;
-  /** A write's distribution values in this shard, hashed (what it locks); undefined: the whole shard. */
-  readonly hashes?: readonly number[];
-  /** The shard's placement version in the catalog the task was planned with (a write checks it under its lock). */
-  readonly placementVersion?: number;
+  /** What a write locks on the coordinator: its distribution values in the shard's group, or all of it. */
+  readonly lock?: ShardLock;
   /** The first is the one whose rows reach the client; a write lists every active placement. */
   readonly nodes: readonly WorkerNode[];
   /** A read's other placements, tried in order when a worker cannot be reached. */

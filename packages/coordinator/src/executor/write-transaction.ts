@@ -1,5 +1,6 @@
-import { DistributedTransaction, type ShardLock } from "../transaction/distributed-transaction.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { PlacementsChanged } from "../transaction/placements-changed.js";
+import type { ShardLock } from "../transaction/shard-lock.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ShardTask } from "./fan-out.js";
 
@@ -51,5 +52,7 @@ function ownTransaction(port: ExecutionPort): DistributedTransaction {
 
 /** What the tasks write of each shard: the hashes of their distribution values, or the whole shard. */
 export function locksOf(tasks: readonly ShardTask[]): Map<number, ShardLock> {
-  return new Map(tasks.map((task) => [task.shardId, { hashes: task.hashes, version: task.placementVersion ?? 0 }]));
+  const locks = new Map<number, ShardLock>();
+  for (const task of tasks) if (task.lock) locks.set(task.shardId, task.lock);
+  return locks;
 }

@@ -309,36 +309,45 @@ export const MIGRATIONS: readonly Migration[] = [
 
       -- Writers take write locks on the coordinator, for the rest of the deciding transaction, so
       -- that the writes of one row reach its placements in one order and a deadlock between
-      -- writers is a deadlock on the coordinator, which PostgreSQL detects. A write pinned to
-      -- distribution values locks each value (its hash, in its shard) and shares its shard's lock;
-      -- a write of a whole shard (no pin, COPY, DDL, copying a placement) takes the shard's lock
-      -- exclusively. Taken in shard order, values after. herd.lock_value is the common case of one
-      -- value alone. Both answer the sum of the locked shards' placement versions, read (a
-      -- statement of its own, so a snapshot of its own) once the locks are held: versions only
-      -- grow, so the sum is the plan's exactly when none changed.
-      CREATE FUNCTION herd.lock_shards(whole bigint[], value_shards bigint[], value_hashes integer[])
-        RETURNS bigint LANGUAGE plpgsql AS $$
+      -- writers is a deadlock on the coordinator, which PostgreSQL detects. Locks are per shard
+      -- group (transaction/shard-lock.ts): key = colocation id * 65536 + shard index. A write
+      -- pinned to distribution values locks each value (its hash) in the group and shares the
+      -- group's lock; a write of a whole shard (no pin, COPY, DDL, copying a placement) takes the
+      -- group's lock exclusively. Taken in group order, values after. herd.lock_value is the
+      -- common case of one value alone. Both answer "<xid>/shard:version,…": the deciding
+      -- transaction's id (the gids' prefix) and every shard of the locked groups with its
+      -- placement version, read (a statement of its own, so a snapshot of its own) once the locks
+      -- are held: a plan whose versions match knows the shards' placements as they are.
+      CREATE FUNCTION herd.group_versions(groups bigint[]) RETURNS text LANGUAGE sql STABLE
+        RETURN (SELECT pg_catalog.string_agg(s.id::text || ':' || s.placement_version::text, ',')
+                  FROM herd.distributed_tables t JOIN herd.shards s ON s.relation = t.relation
+                 WHERE t.colocation_id::bigint * 65536 + s.shard_index = ANY (groups));
+      CREATE FUNCTION herd.lock_shards(whole bigint[], value_groups bigint[], value_hashes integer[])
+        RETURNS text LANGUAGE plpgsql AS $$
         DECLARE item record;
         BEGIN
           FOR item IN
-            SELECT DISTINCT s, h FROM (SELECT pg_catalog.unnest(whole) AS s, NULL::integer AS h
-                                       UNION ALL SELECT * FROM unnest(value_shards, value_hashes)) l
-             ORDER BY s, h NULLS FIRST
+            SELECT DISTINCT g, h FROM (SELECT pg_catalog.unnest(whole) AS g, NULL::integer AS h
+                                       UNION ALL SELECT * FROM unnest(value_groups, value_hashes)) l
+             ORDER BY g, h NULLS FIRST
           LOOP
             IF item.h IS NULL THEN
-              PERFORM pg_catalog.pg_advisory_xact_lock((1751478884::bigint << 32) + item.s);
+              PERFORM pg_catalog.pg_advisory_xact_lock((1751478884::bigint << 32) + item.g);
             ELSE
-              PERFORM pg_catalog.pg_advisory_xact_lock_shared((1751478884::bigint << 32) + item.s);
-              PERFORM pg_catalog.pg_advisory_xact_lock(item.s::integer, item.h);
+              PERFORM pg_catalog.pg_advisory_xact_lock_shared((1751478884::bigint << 32) + item.g);
+              PERFORM pg_catalog.pg_advisory_xact_lock((item.g % 2147483648)::integer, item.h);
             END IF;
           END LOOP;
-          RETURN (SELECT coalesce(sum(placement_version), 0) FROM herd.shards
-                   WHERE id IN (SELECT pg_catalog.unnest(whole) UNION SELECT pg_catalog.unnest(value_shards)));
+          RETURN pg_catalog.txid_current()::text || '/' || coalesce(herd.group_versions(whole || value_groups), '');
         END $$;
-      CREATE FUNCTION herd.lock_value(shard bigint, hash integer) RETURNS bigint LANGUAGE sql
+      CREATE FUNCTION herd.lock_value(grp bigint, hash integer) RETURNS text LANGUAGE sql
         BEGIN ATOMIC
-          SELECT pg_advisory_xact_lock_shared((1751478884::bigint << 32) + shard), pg_advisory_xact_lock(shard::integer, hash);
-          SELECT placement_version FROM herd.shards WHERE id OPERATOR(pg_catalog.=) shard;
+          SELECT pg_advisory_xact_lock_shared((1751478884::bigint << 32) + grp),
+                 pg_advisory_xact_lock((grp % 2147483648)::integer, hash);
+          SELECT txid_current()::text || '/' || coalesce(string_agg(s.id::text || ':' || s.placement_version::text, ','), '')
+            FROM herd.distributed_tables t
+            JOIN herd.shards s ON s.relation = t.relation AND s.shard_index = (grp % 65536)::integer
+           WHERE t.colocation_id = (grp / 65536)::integer;
         END;
 
       -- Called through herd's SQL port, herd runs it (transaction/recovery.ts).

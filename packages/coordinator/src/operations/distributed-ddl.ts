@@ -5,7 +5,8 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { type DistributedTable, shardOf, type WorkerNode } from "../metadata/catalog-types.js";
-import { DistributedTransaction, type ShardLock } from "../transaction/distributed-transaction.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { type ShardLock, shardLock } from "../transaction/shard-lock.js";
 
 /** A DDL command on distributed and reference tables, as the planner prepared it. */
 export interface DdlChange {
@@ -41,7 +42,7 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
   for (const { table, index, sql } of change.shardCommands) {
     const shard = shardOf(table, index);
     const nodes = activeNodes(shard, change.workers);
-    placements.set(shard.id, { hashes: undefined, version: shard.placementVersion ?? 0 });
+    placements.set(shard.id, shardLock(table, shard));
     for (const node of nodes) {
       const entry = perNode.get(node.id) ?? { node, statements: [] };
       entry.statements.push({ shardId: shard.id, sql });

@@ -70,7 +70,13 @@ export async function copyShardGroup(copy: ShardGroupCopy, deps: ShardCopyDeps):
   let target: WorkerConnection | undefined;
   try {
     await client.query("BEGIN");
-    await client.query("SELECT herd.lock_shards($1::bigint[], '{}'::bigint[], '{}'::int[])", [ids]);
+    // the shards' groups, whole (transaction/shard-lock.ts)
+    await client.query(
+      `SELECT herd.lock_shards(ARRAY(SELECT t.colocation_id::bigint * 65536 + s.shard_index
+                                       FROM herd.shards s JOIN herd.distributed_tables t ON t.relation = s.relation
+                                      WHERE s.id = ANY ($1::bigint[])), '{}', '{}')`,
+      [ids],
+    );
     await checkPlacements(client, copy);
     [source, target] = await Promise.all([deps.pool.acquire(copy.source), deps.pool.acquire(copy.target)]);
     await Promise.all([applySettings(source, INTERNAL_SETTINGS), applySettings(target, INTERNAL_SETTINGS)]);

@@ -72,6 +72,12 @@ export function analyzeColocation(semantics: Semantics, catalog: CatalogSnapshot
   const roots = new Set(semantics.distributionKeys.map((key) => ties.find(key)));
   if (roots.size > 1) problem = PlannerErrors.complexJoin();
   const top = semantics.top;
+  // each shard group would join its rows to every row of the statement's own level, which holds
+  // none of them: that level's rows would come once per group
+  if (top && !top.distributed && top.kind !== "insert" && semantics.levels.some((level) => level.distributed))
+    problem ??= PlannerErrors.cannotPushDown(
+      "a subquery that refers to the query around it reads distributed tables, and the query around it reads none",
+    );
   return {
     problem,
     isKeyColumn: (ref) => {

@@ -10,6 +10,7 @@ import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert } from "./insert-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
+import { planSubPlans } from "./recursive-planning.js";
 import { planRoute } from "./route-planner.js";
 import { analyzeStatement } from "./semantics/analyze.js";
 
@@ -44,6 +45,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   const semantics = analyzeStatement(statement, catalog);
   const refs = semantics.relations;
   if (!refs.some((ref) => ref.table)) return LOCAL;
+  const recursive = planSubPlans(statement, catalog, semantics, (rewritten) => planStatement(rewritten, catalog));
+  if (recursive) return recursive;
   switch (type) {
     case "SelectStmt":
     case "UpdateStmt":

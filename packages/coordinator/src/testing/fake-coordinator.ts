@@ -1,10 +1,11 @@
 import type { QueryResult } from "../connection/pg-connection.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { TransactionStatus } from "../protocol/backend-messages.js";
+import { lockGroup } from "../transaction/shard-lock.js";
 
 /**
  * The coordinator's PostgreSQL as a distributed transaction uses it (BEGIN, the write locks, the
- * placement epoch, herd.record_commit, herd.mark_stale, COMMIT), answered from a catalog instead of
+ * placement versions, herd.record_commit, herd.mark_stale, COMMIT), answered from a catalog instead of
  * a server; every statement is logged. (A mock, for the fan-out's unit tests: the real functions run in every cluster test.)
  */
 export class FakeCoordinator {
@@ -35,7 +36,7 @@ export class FakeCoordinator {
     if (sql.includes("txid_current")) return result([[Buffer.from(String(this.xid))]]);
     if (sql.includes("herd.lock_shards") || sql.includes("herd.lock_value")) {
       this.locks.push(parameters.join(" "));
-      return result([[Buffer.from(String(this.versionSum(sql, parameters)))]]);
+      return result([[Buffer.from(`${this.xid}/${this.groupVersions(sql, parameters)}`)]]);
     }
     if (sql.includes("herd.record_commit")) {
       const [gids, nodes] = parameters.map(array);
@@ -50,16 +51,19 @@ export class FakeCoordinator {
     throw new Error(`the fake coordinator does not answer: ${sql}`);
   }
 
-  /** What the lock functions answer: the sum of the locked shards' placement versions. */
-  private versionSum(sql: string, parameters: readonly (string | null)[]): number {
-    const shards = sql.includes("herd.lock_value")
+  /** What the lock functions answer: "shard:version,…" for the shards of the locked groups. */
+  private groupVersions(sql: string, parameters: readonly (string | null)[]): string {
+    const groups = sql.includes("herd.lock_value")
       ? [Number(parameters[0])]
-      : [...new Set([...array(parameters[0]), ...array(parameters[1])].map(Number))];
-    let sum = 0;
+      : [...array(parameters[0]), ...array(parameters[1])].map(Number);
+    const versions: string[] = [];
     for (const table of this.catalog.tables) {
-      for (const shard of table.shards) if (shards.includes(shard.id)) sum += shard.placementVersion ?? 0;
+      for (const shard of table.shards) {
+        if (groups.includes(lockGroup(table.colocationId, shard.index)))
+          versions.push(`${shard.id}:${shard.placementVersion ?? 0}`);
+      }
     }
-    return sum;
+    return versions.join(",");
   }
 }
 

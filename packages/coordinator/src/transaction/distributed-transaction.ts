@@ -5,6 +5,7 @@ import { applySettings, type SessionSettings } from "../connection/session-setti
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { PlacementsChanged } from "./placements-changed.js";
+import type { ShardLock } from "./shard-lock.js";
 
 /** What a distributed transaction works with: the session's coordinator connection, which decides, and the pool. */
 export interface TransactionDeps {
@@ -41,13 +42,6 @@ interface Decision {
   readonly recording: Promise<unknown> | undefined;
 }
 
-/** What a write locks of one shard: the hashes of the distribution values it writes, or (undefined) all of it. */
-export interface ShardLock {
-  readonly hashes: readonly number[] | undefined;
-  /** The shard's placement version in the catalog the write was planned with. */
-  readonly version: number;
-}
-
 const GID_PREFIX = "herd";
 
 /**
@@ -77,8 +71,10 @@ export class DistributedTransaction {
   private readonly missedWrites = new Map<string, { readonly shardId: number; readonly nodeId: number }>();
   /** SAVEPOINT statements still open in the block, to replay on workers joining later. */
   readonly savepoints: { name: string; sql: string }[] = [];
-  /** Write locks this transaction holds: the whole shard, or values (hashes) of it. */
+  /** Write locks this transaction holds, by shard group: the whole group, or values (hashes) in it. */
   private readonly locked = new Map<number, "whole" | Set<number>>();
+  /** Placement versions read under this transaction's locks, by shard: still those of a plan made with them. */
+  private readonly verified = new Map<number, number>();
   /** The deciding transaction's id on the coordinator (the prefix of the gids). */
   private xid: string | undefined;
   /** A statement's own coordinator transaction has begun. */
@@ -112,56 +108,61 @@ export class DistributedTransaction {
   // ---- locks ----
 
   /**
-   * Takes the write locks a write needs on the coordinator (migration 5): per shard, the hashes of
-   * the distribution values it writes, or the whole shard. A statement's own coordinator
-   * transaction opens in the same round trip. Then, under the locks, the shards' placement
-   * versions are read: when they are not those of the catalog the write was planned with, the
-   * shards' placements changed since (one went stale, or was repaired) and PlacementsChanged is
-   * thrown before anything was written.
+   * Takes the write locks a write needs on the coordinator (transaction/shard-lock.ts): per shard
+   * group, the hashes of the distribution values it writes, or the whole group. A statement's own
+   * coordinator transaction opens in the same round trip. Under the locks, the placement versions
+   * of the groups' shards are read: when a shard's is not the one of the catalog the write was
+   * planned with, its placements changed since (one went stale, or was repaired) and
+   * PlacementsChanged is thrown before anything was written. A write whose locks are held already
+   * and whose shards' versions were read under them takes no round trip: while the locks are held
+   * no placement can be repaired or added, so the versions read are still the placements'.
    */
   async lockShards(locks: ReadonlyMap<number, ShardLock>): Promise<void> {
-    const whole: number[] = [];
-    const values: [number, number][] = [];
-    let expected = 0;
+    const whole = new Set<number>();
+    const values = new Map<string, [number, number]>();
     for (const [shardId, lock] of locks) {
-      const held = this.locked.get(shardId);
-      if (held === "whole") continue;
-      const before = values.length;
-      if (lock.hashes === undefined) {
-        whole.push(shardId);
-        this.locked.set(shardId, "whole");
-      } else {
-        const set = held ?? new Set<number>();
-        for (const hash of lock.hashes) if (!set.has(hash)) values.push([shardId, hash]);
-        for (const hash of lock.hashes) set.add(hash);
-        this.locked.set(shardId, set);
+      const held = this.locked.get(lock.group);
+      const checked = this.verified.get(shardId) === lock.version;
+      if (held === "whole" || lock.hashes === undefined) {
+        if (held !== "whole" || !checked) whole.add(lock.group);
+        continue;
       }
-      // the versions of the shards locked now (each once) are summed on both sides
-      if (lock.hashes === undefined || values.length > before) expected += lock.version;
+      const missing = lock.hashes.filter((hash) => !held?.has(hash));
+      // held already but not read under it: locking one of its values again reads the versions
+      const wanted = missing.length > 0 || checked ? missing : lock.hashes.slice(0, 1);
+      for (const hash of wanted) values.set(`${lock.group}:${hash}`, [lock.group, hash]);
     }
-    if (whole.length === 0 && values.length === 0 && this.xid !== undefined) return;
+    for (const group of whole) this.locked.set(group, "whole");
+    for (const [group, hash] of values.values()) {
+      const held = this.locked.get(group);
+      if (held === "whole") continue;
+      const set = held ?? new Set<number>();
+      set.add(hash);
+      this.locked.set(group, set);
+    }
+    const locking = whole.size > 0 || values.size > 0;
+    if (!locking && this.xid !== undefined) return;
     const backend = this.deps.backend;
-    // one round trip: BEGIN (a statement's own transaction), the transaction's id (once), and the
-    // locks, which answer the placement epoch read once they are held
+    // one round trip: BEGIN (a statement's own transaction) and the locks, which answer the
+    // transaction's id and the placement versions read once they are held
     const requests: Promise<QueryResult>[] = [];
     if (this.scope === "statement" && !this.opened) {
       this.opened = true;
       requests.push(backend.query("BEGIN"));
     }
-    const needsXid = this.xid === undefined;
+    // the lock functions answer the transaction's id too
+    const needsXid = this.xid === undefined && !locking;
     if (needsXid) requests.push(backend.query("SELECT txid_current()::text"));
-    const [only] = values;
-    const locking = whole.length > 0 || values.length > 0;
-    if (whole.length === 0 && values.length === 1 && only) {
-      requests.push(
-        backend.query("SELECT herd.lock_value($1::bigint, $2::int)::text", [String(only[0]), String(only[1])]),
-      );
+    const [only] = values.values();
+    if (whole.size === 0 && values.size === 1 && only) {
+      requests.push(backend.query("SELECT herd.lock_value($1::bigint, $2::int)", [String(only[0]), String(only[1])]));
     } else if (locking) {
+      const valueLocks = [...values.values()];
       requests.push(
-        backend.query("SELECT herd.lock_shards($1::bigint[], $2::bigint[], $3::int[])::text", [
-          `{${whole.join(",")}}`,
-          `{${values.map(([shard]) => shard).join(",")}}`,
-          `{${values.map(([, hash]) => hash).join(",")}}`,
+        backend.query("SELECT herd.lock_shards($1::bigint[], $2::bigint[], $3::int[])", [
+          `{${[...whole].join(",")}}`,
+          `{${valueLocks.map(([group]) => group).join(",")}}`,
+          `{${valueLocks.map(([, hash]) => hash).join(",")}}`,
         ]),
       );
     }
@@ -170,10 +171,19 @@ export class DistributedTransaction {
     if (failed) throw explainedLockFailure((failed as PromiseRejectedResult).reason);
     const value = (answer: PromiseSettledResult<QueryResult> | undefined) =>
       (answer as PromiseFulfilledResult<QueryResult>).value.rows[0]?.[0]?.toString();
-    if (needsXid) this.xid = value(answers.at(locking ? -2 : -1));
-    // no version at all: the shard is gone (its table was dropped since the plan)
-    if (locking && Number(value(answers.at(-1)) ?? -1) !== expected)
-      throw new PlacementsChanged([...locks.keys()][0] ?? 0);
+    if (!locking) {
+      if (needsXid) this.xid = value(answers.at(-1));
+      return;
+    }
+    // "<xid>/shard:version,…" of every shard in the locked groups (none: the tables were dropped since)
+    const [xid, versions] = (value(answers.at(-1)) ?? "").split("/");
+    this.xid ??= xid;
+    for (const entry of (versions ?? "").split(",")) {
+      const [shard, version] = entry.split(":");
+      if (shard && version) this.verified.set(Number(shard), Number(version));
+    }
+    for (const [shardId, lock] of locks)
+      if (this.verified.get(shardId) !== lock.version) throw new PlacementsChanged(shardId);
   }
 
   // ---- participants ----
@@ -276,6 +286,11 @@ export class DistributedTransaction {
     sql: string,
   ): void {
     const index = this.savepoints.findLastIndex((savepoint) => savepoint.name === name);
+    if (kind === "TRANS_STMT_ROLLBACK_TO") {
+      // PostgreSQL let go of the locks taken since the savepoint: take any of them again when needed
+      this.locked.clear();
+      this.verified.clear();
+    }
     if (kind === "TRANS_STMT_SAVEPOINT") this.savepoints.push({ name, sql });
     else if (index >= 0) this.savepoints.length = kind === "TRANS_STMT_RELEASE" ? index : index + 1;
   }
@@ -470,6 +485,7 @@ export class DistributedTransaction {
     this.missedWrites.clear();
     this.savepoints.length = 0;
     this.locked.clear();
+    this.verified.clear();
     this.xid = undefined;
     this.opened = false;
   }

@@ -3,6 +3,7 @@ import { ResultCollector } from "../../connection/pg-connection.js";
 import { type DistributedTable, shardOf, type WorkerNode } from "../../metadata/catalog-types.js";
 import { type AnyNode, as, deparse } from "../../parser/ast.js";
 import type { BindMessage } from "../../protocol/frontend-messages.js";
+import { shardLock } from "../../transaction/shard-lock.js";
 import { backendRequest } from "../backend-request.js";
 import type { ValueSource } from "../distribution-value.js";
 import { ExecutionErrors } from "../execution-errors.js";
@@ -75,8 +76,7 @@ export class Insert implements Primitive {
         sql: deparse(copy),
         shardId: shard.id,
         nodes: activeNodes(shard, spec.workers),
-        hashes: spec.table.kind === "hash" ? [...hashes] : undefined,
-        placementVersion: shard.placementVersion,
+        lock: shardLock(spec.table, shard, spec.table.kind === "hash" ? [...hashes] : undefined),
       };
     });
     const result = await inWriteTransaction(port, tasks, (transaction) =>

@@ -14,7 +14,8 @@ export type PrimitiveKind =
   | "insert"
   | "ddl"
   | "copy"
-  | "explain";
+  | "explain"
+  | "subplans";
 
 /** What describing a plan may look at: this execution's parameters and, after EXPLAIN ANALYZE runs it, its figures. */
 export interface DescribeContext {
@@ -38,6 +39,8 @@ export interface Primitive {
   inputs(context: DescribeContext): readonly Primitive[];
   /** Work describe() needs first (a merge asks PostgreSQL for types); its results are cached. */
   prepare?(port: ExecutionPort, run: StatementRun): Promise<void>;
+  /** The statement an input runs (a subplan runs a subquery of its own); the same run by default. */
+  runOf?(input: Primitive, run: StatementRun): StatementRun;
 }
 
 /** The plan as EXPLAIN shows it: each step's line, its inputs indented two spaces deeper. */
@@ -55,7 +58,7 @@ export function describeTree(root: Primitive, context: DescribeContext): string[
 export async function prepareTree(root: Primitive, port: ExecutionPort, run: StatementRun): Promise<void> {
   await root.prepare?.(port, run);
   const context = { bind: run.bind, parameterTypes: run.parameterTypes };
-  for (const input of root.inputs(context)) await prepareTree(input, port, run);
+  for (const input of root.inputs(context)) await prepareTree(input, port, root.runOf?.(input, run) ?? run);
 }
 
 /** A step with no inputs. */

@@ -1,6 +1,7 @@
 import { type HerdError, shardIndexForHash } from "@herd/shared";
 import { type DistributedTable, shardOf, type WorkerNode } from "../../metadata/catalog-types.js";
 import type { BindMessage } from "../../protocol/frontend-messages.js";
+import { shardLock } from "../../transaction/shard-lock.js";
 import { ExecutionErrors } from "../execution-errors.js";
 import type { ExecutionPort } from "../execution-port.js";
 import { runShardTasks, type ShardTask } from "../fan-out.js";
@@ -86,7 +87,7 @@ export class Route implements Primitive {
       indexes.map((index) => {
         const shard = shardOf(table, index);
         const mine = hashes?.filter((hash) => shardIndexForHash(hash, count) === index);
-        return [shard.id, { hashes: mine, version: shard.placementVersion ?? 0 }];
+        return [shard.id, shardLock(table, shard, mine)];
       }),
     );
     await port.transaction.lockShards(locks);
@@ -120,7 +121,7 @@ export class Route implements Primitive {
     if (write) {
       const count = table.shards.length;
       const mine = hashes?.filter((hash) => shardIndexForHash(hash, count) === index);
-      return { sql, shardId: shard.id, nodes, hashes: mine, placementVersion: shard.placementVersion };
+      return { sql, shardId: shard.id, nodes, lock: shardLock(table, shard, mine) };
     }
     // a read joins reference tables: its worker must hold them too
     const holdsAll = (node: WorkerNode) =>

@@ -1,0 +1,149 @@
+import { HerdError, SqlState } from "@herd/shared";
+import type { AnyNode } from "../parser/ast.js";
+import {
+  decodeDataRow,
+  decodeNotice,
+  decodeRowDescription,
+  type FieldDescription,
+  type NoticeFields,
+} from "../protocol/backend-messages.js";
+import { BackendMessage } from "../protocol/message-codes.js";
+import { MessageFramer } from "../protocol/message-framer.js";
+import type { ResultSink } from "./result-sink.js";
+import { literalNode } from "./sql-nodes.js";
+
+/** Citus's setting of the same name: how big a subplan's rows may grow (kB unless a unit is given; -1: no limit). */
+export const MAX_INTERMEDIATE_RESULT_SIZE = "citus.max_intermediate_result_size";
+const DEFAULT_LIMIT_BYTES = 1024 ** 3;
+const UNITS: Record<string, number> = { "": 1024, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
+
+/** The limit in bytes from the setting's text (undefined: not set, 1 GB); Infinity for -1. */
+export function intermediateResultLimit(setting: string | undefined | null): number {
+  if (setting === undefined || setting === null || setting.trim() === "") return DEFAULT_LIMIT_BYTES;
+  const match = /^\s*(-?\d+)\s*([kKmMgGtT][bB])?\s*$/.exec(setting);
+  if (!match) {
+    throw new HerdError(`invalid value for ${MAX_INTERMEDIATE_RESULT_SIZE}: "${setting}"`, {
+      sqlState: SqlState.invalidParameterValue,
+      hint: "Give a size such as 1GB, 512MB or 64kB, or -1 for no limit.",
+    });
+  }
+  const amount = Number(match[1]);
+  if (amount < 0) return Number.POSITIVE_INFINITY;
+  return amount * (UNITS[(match[2] ?? "").toLowerCase()] as number);
+}
+
+/**
+ * The rows of a subplan, kept as text on the coordinator until the statement that uses them
+ * runs (after Citus's intermediate results). Rows past the limit are not kept: `check()` then
+ * fails the statement with the setting's name.
+ */
+export class IntermediateResult implements ResultSink {
+  /** The subplan's result columns. */
+  columns: readonly FieldDescription[] = [];
+  readonly rows: (string | null)[][] = [];
+  readonly notices: NoticeFields[] = [];
+  private bytes = 0;
+  private exceeded = false;
+
+  constructor(private readonly limitBytes: number) {}
+
+  raw(message: Buffer): boolean {
+    for (const frame of new MessageFramer(1 << 30).push(message)) {
+      if (frame.type === BackendMessage.dataRow) this.add(decodeDataRow(frame.body));
+      else if (frame.type === BackendMessage.rowDescription) this.columns = decodeRowDescription(frame.body);
+      else if (frame.type === BackendMessage.noticeResponse) this.notices.push(decodeNotice(frame.body));
+    }
+    return true;
+  }
+
+  onceDrained(resume: () => void): void {
+    resume();
+  }
+
+  fields(fields: readonly FieldDescription[]): void {
+    this.columns = fields;
+  }
+
+  row(values: readonly (Buffer | string | null)[]): void {
+    this.add(values);
+  }
+
+  noData(): void {}
+
+  notice(fields: NoticeFields): void {
+    this.notices.push(fields);
+  }
+
+  complete(): void {}
+
+  copyIn(): void {
+    throw new HerdError("a subquery cannot run COPY", { sqlState: SqlState.featureNotSupported });
+  }
+
+  flush(): void {}
+
+  /** Throws when the rows grew past the limit. */
+  check(): void {
+    if (!this.exceeded) return;
+    throw new HerdError(
+      `the intermediate result size exceeds ${MAX_INTERMEDIATE_RESULT_SIZE} (currently ${this.limitText()})`,
+      {
+        sqlState: SqlState.programLimitExceeded,
+        detail: "A subquery on distributed tables is run first and its rows are kept on the coordinator.",
+        hint: `Raise ${MAX_INTERMEDIATE_RESULT_SIZE} (-1 for no limit), or filter the subquery further.`,
+      },
+    );
+  }
+
+  /**
+   * The rows as a subquery PostgreSQL reads like the one they came from: `SELECT * FROM (VALUES
+   * ('1'::integer), …) v (b)`, or with no rows `SELECT NULL::integer AS b WHERE false`.
+   */
+  valuesSelect(typeNames: readonly string[]): AnyNode {
+    const names = this.columns.map((field) => field.name);
+    if (this.rows.length === 0) {
+      return {
+        SelectStmt: {
+          targetList: names.map((name, i) => ({
+            ResTarget: { name, val: literalNode(null, typeNames[i] as string) },
+          })),
+          whereClause: { A_Const: { boolval: { boolval: false } } },
+          op: "SETOP_NONE",
+        },
+      };
+    }
+    const valuesLists = this.rows.map((row) => ({
+      List: { items: row.map((value, i) => literalNode(value, typeNames[i] as string)) },
+    }));
+    return {
+      SelectStmt: {
+        targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
+        fromClause: [
+          {
+            RangeSubselect: {
+              subquery: { SelectStmt: { valuesLists, op: "SETOP_NONE" } },
+              alias: { aliasname: "herd_subplan", colnames: names.map((name) => ({ String: { sval: name } })) },
+            },
+          },
+        ],
+        op: "SETOP_NONE",
+      },
+    };
+  }
+
+  private add(values: readonly (Buffer | string | null)[]): void {
+    if (this.exceeded) return;
+    const row = values.map((value) => (value === null ? null : value.toString()));
+    for (const value of row) this.bytes += (value?.length ?? 0) + 4;
+    if (this.bytes > this.limitBytes) {
+      this.exceeded = true;
+      this.rows.length = 0;
+      return;
+    }
+    this.rows.push(row);
+  }
+
+  private limitText(): string {
+    return this.limitBytes === Number.POSITIVE_INFINITY ? "-1" : `${Math.round(this.limitBytes / 1024)}kB`;
+  }
+}

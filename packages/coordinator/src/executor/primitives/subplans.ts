@@ -1,0 +1,95 @@
+import { type AnyNode, deparse } from "../../parser/ast.js";
+import type { ExecutionPort } from "../execution-port.js";
+import { IntermediateResult, intermediateResultLimit, MAX_INTERMEDIATE_RESULT_SIZE } from "../intermediate-result.js";
+import type { ResultSink } from "../result-sink.js";
+import { describeStatement } from "../statement-description.js";
+import type { StatementRun } from "../statement-run.js";
+import type { DescribeContext, Primitive } from "./primitive.js";
+
+/** A subquery run before the statement that holds it (planner/recursive-planning.ts). */
+export interface SubPlan {
+  /** Where its SubLink sits in the statement's tree (keys and indexes from the root). */
+  readonly path: readonly (string | number)[];
+  /** The subquery as a statement of its own, its text, and its plan. */
+  readonly statement: AnyNode;
+  readonly sql: string;
+  readonly plan: Primitive;
+}
+
+/**
+ * Runs each subplan, keeps its rows on the coordinator (IntermediateResult), puts them in place
+ * of its subquery as a VALUES list of typed literals, then plans the statement so rewritten and
+ * runs it. The subplans' plans are made once with the statement's; the outer statement's plan
+ * depends on the rows, so it is made at each execution (`plan`, on the catalog the statement was
+ * planned with). Parameters reach the subplans and the outer statement with the types PostgreSQL
+ * gives the whole statement, so that a parameter only one of them uses still has its type.
+ */
+export class SubPlans implements Primitive {
+  readonly kind = "subplans";
+
+  constructor(
+    readonly statement: AnyNode,
+    readonly subPlans: readonly SubPlan[],
+    private readonly plan: (statement: AnyNode) => Primitive,
+  ) {}
+
+  async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
+    const backend = port.backend;
+    const [setting, parameterTypes] = await Promise.all([
+      backend.query(`SELECT pg_catalog.current_setting($1, true)`, [MAX_INTERMEDIATE_RESULT_SIZE]),
+      run.bind && run.parameterTypes.some((type) => type === 0)
+        ? describeStatement(backend, run.sql, run.parameterTypes).then((description) => description.parameterTypes)
+        : Promise.resolve(run.parameterTypes),
+    ]);
+    const limit = intermediateResultLimit(setting.rows[0]?.[0]?.toString());
+    const tree = structuredClone(this.statement);
+    const started = performance.now();
+    let rows = 0;
+    for (const subPlan of this.subPlans) {
+      const result = new IntermediateResult(limit);
+      const textRows = run.bind && { ...run.bind, resultFormats: [] };
+      await subPlan.plan.execute(
+        port,
+        { ...run, sql: subPlan.sql, statement: subPlan.statement, parameterTypes, bind: textRows, describe: true },
+        result,
+      );
+      result.check();
+      const types = await backend.query(
+        "SELECT pg_catalog.format_type(t, m) FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS c (t, m, n) ORDER BY n",
+        [
+          `{${result.columns.map((column) => column.typeOid).join(",")}}`,
+          `{${result.columns.map((column) => column.typeModifier).join(",")}}`,
+        ],
+      );
+      rows += result.rows.length;
+      const sublink = nodeAt(tree, subPlan.path);
+      sublink.subselect = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
+    }
+    // EXPLAIN ANALYZE: the subplans' rows (kept on the coordinator) and the time they took
+    run.stats?.record(this, { timeMs: performance.now() - started, rows });
+    const sql = deparse(tree);
+    await this.plan(tree).execute(port, { ...run, sql, statement: tree, parameterTypes }, sink);
+  }
+
+  describe(context: DescribeContext): string {
+    const line = `Subplans ${this.subPlans.length} (run first; their rows replace the subqueries, then the statement is planned and run)`;
+    const figures = context.stats?.of(this);
+    if (!figures) return line;
+    return `${line} (actual time=${figures.timeMs.toFixed(3)} ms rows=${figures.rows ?? 0})`;
+  }
+
+  runOf(input: Primitive, run: StatementRun): StatementRun {
+    const subPlan = this.subPlans.find((candidate) => candidate.plan === input);
+    return subPlan ? { ...run, sql: subPlan.sql, statement: subPlan.statement } : run;
+  }
+
+  inputs(): readonly Primitive[] {
+    return this.subPlans.map((subPlan) => subPlan.plan);
+  }
+}
+
+function nodeAt(tree: AnyNode, path: readonly (string | number)[]): AnyNode {
+  let node: unknown = tree;
+  for (const step of path) node = (node as Record<string | number, unknown>)[step];
+  return node as AnyNode;
+}

@@ -1,0 +1,129 @@
+import type { SelectStmt } from "@pgsql/types";
+import type { Primitive } from "../executor/primitives/primitive.js";
+import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
+import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
+import { type AnyNode, columnRef, deparse, unwrap, walk, walkWithPath } from "../parser/ast.js";
+import { analyzeColocation } from "./colocation.js";
+import type { Semantics } from "./semantics/analyze.js";
+import type { QueryLevel } from "./semantics/query-level.js";
+import { pinRelations } from "./shard-pruning.js";
+
+/**
+ * Recursive planning (after Citus's recursive planner), for subqueries in expressions: a sublink
+ * (`IN`, `NOT IN`, `EXISTS`, `ANY`/`ALL`, a scalar or ARRAY subquery) that reads distributed
+ * tables, refers to nothing outside itself, and cannot run shard group by shard group with the
+ * rest of the statement is planned as a statement of its own and run first; its rows replace it
+ * as a VALUES list of typed literals (executor/primitives/subplans.ts), and the statement so
+ * rewritten is planned again, against nothing but what it still reads.
+ *
+ * Worked example:
+ *   SELECT count(*) FROM generate_series(1,3) g WHERE g IN (SELECT b FROM d)
+ *   the statement's own level reads no distributed table: run per shard group it would count
+ *   each g once per group. Subplan 1: SELECT b FROM d (a Route over every shard) → 1, 2, 1, …
+ *   Outer: SELECT count(*) FROM generate_series(1,3) g
+ *           WHERE g IN (SELECT * FROM (VALUES ('1'::integer), ('2'::integer), …) v)
+ *   → no distributed table left: the coordinator's PostgreSQL answers it, exactly.
+ *
+ * A sublink keeps its SubLink node, so PostgreSQL still applies its own rules to the rows: NOT
+ * IN's NULLs, `more than one row returned by a subquery used as an expression` (21000), an empty
+ * scalar subquery's NULL.
+ */
+export function planSubPlans(
+  statement: AnyNode,
+  catalog: CatalogSnapshot,
+  semantics: Semantics,
+  plan: (statement: AnyNode) => Primitive,
+): Primitive | undefined {
+  const candidates = semantics.levels.filter(
+    (level) => level.role === "sublink" && level.distributed && standsAlone(statement, semantics, level),
+  );
+  // the outermost ones: a candidate inside another runs as part of it
+  const outermost = candidates.filter(
+    (level) => !candidates.some((other) => other !== level && contains(other.node, level.node)),
+  );
+  if (outermost.length === 0) return undefined;
+  if (!needsSubPlans(statement, catalog, semantics)) return undefined;
+  const subPlans: SubPlan[] = [];
+  walkWithPath(statement, (node, key, path) => {
+    if (key !== "SubLink") return undefined;
+    const select = unwrap(node.subselect)?.[1];
+    const level = outermost.find((candidate) => candidate.node === select);
+    if (!level) return undefined;
+    const query: AnyNode = { SelectStmt: select };
+    subPlans.push({ path: [...path], statement: query, sql: deparse(query), plan: plan(query) });
+    return false;
+  });
+  return new SubPlans(statement, subPlans, plan);
+}
+
+/**
+ * The statement cannot run as it is: its tables are not tied together by distribution columns,
+ * or its own level reads no distributed table (a shard group's rows would be joined to every row
+ * of it, once per group), or it mixes ordinary tables in. An INSERT's rows are computed on the
+ * coordinator, where the tables a sublink reads are empty shells: always.
+ */
+function needsSubPlans(statement: AnyNode, catalog: CatalogSnapshot, semantics: Semantics): boolean {
+  const [type] = unwrap(statement) ?? [""];
+  if (type === "InsertStmt") return true;
+  if (semantics.relations.some((ref) => !ref.table)) return true;
+  const top = semantics.top;
+  if (top && !top.distributed) return true;
+  if (!analyzeColocation(semantics, catalog).problem) return false;
+  // every distributed table pinned: the router finds at execution whether they meet in one group
+  const pins = pinRelations(semantics);
+  return semantics.relations.some((ref) => ref.table?.kind === "hash" && !pins.get(ref.rangeVar));
+}
+
+/**
+ * The sublink refers to no column of the levels around it and to no CTE defined outside it, so
+ * it can run as a statement of its own. A column it cannot place, while a level around it has
+ * columns herd does not know (an ordinary table), may be one of those: not alone then.
+ */
+function standsAlone(statement: AnyNode, semantics: Semantics, level: QueryLevel): boolean {
+  const inner = new Set<QueryLevel>();
+  walk(level.node, (child, key) => {
+    if (key === "SelectStmt") {
+      const found = semantics.levelOf(child as SelectStmt);
+      if (found) inner.add(found);
+    }
+    return undefined;
+  });
+  inner.add(level);
+  const outerUnknown = ancestors(level).some((outer) => outer.entries.some((entry) => !entry.knownColumns));
+  let alone = true;
+  walk(level.node, (child, key) => {
+    if (!alone) return false;
+    const ref = { ColumnRef: child };
+    if (key !== "ColumnRef" || !columnRef(ref)) return undefined;
+    if ([...inner].some((at) => semantics.resolve(ref, at, false))) return undefined;
+    if (outerUnknown || (level.parent && semantics.resolve(ref, level.parent, true))) alone = false;
+    return undefined;
+  });
+  if (!alone) return false;
+  const definedOutside = new Set<string>();
+  walk(statement, (child, key) => {
+    if (key === "CommonTableExpr" && !contains(level.node, child)) definedOutside.add(child.ctename as string);
+    return undefined;
+  });
+  walk(level.node, (child, key) => {
+    if (key === "RangeVar" && !child.schemaname && definedOutside.has(child.relname as string)) alone = false;
+    return undefined;
+  });
+  return alone;
+}
+
+function ancestors(level: QueryLevel): QueryLevel[] {
+  const found: QueryLevel[] = [];
+  for (let at = level.parent; at; at = at.parent) found.push(at);
+  return found;
+}
+
+/** `inner` is `outer` or an object inside it. */
+function contains(outer: unknown, inner: unknown): boolean {
+  let found = false;
+  walk(outer, (child) => {
+    if (child === inner) found = true;
+    return !found;
+  });
+  return found || outer === inner;
+}
