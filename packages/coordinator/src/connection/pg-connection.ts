@@ -64,7 +64,7 @@ export class PgConnection implements WorkerConnection {
   unsolicited: ((frame: Frame) => void) | undefined;
   /** Called once when the socket closes. */
   onClose: ((error: Error) => void) | undefined;
-  /** Worker-side prepared statements: SQL text → statement name. */
+  /** Worker-side prepared statements: parameter types and SQL text → statement name. */
   readonly prepared = new Map<string, string>();
   /** The session settings last applied to this connection (see applySettings). */
   appliedSettings = "";

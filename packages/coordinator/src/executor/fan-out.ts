@@ -376,7 +376,7 @@ async function runWork(
     const result = item.result;
     answers.push(
       connection.exchange(w.flush(), result).then(() => {
-        if (result.error) forgetFailedParse(connection, parsedAs);
+        if (result.error) forgetFailedParse(connection, parsedAs, result);
       }),
     );
   }

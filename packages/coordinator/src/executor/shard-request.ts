@@ -18,6 +18,9 @@ import type { RowSink } from "./result-sink.js";
 
 const MAX_PREPARED_PER_CONNECTION = 1000;
 
+/** Names of worker-side prepared statements: never reused in this process, so never taken twice on a connection. */
+let nextStatementName = 0;
+
 /**
  * Encodes one statement for a worker: Parse (skipped when this connection has it prepared
  * already), Bind with the client's parameters and formats, Describe when the client wants the
@@ -32,15 +35,18 @@ export function encodeShardStatement(
   bind: BindMessage | undefined,
   describe: boolean,
 ): { parsedAs: string | undefined } {
-  let name = connection.prepared.get(sql);
+  // the same text with other parameter types is another statement on the worker
+  const key = bind ? `${parameterTypes.join(",")}:${sql}` : sql;
+  let name = connection.prepared.get(key);
   let parsedAs: string | undefined;
   if (name === undefined) {
     const reusable = (bind?.parameters.length ?? 0) > 0 && connection.prepared.size < MAX_PREPARED_PER_CONNECTION;
-    name = reusable ? `herd_${connection.prepared.size + 1}` : "";
+    nextStatementName += 1;
+    name = reusable ? `herd_${nextStatementName}` : "";
     encodeParse(w, name, sql, bind ? parameterTypes : []);
     if (reusable) {
-      connection.prepared.set(sql, name);
-      parsedAs = sql;
+      connection.prepared.set(key, name);
+      parsedAs = key;
     }
   }
   encodeBind(w, {
@@ -67,6 +73,8 @@ export class ShardResult implements Exchange {
   notices: NoticeFields[] = [];
   /** Rows passed on to the client. */
   rowsRelayed = 0;
+  /** The worker answered ParseComplete: a named statement exists there now, even if Bind failed. */
+  parsed = false;
 
   constructor(
     private readonly output: RowSink | undefined,
@@ -94,6 +102,9 @@ export class ShardResult implements Exchange {
           this.rowsRelayed += 1;
         }
         break;
+      case BackendMessage.parseComplete:
+        this.parsed = true;
+        break;
       case BackendMessage.commandComplete:
         this.tag = decodeCommandComplete(frame.body);
         break;
@@ -107,9 +118,13 @@ export class ShardResult implements Exchange {
   }
 }
 
-/** Drops a prepared name that a failed Parse never created on the worker. */
-export function forgetFailedParse(connection: WorkerConnection, parsedAs: string | undefined): void {
-  if (parsedAs !== undefined) connection.prepared.delete(parsedAs);
+/** Drops a prepared name that a failed Parse never created on the worker (one whose Bind failed stays). */
+export function forgetFailedParse(
+  connection: WorkerConnection,
+  parsedAs: string | undefined,
+  result: ShardResult,
+): void {
+  if (parsedAs !== undefined && !result.parsed) connection.prepared.delete(parsedAs);
 }
 
 /** Shard names in a worker's message read as the tables the client knows (`events_102008` → `events`). */

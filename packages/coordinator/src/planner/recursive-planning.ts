@@ -76,11 +76,13 @@ function needsSubPlans(statement: AnyNode, catalog: CatalogSnapshot, semantics: 
 
 /**
  * The sublink refers to no column of the levels around it and to no CTE defined outside it, so
- * it can run as a statement of its own. A column it cannot place, while a level around it has
- * columns herd does not know (an ordinary table), may be one of those: not alone then.
+ * it can run as a statement of its own. A column it cannot place while a table inside it has
+ * columns herd does not know (an ordinary table, a function) is taken to be that table's, as
+ * PostgreSQL looks inside first: were it not, the subquery run alone fails with PostgreSQL's
+ * "column does not exist" instead of giving a wrong answer.
  */
 function standsAlone(statement: AnyNode, semantics: Semantics, level: QueryLevel): boolean {
-  const inner = new Set<QueryLevel>();
+  const inner = new Set<QueryLevel>([level]);
   walk(level.node, (child, key) => {
     if (key === "SelectStmt") {
       const found = semantics.levelOf(child as SelectStmt);
@@ -88,15 +90,18 @@ function standsAlone(statement: AnyNode, semantics: Semantics, level: QueryLevel
     }
     return undefined;
   });
-  inner.add(level);
-  const outerUnknown = ancestors(level).some((outer) => outer.entries.some((entry) => !entry.knownColumns));
+  const levels = [...inner];
+  const unknownInside = levels.some((at) => at.entries.some((entry) => !entry.knownColumns));
+  const outputNames = new Set(levels.flatMap((at) => [...at.outputs.keys()]));
   let alone = true;
   walk(level.node, (child, key) => {
     if (!alone) return false;
     const ref = { ColumnRef: child };
-    if (key !== "ColumnRef" || !columnRef(ref)) return undefined;
-    if ([...inner].some((at) => semantics.resolve(ref, at, false))) return undefined;
-    if (outerUnknown || (level.parent && semantics.resolve(ref, level.parent, true))) alone = false;
+    const parts = key === "ColumnRef" ? columnRef(ref) : undefined;
+    if (!parts) return undefined;
+    if (unknownInside || levels.some((at) => semantics.resolve(ref, at, false))) return undefined;
+    if (parts.length === 1 && outputNames.has(parts[0] as string)) return undefined; // ORDER BY an output's alias
+    alone = false;
     return undefined;
   });
   if (!alone) return false;
@@ -110,12 +115,6 @@ function standsAlone(statement: AnyNode, semantics: Semantics, level: QueryLevel
     return undefined;
   });
   return alone;
-}
-
-function ancestors(level: QueryLevel): QueryLevel[] {
-  const found: QueryLevel[] = [];
-  for (let at = level.parent; at; at = at.parent) found.push(at);
-  return found;
 }
 
 /** `inner` is `outer` or an object inside it. */

@@ -56,12 +56,15 @@ export class Insert implements Primitive {
     let columns = spec.columns;
     let rows = spec.rows;
     let bind = run.bind;
+    let parameterTypes = run.parameterTypes;
     let groups = spec.needsEvaluation ? undefined : this.groupByShard(spec.distributionValues, bind);
     if (!groups || (groups.size > 1 && (run.bind?.parameters.length ?? 0) > 0)) {
       const evaluated = await this.evaluate(port, run);
       columns = evaluated.columns;
       rows = evaluated.rows;
+      // the rows are literals now: no parameter left (nor its declared type)
       bind = bind && { ...bind, parameterFormats: [], parameters: [] };
+      parameterTypes = [];
       groups = this.groupByShard(evaluated.distributionValues, undefined);
     }
     const tasks = [...groups].map(([index, { rows: rowNumbers, hashes }]) => {
@@ -80,7 +83,7 @@ export class Insert implements Primitive {
       };
     });
     const result = await inWriteTransaction(port, tasks, (transaction) =>
-      runShardTasks(tasks, { ...run, bind }, port, sink, { write: true, transaction }),
+      runShardTasks(tasks, { ...run, bind, parameterTypes }, port, sink, { write: true, transaction }),
     );
     sink.complete(`INSERT 0 ${result.count}`);
   }

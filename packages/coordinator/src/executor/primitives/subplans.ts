@@ -37,7 +37,7 @@ export class SubPlans implements Primitive {
     const backend = port.backend;
     const [setting, parameterTypes] = await Promise.all([
       backend.query(`SELECT pg_catalog.current_setting($1, true)`, [MAX_INTERMEDIATE_RESULT_SIZE]),
-      run.bind && run.parameterTypes.some((type) => type === 0)
+      run.bind && (run.parameterTypes.length < run.bind.parameters.length || run.parameterTypes.includes(0))
         ? describeStatement(backend, run.sql, run.parameterTypes).then((description) => description.parameterTypes)
         : Promise.resolve(run.parameterTypes),
     ]);

@@ -320,7 +320,7 @@ class Analyzer {
         columns: new Map(cte.columns),
         knownColumns: cte.complete,
         nullable: false,
-        distributed: false,
+        distributed: cte.distributed,
         rangeVar,
       });
     }
