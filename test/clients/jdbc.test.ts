@@ -42,6 +42,10 @@ const CHECKS = [
   { check: "error-in-transaction", does: "reports 25P02 in an aborted transaction, and works again after rollback" },
   { check: "cancel", does: "cancels a statement past setQueryTimeout (57014), and the connection keeps working" },
   { check: "metadata", does: "finds a new table with DatabaseMetaData.getTables, getColumns and getPrimaryKeys" },
+  {
+    check: "current-schema",
+    does: "reads and updates the distributed table of the schema currentSchema= names, of two with one name",
+  },
 ] as const;
 
 const JAR = cached(`postgresql-${VERSION}.jar`);

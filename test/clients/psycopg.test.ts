@@ -46,6 +46,10 @@ const CHECKS = [
   },
   { check: "cancel", does: "cancels a running statement (57014), and the connection keeps working" },
   { check: "notify", does: "delivers NOTICEs and LISTEN/NOTIFY notifications" },
+  {
+    check: "search-path",
+    does: "reads and updates the distributed table its search_path (startup options, SET) names, of two with one name",
+  },
 ] as const;
 
 const PYTHON = cached("venv/bin/python");

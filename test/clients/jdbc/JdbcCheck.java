@@ -52,6 +52,7 @@ public class JdbcCheck {
     check("error-in-transaction", JdbcCheck::errorInTransaction);
     check("cancel", JdbcCheck::cancel);
     check("metadata", JdbcCheck::metadata);
+    check("current-schema", JdbcCheck::currentSchema);
     System.exit(failed ? 1 : 0);
   }
 
@@ -130,6 +131,49 @@ public class JdbcCheck {
     // pgjdbc asks for protocol 3.2; a server that speaks only 3.0 answers NegotiateProtocolVersion
     try (Connection conn = open("protocolVersion", "3.2")) {
       expect(count(conn, "SELECT 32"), 32, "a query");
+    }
+    return null;
+  }
+
+  /**
+   * Two distributed tables of one name in two schemas: currentSchema= (a search_path in the
+   * startup packet) decides which one a prepared SELECT reads and an UPDATE changes.
+   */
+  static String currentSchema(Connection conn) throws SQLException {
+    try (Statement st = conn.createStatement()) {
+      st.execute("DROP SCHEMA IF EXISTS jdbc_s2 CASCADE");
+      st.execute("DROP TABLE IF EXISTS jdbc_named");
+      st.execute("CREATE SCHEMA jdbc_s2");
+      st.execute("CREATE TABLE public.jdbc_named (id int PRIMARY KEY, v text)");
+      st.execute("CREATE TABLE jdbc_s2.jdbc_named (id int PRIMARY KEY, v text)");
+      st.execute("SELECT create_distributed_table('public.jdbc_named', 'id')");
+      st.execute("SELECT create_distributed_table('jdbc_s2.jdbc_named', 'id')");
+      st.execute("INSERT INTO public.jdbc_named VALUES (1, 'public')");
+      st.execute("INSERT INTO jdbc_s2.jdbc_named VALUES (1, 's2')");
+    }
+    try (Connection s2 = open("currentSchema", "jdbc_s2,public")) {
+      for (int i = 0; i < 6; i++) { // past prepareThreshold: the server-side statement too
+        try (PreparedStatement ps = s2.prepareStatement("SELECT v FROM jdbc_named WHERE id = ?")) {
+          ps.setInt(1, 1);
+          try (ResultSet rs = ps.executeQuery()) {
+            expect(rs.next(), true, "a row");
+            expect(rs.getString(1), "s2", "the row of jdbc_s2's table");
+          }
+        }
+      }
+      try (PreparedStatement ps = s2.prepareStatement("UPDATE jdbc_named SET v = ? WHERE id = ?")) {
+        ps.setString(1, "s2 changed");
+        ps.setInt(2, 1);
+        expect(ps.executeUpdate(), 1, "rows updated");
+      }
+    }
+    try (Statement st = conn.createStatement();
+        ResultSet rs =
+            st.executeQuery(
+                "SELECT (SELECT v FROM public.jdbc_named WHERE id = 1), (SELECT v FROM jdbc_s2.jdbc_named WHERE id = 1)")) {
+      rs.next();
+      expect(rs.getString(1), "public", "public's row, untouched");
+      expect(rs.getString(2), "s2 changed", "jdbc_s2's row, updated");
     }
     return null;
   }

@@ -351,6 +351,29 @@ def notify(conn):
     expect(received, [("py_channel", "payload ☃")], "notifications")
 
 
+@check("search-path")
+def search_path(conn):
+    """Two distributed tables of one name: the search_path (startup options, then SET) decides which one."""
+    conn.execute("DROP SCHEMA IF EXISTS py_s2 CASCADE")
+    conn.execute("DROP TABLE IF EXISTS py_named")
+    conn.execute("CREATE SCHEMA py_s2")
+    for schema in ("public", "py_s2"):
+        conn.execute(f"CREATE TABLE {schema}.py_named (id int PRIMARY KEY, v text)")
+        conn.execute("SELECT create_distributed_table(%s, 'id')", (f"{schema}.py_named",))
+        conn.execute(f"INSERT INTO {schema}.py_named VALUES (1, %s)", (schema,))
+    with connect(autocommit=True, options="-c search_path=py_s2,public") as other:
+        expect(other.execute("SELECT v FROM py_named WHERE id = %s", (1,)).fetchone(), ("py_s2",), "py_s2's row")
+        other.execute("UPDATE py_named SET v = %s WHERE id = %s", ("py_s2 changed", 1))
+        other.execute("SET search_path TO public")
+        expect(other.execute("SELECT v FROM py_named WHERE id = %s", (1,)).fetchone(), ("public",), "public's row")
+        other.execute("SET search_path TO nowhere")
+        expect_error(psycopg.errors.UndefinedTable, "42P01", lambda: other.execute("SELECT v FROM py_named"))
+    rows = conn.execute(
+        "SELECT (SELECT v FROM public.py_named WHERE id = 1), (SELECT v FROM py_s2.py_named WHERE id = 1)"
+    ).fetchone()
+    expect(rows, ("public", "py_s2 changed"), "public's row untouched, py_s2's updated")
+
+
 def main():
     failed = False
     for name, fn in CHECKS:

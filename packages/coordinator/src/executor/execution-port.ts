@@ -8,6 +8,7 @@ import type { PlacementCopyRequest } from "../operations/placement-repair.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import type { ResultSink } from "./result-sink.js";
+import type { SessionNames } from "./session-names.js";
 
 /** Cluster-wide services a statement may call on (herd's SQL functions). */
 export interface ClusterServices {
@@ -28,6 +29,8 @@ export interface ExecutionPort {
   readonly catalog: CatalogSource;
   /** The session's own connection to the coordinator's PostgreSQL. */
   readonly backend: PgConnection;
+  /** What unqualified relation names mean in the session (its search_path). */
+  readonly names: SessionNames;
   /**
    * Runs a request on the coordinator's PostgreSQL and passes its answers (all but the
    * ReadyForQuery) to `sink`; resolves false when PostgreSQL answered with an error.

@@ -47,7 +47,10 @@ export class QueryEngine {
     try {
       for (let attempt = 1; ; attempt += 1) {
         try {
-          await this.plans.plan(run.sql, run.statement).execute(port, run, sink);
+          // unqualified table names mean what the session's search_path makes them mean
+          const names = this.plans.namesOf(run.sql, run.statement);
+          const resolved = names.length > 0 ? await port.names.resolve(names) : undefined;
+          await this.plans.plan(run.sql, run.statement, resolved).execute(port, run, sink);
           return;
         } catch (error) {
           // planned again on a catalog loaded after the change; the write's locks are still held

@@ -20,6 +20,10 @@ export function renameToShards(copy: AnyNode, mentions: readonly TableMention[],
     for (const step of mention.path) rangeVar = rangeVar[step];
     if (mention.keepAlias && rangeVar.alias === undefined) rangeVar.alias = { aliasname: rangeVar.relname };
     rangeVar.relname = shardName(mention.table, shardOf(mention.table, index).id);
+    // shards live in their table's schema; a name the session's search_path found elsewhere than
+    // public must say where on the workers, whose search_path is the default one
+    if (rangeVar.schemaname === undefined && mention.table.schema !== "public")
+      rangeVar.schemaname = mention.table.schema;
   }
 }
 

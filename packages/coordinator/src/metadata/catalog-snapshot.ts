@@ -18,9 +18,10 @@ export interface CatalogSnapshot {
   readonly nodes: ReadonlyMap<number, WorkerNode>;
   readonly functions: FunctionKinds;
   /**
-   * The distributed table a name refers to. Unqualified names are looked up by table name in any
-   * schema, preferring `public` when several schemas have one (herd does not follow each
-   * session's search_path yet).
+   * The distributed table a name refers to. An unqualified name means what the session's
+   * search_path makes it mean (`withSessionNames`); without a session, any schema's table of that
+   * name, `public`'s first: what deciding whether herd runs a statement at all needs, where
+   * claiming too much is harmless (a statement planned for a session may still turn out local).
    */
   resolve(schema: string | undefined, name: string): DistributedTable | undefined;
   /** The distributed table an index belongs to. */
@@ -46,6 +47,30 @@ export interface CatalogData {
 /** A snapshot over plain data, indexed for the lookups the planner makes per statement. */
 export function catalogSnapshot(data: CatalogData, version: number): CatalogSnapshot {
   return new IndexedCatalog(data, version);
+}
+
+/**
+ * A snapshot whose unqualified names mean what they mean in one session now: `resolved` maps each
+ * name to the oid PostgreSQL resolves it to through the session's search_path (0: no relation of
+ * that name, or the name is not resolved here and keeps the snapshot's meaning when absent).
+ */
+export function withSessionNames(snapshot: CatalogSnapshot, resolved: ReadonlyMap<string, number>): CatalogSnapshot {
+  return {
+    version: snapshot.version,
+    get tables() {
+      return snapshot.tables;
+    },
+    nodes: snapshot.nodes,
+    functions: snapshot.functions,
+    resolve(schema, name) {
+      if (schema !== undefined) return snapshot.resolve(schema, name);
+      const oid = resolved.get(name);
+      return oid === undefined ? snapshot.resolve(undefined, name) : snapshot.byOid(oid);
+    },
+    indexTable: (schema, name) => snapshot.indexTable(schema, name),
+    shardTable: (shardId) => snapshot.shardTable(shardId),
+    byOid: (oid) => snapshot.byOid(oid),
+  };
 }
 
 /** The data of a snapshot (for fixtures: `JSON.stringify(snapshotData(catalog.current))`). */

@@ -4,6 +4,7 @@ import { type CatalogSnapshot, catalogSnapshot } from "./catalog-snapshot.js";
 import type { Column, Constraint, DistributedTable, Placement, Shard, WorkerNode } from "./catalog-types.js";
 
 const NOTIFY_CHANNEL = "herd_metadata";
+const RELATIONS_CHANNEL = "herd_relations";
 const EMPTY_FUNCTIONS = { volatile: [], stable: [], aggregates: [] } as const;
 
 /**
@@ -16,12 +17,18 @@ const EMPTY_FUNCTIONS = { volatile: [], stable: [], aggregates: [] } as const;
 /** Where the current snapshot is read, and loaded again after a change (what running plans may use). */
 export interface CatalogSource {
   readonly current: CatalogSnapshot;
+  /**
+   * Grows whenever DDL of any session may have changed what an unqualified relation name means
+   * (migration 6 NOTIFYs herd_relations): session name caches are emptied when it moves.
+   */
+  readonly relationsEpoch: number;
   /** Loads again; resolves once a load that began after the call ends. */
   reload(): Promise<void>;
 }
 
 export class Catalog implements CatalogSource {
   current: CatalogSnapshot = catalogSnapshot({ nodes: [], tables: [], indexes: [], functions: EMPTY_FUNCTIONS }, 0);
+  relationsEpoch = 0;
   private listener: pg.PoolClient | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
@@ -39,9 +46,12 @@ export class Catalog implements CatalogSource {
     await this.load();
     const client = await this.pool.connect();
     this.listener = client;
-    client.on("notification", () => void this.reload());
+    client.on("notification", (message) => {
+      if (message.channel === RELATIONS_CHANNEL) this.relationsEpoch += 1;
+      else void this.reload();
+    });
     client.on("error", (error) => this.logger.warn("metadata listener failed", { error: error.message }));
-    await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+    await client.query(`LISTEN ${NOTIFY_CHANNEL}; LISTEN ${RELATIONS_CHANNEL}`);
   }
 
   stop(): void {

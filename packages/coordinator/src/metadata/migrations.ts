@@ -378,4 +378,30 @@ export const MIGRATIONS: readonly Migration[] = [
           JOIN herd.nodes n ON n.id = p.node_id;
     `,
   },
+  {
+    version: 6,
+    description: "relation DDL notifies herd_relations (sessions resolve names through their search_path again)",
+    sql: `
+      -- A session resolves the unqualified names of its statements through its own search_path
+      -- (executor/session-names.ts) and keeps the answers until something could change them:
+      -- its own SET or DDL, which it sees, or DDL of another session, which this tells it.
+      -- Temporary objects are private to their session: no notice for them (herd's own merge
+      -- tables are temporary).
+      CREATE FUNCTION herd.notify_relations_changed() RETURNS event_trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF TG_EVENT = 'sql_drop' THEN
+            IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE NOT is_temporary) THEN
+              PERFORM pg_catalog.pg_notify('herd_relations', '');
+            END IF;
+          ELSIF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands()
+                         WHERE schema_name IS NULL OR schema_name NOT LIKE 'pg\\_temp\\_%') THEN
+            PERFORM pg_catalog.pg_notify('herd_relations', '');
+          END IF;
+        END $$;
+      CREATE EVENT TRIGGER herd_relations_changed ON ddl_command_end
+        EXECUTE FUNCTION herd.notify_relations_changed();
+      CREATE EVENT TRIGGER herd_relations_dropped ON sql_drop
+        EXECUTE FUNCTION herd.notify_relations_changed();
+    `,
+  },
 ];

@@ -7,6 +7,7 @@ import type { SessionSettings } from "../connection/session-settings.js";
 import type { WorkerPool } from "../connection/worker-pool.js";
 import type { ClusterServices } from "../executor/execution-port.js";
 import type { QueryEngine } from "../executor/query-engine.js";
+import { changesNames } from "../executor/session-names.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
@@ -291,7 +292,7 @@ export class Conversation {
     const sql = decodeQuery(frame.body);
     const parsed = this.options.statements.parse(sql);
     const statements = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
-    for (const raw of statements) this.noteTimeoutChange(raw.stmt as AnyNode);
+    for (const raw of statements) this.noteChanges(raw.stmt as AnyNode);
     const claimed = statements.some((raw) =>
       this.claims(textOf(sql, raw, statements.length), raw.stmt as AnyNode, false),
     );
@@ -312,15 +313,22 @@ export class Conversation {
           this.refuseInFailedTransaction(statement);
           this.statements += 1;
           await this.readTimeouts();
-          await this.options.engine.run(
-            { sql: text, statement, parameterTypes: [], bind: undefined, describe: true },
-            this.port,
-            this.sink,
-          );
+          try {
+            await this.options.engine.run(
+              { sql: text, statement, parameterTypes: [], bind: undefined, describe: true },
+              this.port,
+              this.sink,
+            );
+          } finally {
+            if (changesNames(statement)) this.port.names.changed();
+          }
         } else {
           const w = new BufferWriter(64);
           encodeQuery(w, text);
-          if (!(await this.port.relay(w.flush(), this.sink, false))) break;
+          const ok = await this.port.relay(w.flush(), this.sink, false);
+          // the statements after it in this Query see what it changed
+          if (changesNames(statement)) this.port.names.changed();
+          if (!ok) break;
         }
       } catch (error) {
         await this.reportError(error);
@@ -336,7 +344,7 @@ export class Conversation {
     const parsed = this.options.statements.parse(sql);
     const raws = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
     const single = raws.length === 1 ? ((raws[0] as AnyNode).stmt as AnyNode) : undefined;
-    if (single) this.noteTimeoutChange(single);
+    if (single) this.noteChanges(single);
     const herd = single !== undefined && this.claims(sql, single, true);
     const existing = this.prepared.statement(name);
     if (!herd || (name !== "" && existing)) {
@@ -377,7 +385,7 @@ export class Conversation {
       statement.version = this.options.engine.catalogVersion;
     }
     if (!statement?.herd) {
-      if (statement?.statement) this.noteTimeoutChange(statement.statement);
+      if (statement?.statement) this.noteChanges(statement.statement);
       this.prepared.closePortal(bind.portal);
       this.forward(frame);
       return undefined;
@@ -443,7 +451,11 @@ export class Conversation {
       portal.describe = false;
       this.statements += 1;
       await this.readTimeouts();
-      await this.options.engine.run(run, this.port, this.sink);
+      try {
+        await this.options.engine.run(run, this.port, this.sink);
+      } finally {
+        if (changesNames(run.statement)) this.port.names.changed();
+      }
     } catch (error) {
       await this.reportError(error);
       this.skipping = true;
@@ -600,6 +612,12 @@ export class Conversation {
    * workers get are read again before herd's next statement. After SET LOCAL they are read again
    * once the transaction has ended too.
    */
+  /** What a statement passing through may change that herd keeps: timeouts, what names mean. */
+  private noteChanges(statement: AnyNode): void {
+    this.noteTimeoutChange(statement);
+    if (changesNames(statement)) this.port.names.changed();
+  }
+
   private noteTimeoutChange(statement: AnyNode): void {
     const set = statement.VariableSetStmt as { kind?: string; name?: string; is_local?: boolean } | undefined;
     const changes = set

@@ -4,6 +4,7 @@ import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { ClusterServices, ExecutionPort } from "../executor/execution-port.js";
 import type { ResultSink } from "../executor/result-sink.js";
+import { SessionNames } from "../executor/session-names.js";
 import type { Catalog, CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
@@ -34,11 +35,13 @@ export class SessionPort implements ExecutionPort {
   readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly busyWorkers = new Set<WorkerConnection>();
+  readonly names: SessionNames;
   heldWrite: DistributedTransaction | undefined;
 
   constructor(private readonly parts: SessionPortParts) {
     this.catalog = parts.catalog;
     this.backend = parts.backend;
+    this.names = new SessionNames(parts.backend, parts.catalog);
     this.workers = parts.workers;
     this.transaction = parts.transaction;
     this.defaults = parts.defaults;

@@ -4,6 +4,7 @@ import type { SessionSettings } from "../connection/session-settings.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import type { ResultSink } from "../executor/result-sink.js";
+import type { SessionNames } from "../executor/session-names.js";
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { Frame } from "../protocol/message-framer.js";
@@ -57,7 +58,7 @@ export class FakePort implements ExecutionPort {
   private readonly inBlock: boolean;
 
   constructor(options: FakePortOptions) {
-    this.catalog = { current: options.catalog, reload: async () => {} };
+    this.catalog = { current: options.catalog, relationsEpoch: 0, reload: async () => {} };
     this.workers = options.workers;
     this.logger = createLogger("test", { write: (line) => this.lines.push(line) });
     this.coordinator = new FakeCoordinator(options.catalog);
@@ -72,6 +73,11 @@ export class FakePort implements ExecutionPort {
       },
       "block",
     );
+  }
+
+  /** Plans run here are planned by the test itself, names resolved by the fixture catalog. */
+  get names(): SessionNames {
+    throw new Error("the fake port resolves no names through a search_path");
   }
 
   /** The fake coordinator, standing in where a distributed transaction uses the session's connection. */

@@ -101,9 +101,11 @@ class Analyzer {
       else if (type === "InsertStmt") top = this.insert(node as InsertStmt, "statement", new Map());
     }
     const relations: RelationRef[] = [];
+    // the table CREATE TABLE makes is a new name, not a reference to a table of that name
+    const created = unwrapped?.[0] === "CreateStmt" ? unwrapped[1].relation : undefined;
     walkWithPath(statement, (node, key, path) => {
       const isRangeVar = key === "RangeVar" || (BARE_RANGE_VAR_KEYS.has(key) && typeof node.relname === "string");
-      if (!isRangeVar) return undefined;
+      if (!isRangeVar || node === created) return undefined;
       if (!this.cteReferences.has(node)) {
         const table = this.catalog.resolve(node.schemaname as string | undefined, node.relname as string);
         relations.push({ rangeVar: node, key, path: [...path], table });
