@@ -1,4 +1,4 @@
-import type { DistributedTable, WorkerNode } from "./catalog-types.js";
+import type { DistributedTable, DistributedView, WorkerNode } from "./catalog-types.js";
 
 /** Functions by kind, as the planner needs them (names only; any overload counts). */
 export interface FunctionKinds {
@@ -6,6 +6,11 @@ export interface FunctionKinds {
   readonly volatile: ReadonlySet<string>;
   readonly stable: ReadonlySet<string>;
   readonly aggregates: ReadonlySet<string>;
+  /**
+   * SQL and PL/pgSQL functions whose body reads a distributed or reference table (or a view of
+   * one): name → what it reads. The coordinator's PostgreSQL would run them on the empty shells.
+   */
+  readonly shellReaders: ReadonlyMap<string, string>;
 }
 
 /**
@@ -29,6 +34,11 @@ export interface CatalogSnapshot {
   /** The table a shard id belongs to. */
   shardTable(shardId: number): DistributedTable | undefined;
   byOid(oid: number): DistributedTable | undefined;
+  /** Views that read distributed tables. */
+  readonly views: Iterable<DistributedView>;
+  /** The view over distributed tables a name refers to (resolved as `resolve` resolves tables). */
+  resolveView(schema: string | undefined, name: string): DistributedView | undefined;
+  viewByOid(oid: number): DistributedView | undefined;
 }
 
 /** A snapshot as plain data: what the metadata tables hold, or a test's JSON fixture. */
@@ -41,7 +51,11 @@ export interface CatalogData {
     readonly volatile: readonly string[];
     readonly stable: readonly string[];
     readonly aggregates: readonly string[];
+    /** Functions that read distributed tables: [name, what it reads]. */
+    readonly shellReaders?: readonly (readonly [string, string])[];
   };
+  /** Views that read distributed tables (absent in older fixtures: none). */
+  readonly views?: readonly DistributedView[];
 }
 
 /** A snapshot over plain data, indexed for the lookups the planner makes per statement. */
@@ -60,6 +74,9 @@ export function withSessionNames(snapshot: CatalogSnapshot, resolved: ReadonlyMa
     get tables() {
       return snapshot.tables;
     },
+    get views() {
+      return snapshot.views;
+    },
     nodes: snapshot.nodes,
     functions: snapshot.functions,
     resolve(schema, name) {
@@ -67,6 +84,12 @@ export function withSessionNames(snapshot: CatalogSnapshot, resolved: ReadonlyMa
       const oid = resolved.get(name);
       return oid === undefined ? snapshot.resolve(undefined, name) : snapshot.byOid(oid);
     },
+    resolveView(schema, name) {
+      if (schema !== undefined) return snapshot.resolveView(schema, name);
+      const oid = resolved.get(name);
+      return oid === undefined ? snapshot.resolveView(undefined, name) : snapshot.viewByOid(oid);
+    },
+    viewByOid: (oid) => snapshot.viewByOid(oid),
     indexTable: (schema, name) => snapshot.indexTable(schema, name),
     shardTable: (shardId) => snapshot.shardTable(shardId),
     byOid: (oid) => snapshot.byOid(oid),
@@ -85,6 +108,8 @@ class IndexedCatalog implements CatalogSnapshot {
   private readonly byOidMap: ReadonlyMap<number, DistributedTable>;
   private readonly byName: ReadonlyMap<string, readonly DistributedTable[]>;
   private readonly byShard: ReadonlyMap<number, DistributedTable>;
+  private readonly viewsByOid: ReadonlyMap<number, DistributedView>;
+  private readonly viewsByName: ReadonlyMap<string, readonly DistributedView[]>;
   private readonly indexesByName: ReadonlyMap<string, readonly { schema: string; table: number }[]>;
 
   constructor(
@@ -96,7 +121,12 @@ class IndexedCatalog implements CatalogSnapshot {
       volatile: new Set(data.functions.volatile),
       stable: new Set(data.functions.stable),
       aggregates: new Set(data.functions.aggregates),
+      shellReaders: new Map(data.functions.shellReaders ?? []),
     };
+    this.viewsByOid = new Map((data.views ?? []).map((view) => [view.oid, view]));
+    const viewsByName = new Map<string, DistributedView[]>();
+    for (const view of data.views ?? []) viewsByName.set(view.name, [...(viewsByName.get(view.name) ?? []), view]);
+    this.viewsByName = viewsByName;
     this.byOidMap = new Map(data.tables.map((table) => [table.oid, table]));
     const byName = new Map<string, DistributedTable[]>();
     for (const table of data.tables) byName.set(table.name, [...(byName.get(table.name) ?? []), table]);
@@ -133,5 +163,20 @@ class IndexedCatalog implements CatalogSnapshot {
 
   byOid(oid: number): DistributedTable | undefined {
     return this.byOidMap.get(oid);
+  }
+
+  resolveView(schema: string | undefined, name: string): DistributedView | undefined {
+    const candidates = this.viewsByName.get(name);
+    if (!candidates) return undefined;
+    if (schema !== undefined) return candidates.find((view) => view.schema === schema);
+    return candidates.find((view) => view.schema === "public") ?? candidates[0];
+  }
+
+  viewByOid(oid: number): DistributedView | undefined {
+    return this.viewsByOid.get(oid);
+  }
+
+  get views(): Iterable<DistributedView> {
+    return this.viewsByOid.values();
   }
 }

@@ -75,6 +75,21 @@ export interface DistributedTable {
   readonly shards: readonly Shard[];
 }
 
+/**
+ * A view that reads distributed or reference tables (itself or through other views): its rows
+ * are not in the coordinator's shells, so herd plans a statement that reads it with the view's
+ * definition in its place (planner/view-inlining.ts).
+ */
+export interface DistributedView {
+  readonly oid: number;
+  readonly schema: string;
+  readonly name: string;
+  /** pg_get_viewdef(): the view's SELECT. */
+  readonly definition: string;
+  /** Its column names, in order. */
+  readonly columns: readonly string[];
+}
+
 /** The name of a shard table on the workers: `events_102008` (same schema as the table). */
 export function shardName(table: { readonly name: string }, shardId: number): string {
   return shardSuffixed(table.name, shardId);

@@ -5,6 +5,19 @@ import type { Column, Constraint, DistributedTable, Placement, Shard, WorkerNode
 
 const NOTIFY_CHANNEL = "herd_metadata";
 const RELATIONS_CHANNEL = "herd_relations";
+/**
+ * `reading (relid)`: the distributed and reference tables, and every view that reads one of them
+ * (through other views too), for a WITH RECURSIVE.
+ */
+const READING_DISTRIBUTED = `reading (relid) AS (
+    SELECT relation::oid FROM herd.distributed_tables
+  UNION
+    SELECT r.ev_class FROM reading
+      JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refobjid = reading.relid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+      JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+     WHERE r.ev_class <> reading.relid
+  )`;
 const EMPTY_FUNCTIONS = { volatile: [], stable: [], aggregates: [] } as const;
 
 /**
@@ -47,8 +60,10 @@ export class Catalog implements CatalogSource {
     const client = await this.pool.connect();
     this.listener = client;
     client.on("notification", (message) => {
+      // DDL somewhere: names may mean other relations now, and views or functions may read
+      // distributed tables now
       if (message.channel === RELATIONS_CHANNEL) this.relationsEpoch += 1;
-      else void this.reload();
+      void this.reload();
     });
     client.on("error", (error) => this.logger.warn("metadata listener failed", { error: error.message }));
     await client.query(`LISTEN ${NOTIFY_CHANNEL}; LISTEN ${RELATIONS_CHANNEL}`);
@@ -144,9 +159,44 @@ export class Catalog implements CatalogSource {
         `SELECT DISTINCT proname AS name, CASE WHEN prokind = 'a' THEN 'a' ELSE provolatile::text END AS kind
            FROM pg_proc WHERE prokind = 'a' OR provolatile <> 'i'`,
       );
+      // view definitions as a session with any search_path reads them: every name qualified
+      await client.query("SET LOCAL search_path = ''");
+      const views = await client.query<{
+        oid: number;
+        schema: string;
+        name: string;
+        definition: string;
+        columns: string[];
+      }>(`WITH RECURSIVE ${READING_DISTRIBUTED}
+          SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name,
+                 pg_catalog.pg_get_viewdef(c.oid) AS definition,
+                 ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns
+            FROM reading JOIN pg_catalog.pg_class c ON c.oid = reading.relid AND c.relkind = 'v'
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`);
+      const shellReaders = await client.query<{ name: string; reads: string }>(
+        `WITH RECURSIVE ${READING_DISTRIBUTED}
+         SELECT p.proname AS name, min(c.relname) AS reads
+           FROM pg_catalog.pg_proc p
+           JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname IN ('sql', 'plpgsql')
+           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'herd')
+           JOIN reading ON true
+           JOIN pg_catalog.pg_class c ON c.oid = reading.relid
+          WHERE p.prosrc ~* ('\\m' || pg_catalog.regexp_replace(c.relname, '([^[:alnum:]_])', '\\\\\\1', 'g') || '\\M')
+             OR EXISTS (SELECT FROM pg_catalog.pg_depend d
+                         WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid
+                           AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = c.oid)
+          GROUP BY p.proname`,
+      );
       await client.query("COMMIT");
 
-      const kinds = { volatile: [] as string[], stable: [] as string[], aggregates: [] as string[] };
+      const kinds = {
+        volatile: [] as string[],
+        stable: [] as string[],
+        aggregates: [] as string[],
+        shellReaders: shellReaders.rows.map((row) => [row.name, row.reads] as const),
+      };
       for (const row of functions.rows) {
         (row.kind === "a" ? kinds.aggregates : row.kind === "v" ? kinds.volatile : kinds.stable).push(row.name);
       }
@@ -216,6 +266,7 @@ export class Catalog implements CatalogSource {
           tables: tableList,
           indexes: indexes.rows.map((row) => ({ schema: row.schema, name: row.name, table: row.relation })),
           functions: kinds,
+          views: views.rows.map((row) => ({ ...row, oid: Number(row.oid) })),
         },
         this.current.version + 1,
       );

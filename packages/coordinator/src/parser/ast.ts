@@ -82,6 +82,13 @@ export function walkWithPath(
   step(node, "");
 }
 
+/** The object at `path` (keys and indexes from the root, as walkWithPath gives them) in `tree`. */
+export function nodeAtPath(tree: unknown, path: readonly (string | number)[]): AnyNode {
+  let node: unknown = tree;
+  for (const step of path) node = (node as Record<string | number, unknown>)[step];
+  return node as AnyNode;
+}
+
 /** The strings of a name list (`[{String:{sval:"public"}}, {String:{sval:"events"}}]`). */
 export function names(list: unknown): string[] {
   if (!Array.isArray(list)) return [];

@@ -124,7 +124,7 @@ function tie(semantics: Semantics, level: QueryLevel, ties: EquivalenceClasses<n
 }
 
 /** What a subquery that reads distributed tables may not do per shard group. */
-function subqueryProblem(
+export function subqueryProblem(
   semantics: Semantics,
   level: QueryLevel,
   select: SelectStmt,

@@ -6,7 +6,7 @@ import { planStatement } from "./plan-statement.js";
 
 interface CachedText {
   readonly version: number;
-  /** Its unqualified relation names that name a distributed or reference table in some schema. */
+  /** Its unqualified relation names that name a distributed or reference table (or a view of one) in some schema. */
   readonly names: readonly string[];
   /** Plans by what those names mean in the sessions that ran it ("" : the snapshot's own meaning). */
   readonly plans: Map<string, Primitive>;
@@ -55,14 +55,19 @@ export class PlanCache {
   }
 }
 
-/** Unqualified RangeVar names that some distributed or reference table has. */
+/** Unqualified RangeVar names that some distributed or reference table, or view of one, has. */
 function distributedNames(statement: AnyNode, snapshot: CatalogSnapshot): string[] {
   const names = new Set<string>();
   walk(statement, (node, key) => {
     const isRangeVar =
       key === "RangeVar" || ((key === "relation" || key === "pktable") && typeof node.relname === "string");
-    if (isRangeVar && node.schemaname === undefined && snapshot.resolve(undefined, node.relname as string))
-      names.add(node.relname as string);
+    const name = node.relname as string;
+    if (
+      isRangeVar &&
+      node.schemaname === undefined &&
+      (snapshot.resolve(undefined, name) || snapshot.resolveView(undefined, name))
+    )
+      names.add(name);
     return undefined;
   });
   return [...names];

@@ -1,3 +1,5 @@
+import { HerdError } from "@herd/shared";
+import { CatalogDdl } from "../executor/primitives/catalog-ddl.js";
 import { Explain } from "../executor/primitives/explain.js";
 import { Local } from "../executor/primitives/local.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
@@ -13,8 +15,12 @@ import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
 import { planRoute } from "./route-planner.js";
 import { analyzeStatement } from "./semantics/analyze.js";
+import { functionReadsDistributed, shellReadProblem } from "./shell-readers.js";
+import { inlineViews } from "./view-inlining.js";
 
 const LOCAL = new Local();
+/** Statements whose FROM may name a view that herd plans as its definition. */
+const QUERIES = new Set(["SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"]);
 
 /**
  * The planner's cascade (after Citus): transaction control → herd's functions → EXPLAIN → DDL on
@@ -40,8 +46,16 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     );
     return new Explain(inner, explained, deparse(explained), analyze);
   }
+  const shellRead = shellReadProblem(statement, catalog);
+  if (shellRead) return new Refuse(shellRead);
   const ddl = planDdl(type, node, statement, catalog);
   if (ddl) return ddl;
+  if (type === "ViewStmt" || type === "CreateFunctionStmt") return planCatalogDdl(type, node, catalog);
+  if (QUERIES.has(type)) {
+    const inlined = inlineViews(statement, catalog);
+    if (inlined instanceof HerdError) return new Refuse(inlined);
+    if (inlined !== statement) return planStatement(inlined, catalog);
+  }
   const semantics = analyzeStatement(statement, catalog);
   const refs = semantics.relations;
   if (!refs.some((ref) => ref.table)) return LOCAL;
@@ -63,4 +77,20 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     default:
       return new Refuse(PlannerErrors.notSupported(`${type.replace(/Stmt$/, "")} statements on distributed tables`));
   }
+}
+
+/**
+ * CREATE VIEW and CREATE FUNCTION run on the coordinator's PostgreSQL; when what they define
+ * reads distributed tables herd must know it before the next statement (CatalogDdl).
+ */
+function planCatalogDdl(type: string, node: AnyNode, catalog: CatalogSnapshot): Primitive {
+  if (type === "CreateFunctionStmt")
+    return functionReadsDistributed(node, catalog)
+      ? new CatalogDdl("CREATE FUNCTION reading distributed tables")
+      : LOCAL;
+  const query = node.query as AnyNode;
+  // it names a view of distributed tables (or cannot be inlined), or a distributed table itself
+  const reads =
+    inlineViews(query, catalog) !== query || analyzeStatement(query, catalog).relations.some((r) => r.table);
+  return reads ? new CatalogDdl("CREATE VIEW over distributed tables") : LOCAL;
 }

@@ -3,9 +3,9 @@ import type { Primitive } from "../executor/primitives/primitive.js";
 import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, columnRef, deparse, unwrap, walk, walkWithPath } from "../parser/ast.js";
-import { analyzeColocation } from "./colocation.js";
+import { analyzeColocation, subqueryProblem } from "./colocation.js";
 import type { Semantics } from "./semantics/analyze.js";
-import type { QueryLevel } from "./semantics/query-level.js";
+import { type QueryLevel, selectOf } from "./semantics/query-level.js";
 import { pinRelations } from "./shard-pruning.js";
 
 /**
@@ -35,7 +35,7 @@ export function planSubPlans(
   plan: (statement: AnyNode) => Primitive,
 ): Primitive | undefined {
   const candidates = semantics.levels.filter(
-    (level) => level.role === "sublink" && level.distributed && standsAlone(statement, semantics, level),
+    (level) => level.distributed && pullable(level, semantics, catalog) && standsAlone(statement, semantics, level),
   );
   // the outermost ones: a candidate inside another runs as part of it
   const outermost = candidates.filter(
@@ -45,15 +45,37 @@ export function planSubPlans(
   if (!needsSubPlans(statement, catalog, semantics)) return undefined;
   const subPlans: SubPlan[] = [];
   walkWithPath(statement, (node, key, path) => {
-    if (key !== "SubLink") return undefined;
-    const select = unwrap(node.subselect)?.[1];
+    const field = SUBQUERY_FIELDS[key];
+    if (!field) return undefined;
+    const select = unwrap(node[field])?.[1];
     const level = outermost.find((candidate) => candidate.node === select);
     if (!level) return undefined;
     const query: AnyNode = { SelectStmt: select };
-    subPlans.push({ path: [...path], statement: query, sql: deparse(query), plan: plan(query) });
+    subPlans.push({ path: [...path], field, statement: query, sql: deparse(query), plan: plan(query) });
     return false;
   });
   return new SubPlans(statement, subPlans, plan);
+}
+
+/** Where a subquery hangs in the node that holds it: a sublink's, a FROM subquery's, a CTE's. */
+const SUBQUERY_FIELDS: Record<string, string | undefined> = {
+  SubLink: "subselect",
+  RangeSubselect: "subquery",
+  CommonTableExpr: "ctequery",
+};
+
+/**
+ * Which subqueries run first when the statement cannot run as it is: every sublink, and a FROM
+ * subquery or CTE whose own rows a shard group cannot compute alone (a LIMIT, an aggregate, a
+ * DISTINCT or a window not by its distribution column). A FROM subquery or CTE joined on the
+ * distribution column stays in the statement, which pushes it down with the rest.
+ */
+function pullable(level: QueryLevel, semantics: Semantics, catalog: CatalogSnapshot): boolean {
+  if (level.role === "sublink") return true;
+  if (level.role !== "from" && level.role !== "cte") return false;
+  const select = selectOf(level);
+  if (!select || level.kind !== "select") return false;
+  return subqueryProblem(semantics, level, select, catalog) !== undefined;
 }
 
 /**

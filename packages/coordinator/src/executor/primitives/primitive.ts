@@ -15,7 +15,8 @@ export type PrimitiveKind =
   | "ddl"
   | "copy"
   | "explain"
-  | "subplans";
+  | "subplans"
+  | "catalog-ddl";
 
 /** What describing a plan may look at: this execution's parameters and, after EXPLAIN ANALYZE runs it, its figures. */
 export interface DescribeContext {

@@ -1,4 +1,4 @@
-import { type AnyNode, deparse } from "../../parser/ast.js";
+import { type AnyNode, deparse, nodeAtPath } from "../../parser/ast.js";
 import type { ExecutionPort } from "../execution-port.js";
 import { IntermediateResult, intermediateResultLimit, MAX_INTERMEDIATE_RESULT_SIZE } from "../intermediate-result.js";
 import type { ResultSink } from "../result-sink.js";
@@ -8,8 +8,10 @@ import type { DescribeContext, Primitive } from "./primitive.js";
 
 /** A subquery run before the statement that holds it (planner/recursive-planning.ts). */
 export interface SubPlan {
-  /** Where its SubLink sits in the statement's tree (keys and indexes from the root). */
+  /** Where the node that holds it (SubLink, RangeSubselect, CommonTableExpr) sits in the statement's tree. */
   readonly path: readonly (string | number)[];
+  /** The holder's field that is the subquery: `subselect`, `subquery` or `ctequery`. */
+  readonly field: string;
   /** The subquery as a statement of its own, its text, and its plan. */
   readonly statement: AnyNode;
   readonly sql: string;
@@ -62,8 +64,8 @@ export class SubPlans implements Primitive {
         ],
       );
       rows += result.rows.length;
-      const sublink = nodeAt(tree, subPlan.path);
-      sublink.subselect = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
+      const holder = nodeAtPath(tree, subPlan.path);
+      holder[subPlan.field] = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
     }
     // EXPLAIN ANALYZE: the subplans' rows (kept on the coordinator) and the time they took
     run.stats?.record(this, { timeMs: performance.now() - started, rows });
@@ -86,10 +88,4 @@ export class SubPlans implements Primitive {
   inputs(): readonly Primitive[] {
     return this.subPlans.map((subPlan) => subPlan.plan);
   }
-}
-
-function nodeAt(tree: AnyNode, path: readonly (string | number)[]): AnyNode {
-  let node: unknown = tree;
-  for (const step of path) node = (node as Record<string | number, unknown>)[step];
-  return node as AnyNode;
 }
