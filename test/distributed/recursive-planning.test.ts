@@ -76,6 +76,27 @@ describe("scalar, ARRAY, ANY and ALL subqueries over distributed tables", () => 
   ] satisfies Case[]);
 });
 
+describe("CTEs, FROM subqueries, set operations and windows that need every row in one place", () => {
+  sameAnswers(sides, [
+    "WITH t AS (SELECT l_shipmode, count(*) AS n FROM lineitem GROUP BY 1) SELECT * FROM t ORDER BY l_shipmode",
+    "WITH t AS MATERIALIZED (SELECT o_custkey, max(o_totalprice) AS m FROM orders GROUP BY 1) SELECT count(*), sum(m) FROM t",
+    "WITH top AS (SELECT o_orderkey FROM orders ORDER BY o_totalprice DESC, o_orderkey LIMIT 5) SELECT count(*) FROM lineitem WHERE l_orderkey IN (SELECT o_orderkey FROM top)",
+    "WITH t AS (SELECT DISTINCT l_shipmode FROM lineitem) SELECT k, t.l_shipmode FROM local_keys, t WHERE k < 3 ORDER BY 1, 2",
+    "SELECT s.l_shipmode, s.n FROM (SELECT l_shipmode, count(*) AS n FROM lineitem GROUP BY 1) s WHERE s.n > 10 ORDER BY 1",
+    "SELECT count(*) FROM (SELECT o_orderkey FROM orders ORDER BY o_orderkey LIMIT 20) s JOIN lineitem ON l_orderkey = s.o_orderkey",
+    "SELECT o_orderkey FROM orders WHERE o_orderkey < 10 UNION SELECT l_orderkey FROM lineitem WHERE l_orderkey < 12 ORDER BY 1",
+    "SELECT o_custkey FROM orders INTERSECT SELECT c_custkey FROM customer ORDER BY 1 LIMIT 15",
+    "SELECT c_custkey FROM customer EXCEPT SELECT o_custkey FROM orders ORDER BY 1",
+    "SELECT count(*) FROM (SELECT o_orderkey FROM orders UNION ALL SELECT l_orderkey FROM lineitem) u",
+    "SELECT o_orderkey, rank() OVER (ORDER BY o_totalprice, o_orderkey) FROM orders ORDER BY 2 LIMIT 10",
+    "SELECT c_nationkey, c_custkey, sum(c_acctbal) OVER (PARTITION BY c_nationkey ORDER BY c_custkey) FROM customer ORDER BY 1, 2",
+    "SELECT count(*) FROM orders o JOIN customer c ON c.c_custkey = o.o_custkey WHERE c.c_acctbal > 0",
+    "SELECT c_name, count(o_orderkey) FROM customer LEFT JOIN orders ON o_custkey = c_custkey GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+    "SELECT count(*) FROM customer FULL JOIN part ON p_partkey = c_custkey",
+    "SELECT count(*) FROM orders JOIN local_keys ON k = o_custkey",
+  ]);
+});
+
 describe("what still cannot be answered is refused, never appended per shard", () => {
   const NO_PUSHDOWN = /^(cannot push down this subquery|complex joins are only supported .*)$/;
   refusals(sides, [

@@ -2,11 +2,12 @@ import type { SelectStmt } from "@pgsql/types";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
-import { type AnyNode, columnRef, deparse, unwrap, walk, walkWithPath } from "../parser/ast.js";
+import { type AnyNode, columnRef, deparse, nodeAtPath, unwrap, walk, walkWithPath } from "../parser/ast.js";
 import { analyzeColocation, subqueryProblem } from "./colocation.js";
 import type { Semantics } from "./semantics/analyze.js";
 import { type QueryLevel, selectOf } from "./semantics/query-level.js";
 import { pinRelations } from "./shard-pruning.js";
+import { pulledAlias, tablesToPull } from "./table-pulling.js";
 
 /**
  * Recursive planning (after Citus's recursive planner), for subqueries in expressions: a sublink
@@ -41,7 +42,19 @@ export function planSubPlans(
   const outermost = candidates.filter(
     (level) => !candidates.some((other) => other !== level && contains(other.node, level.node)),
   );
-  if (outermost.length === 0) return undefined;
+  if (outermost.length === 0) {
+    const pulled = tablesToPull(statement, catalog, semantics);
+    if (!pulled) return undefined;
+    const subPlans = pulled.map(({ path, table, query }) => ({
+      path,
+      field: "RangeVar",
+      alias: pulledAlias(nodeAtPath(statement, path).RangeVar as AnyNode, table),
+      statement: query,
+      sql: deparse(query),
+      plan: plan(query),
+    }));
+    return new SubPlans(statement, subPlans, plan);
+  }
   if (!needsSubPlans(statement, catalog, semantics)) return undefined;
   const subPlans: SubPlan[] = [];
   walkWithPath(statement, (node, key, path) => {

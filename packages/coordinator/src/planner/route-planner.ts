@@ -61,6 +61,26 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
   return multiShard.kind === "merge" ? new MergeRoute(route, multiShard.split) : route;
 }
 
+/**
+ * Why the statement cannot run over several shard groups (an ordinary table mixed in, tables not
+ * tied by distribution columns, a window or set operation that needs every row in one place), or
+ * undefined when it can: what recursive planning asks before it pulls tables to the coordinator.
+ */
+export function multiShardProblem(
+  statement: AnyNode,
+  catalog: CatalogSnapshot,
+  semantics: Semantics,
+): HerdError | undefined {
+  const local = semantics.relations.find((ref) => !ref.table);
+  const first = semantics.relations.find((ref) => ref.table);
+  if (local && first) return PlannerErrors.mixedLocal(local.rangeVar.relname, first.rangeVar.relname);
+  const hashTables = semantics.relations.filter((ref) => ref.table?.kind === "hash").map((ref) => ref.table);
+  if (hashTables.some((table) => table?.colocationId !== hashTables[0]?.colocationId))
+    return PlannerErrors.complexJoin();
+  const multiShard = planMultiShard(statement, catalog, semantics);
+  return multiShard.kind === "error" ? multiShard.error : undefined;
+}
+
 /** How a statement runs when it reaches several shard groups. */
 type MultiShard =
   | { readonly kind: "append" }

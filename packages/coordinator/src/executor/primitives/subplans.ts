@@ -10,8 +10,12 @@ import type { DescribeContext, Primitive } from "./primitive.js";
 export interface SubPlan {
   /** Where the node that holds it (SubLink, RangeSubselect, CommonTableExpr) sits in the statement's tree. */
   readonly path: readonly (string | number)[];
-  /** The holder's field that is the subquery: `subselect`, `subquery` or `ctequery`. */
+  /**
+   * The holder's field that is the subquery (`subselect`, `subquery`, `ctequery`), or `RangeVar`
+   * for a table read whole: its rows then stand in FROM under `alias`.
+   */
   readonly field: string;
+  readonly alias?: AnyNode;
   /** The subquery as a statement of its own, its text, and its plan. */
   readonly statement: AnyNode;
   readonly sql: string;
@@ -65,7 +69,11 @@ export class SubPlans implements Primitive {
       );
       rows += result.rows.length;
       const holder = nodeAtPath(tree, subPlan.path);
-      holder[subPlan.field] = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
+      const values = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
+      if (subPlan.alias) {
+        delete holder.RangeVar;
+        holder.RangeSubselect = { subquery: values, alias: subPlan.alias };
+      } else holder[subPlan.field] = values;
     }
     // EXPLAIN ANALYZE: the subplans' rows (kept on the coordinator) and the time they took
     run.stats?.record(this, { timeMs: performance.now() - started, rows });
