@@ -161,7 +161,21 @@ describe("EXPLAIN shows each subplan; EXPLAIN ANALYZE its rows", () => {
     expect(plan[1]).toMatch(/^ {2}Route read shards=\[.*\] sql=SELECT l_linenumber FROM lineitem_\d+ AS lineitem$/);
     const analyzed = (await herd.query(`EXPLAIN ANALYZE ${sql}`)).rows.map((row) => row["QUERY PLAN"] as string);
     const lineitems = Number((await herd.query("SELECT count(*) FROM lineitem")).rows[0].count);
-    expect(analyzed[0]).toMatch(new RegExp(`actual time=[\\d.]+ ms rows=${lineitems}\\)$`));
+    expect(analyzed[0]).toMatch(new RegExp(`actual time=[\\d.]+ ms rows=${lineitems} bytes=\\d+\\)$`));
+  });
+
+  it.skipIf(selfCheck)("re-runs a prepared statement with a subplan after the catalog changed", async () => {
+    const { herd, plain } = sides();
+    const query = {
+      name: "with_subplan",
+      text: "SELECT count(*) FROM generate_series(1, 20) g WHERE g IN (SELECT l_linenumber FROM lineitem WHERE l_quantity > $1)",
+      values: [10],
+    };
+    const expected = (await plain.query(query)).rows;
+    expect((await herd.query(query)).rows).toEqual(expected);
+    await herd.query("CREATE TABLE catalog_bump (id int)");
+    await herd.query("SELECT create_distributed_table('catalog_bump', 'id')");
+    expect((await herd.query(query)).rows).toEqual(expected);
   });
 
   it.skipIf(selfCheck)("refuses an intermediate result over citus.max_intermediate_result_size (54000)", async () => {

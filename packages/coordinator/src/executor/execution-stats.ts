@@ -5,6 +5,8 @@ export interface StepFigures {
   readonly rows?: number;
   /** Shard statements it ran. */
   readonly shards?: number;
+  /** Bytes of rows it kept on the coordinator (subplans' intermediate results). */
+  readonly bytes?: number;
 }
 
 /**

@@ -42,7 +42,8 @@ export class IntermediateResult implements ResultSink {
   columns: readonly FieldDescription[] = [];
   readonly rows: (string | null)[][] = [];
   readonly notices: NoticeFields[] = [];
-  private bytes = 0;
+  /** Bytes of the rows kept (as text, with a length word per value). */
+  bytes = 0;
   private exceeded = false;
 
   constructor(private readonly limitBytes: number) {}

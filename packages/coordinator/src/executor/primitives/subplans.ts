@@ -51,6 +51,7 @@ export class SubPlans implements Primitive {
     const tree = structuredClone(this.statement);
     const started = performance.now();
     let rows = 0;
+    let bytes = 0;
     for (const subPlan of this.subPlans) {
       const result = new IntermediateResult(limit);
       const textRows = run.bind && { ...run.bind, resultFormats: [] };
@@ -68,6 +69,7 @@ export class SubPlans implements Primitive {
         ],
       );
       rows += result.rows.length;
+      bytes += result.bytes;
       const holder = nodeAtPath(tree, subPlan.path);
       const values = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
       if (subPlan.alias) {
@@ -76,7 +78,7 @@ export class SubPlans implements Primitive {
       } else holder[subPlan.field] = values;
     }
     // EXPLAIN ANALYZE: the subplans' rows (kept on the coordinator) and the time they took
-    run.stats?.record(this, { timeMs: performance.now() - started, rows });
+    run.stats?.record(this, { timeMs: performance.now() - started, rows, bytes });
     const sql = deparse(tree);
     await this.plan(tree).execute(port, { ...run, sql, statement: tree, parameterTypes }, sink);
   }
@@ -85,7 +87,7 @@ export class SubPlans implements Primitive {
     const line = `Subplans ${this.subPlans.length} (run first; their rows replace the subqueries, then the statement is planned and run)`;
     const figures = context.stats?.of(this);
     if (!figures) return line;
-    return `${line} (actual time=${figures.timeMs.toFixed(3)} ms rows=${figures.rows ?? 0})`;
+    return `${line} (actual time=${figures.timeMs.toFixed(3)} ms rows=${figures.rows ?? 0} bytes=${figures.bytes ?? 0})`;
   }
 
   runOf(input: Primitive, run: StatementRun): StatementRun {
