@@ -1,12 +1,14 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useHerdCluster } from "../helpers/herd-up.js";
-import { herdClient } from "./fault-kit.js";
+import { herdClient, serverClient } from "./fault-kit.js";
 
 // Distributed deadlocks: two transactions that lock rows on different workers in opposite
 // orders wait for each other. herd takes every write lock (and the locks of SELECT … FOR UPDATE
 // in a block) on the coordinator first, so the wait is one PostgreSQL sees whole: its deadlock
 // detector cancels one of them with 40P01 (after deadlock_timeout, 1 s) and the other commits.
+// A cycle that also passes through waits on a worker (here a session connected to the worker
+// directly) is found by herd's own detector (transaction/deadlock-detector.ts).
 const herdUp = useHerdCluster("deadlocks", { workers: 3 });
 let herd: pg.Client;
 /** Two accounts whose shards are on different sets of workers. */
@@ -99,6 +101,68 @@ describe("two transactions locking rows on two workers in opposite order", () =>
     );
     expect(outcomes).toEqual(["40P01", "committed"]);
     expect(ms).toBeLessThan(3_000);
+  });
+});
+
+describe("a deadlock no single server sees", () => {
+  it("T1 waits for a worker session, that session for T2, T2 for T1 on the coordinator: T2 gets 40P01, the rest commit", async () => {
+    // the cycle: T1 →(worker W, row a) D →(worker W, row c) T2 →(coordinator, value b) T1.
+    // W sees T1 → D → T2 (T2 waits elsewhere), the coordinator T2 → T1: neither finds a cycle.
+    const { rows } = await herd.query<{ nodeport: number; shardid: string }>(
+      "SELECT nodeport, shardid FROM citus_shards WHERE table_name = 'accounts'::regclass ORDER BY shardid, nodeport",
+    );
+    const port = rows[0]?.nodeport as number;
+    const ordinal = port - herdUp.cluster.sqlPort - 1;
+    const onW = new Set(rows.filter((row) => row.nodeport === port).map((row) => row.shardid));
+    const shardOf = async (id: number) =>
+      String((await herd.query("SELECT get_shard_id_for_distribution_column('accounts', $1) AS s", [id])).rows[0].s);
+    const ids: number[] = [];
+    for (let id = 20; ids.length < 2; id += 1) if (onW.has(await shardOf(id))) ids.push(id);
+    const [a, c] = ids as [number, number];
+    const b = 300;
+    await herd.query("INSERT INTO accounts VALUES ($1, 1000) ON CONFLICT DO NOTHING", [b]);
+    const shardTable = async (id: number) => `accounts_${await shardOf(id)}`;
+    const balancesOf = async () => {
+      const found = await herd.query("SELECT id, balance FROM accounts WHERE id = ANY($1)", [[a, b, c]]);
+      return Object.fromEntries(found.rows.map((row) => [row.id as number, row.balance as number]));
+    };
+    const before = await balancesOf();
+    const [direct, t1, t2] = await Promise.all([
+      serverClient(herdUp.cluster, ordinal),
+      herdClient(herdUp.cluster),
+      herdClient(herdUp.cluster),
+    ]);
+    try {
+      await direct.query("BEGIN");
+      await direct.query(`UPDATE ${await shardTable(a)} SET balance = balance WHERE id = $1`, [a]);
+      await t1.query("BEGIN");
+      await t1.query("UPDATE accounts SET balance = balance - 1 WHERE id = $1", [b]);
+      await t2.query("BEGIN");
+      await t2.query("UPDATE accounts SET balance = balance - 1 WHERE id = $1", [c]);
+      const settle = (client: pg.Client, sql: string, params: unknown[]) =>
+        client.query(sql, params).then(
+          () => "done",
+          (error: { code?: string }) => error.code ?? String(error),
+        );
+      const started = Date.now();
+      const first = settle(t1, "UPDATE accounts SET balance = balance + 1 WHERE id = $1", [a]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const bridge = settle(direct, `UPDATE ${await shardTable(c)} SET balance = balance WHERE id = $1`, [c]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const second = await settle(t2, "UPDATE accounts SET balance = balance + 1 WHERE id = $1", [b]);
+      expect(second).toBe("40P01");
+      expect(Date.now() - started).toBeLessThan(10_000);
+      await t2.query("ROLLBACK");
+      expect(await bridge).toBe("done");
+      await direct.query("COMMIT");
+      expect(await first).toBe("done");
+      await t1.query("COMMIT");
+      // T1 moved one from b to a; T2's change of c is gone with it
+      const after = await balancesOf();
+      expect(after).toEqual({ ...before, [a]: (before[a] as number) + 1, [b]: (before[b] as number) - 1 });
+    } finally {
+      await Promise.all([direct.end(), t1.end(), t2.end()]);
+    }
   });
 });
 

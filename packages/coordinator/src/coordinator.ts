@@ -13,6 +13,8 @@ import { type PlacementCopyRequest, PlacementRepair } from "./operations/placeme
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
 import { Conversation } from "./session/conversation.js";
+import { activeTransactions } from "./transaction/active-transactions.js";
+import { DeadlockDetector } from "./transaction/deadlock-detector.js";
 import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
 export interface CoordinatorOptions {
@@ -104,6 +106,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     recovery.start();
     opened.push({ close: () => recovery.stop() });
+    const deadlocks = new DeadlockDetector({
+      metadata: pool,
+      catalog,
+      pool: workers,
+      transactions: activeTransactions,
+      logger: logger.child("deadlocks"),
+    });
+    deadlocks.start();
+    opened.push({ close: () => deadlocks.stop() });
     const repair = new PlacementRepair({
       metadata: pool,
       catalog,

@@ -9,6 +9,8 @@ import type { Exchange, QueryResult } from "./pg-connection.js";
 export interface WorkerConnection {
   /** `host:port` of the server. */
   readonly target: string;
+  /** The server's backend process (BackendKeyData): what pg_locks and pg_blocking_pids call it. */
+  readonly processId: number;
   /** The transaction status after the last answered request. */
   readonly status: TransactionStatus;
   /** Every request sent has been answered. */

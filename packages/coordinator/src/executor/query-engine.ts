@@ -1,6 +1,9 @@
+import { HerdError, SqlState } from "@herd/shared";
+import { ServerError } from "../connection/server-error.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { AnyNode } from "../parser/ast.js";
 import { PlanCache } from "../planner/plan-cache.js";
+import { activeTransactions } from "../transaction/active-transactions.js";
 import { PlacementsChanged } from "../transaction/placements-changed.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink } from "./result-sink.js";
@@ -44,6 +47,8 @@ export class QueryEngine {
   async run(run: StatementRun, port: ExecutionPort, sink: ResultSink): Promise<void> {
     // the workers have finished what this session committed before (read-your-writes)
     await port.quiesce();
+    // a victim mark left from a statement the cancel came too late for is not this one's
+    activeTransactions.takeVictim(port.backend.processId);
     try {
       for (let attempt = 1; ; attempt += 1) {
         try {
@@ -55,7 +60,8 @@ export class QueryEngine {
         } catch (error) {
           // planned again on a catalog loaded after the change; the write's locks are still held
           // (port.heldWrite), so its shards' placements stay as they are now
-          if (!(error instanceof PlacementsChanged) || attempt === PLACEMENT_ATTEMPTS) throw error;
+          if (!(error instanceof PlacementsChanged) || attempt === PLACEMENT_ATTEMPTS)
+            throw deadlockVictim(error, port) ?? error;
           await this.catalog.reload();
         }
       }
@@ -65,4 +71,19 @@ export class QueryEngine {
       await held?.rollback();
     }
   }
+}
+
+/**
+ * The statement was cancelled because the deadlock detector chose its transaction as the victim
+ * of a deadlock across servers (transaction/deadlock-detector.ts): PostgreSQL's code for it.
+ */
+function deadlockVictim(error: unknown, port: ExecutionPort): HerdError | undefined {
+  if (!(error instanceof ServerError) || error.sqlState !== SqlState.queryCanceled) return undefined;
+  if (!activeTransactions.takeVictim(port.backend.processId)) return undefined;
+  return new HerdError("deadlock detected", {
+    sqlState: SqlState.deadlockDetected,
+    detail:
+      "This transaction and others waited for each other on different servers (a distributed deadlock); it was cancelled so the others can go on.",
+    hint: "The transaction was rolled back; run it again.",
+  });
 }

@@ -98,6 +98,18 @@ const NAME_SETTINGS = new Set(["search_path", "role", "session_authorization"]);
  * block, set_config().
  */
 export function changesNames(statement: AnyNode): boolean {
+  let answer = changesNamesOf.get(statement);
+  if (answer === undefined) {
+    answer = findsNameChange(statement);
+    changesNamesOf.set(statement, answer);
+  }
+  return answer;
+}
+
+/** Parse trees are kept (statement cache, prepared statements): each is looked at once. */
+const changesNamesOf = new WeakMap<AnyNode, boolean>();
+
+function findsNameChange(statement: AnyNode): boolean {
   const [type, node] = unwrap(statement) ?? ["", {}];
   if (type === "VariableSetStmt")
     return node.kind === "VAR_RESET_ALL" || NAME_SETTINGS.has((node.name as string | undefined) ?? "");

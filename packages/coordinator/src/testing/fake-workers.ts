@@ -37,8 +37,11 @@ export type Script = (sql: string, worker: string) => FakeAnswer;
  * (A mock: used to cause and observe what real servers make hard — a chosen worker failing one
  * statement or one COMMIT — while the same paths are tested on real servers under test/.)
  */
+let nextProcessId = 1;
+
 export class FakeWorkerConnection implements WorkerConnection {
   status: TransactionStatus = "I";
+  readonly processId = nextProcessId++;
   broken: Error | undefined;
   readonly prepared = new Map<string, string>();
   appliedSettings = "";

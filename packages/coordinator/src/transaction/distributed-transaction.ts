@@ -4,6 +4,7 @@ import { isConnectionLoss, ServerError } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
+import { activeTransactions } from "./active-transactions.js";
 import { PlacementsChanged } from "./placements-changed.js";
 import type { ShardLock } from "./shard-lock.js";
 
@@ -81,6 +82,8 @@ export class DistributedTransaction {
   private opened = false;
   /** The coordinator's transaction changes data of its own (DDL on the shell, metadata): two phases even for one writer. */
   private coordinatorWrites = false;
+  /** Its entry in activeTransactions, while it holds locks or workers (what the deadlock detector reads). */
+  private registration: number | undefined;
 
   constructor(
     private readonly deps: TransactionDeps,
@@ -142,6 +145,7 @@ export class DistributedTransaction {
     }
     const locking = whole.size > 0 || values.size > 0;
     if (!locking && this.xid !== undefined) return;
+    this.register();
     const backend = this.deps.backend;
     // one round trip: BEGIN (a statement's own transaction) and the locks, which answer the
     // transaction's id and the placement versions read once they are held
@@ -197,6 +201,7 @@ export class DistributedTransaction {
     if (this.lost.has(node.id)) throw lostWorker(node);
     let participant = this.participants.get(node.id);
     if (!participant) {
+      this.register();
       const connection = await this.deps.pool.acquire(node);
       participant = { node, connection, begun: false, written: new Set(), prepared: false };
       this.participants.set(node.id, participant);
@@ -479,7 +484,17 @@ export class DistributedTransaction {
     this.reset();
   }
 
+  /** Known to the deadlock detector from its first lock or worker on. */
+  private register(): void {
+    this.registration ??= activeTransactions.register(() => ({
+      coordinatorPid: this.deps.backend.processId,
+      workerPids: [...this.participants.values()].map((p) => ({ nodeId: p.node.id, pid: p.connection.processId })),
+    }));
+  }
+
   private reset(): void {
+    if (this.registration !== undefined) activeTransactions.unregister(this.registration);
+    this.registration = undefined;
     this.participants.clear();
     this.lost.clear();
     this.missedWrites.clear();
