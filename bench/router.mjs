@@ -134,8 +134,20 @@ the coordinator's CPU is the two loopback socket writes each routed statement ne
 to the client, the statement to the worker), the planning and routing JavaScript a few per cent;
 the rest of the two cores goes to pgbench and the PostgreSQL servers. A routed statement crosses
 one more process and two more sockets than the baseline, on the same two cores: the plain relay
-of the protocol section (no routing at all) reaches 0.35, which bounds this design here. Writes
-pay a second round trip (BEGIN/COMMIT on both placements) and two commits instead of one.
+of the protocol section (no routing at all) reaches 0.35, which bounds this design here.
+
+Writes commit atomically on both placements (two-phase commit with a commit record on the
+coordinator, docs/distributed-tables.md). Round trips a write waits for, in order (each to one
+server, or to several in parallel):
+
+- one statement on two placements, outside a block, 3: the coordinator's write lock (with BEGIN;
+  it answers the transaction's id and the placement versions); the statement and PREPARE
+  TRANSACTION pipelined on both workers; the decision (commit record and COMMIT) on the
+  coordinator. COMMIT PREPARED goes out after the client has its answer.
+- pgbench simple-update (BEGIN; UPDATE; SELECT; INSERT; END on one shard group), 7: BEGIN, the
+  lock before the UPDATE and the decision on the coordinator (the INSERT into the colocated
+  pgbench_history needs no lock of its own: locks cover a shard group); UPDATE, SELECT, INSERT and
+  PREPARE on the workers; COMMIT PREPARED after the answer. Before two-phase commit it was 6.
 `,
   );
   progress("wrote the router section of docs/benchmarks.md");
