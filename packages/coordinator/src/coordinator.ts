@@ -36,6 +36,12 @@ export interface CoordinatorOptions {
   readonly shardConnectionsPerWorker?: number;
   /** How often stale placements are looked for and repaired (ms). */
   readonly repairIntervalMs?: number;
+  /** The SQL port's limits: authenticated sessions, connections still authenticating, time to authenticate (ms). */
+  readonly connectionLimits?: {
+    readonly maxConnections: number;
+    readonly maxUnauthenticated: number;
+    readonly authTimeoutMs: number;
+  };
   readonly replicationFactor: number;
   readonly heartbeatTimeoutMs: number;
   /** PEM certificate and key for TLS on the SQL port; without them SSLRequest is declined. */
@@ -139,6 +145,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       user: options.metadata.user,
       password: options.metadata.password,
       backend: { host: options.metadata.host, port: options.metadata.port },
+      maxConnections: options.connectionLimits?.maxConnections,
+      maxUnauthenticated: options.connectionLimits?.maxUnauthenticated,
+      limits: options.connectionLimits && { authTimeoutMs: options.connectionLimits.authTimeoutMs },
       openSession: ({ socket, backend, startupParameters, fail }) =>
         new Conversation(
           socket,

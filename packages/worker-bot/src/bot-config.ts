@@ -27,6 +27,16 @@ export interface BotConfig {
   readonly shardConnectionsPerWorker: number;
   /** How often the coordinator looks for stale placements to repair (`HERD_REPAIR_INTERVAL_MS`, default 5000). */
   readonly repairIntervalMs: number;
+  /**
+   * The SQL port's limits: authenticated sessions (`HERD_MAX_CONNECTIONS`, default 250), connections
+   * still authenticating, counted apart (`HERD_MAX_UNAUTHENTICATED`, default 32), and the time one
+   * has to authenticate (`HERD_AUTH_TIMEOUT_MS`, default 10000).
+   */
+  readonly connectionLimits: {
+    readonly maxConnections: number;
+    readonly maxUnauthenticated: number;
+    readonly authTimeoutMs: number;
+  };
   readonly replicationFactor: number;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
@@ -91,6 +101,11 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
     shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
+    connectionLimits: {
+      maxConnections: integer(env, "HERD_MAX_CONNECTIONS", 250, 1, 100_000),
+      maxUnauthenticated: integer(env, "HERD_MAX_UNAUTHENTICATED", 32, 1, 100_000),
+      authTimeoutMs: integer(env, "HERD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000),
+    },
     replicationFactor: integer(env, "HERD_REPLICATION_FACTOR", Defaults.replicationFactor, 1, 16),
     heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),

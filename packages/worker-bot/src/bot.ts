@@ -123,6 +123,7 @@ async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer,
     shardCount: config.shardCount,
     shardConnectionsPerWorker: config.shardConnectionsPerWorker,
     repairIntervalMs: config.repairIntervalMs,
+    connectionLimits: config.connectionLimits,
     replicationFactor: config.replicationFactor,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     tls: config.tlsFiles && {

@@ -43,6 +43,8 @@ export interface SessionContext {
   readonly cancels: CancelRegistry;
   /** Takes over an authenticated connection: what runs the client's statements. */
   readonly openSession: OpenSession;
+  /** Asked once the password is right: an error (53300) when no session slot is free. */
+  readonly admit?: () => HerdError | undefined;
   readonly limits: SessionLimits;
   readonly logger: Logger;
 }
@@ -112,6 +114,11 @@ export class ClientSession {
         ),
       context.limits.authTimeoutMs,
     );
+  }
+
+  /** The client proved its password (slots for such sessions are counted apart from strangers'). */
+  get authenticated(): boolean {
+    return this.phase === "connecting" || this.phase === "ready";
   }
 
   onClose(callback: () => void): void {
@@ -285,6 +292,8 @@ export class ClientSession {
         severity: "FATAL",
       });
     }
+    const refused = this.context.admit?.();
+    if (refused) throw refused;
     encodeAuthentication(this.out, AuthCode.saslFinal, Buffer.from(serverFinal));
     encodeAuthentication(this.out, AuthCode.ok);
     this.socket.write(this.out.flush());

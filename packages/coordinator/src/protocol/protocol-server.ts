@@ -20,7 +20,13 @@ export interface ProtocolServerOptions {
   readonly openSession: OpenSession;
   /** PEM certificate and key: when given, SSLRequest is answered with TLS. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** Authenticated sessions at most (default 250). */
   readonly maxConnections?: number;
+  /**
+   * Connections still authenticating at most (default 32), counted apart: sockets that never
+   * authenticate cannot take the slots of clients that do.
+   */
+  readonly maxUnauthenticated?: number;
   readonly limits?: Partial<SessionLimits>;
   readonly logger: Logger;
 }
@@ -28,7 +34,7 @@ export interface ProtocolServerOptions {
 const DEFAULT_LIMITS: SessionLimits = {
   maxMessageBytes: 256 * 1024 * 1024,
   maxStartupBytes: 10_000,
-  authTimeoutMs: 60_000,
+  authTimeoutMs: 10_000,
 };
 
 /** How long a shutdown lets statements under way finish before cancelling them. */
@@ -54,14 +60,25 @@ export class ProtocolServer {
       openSession: options.openSession,
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       logger: options.logger,
+      admit: () =>
+        this.count(true) >= maxConnections
+          ? new HerdError("sorry, too many clients already", {
+              sqlState: SqlState.tooManyConnections,
+              severity: "FATAL",
+            })
+          : undefined,
     };
     const maxConnections = options.maxConnections ?? 250;
+    const maxUnauthenticated = options.maxUnauthenticated ?? 32;
     const server = createServer({ noDelay: true }, (socket: Socket) => {
       socket.setKeepAlive(true, 60_000);
-      if (this.sessions.size >= maxConnections) {
+      if (this.count(false) >= maxUnauthenticated) {
+        options.logger.warn("refused a connection: too many connections are still authenticating", {
+          limit: maxUnauthenticated,
+        });
         return refuse(
           socket,
-          new HerdError("sorry, too many clients already", {
+          new HerdError("sorry, too many clients are authenticating already", {
             sqlState: SqlState.tooManyConnections,
             severity: "FATAL",
           }),
@@ -74,6 +91,13 @@ export class ProtocolServer {
     server.on("error", (error) => options.logger.error("SQL port error", { error: error.message }));
     await listen(server, options.port, options.host);
     this.server = server;
+  }
+
+  /** Sessions that have (or have not yet) authenticated. */
+  private count(authenticated: boolean): number {
+    let n = 0;
+    for (const session of this.sessions) if (session.authenticated === authenticated) n += 1;
+    return n;
   }
 
   /**

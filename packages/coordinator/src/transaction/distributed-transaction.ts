@@ -82,6 +82,8 @@ export class DistributedTransaction {
   private opened = false;
   /** The coordinator's transaction changes data of its own (DDL on the shell, metadata): two phases even for one writer. */
   private coordinatorWrites = false;
+  /** The session is gone: a worker joining late is let go at once instead of kept open by nobody. */
+  private abandoned = false;
   /** Its entry in activeTransactions, while it holds locks or workers (what the deadlock detector reads). */
   private registration: number | undefined;
 
@@ -203,6 +205,12 @@ export class DistributedTransaction {
     if (!participant) {
       this.register();
       const connection = await this.deps.pool.acquire(node);
+      if (this.abandoned) {
+        // the session ended while the connection was on its way: nothing may start on it
+        connection.destroy();
+        this.deps.pool.release(connection);
+        throw new HerdError("the session ended", { sqlState: SqlState.adminShutdown });
+      }
       participant = { node, connection, begun: false, written: new Set(), prepared: false };
       this.participants.set(node.id, participant);
       try {
@@ -359,6 +367,7 @@ export class DistributedTransaction {
 
   /** The session ended: let go of everything (PostgreSQL rolls back what a closed connection had open). */
   abandon(): void {
+    this.abandoned = true;
     for (const participant of this.participants.values()) {
       participant.connection.destroy();
       this.deps.pool.release(participant.connection);
