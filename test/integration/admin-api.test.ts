@@ -13,6 +13,8 @@ let postgres: TestPostgres;
 let pool: pg.Pool;
 let app: FastifyInstance;
 let ready = true;
+/** Hosts whose registrations do not prove themselves. */
+const forged = new Set<string>();
 
 beforeAll(async () => {
   postgres = await startTestPostgres("admin-api");
@@ -20,6 +22,11 @@ beforeAll(async () => {
   await migrate(pool, logger);
   app = await buildAdminApp({
     nodes: new NodeRegistry(pool, 15_000),
+    // These tests drive the HTTP surface without workers to connect to; what verifying a node's
+    // volume identity finds is decided here (a host in `forged` fails), and the real verification
+    // runs against real servers in test/integration/node-verification.test.ts.
+    verify: async (node) =>
+      forged.has(node.host) ? { ok: false, reason: `no herd volume at ${node.host}:${node.port}` } : { ok: true },
     adminToken: TOKEN,
     logger,
     isReady: async () => ready,
@@ -34,6 +41,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   ready = true;
+  forged.clear();
   await pool.query(
     "TRUNCATE herd.placements, herd.shards, herd.distributed_tables, herd.colocation_groups, herd.nodes RESTART IDENTITY CASCADE",
   );
@@ -41,6 +49,32 @@ beforeEach(async () => {
 
 const register = (body: unknown, headers: Record<string, string> = auth) =>
   app.inject({ method: "POST", url: "/v1/nodes", headers, payload: body as object });
+
+describe("registrations that do not prove themselves", () => {
+  it("leave a new node pending, with the reason, until one does", async () => {
+    forged.add("10.9.9.9");
+    const first = await register({ name: "herd-5", host: "10.9.9.9", port: 5432 });
+    expect(first.statusCode).toBe(201);
+    expect(first.json()).toMatchObject({ name: "herd-5", state: "pending", reason: "no herd volume at 10.9.9.9:5432" });
+    const listed = await app.inject({ method: "GET", url: "/v1/nodes", headers: auth });
+    expect(listed.json().nodes[0]).toMatchObject({ state: "pending", reason: expect.stringMatching(/no herd volume/) });
+    forged.clear();
+    const again = await register({ name: "herd-5", host: "10.9.9.9", port: 5432 });
+    expect(again.json()).toMatchObject({ id: first.json().id, state: "active" });
+    expect(again.json().reason).toBeUndefined();
+  });
+
+  it("cannot move a known node to another address (409), which keeps its own", async () => {
+    const first = await register({ name: "herd-6", host: "10.0.0.6", port: 5432 });
+    expect(first.json().state).toBe("active");
+    forged.add("10.6.6.6");
+    const moved = await register({ name: "herd-6", host: "10.6.6.6", port: 5432 });
+    expect(moved.statusCode).toBe(409);
+    expect(moved.json().message).toMatch(/node herd-6 stays at 10\.0\.0\.6:5432/);
+    const listed = await app.inject({ method: "GET", url: "/v1/nodes", headers: auth });
+    expect(listed.json().nodes[0]).toMatchObject({ name: "herd-6", host: "10.0.0.6", state: "active" });
+  });
+});
 
 describe("metadata migrations", () => {
   it("are recorded once and are idempotent", async () => {
@@ -187,7 +221,7 @@ describe("GET /v1/nodes", () => {
 describe("nodes learned from Kubernetes (the coordinator's Pod watch)", () => {
   const registry = () => new NodeRegistry(pool, 15_000);
 
-  it("adds a discovered node, but never overwrites the address a node registered itself", async () => {
+  it("adds a discovered node (pending), but never overwrites the address a node registered itself", async () => {
     expect(
       await registry().discover({ name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432 }),
     ).toEqual({
@@ -201,7 +235,8 @@ describe("nodes learned from Kubernetes (the coordinator's Pod watch)", () => {
     });
     const listed = (await registry().list()).map(({ name, host, port, state }) => ({ name, host, port, state }));
     expect(listed).toEqual([
-      { name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432, state: "active" },
+      // seen as a Pod only: pending until its own registration proves itself
+      { name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432, state: "pending" },
       { name: "herd-2", host: "10.0.0.2", port: 6000, state: "active" },
     ]);
   });

@@ -9,6 +9,7 @@ import { Catalog } from "./metadata/catalog.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
+import { NodeVerifier } from "./metadata/node-verification.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
@@ -26,6 +27,8 @@ export interface CoordinatorOptions {
     readonly password: string;
     readonly database: string;
   };
+  /** The cluster's id (the volume identities of its nodes carry it). */
+  readonly clusterId: string;
   readonly sqlHost: string;
   readonly sqlPort: number;
   readonly adminHost: string;
@@ -75,8 +78,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       replicationFactor: options.replicationFactor,
     });
     const nodes = new NodeRegistry(pool, options.heartbeatTimeoutMs);
+    const verifier = new NodeVerifier({
+      clusterId: options.clusterId,
+      user: options.metadata.user,
+      password: options.metadata.password,
+      database: options.metadata.database,
+    });
     const admin = await buildAdminApp({
       nodes,
+      verify: (node) => verifier.verify(node),
       adminToken: options.adminToken,
       logger: logger.child("admin"),
       isReady: async () => {

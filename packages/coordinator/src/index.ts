@@ -6,5 +6,6 @@ export { ClusterSettings, type DistributionDefaults } from "./metadata/cluster-s
 export { migrate } from "./metadata/migrate.js";
 export { MIGRATIONS, type Migration } from "./metadata/migrations.js";
 export { type NodeRecord, NodeRegistry, type RemoveResult } from "./metadata/node-registry.js";
+export { NodeVerifier, type Verdict } from "./metadata/node-verification.js";
 export { loadParser, type ParsedStatement, StatementCache } from "./parser/statement-cache.js";
 export * from "./protocol/index.js";

@@ -5,7 +5,13 @@ import { type Static, Type } from "typebox";
  * registers through them). The JSON of a node is a DESIGN.md contract.
  */
 
-export const NodeState = Type.Union([Type.Literal("active"), Type.Literal("unreachable"), Type.Literal("draining")]);
+/** `pending`: registered, not yet verified by the coordinator (its `reason` says why). */
+export const NodeState = Type.Union([
+  Type.Literal("pending"),
+  Type.Literal("active"),
+  Type.Literal("unreachable"),
+  Type.Literal("draining"),
+]);
 export type NodeState = Static<typeof NodeState>;
 
 /** A DNS name (RFC 1123, dotted) or an IPv4 address; what PostgreSQL clients can connect to. */
@@ -24,6 +30,11 @@ export const NodeSchema = Type.Object(
     port: Type.Integer(),
     role: Type.Literal("worker"),
     state: NodeState,
+    reason: Type.Optional(
+      Type.String({
+        description: "why a pending node is not verified yet (its identity could not be read, or differs)",
+      }),
+    ),
     placements: Type.Object(
       {
         active: Type.Integer({ minimum: 0 }),

@@ -20,7 +20,7 @@ export class AdminMetrics {
       labelNames: ["state"] as const,
       registers: [this.registry],
       async collect() {
-        const counts = { active: 0, unreachable: 0, draining: 0 };
+        const counts = { pending: 0, active: 0, unreachable: 0, draining: 0 };
         for (const node of await nodes.list()) counts[node.state] += 1;
         for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
       },

@@ -1,9 +1,10 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { Logger } from "@herd/shared";
+import type { Logger, RegisterNodeBody } from "@herd/shared";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { NodeRegistry } from "../metadata/node-registry.js";
+import type { Verdict } from "../metadata/node-verification.js";
 import { AdminMetrics } from "./admin-metrics.js";
 import { bearerAuth } from "./bearer-auth.js";
 import { healthRoutes } from "./routes/health-routes.js";
@@ -12,6 +13,8 @@ import { nodeRoutes } from "./routes/node-routes.js";
 
 export interface AdminDeps {
   readonly nodes: NodeRegistry;
+  /** Proves a node's registration (NodeVerifier.verify in the coordinator). */
+  readonly verify: (node: RegisterNodeBody) => Promise<Verdict>;
   readonly adminToken: string;
   readonly isReady: () => Promise<boolean>;
   readonly logger: Logger;
@@ -66,7 +69,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       v1.addHook("onRoute", (route) => {
         route.schema = { ...route.schema, security: [{ bearer: [] }] };
       });
-      await v1.register(nodeRoutes, { nodes: deps.nodes });
+      await v1.register(nodeRoutes, { nodes: deps.nodes, verify: deps.verify });
     },
     { prefix: "/v1" },
   );

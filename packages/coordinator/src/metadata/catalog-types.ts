@@ -5,7 +5,7 @@ export interface WorkerNode {
   readonly name: string;
   readonly host: string;
   readonly port: number;
-  readonly state: "active" | "draining";
+  readonly state: "pending" | "active" | "draining";
 }
 
 export interface Column {

@@ -404,4 +404,16 @@ export const MIGRATIONS: readonly Migration[] = [
         EXECUTE FUNCTION herd.notify_relations_changed();
     `,
   },
+  {
+    version: 7,
+    description: "nodes are pending until the coordinator has read their volume identity",
+    sql: `
+      -- A registration proves itself: the coordinator connects to the node's PostgreSQL and reads
+      -- the identity its bot stamped on the volume (metadata/node-verification.ts). Until then the
+      -- node is pending, with the reason; new shards are never placed on it.
+      ALTER TABLE herd.nodes DROP CONSTRAINT nodes_state_check;
+      ALTER TABLE herd.nodes ADD CONSTRAINT nodes_state_check CHECK (state IN ('pending', 'active', 'draining'));
+      ALTER TABLE herd.nodes ADD COLUMN pending_reason text;
+    `,
+  },
 ];

@@ -1,5 +1,6 @@
 import type { NodeState, RegisterNodeBody } from "@herd/shared";
 import type pg from "pg";
+import type { Verdict } from "./node-verification.js";
 
 export interface NodeRecord {
   readonly id: number;
@@ -8,6 +9,8 @@ export interface NodeRecord {
   readonly port: number;
   readonly role: "worker";
   readonly state: NodeState;
+  /** Why a pending node is not verified yet. */
+  readonly reason: string | undefined;
   readonly registeredAt: Date;
   readonly lastSeenAt: Date;
   /** Its shard placements by state: stale ones missed writes and wait for repair. */
@@ -31,22 +34,42 @@ export class NodeRegistry {
     private readonly heartbeatTimeoutMs: number,
   ) {}
 
-  async register(node: RegisterNodeBody): Promise<{ node: NodeRecord; created: boolean }> {
+  /**
+   * Records a registration. `verdict` is what verifying it found (node-verification.ts), or
+   * undefined when the node is known at this address and verified already (a heartbeat): a node
+   * becomes active only once verified, and stays pending with the reason until then.
+   */
+  async register(
+    node: RegisterNodeBody,
+    verdict: Verdict | undefined,
+  ): Promise<{ node: NodeRecord; created: boolean }> {
+    const state = verdict === undefined ? null : verdict.ok ? "active" : "pending";
+    const reason = verdict === undefined || verdict.ok ? null : verdict.reason;
     // UPDATE first: heartbeats are the common case, and an INSERT … ON CONFLICT would draw (and
     // waste) an identity value on every heartbeat. The upsert covers a concurrent first insert.
+    // A draining node stays draining whatever a registration says.
     const updated = await this.pool.query<NodeRow>(
-      `UPDATE herd.nodes AS n SET host = $2, port = $3, last_seen_at = now() WHERE n.name = $1 RETURNING ${COLUMNS}`,
-      [node.name, node.host, node.port],
+      `UPDATE herd.nodes AS n SET host = $2, port = $3, last_seen_at = now(),
+              state = CASE WHEN $4::text IS NULL OR n.state = 'draining' THEN n.state ELSE $4 END,
+              pending_reason = CASE WHEN $4::text IS NULL THEN n.pending_reason ELSE $5 END
+        WHERE n.name = $1 RETURNING ${COLUMNS}`,
+      [node.name, node.host, node.port, state, reason],
     );
     if (updated.rows[0]) return { node: this.toRecord(updated.rows[0]), created: false };
     const { rows } = await this.pool.query<NodeRow & { created: boolean }>(
-      `INSERT INTO herd.nodes AS n (name, host, port) VALUES ($1, $2, $3)
+      `INSERT INTO herd.nodes AS n (name, host, port, state, pending_reason) VALUES ($1, $2, $3, coalesce($4, 'pending'), $5)
        ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, last_seen_at = now()
        RETURNING ${COLUMNS}, (xmax = 0) AS created`,
-      [node.name, node.host, node.port],
+      [node.name, node.host, node.port, state, reason],
     );
     const row = rows[0] as NodeRow & { created: boolean };
     return { node: this.toRecord(row), created: row.created };
+  }
+
+  /** The node of that name, if any. */
+  async byName(name: string): Promise<NodeRecord | undefined> {
+    const { rows } = await this.pool.query<NodeRow>(`SELECT ${COLUMNS} FROM herd.nodes n WHERE n.name = $1`, [name]);
+    return rows[0] && this.toRecord(rows[0]);
   }
 
   /**
@@ -55,7 +78,8 @@ export class NodeRegistry {
    */
   async discover(node: RegisterNodeBody): Promise<{ created: boolean }> {
     const { rowCount } = await this.pool.query(
-      "INSERT INTO herd.nodes (name, host, port) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+      `INSERT INTO herd.nodes (name, host, port, state, pending_reason)
+       VALUES ($1, $2, $3, 'pending', 'seen as a Pod; its bot has not registered yet') ON CONFLICT (name) DO NOTHING`,
       [node.name, node.host, node.port],
     );
     return { created: rowCount === 1 };
@@ -133,6 +157,7 @@ export class NodeRegistry {
       port: row.port,
       role: row.role,
       state: silent ? "unreachable" : row.state,
+      reason: row.state === "pending" ? (row.pending_reason ?? undefined) : undefined,
       registeredAt: row.registered_at,
       lastSeenAt: row.last_seen_at,
       placements: { active: row.active_placements, stale: row.stale_placements },
@@ -141,7 +166,7 @@ export class NodeRegistry {
 }
 
 /** The select list of a node; `silent_ms` is measured on the metadata server's clock. */
-const COLUMNS = `n.id, n.name, n.host, n.port, n.role, n.state, n.registered_at, n.last_seen_at,
+const COLUMNS = `n.id, n.name, n.host, n.port, n.role, n.state, n.pending_reason, n.registered_at, n.last_seen_at,
   (extract(epoch FROM now() - n.last_seen_at) * 1000)::float8 AS silent_ms,
   (SELECT count(*) FROM herd.placements p WHERE p.node_id = n.id AND p.state = 'active')::int AS active_placements,
   (SELECT count(*) FROM herd.placements p WHERE p.node_id = n.id AND p.state = 'stale')::int AS stale_placements`;
@@ -152,7 +177,8 @@ interface NodeRow {
   host: string;
   port: number;
   role: "worker";
-  state: "active" | "draining";
+  state: "pending" | "active" | "draining";
+  pending_reason: string | null;
   registered_at: Date;
   last_seen_at: Date;
   silent_ms: number;
