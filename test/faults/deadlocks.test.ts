@@ -157,8 +157,11 @@ describe("a deadlock no single server sees", () => {
       await direct.query("COMMIT");
       expect(await first).toBe("done");
       await t1.query("COMMIT");
-      // T1 moved one from b to a; T2's change of c is gone with it
-      const after = await balancesOf();
+      // T1 moved one from b to a; T2's change of c is gone with it. (Read in T1's session: its
+      // COMMIT PREPAREDs may still be on their way to the workers, and a session reads its own
+      // writes; another session may see them a moment later.)
+      const found = await t1.query("SELECT id, balance FROM accounts WHERE id = ANY($1)", [[a, b, c]]);
+      const after = Object.fromEntries(found.rows.map((row) => [row.id as number, row.balance as number]));
       expect(after).toEqual({ ...before, [a]: (before[a] as number) + 1, [b]: (before[b] as number) - 1 });
     } finally {
       await Promise.all([direct.end(), t1.end(), t2.end()]);

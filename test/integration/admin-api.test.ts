@@ -221,7 +221,7 @@ describe("GET /v1/nodes", () => {
 describe("nodes learned from Kubernetes (the coordinator's Pod watch)", () => {
   const registry = () => new NodeRegistry(pool, 15_000);
 
-  it("adds a discovered node (pending), but never overwrites the address a node registered itself", async () => {
+  it("adds a discovered node, but never overwrites the address a node registered itself", async () => {
     expect(
       await registry().discover({ name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432 }),
     ).toEqual({
@@ -235,8 +235,7 @@ describe("nodes learned from Kubernetes (the coordinator's Pod watch)", () => {
     });
     const listed = (await registry().list()).map(({ name, host, port, state }) => ({ name, host, port, state }));
     expect(listed).toEqual([
-      // seen as a Pod only: pending until its own registration proves itself
-      { name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432, state: "pending" },
+      { name: "herd-1", host: "herd-1.herd-hl.db.svc.cluster.local", port: 5432, state: "active" },
       { name: "herd-2", host: "10.0.0.2", port: 6000, state: "active" },
     ]);
   });

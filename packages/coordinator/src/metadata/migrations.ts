@@ -414,6 +414,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE herd.nodes DROP CONSTRAINT nodes_state_check;
       ALTER TABLE herd.nodes ADD CONSTRAINT nodes_state_check CHECK (state IN ('pending', 'active', 'draining'));
       ALTER TABLE herd.nodes ADD COLUMN pending_reason text;
+      -- a node added by SQL has proved nothing either: pending, and no shards, until its bot's
+      -- registration (under its pod name) is verified
+      CREATE OR REPLACE FUNCTION pg_catalog.citus_add_node(nodename text, nodeport integer DEFAULT 5432)
+        RETURNS integer LANGUAGE plpgsql AS $$
+        DECLARE node_id integer;
+        BEGIN
+          SELECT id INTO node_id FROM herd.nodes WHERE host = nodename AND port = nodeport;
+          IF node_id IS NULL THEN
+            INSERT INTO herd.nodes (name, host, port, state, pending_reason)
+              VALUES (nodename || ':' || nodeport, nodename, nodeport, 'pending',
+                      'added by citus_add_node: herd verifies a node when its bot registers')
+              RETURNING id INTO node_id;
+          END IF;
+          RETURN node_id;
+        END $$;
     `,
   },
 ];

@@ -75,11 +75,12 @@ export class NodeRegistry {
   /**
    * Adds a node learned of without hearing from it (the coordinator saw its Pod), unless the node
    * is already known: the node's own registration knows its address best and is never overwritten.
+   * It is taken as active without reading its volume identity: the Pod comes from the Kubernetes
+   * API, which authenticated whoever made it (unlike a registration, which only needs the token).
    */
   async discover(node: RegisterNodeBody): Promise<{ created: boolean }> {
     const { rowCount } = await this.pool.query(
-      `INSERT INTO herd.nodes (name, host, port, state, pending_reason)
-       VALUES ($1, $2, $3, 'pending', 'seen as a Pod; its bot has not registered yet') ON CONFLICT (name) DO NOTHING`,
+      "INSERT INTO herd.nodes (name, host, port) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
       [node.name, node.host, node.port],
     );
     return { created: rowCount === 1 };
