@@ -50,7 +50,7 @@ export async function startHerdUp(options: HerdUpOptions): Promise<HerdUp> {
     try {
       return await startHerdUpOnce(options);
     } catch (error) {
-      const portTaken = /port \d+ is not available/.test((error as Error).message);
+      const portTaken = /port \d+ is not available|EADDRINUSE/.test((error as Error).message);
       if (!portTaken || options.ports || attempt >= 3) throw error;
     }
   }
