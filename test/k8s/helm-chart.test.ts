@@ -50,6 +50,22 @@ describe("the chart, offline", () => {
       expect(sts.spec?.volumeClaimTemplates?.[0]?.spec?.accessModes).toEqual(["ReadWriteOnce"]);
       expect(kinds.includes("Secret")).toBe(values !== "existing-secret-values.yaml");
       expect(kinds.includes("PodDisruptionBudget")).toBe(values !== "existing-secret-values.yaml");
+      expect(kinds.includes("NetworkPolicy")).toBe(values !== "existing-secret-values.yaml");
+      // as the client's types read it (a rule's `from` is `_from` there), in plain JSON
+      const policy = objects.find((o) => o.kind === "NetworkPolicy") as
+        | { spec: { podSelector: { matchLabels: Record<string, string> }; ingress: unknown[] } }
+        | undefined;
+      if (policy) {
+        // workers' PostgreSQL from the coordinator only; the probe port from anywhere
+        expect(policy.spec.podSelector.matchLabels["herd.dev/role"]).toBe("worker");
+        expect(JSON.parse(JSON.stringify(policy.spec.ingress))).toEqual([
+          {
+            _from: [{ podSelector: { matchLabels: expect.objectContaining({ "herd.dev/role": "coordinator" }) } }],
+            ports: [{ port: 5432, protocol: "TCP" }],
+          },
+          { ports: [{ port: 6480, protocol: "TCP" }] },
+        ]);
+      }
       expect(kinds.includes("ServiceMonitor")).toBe(values === "large-values.yaml");
     }
   });
