@@ -192,7 +192,11 @@ export class LocalCluster {
         if (response.ok) {
           const { nodes } = (await response.json()) as NodeListJson;
           for (const node of nodes) {
-            if (workerNames.includes(node.name) && node.state === "active" && !announced.has(node.name)) {
+            // at this run's address: a record left by an earlier run on other ports reads active
+            // until it goes silent, though its bot has not registered (and been verified) yet
+            const member = this.members.find((m) => m.podName === node.name);
+            const here = member !== undefined && node.port === this.options.ports.pgPort(member.ordinal);
+            if (workerNames.includes(node.name) && node.state === "active" && here && !announced.has(node.name)) {
               announced.add(node.name);
               this.options.say(`  ✓ ${node.name} worker registered as node ${node.id} (${elapsed()})`);
             }
