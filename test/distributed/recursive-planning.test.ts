@@ -64,6 +64,9 @@ describe("scalar, ARRAY, ANY and ALL subqueries over distributed tables", () => 
     `SELECT count(*) FROM generate_series(1, 10) g WHERE g IN (SELECT l_linenumber FROM lineitem WHERE l_orderkey IN
        (SELECT o_orderkey FROM orders WHERE o_totalprice > (SELECT avg(o_totalprice) FROM orders)))`,
     "SELECT count(*) FROM customer WHERE c_acctbal > (SELECT avg(s.f8) FROM specials s) AND c_custkey < 100",
+    // in HAVING of an aggregate merged on the coordinator: the subplan's value is kept in the combine query
+    "SELECT l_shipmode, count(*) FROM lineitem GROUP BY 1 HAVING count(*) > (SELECT count(*) / 10 FROM orders) ORDER BY 1",
+    "SELECT l_shipmode, count(*) * 100 / (SELECT count(*) FROM lineitem) AS pct FROM lineitem GROUP BY 1 ORDER BY 1",
     {
       sql: "SELECT count(*) FROM generate_series(1, $1::int) g WHERE g IN (SELECT l_linenumber FROM lineitem WHERE l_quantity > $2)",
       params: [5, 10],

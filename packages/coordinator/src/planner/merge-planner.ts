@@ -1,7 +1,16 @@
 import { MERGE_TABLE, type MergeQueries } from "../executor/merge-on-backend.js";
 import type { MergeSplit, StatementTypes } from "../executor/primitives/merge-route.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
-import { type AnyNode, as, columnRef, deparse, groupByExpression, parseStatements, unwrap } from "../parser/ast.js";
+import {
+  type AnyNode,
+  as,
+  columnRef,
+  deparse,
+  groupByExpression,
+  parseStatements,
+  unwrap,
+  walk,
+} from "../parser/ast.js";
 import {
   combineAggregate,
   forEachAggregate,
@@ -315,6 +324,9 @@ class AggregateMerge {
         const column = this.groupKeys.get(deparse(value as AnyNode));
         if (column) return columnNode(column);
       }
+      // a subquery over nothing but constants (a subplan's rows, recursive-planning.ts) runs as it
+      // is in the combine query on the coordinator
+      if (type === "SubLink" && selfContained(inner)) return value;
       if (type === "SubLink")
         throw PlannerErrors.cannotPushDown(
           "subqueries in the select list, HAVING or ORDER BY of an aggregate across shards",
@@ -424,4 +436,15 @@ function positionOf(
   const text = deparse(node);
   const index = targetTexts.indexOf(text);
   return index >= 0 ? index : undefined;
+}
+
+/** A sublink that names no column and no relation: its value is the same wherever it runs. */
+function selfContained(sublink: AnyNode): boolean {
+  if (sublink.testexpr) return false;
+  let contained = true;
+  walk(sublink.subselect, (child, key) => {
+    if (key === "RangeVar" || (key === "ColumnRef" && !isStar({ ColumnRef: child }))) contained = false;
+    return contained;
+  });
+  return contained;
 }
