@@ -54,7 +54,8 @@ export class QueryEngine {
         try {
           // unqualified table names mean what the session's search_path makes them mean
           const names = this.plans.namesOf(run.sql, run.statement);
-          const resolved = names.length > 0 ? await port.names.resolve(names) : undefined;
+          const resolved =
+            names.length === 0 ? undefined : (port.names.known(names) ?? (await port.names.resolve(names)));
           await this.plans.plan(run.sql, run.statement, resolved).execute(port, run, sink);
           return;
         } catch (error) {

@@ -33,17 +33,18 @@ export class SessionNames {
     this.changedSinceIdle = true;
   }
 
+  /**
+   * The oids `names` resolve to, when every one is known and still valid: the common case, with
+   * no round trip and no await (statements run this per execution).
+   */
+  known(names: readonly string[]): ReadonlyMap<string, number> | undefined {
+    this.forgetStale();
+    return names.every((name) => this.resolved.has(name)) ? this.resolved : undefined;
+  }
+
   /** The oids `names` resolve to now (and every other name known already). */
   async resolve(names: readonly string[]): Promise<ReadonlyMap<string, number>> {
-    const { relationsEpoch } = this.catalog;
-    const version = this.catalog.current.version;
-    const idle = this.backend.status === "I";
-    if (version !== this.catalogVersion || relationsEpoch !== this.relationsEpoch || (this.changedSinceIdle && idle)) {
-      this.resolved.clear();
-      this.catalogVersion = version;
-      this.relationsEpoch = relationsEpoch;
-      if (idle) this.changedSinceIdle = false;
-    }
+    this.forgetStale();
     const missing = names.filter((name) => !this.resolved.has(name));
     if (missing.length > 0) {
       const result = await this.backend.query(
@@ -56,6 +57,19 @@ export class SessionNames {
       });
     }
     return this.resolved;
+  }
+
+  /** Empties the answers when the catalog, another session's DDL or a block that changed them ended. */
+  private forgetStale(): void {
+    const { relationsEpoch } = this.catalog;
+    const version = this.catalog.current.version;
+    const idle = this.backend.status === "I";
+    if (version === this.catalogVersion && relationsEpoch === this.relationsEpoch && !(this.changedSinceIdle && idle))
+      return;
+    this.resolved.clear();
+    this.catalogVersion = version;
+    this.relationsEpoch = relationsEpoch;
+    if (idle) this.changedSinceIdle = false;
   }
 }
 

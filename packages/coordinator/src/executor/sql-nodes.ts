@@ -41,3 +41,22 @@ export function literalNode(text: string | null, typeName: string): AnyNode {
 export function nullNode(): AnyNode {
   return { A_Const: { isnull: true } };
 }
+
+/**
+ * Puts `subquery` where a FROM item names a table or view (`holder` is the `{RangeVar: …}` node),
+ * under the name the statement used for it (its alias, else `name`) and `colnames` when given (or
+ * the statement's own column aliases): what reads the table reads the subquery's rows instead.
+ */
+export function replaceRangeVar(holder: AnyNode, subquery: AnyNode, name: string, colnames?: readonly string[]): void {
+  const rangeVar = holder.RangeVar as AnyNode;
+  const aliased =
+    (rangeVar.alias?.colnames as AnyNode[] | undefined) ?? colnames?.map((sval) => ({ String: { sval } }));
+  delete holder.RangeVar;
+  holder.RangeSubselect = {
+    subquery,
+    alias: {
+      aliasname: (rangeVar.alias?.aliasname as string | undefined) ?? name,
+      ...(aliased ? { colnames: aliased } : {}),
+    },
+  };
+}

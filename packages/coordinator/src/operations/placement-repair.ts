@@ -1,5 +1,6 @@
 import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
 import type pg from "pg";
+import { PeriodicPass } from "../connection/periodic-pass.js";
 import { isConnectionLoss } from "../connection/server-error.js";
 import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
@@ -36,34 +37,23 @@ export type NodeRef = { readonly id: number } | { readonly host: string; readonl
  * them). A group that fails is logged and tried again on the next pass.
  */
 export class PlacementRepair {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
-  private stopped = false;
+  private readonly passes: PeriodicPass;
 
-  constructor(private readonly options: PlacementRepairOptions) {}
-
-  start(): void {
-    const interval = this.options.intervalMs ?? 5_000;
-    const tick = () => {
-      void this.repairNow().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, interval);
-      });
-    };
-    tick();
+  constructor(private readonly options: PlacementRepairOptions) {
+    this.passes = new PeriodicPass(() => this.pass(), options.intervalMs ?? 5_000);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running?.catch(() => {});
+  start(): void {
+    this.passes.start();
+  }
+
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
   /** One pass over every stale placement; resolves with the number of shard placements repaired. */
   repairNow(): Promise<number> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.passes.now();
   }
 
   /** citus_copy_shard_placement: the shard and those colocated with it, from source to target. */

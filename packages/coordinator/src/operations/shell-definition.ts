@@ -2,7 +2,7 @@ import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import { isSuffixedConstraintKind, shardName, shardOf, shardSuffixed } from "../metadata/catalog-types.js";
-import { type AnyNode, deparse, parseStatements, walk } from "../parser/ast.js";
+import { type AnyNode, deparse, isRangeVar, parseStatements, walk } from "../parser/ast.js";
 
 /**
  * The definition of a shell table as statements (CREATE TABLE with columns, types, collations,
@@ -64,9 +64,7 @@ export function shardDefinition(
   return statements.map((statement) => {
     const copy = structuredClone(statement);
     walk(copy, (node, key) => {
-      const isRelation =
-        key === "RangeVar" || ((key === "relation" || key === "pktable") && typeof node.relname === "string");
-      if (isRelation) {
+      if (isRangeVar(node, key)) {
         if (node.relname === table.name && (node.schemaname ?? table.schema) === table.schema) {
           node.relname = shardName(table, shardId);
         } else {

@@ -82,6 +82,14 @@ export function walkWithPath(
   step(node, "");
 }
 
+/** Keys under which libpg-query puts a bare (unwrapped) RangeVar: a statement's own table, a foreign key's. */
+const BARE_RANGE_VAR_KEYS = new Set(["relation", "pktable"]);
+
+/** Whether an object `walk` visits under `key` is a RangeVar's fields (wrapped in FROM, bare in statements). */
+export function isRangeVar(node: AnyNode, key: string): boolean {
+  return key === "RangeVar" || (BARE_RANGE_VAR_KEYS.has(key) && typeof node.relname === "string");
+}
+
 /** The object at `path` (keys and indexes from the root, as walkWithPath gives them) in `tree`. */
 export function nodeAtPath(tree: unknown, path: readonly (string | number)[]): AnyNode {
   let node: unknown = tree;

@@ -1,7 +1,7 @@
 import type { Primitive } from "../executor/primitives/primitive.js";
 import type { Catalog } from "../metadata/catalog.js";
 import { type CatalogSnapshot, withSessionNames } from "../metadata/catalog-snapshot.js";
-import { type AnyNode, walk } from "../parser/ast.js";
+import { type AnyNode, isRangeVar, walk } from "../parser/ast.js";
 import { planStatement } from "./plan-statement.js";
 
 interface CachedText {
@@ -59,11 +59,9 @@ export class PlanCache {
 function distributedNames(statement: AnyNode, snapshot: CatalogSnapshot): string[] {
   const names = new Set<string>();
   walk(statement, (node, key) => {
-    const isRangeVar =
-      key === "RangeVar" || ((key === "relation" || key === "pktable") && typeof node.relname === "string");
     const name = node.relname as string;
     if (
-      isRangeVar &&
+      isRangeVar(node, key) &&
       node.schemaname === undefined &&
       (snapshot.resolve(undefined, name) || snapshot.resolveView(undefined, name))
     )

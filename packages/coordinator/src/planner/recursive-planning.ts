@@ -2,12 +2,12 @@ import type { SelectStmt } from "@pgsql/types";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
-import { type AnyNode, columnRef, deparse, nodeAtPath, unwrap, walk, walkWithPath } from "../parser/ast.js";
+import { type AnyNode, columnRef, deparse, unwrap, walk, walkWithPath } from "../parser/ast.js";
 import { analyzeColocation, subqueryProblem } from "./colocation.js";
 import type { Semantics } from "./semantics/analyze.js";
 import { type QueryLevel, selectOf } from "./semantics/query-level.js";
-import { pinRelations } from "./shard-pruning.js";
-import { pulledAlias, tablesToPull } from "./table-pulling.js";
+import { everyTablePinned } from "./shard-pruning.js";
+import { tablesToPull } from "./table-pulling.js";
 
 /**
  * Recursive planning (after Citus's recursive planner), for subqueries in expressions: a sublink
@@ -48,7 +48,7 @@ export function planSubPlans(
     const subPlans = pulled.map(({ path, table, query }) => ({
       path,
       field: "RangeVar",
-      alias: pulledAlias(nodeAtPath(statement, path).RangeVar as AnyNode, table),
+      table: table.name,
       statement: query,
       sql: deparse(query),
       plan: plan(query),
@@ -104,9 +104,7 @@ function needsSubPlans(statement: AnyNode, catalog: CatalogSnapshot, semantics: 
   const top = semantics.top;
   if (top && !top.distributed) return true;
   if (!analyzeColocation(semantics, catalog).problem) return false;
-  // every distributed table pinned: the router finds at execution whether they meet in one group
-  const pins = pinRelations(semantics);
-  return semantics.relations.some((ref) => ref.table?.kind === "hash" && !pins.get(ref.rangeVar));
+  return !everyTablePinned(semantics);
 }
 
 /**

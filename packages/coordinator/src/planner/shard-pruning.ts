@@ -69,3 +69,12 @@ function levelClasses(semantics: Semantics, level: QueryLevel): EquivalenceClass
   }
   return classes;
 }
+
+/**
+ * Every distributed table the statement names is pinned to distribution values: the router finds
+ * at execution whether they all meet in one shard group, so nothing needs planning in steps.
+ */
+export function everyTablePinned(semantics: Semantics): boolean {
+  const pins = pinRelations(semantics);
+  return semantics.relations.every((ref) => ref.table?.kind !== "hash" || pins.get(ref.rangeVar) !== undefined);
+}

@@ -1,10 +1,11 @@
+import { replaceRangeVar } from "../executor/sql-nodes.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import { type AnyNode, nodeAtPath, parseStatements, walkWithPath } from "../parser/ast.js";
 import { qualifiedName } from "../parser/identifiers.js";
 import { multiShardProblem } from "./route-planner.js";
 import { analyzeStatement, type Semantics } from "./semantics/analyze.js";
-import { pinRelations } from "./shard-pruning.js";
+import { everyTablePinned } from "./shard-pruning.js";
 
 /** A distributed table in the statement's own FROM that runs first, whole, as a subplan. */
 export interface PulledTable {
@@ -37,10 +38,7 @@ export function tablesToPull(
 ): PulledTable[] | undefined {
   const top = semantics.top;
   if (!top || !multiShardProblem(statement, catalog, semantics)) return undefined;
-  // every table pinned to values: the router finds at execution whether they meet in one group
-  const pins = pinRelations(semantics);
-  const hash = semantics.relations.filter((ref) => ref.table?.kind === "hash");
-  if (hash.every((ref) => pins.get(ref.rangeVar))) return undefined;
+  if (everyTablePinned(semantics)) return undefined;
   const written = top.kind === "update" || top.kind === "delete" ? (top.node as AnyNode).relation : undefined;
   const ownLevels = semantics.levels.filter((level) => level === top || level.role === "arm");
   const rangeVars = new Set(
@@ -64,30 +62,12 @@ export function tablesToPull(
 export function withPlaceholders(statement: AnyNode, pulled: readonly PulledTable[]): AnyNode {
   const tree = structuredClone(statement);
   for (const { path, table } of pulled) {
-    const holder = nodeAtPath(tree, path);
-    const rangeVar = holder.RangeVar as AnyNode;
-    delete holder.RangeVar;
-    holder.RangeSubselect = {
-      subquery: {
-        SelectStmt: {
-          targetList: table.columns.map((column) => ({
-            ResTarget: { name: column.name, val: { A_Const: { isnull: true } } },
-          })),
-          op: "SETOP_NONE",
-        },
-      },
-      alias: pulledAlias(rangeVar, table),
-    };
+    const columns = table.columns.map((column) => ({
+      ResTarget: { name: column.name, val: { A_Const: { isnull: true } } },
+    }));
+    replaceRangeVar(nodeAtPath(tree, path), { SelectStmt: { targetList: columns, op: "SETOP_NONE" } }, table.name);
   }
   return tree;
-}
-
-/** The alias a pulled table's rows take: the name the statement gave it, and its column aliases if any. */
-export function pulledAlias(rangeVar: AnyNode, table: DistributedTable): AnyNode {
-  return {
-    aliasname: (rangeVar.alias?.aliasname as string | undefined) ?? table.name,
-    ...(rangeVar.alias?.colnames ? { colnames: rangeVar.alias.colnames } : {}),
-  };
 }
 
 function runsAsIs(tree: AnyNode, catalog: CatalogSnapshot): boolean {

@@ -1,7 +1,8 @@
 import { HerdError, SqlState } from "@herd/shared";
+import { replaceRangeVar } from "../executor/sql-nodes.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedView } from "../metadata/catalog-types.js";
-import { type AnyNode, nodeAtPath, parseStatements, walk, walkWithPath } from "../parser/ast.js";
+import { type AnyNode, isRangeVar, nodeAtPath, parseStatements, walk, walkWithPath } from "../parser/ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
 /** Views inside views inside views…: past this, a definition is taken to loop. */
@@ -29,18 +30,7 @@ export function inlineViews(statement: AnyNode, catalog: CatalogSnapshot): AnyNo
     for (const { path, view, key } of found.reverse()) {
       if (key !== "RangeVar")
         return PlannerErrors.notSupported(`writing through the view ${view.name}, which reads distributed tables`);
-      const parent = nodeAtPath(tree, path.slice(0, -1));
-      const rangeVar = parent.RangeVar as AnyNode;
-      delete parent.RangeVar;
-      parent.RangeSubselect = {
-        subquery: definitionOf(view),
-        alias: {
-          aliasname: (rangeVar.alias?.aliasname as string | undefined) ?? view.name,
-          colnames:
-            (rangeVar.alias?.colnames as AnyNode[] | undefined) ??
-            view.columns.map((name) => ({ String: { sval: name } })),
-        },
-      };
+      replaceRangeVar(nodeAtPath(tree, path.slice(0, -1)), definitionOf(view), view.name, view.columns);
     }
   }
   return new HerdError("views over distributed tables nest too deeply", {
@@ -61,8 +51,7 @@ function findViews(
   });
   const found: { path: (string | number)[]; view: DistributedView; key: string }[] = [];
   walkWithPath(tree, (node, key, path) => {
-    const bare = (key === "relation" || key === "RangeVar") && typeof node.relname === "string";
-    if (!bare) return undefined;
+    if (!isRangeVar(node, key)) return undefined;
     const schema = node.schemaname as string | undefined;
     if (schema === undefined && cteNames.has(node.relname as string)) return false;
     const view = catalog.resolveView(schema, node.relname as string);

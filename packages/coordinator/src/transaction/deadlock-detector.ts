@@ -1,5 +1,6 @@
 import { errorMessage, type Logger } from "@herd/shared";
 import type pg from "pg";
+import { PeriodicPass } from "../connection/periodic-pass.js";
 import { applySettings, INTERNAL_SETTINGS } from "../connection/session-settings.js";
 import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
@@ -34,36 +35,25 @@ type ServerPid = string;
  * row has its youngest herd transaction cancelled where it waits; its session reports `40P01`.
  */
 export class DeadlockDetector {
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private running: Promise<number> | undefined;
+  private readonly passes: PeriodicPass;
   /** Victims chosen in the last pass: cancelled if the same cycle is there in the next. */
   private suspects = new Set<number>();
 
-  constructor(private readonly options: DeadlockDetectorOptions) {}
-
-  start(): void {
-    const interval = this.options.intervalMs ?? 1_000;
-    const tick = () => {
-      void this.detectOnce().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, interval);
-      });
-    };
-    this.timer = setTimeout(tick, interval);
+  constructor(private readonly options: DeadlockDetectorOptions) {
+    this.passes = new PeriodicPass(() => this.pass(), options.intervalMs ?? 1_000);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running?.catch(() => {});
+  start(): void {
+    this.passes.start(true);
+  }
+
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
   /** One pass; resolves with how many transactions it cancelled. */
   detectOnce(): Promise<number> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.passes.now();
   }
 
   private async pass(): Promise<number> {

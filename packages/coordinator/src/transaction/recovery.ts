@@ -1,5 +1,6 @@
 import { errorMessage, type Logger } from "@herd/shared";
 import type pg from "pg";
+import { PeriodicPass } from "../connection/periodic-pass.js";
 import { applySettings, INTERNAL_SETTINGS } from "../connection/session-settings.js";
 import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
@@ -38,34 +39,23 @@ export interface RecoveryOptions {
  * and the locks it held go with it.
  */
 export class PreparedTransactionRecovery {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
-  private stopped = false;
+  private readonly passes: PeriodicPass;
 
-  constructor(private readonly options: RecoveryOptions) {}
-
-  start(): void {
-    const interval = this.options.intervalMs ?? 5_000;
-    const tick = () => {
-      void this.recoverNow().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, interval);
-      });
-    };
-    tick();
+  constructor(private readonly options: RecoveryOptions) {
+    this.passes = new PeriodicPass(() => this.pass(), options.intervalMs ?? 5_000);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running?.catch(() => {});
+  start(): void {
+    this.passes.start();
+  }
+
+  stop(): Promise<void> {
+    return this.passes.stop();
   }
 
   /** One pass over every worker; resolves with the number of prepared transactions it finished. */
   recoverNow(): Promise<number> {
-    this.running ??= this.pass().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.passes.now();
   }
 
   private async pass(): Promise<number> {

@@ -2,6 +2,7 @@ import { type AnyNode, deparse, nodeAtPath } from "../../parser/ast.js";
 import type { ExecutionPort } from "../execution-port.js";
 import { IntermediateResult, intermediateResultLimit, MAX_INTERMEDIATE_RESULT_SIZE } from "../intermediate-result.js";
 import type { ResultSink } from "../result-sink.js";
+import { replaceRangeVar } from "../sql-nodes.js";
 import { describeStatement } from "../statement-description.js";
 import type { StatementRun } from "../statement-run.js";
 import type { DescribeContext, Primitive } from "./primitive.js";
@@ -12,10 +13,11 @@ export interface SubPlan {
   readonly path: readonly (string | number)[];
   /**
    * The holder's field that is the subquery (`subselect`, `subquery`, `ctequery`), or `RangeVar`
-   * for a table read whole: its rows then stand in FROM under `alias`.
+   * for a table read whole: its rows then stand in FROM under the name the statement used, else
+   * `table`, the table's name.
    */
   readonly field: string;
-  readonly alias?: AnyNode;
+  readonly table?: string;
   /** The subquery as a statement of its own, its text, and its plan. */
   readonly statement: AnyNode;
   readonly sql: string;
@@ -72,10 +74,8 @@ export class SubPlans implements Primitive {
       bytes += result.bytes;
       const holder = nodeAtPath(tree, subPlan.path);
       const values = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
-      if (subPlan.alias) {
-        delete holder.RangeVar;
-        holder.RangeSubselect = { subquery: values, alias: subPlan.alias };
-      } else holder[subPlan.field] = values;
+      if (subPlan.table !== undefined) replaceRangeVar(holder, values, subPlan.table);
+      else holder[subPlan.field] = values;
     }
     // EXPLAIN ANALYZE: the subplans' rows (kept on the coordinator) and the time they took
     run.stats?.record(this, { timeMs: performance.now() - started, rows, bytes });

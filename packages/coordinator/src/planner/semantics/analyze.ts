@@ -1,6 +1,17 @@
 import type { DeleteStmt, InsertStmt, Node, RangeVar, SelectStmt, UpdateStmt, WithClause } from "@pgsql/types";
 import type { CatalogSnapshot } from "../../metadata/catalog-snapshot.js";
-import { type AnyNode, as, columnRef, conjuncts, names, nodeOf, unwrap, walk, walkWithPath } from "../../parser/ast.js";
+import {
+  type AnyNode,
+  as,
+  columnRef,
+  conjuncts,
+  isRangeVar,
+  names,
+  nodeOf,
+  unwrap,
+  walk,
+  walkWithPath,
+} from "../../parser/ast.js";
 import type { RelationRef } from "../relations.js";
 import type { ColumnKey, Condition, QueryLevel, RangeEntry } from "./query-level.js";
 
@@ -63,9 +74,6 @@ interface CteOutputs {
   readonly distributed: boolean;
 }
 
-/** Keys under which libpg-query puts a bare (unwrapped) RangeVar. */
-const BARE_RANGE_VAR_KEYS = new Set(["relation", "pktable"]);
-
 /** The fields of a SELECT that hold expressions (and so may hold sublinks), besides WHERE. */
 const SELECT_EXPRESSION_FIELDS = [
   "targetList",
@@ -104,8 +112,7 @@ class Analyzer {
     // the table CREATE TABLE makes is a new name, not a reference to a table of that name
     const created = unwrapped?.[0] === "CreateStmt" ? unwrapped[1].relation : undefined;
     walkWithPath(statement, (node, key, path) => {
-      const isRangeVar = key === "RangeVar" || (BARE_RANGE_VAR_KEYS.has(key) && typeof node.relname === "string");
-      if (!isRangeVar || node === created) return undefined;
+      if (!isRangeVar(node, key) || node === created) return undefined;
       if (!this.cteReferences.has(node)) {
         const table = this.catalog.resolve(node.schemaname as string | undefined, node.relname as string);
         relations.push({ rangeVar: node, key, path: [...path], table });
