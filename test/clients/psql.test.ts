@@ -19,7 +19,12 @@ async function psqlAt(port: number, ...args: string[]): Promise<string> {
     "psql",
     ["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", ...args],
     {
-      env: { ...process.env, PGPASSWORD: "postgres", PGCONNECT_TIMEOUT: "10" },
+      // the coordinator's own PostgreSQL holds herd's internal password, not the SQL port's
+      env: {
+        ...process.env,
+        PGPASSWORD: port === herd.cluster.sqlPort ? "postgres" : herd.cluster.internalPassword,
+        PGCONNECT_TIMEOUT: "10",
+      },
     },
   );
   return stdout;

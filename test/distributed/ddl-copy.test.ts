@@ -18,7 +18,14 @@ beforeAll(async () => {
   await herd.query("SELECT create_distributed_table('items', 'shop', shard_count => 4)");
   const { rows } = await herd.query<{ nodeport: number }>("SELECT nodeport FROM pg_dist_node ORDER BY nodeid");
   for (const { nodeport } of rows)
-    workers.push(await connectTo({ host: "127.0.0.1", port: nodeport, user: "postgres", password: "postgres" }));
+    workers.push(
+      await connectTo({
+        host: "127.0.0.1",
+        port: nodeport,
+        user: "postgres",
+        password: herdUp.cluster.internalPassword,
+      }),
+    );
 });
 
 afterAll(async () => {

@@ -145,7 +145,7 @@ describe("a client that does not read", () => {
             host: "127.0.0.1",
             port: herdUp.cluster.sqlPort + offset,
             user: "postgres",
-            password: "postgres",
+            password: herdUp.cluster.internalPassword,
           }),
         ),
       );

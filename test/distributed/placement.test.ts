@@ -21,7 +21,12 @@ beforeAll(async () => {
   for (const node of rows) {
     workers.set(
       node.nodeid,
-      await connectTo({ host: "127.0.0.1", port: node.nodeport, user: "postgres", password: "postgres" }),
+      await connectTo({
+        host: "127.0.0.1",
+        port: node.nodeport,
+        user: "postgres",
+        password: herdUp.cluster.internalPassword,
+      }),
     );
   }
 });
@@ -128,7 +133,7 @@ describe("create_distributed_table", () => {
       host: "127.0.0.1",
       port: herdUp.cluster.sqlPort + 1,
       user: "postgres",
-      password: "postgres",
+      password: herdUp.cluster.internalPassword,
     });
     const shell = await coordinator.query(
       "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders) AS n",

@@ -52,7 +52,7 @@ async function clusterCatalog() {
     host: "127.0.0.1",
     port: herdUp.cluster.sqlPort + 1,
     user: "postgres",
-    password: "postgres",
+    password: herdUp.cluster.internalPassword,
     database: "postgres",
   });
   try {

@@ -117,7 +117,12 @@ describe("herd up: a local cluster with real processes", () => {
     const rows = await eventually(
       async () => {
         // a fresh client per attempt: the first ones may meet a server still starting
-        const client = new pg.Client({ host: "127.0.0.1", port: worker?.port, user: "postgres", password: "postgres" });
+        const client = new pg.Client({
+          host: "127.0.0.1",
+          port: worker?.port,
+          user: "postgres",
+          password: up().internalPassword,
+        });
         await client.connect();
         try {
           return (await client.query("SELECT 1 AS ok")).rows;

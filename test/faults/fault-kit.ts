@@ -12,6 +12,7 @@ import type { HerdUp } from "../helpers/herd-up.js";
  * real processes, and the checks that placements agree.
  */
 
+/** The SQL port's password of `postgres` (herd up's default); a server's own is `cluster.internalPassword`. */
 export const PASSWORD = "postgres";
 
 /** A client of herd's SQL port. */
@@ -30,7 +31,7 @@ export function serverClient(cluster: HerdUp, ordinal: number): Promise<pg.Clien
     host: "127.0.0.1",
     port: serverPort(cluster, ordinal),
     user: "postgres",
-    password: PASSWORD,
+    password: cluster.internalPassword,
     database: "postgres",
     application_name: "herd-test",
   });

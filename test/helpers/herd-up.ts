@@ -15,6 +15,11 @@ export interface HerdUp {
   readonly sqlPort: number;
   readonly adminPort: number;
   readonly token: string;
+  /**
+   * herd's own password (cluster.json): the superuser `postgres`'s on every PostgreSQL of the
+   * cluster, for tests that look at a server directly. The SQL port's `postgres` password is not it.
+   */
+  readonly internalPassword: string;
   output(): string;
   /** GET/POST/DELETE on the admin API with the cluster's token. */
   admin(path: string, init?: RequestInit): Promise<Response>;
@@ -91,7 +96,10 @@ async function startHerdUpOnce(options: HerdUpOptions): Promise<HerdUp> {
     }
     await sleep(50);
   }
-  const cluster = JSON.parse(await readFile(join(options.dataDir, "cluster.json"), "utf8")) as { adminToken: string };
+  const cluster = JSON.parse(await readFile(join(options.dataDir, "cluster.json"), "utf8")) as {
+    adminToken: string;
+    internalPassword: string;
+  };
   const token = options.env?.HERD_ADMIN_TOKEN ?? cluster.adminToken;
   return {
     child,
@@ -99,6 +107,7 @@ async function startHerdUpOnce(options: HerdUpOptions): Promise<HerdUp> {
     sqlPort,
     adminPort,
     token,
+    internalPassword: cluster.internalPassword,
     output: () => output,
     admin: (path, init = {}) =>
       fetch(`http://127.0.0.1:${adminPort}${path}`, {

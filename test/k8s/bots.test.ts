@@ -254,11 +254,22 @@ describe("bots in the chart's pods", () => {
     }, 60_000);
     // the shards came back with the volume: herd-2's own PostgreSQL still holds every row (each of
     // the 4 shards has a placement on both workers)
-    const worker = new pg.Client({
+    // a worker's PostgreSQL takes herd's internal password (the chart's Secret), not the SQL one
+    const secret = await plane.core.readNamespacedSecret({ name: "herd-auth", namespace: NAMESPACE });
+    const internalPassword = Buffer.from(secret.data?.["internal-password"] ?? "", "base64").toString();
+    expect(internalPassword).toMatch(/^[A-Za-z0-9]{40}$/);
+    const refused = new pg.Client({
       host: "127.0.0.1",
       port: ports.get("herd-2")?.pg,
       user: "postgres",
       password: PASSWORD,
+    });
+    await expect(refused.connect()).rejects.toThrow(/password authentication failed/);
+    const worker = new pg.Client({
+      host: "127.0.0.1",
+      port: ports.get("herd-2")?.pg,
+      user: "postgres",
+      password: internalPassword,
     });
     await worker.connect();
     try {

@@ -2,6 +2,7 @@ import { errorMessage, type Logger } from "@herd/shared";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { buildAdminApp } from "./admin/build-admin-app.js";
+import { ClusterCredentials } from "./connection/cluster-credentials.js";
 import { PgConnection } from "./connection/pg-connection.js";
 import { WorkerPool } from "./connection/worker-pool.js";
 import { QueryEngine } from "./executor/query-engine.js";
@@ -11,6 +12,7 @@ import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
 import { NodeVerifier } from "./metadata/node-verification.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
+import { RoleSync } from "./operations/role-propagation.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
 import { Conversation } from "./session/conversation.js";
@@ -19,7 +21,7 @@ import { DeadlockDetector } from "./transaction/deadlock-detector.js";
 import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
 export interface CoordinatorOptions {
-  /** The coordinator's own PostgreSQL, which holds the metadata. */
+  /** The coordinator's own PostgreSQL, which holds the metadata (password: the internal one). */
   readonly metadata: {
     readonly host: string;
     readonly port: number;
@@ -27,6 +29,8 @@ export interface CoordinatorOptions {
     readonly password: string;
     readonly database: string;
   };
+  /** The SQL user `postgres`'s password on the SQL port (HERD_PASSWORD). */
+  readonly sqlPassword: string;
   /** The cluster's id (the volume identities of its nodes carry it). */
   readonly clusterId: string;
   readonly sqlHost: string;
@@ -42,6 +46,7 @@ export interface CoordinatorOptions {
   /** The SQL port's limits: authenticated sessions, connections still authenticating, time to authenticate (ms). */
   readonly connectionLimits?: {
     readonly maxConnections: number;
+    readonly reservedForSuperusers?: number;
     readonly maxUnauthenticated: number;
     readonly authTimeoutMs: number;
   };
@@ -77,6 +82,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       shardCount: options.shardCount,
       replicationFactor: options.replicationFactor,
     });
+    const credentials = new ClusterCredentials(options.metadata.password, options.sqlPassword);
     const nodes = new NodeRegistry(pool, options.heartbeatTimeoutMs);
     const verifier = new NodeVerifier({
       clusterId: options.clusterId,
@@ -106,8 +112,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await catalog.start();
     opened.push({ close: async () => catalog.stop() });
     const workers = new WorkerPool({
-      user: options.metadata.user,
-      password: options.metadata.password,
+      credentials,
       database: options.metadata.database,
       connectionsPerWorker: options.shardConnectionsPerWorker,
       logger: logger.child("workers"),
@@ -140,7 +145,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     repair.start();
     opened.push({ close: () => repair.stop() });
+    const roles = new RoleSync({ metadata: pool, catalog, pool: workers, credentials, logger: logger.child("roles") });
+    roles.start();
+    opened.push({ close: () => roles.stop() });
     const cluster = {
+      credentials,
+      syncRoles: () => roles.now(),
       recoverPreparedTransactions: () => recovery.recoverNow(),
       copyShardPlacement: async (request: PlacementCopyRequest) => {
         await repair.copyPlacement(request);
@@ -152,10 +162,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const sql = new ProtocolServer({
       host: options.sqlHost,
       port: options.sqlPort,
-      user: options.metadata.user,
-      password: options.metadata.password,
+      credentials: (user) => credentials.login(pool, user),
       backend: { host: options.metadata.host, port: options.metadata.port },
       maxConnections: options.connectionLimits?.maxConnections,
+      reservedForSuperusers: options.connectionLimits?.reservedForSuperusers,
       maxUnauthenticated: options.connectionLimits?.maxUnauthenticated,
       limits: options.connectionLimits && { authTimeoutMs: options.connectionLimits.authTimeoutMs },
       openSession: ({ socket, backend, startupParameters, fail }) =>

@@ -7,5 +7,6 @@ export { migrate } from "./metadata/migrate.js";
 export { MIGRATIONS, type Migration } from "./metadata/migrations.js";
 export { type NodeRecord, NodeRegistry, type RemoveResult } from "./metadata/node-registry.js";
 export { NodeVerifier, type Verdict } from "./metadata/node-verification.js";
+export { qualifiedName, quoteIdent, quoteLiteral } from "./parser/identifiers.js";
 export { loadParser, type ParsedStatement, StatementCache } from "./parser/statement-cache.js";
 export * from "./protocol/index.js";

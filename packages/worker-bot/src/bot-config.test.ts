@@ -3,7 +3,7 @@ import { HerdError } from "@herd/shared";
 import { describe, expect, it } from "vitest";
 import { loadBotConfig } from "./bot-config.js";
 
-const SECRETS = { HERD_PASSWORD: "pw", HERD_ADMIN_TOKEN: "tok" };
+const SECRETS = { HERD_PASSWORD: "pw", HERD_ADMIN_TOKEN: "tok", HERD_INTERNAL_PASSWORD: "internal" };
 
 /** The HerdError `load` throws (fails the test when it throws nothing or something else). */
 function configError(env: NodeJS.ProcessEnv): HerdError {
@@ -34,6 +34,7 @@ describe("loadBotConfig", () => {
       coordinatorUrl: "http://127.0.0.1:6480",
       adminToken: "tok",
       password: "pw",
+      internalPassword: "internal",
       shardCount: 32,
       shardConnectionsPerWorker: 2,
       repairIntervalMs: 5_000,
@@ -165,6 +166,11 @@ describe("loadBotConfig", () => {
       expect(error.message).toBe(`${name} is required and empty`);
       expect(error.sqlState).toBe("F0000");
     }
+  });
+
+  it("runs a cluster made before the internal password with the SQL password in its place", () => {
+    const config = loadBotConfig({ POD_NAME: "herd-0", ...SECRETS, HERD_INTERNAL_PASSWORD: "" });
+    expect(config.internalPassword).toBe("pw");
   });
 
   it("refuses a worker that cannot know where the coordinator is", () => {

@@ -21,7 +21,14 @@ export interface BotConfig {
   /** Base URL of the coordinator's admin API (workers register there). */
   readonly coordinatorUrl: string;
   readonly adminToken: string;
+  /** The SQL user `postgres`'s password on the SQL port (HERD_PASSWORD). */
   readonly password: string;
+  /**
+   * herd's own password (HERD_INTERNAL_PASSWORD): the superuser's on every PostgreSQL of the
+   * cluster, and the key of each role's worker password. A cluster made before it existed runs
+   * with the SQL password in its place until the variable is set (the chart always sets it).
+   */
+  readonly internalPassword: string;
   readonly shardCount: number;
   /** Connections a multi-shard read opens per worker (`HERD_SHARD_CONNECTIONS`, default 2). */
   readonly shardConnectionsPerWorker: number;
@@ -59,7 +66,7 @@ export interface KubernetesConfig {
 /**
  * Reads the bot's configuration. In Kubernetes the Pod gives POD_NAME, POD_NAMESPACE and
  * HERD_HEADLESS_SERVICE, from which the stable DNS names follow; `herd up` sets the addresses
- * explicitly instead. Secrets (HERD_PASSWORD, HERD_ADMIN_TOKEN) are required: a bot never
+ * explicitly instead. Secrets (HERD_PASSWORD, HERD_ADMIN_TOKEN; HERD_INTERNAL_PASSWORD) are required: a bot never
  * invents credentials that the rest of the cluster could not know.
  */
 export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfig {
@@ -98,6 +105,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     coordinatorUrl: coordinatorUrl ?? `http://127.0.0.1:${adminPort}`,
     adminToken: required(env, "HERD_ADMIN_TOKEN"),
     password: required(env, "HERD_PASSWORD"),
+    internalPassword: env.HERD_INTERNAL_PASSWORD ?? required(env, "HERD_PASSWORD"),
     shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
     shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),

@@ -68,6 +68,8 @@ export class PgConnection implements WorkerConnection {
   readonly prepared = new Map<string, string>();
   /** The session settings last applied to this connection (see applySettings). */
   appliedSettings = "";
+  /** The role it logged in as. */
+  login = "";
   private readonly framer = new MessageFramer(1024 * 1024 * 1024);
   private readonly pending: Pending[] = [];
   private readonly writer = new BufferWriter(256);
@@ -89,7 +91,13 @@ export class PgConnection implements WorkerConnection {
   }
 
   static async open(target: BackendTarget, parameters: ReadonlyMap<string, string>): Promise<PgConnection> {
-    return new PgConnection(await connectBackend(target, parameters), `${target.host}:${target.port}`, target);
+    const connection = new PgConnection(
+      await connectBackend(target, parameters),
+      `${target.host}:${target.port}`,
+      target,
+    );
+    connection.login = parameters.get("user") ?? "";
+    return connection;
   }
 
   /** Asks the server to cancel what this connection is running. */

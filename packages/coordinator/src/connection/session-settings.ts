@@ -7,6 +7,11 @@ import type { WorkerConnection } from "./worker-connection.js";
 export interface SessionSettings {
   readonly values: ReadonlyMap<string, string>;
   readonly key: string;
+  /**
+   * The role worker connections log in as: the session's authenticated role (its
+   * session_authorization and role are among the values). Absent: herd's own work, as `postgres`.
+   */
+  readonly login?: string;
 }
 
 /** Gives a worker connection the session's settings (when they differ from what it has). */
@@ -16,6 +21,20 @@ export async function applySettings(connection: WorkerConnection, settings: Sess
   const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`);
   if (calls.length > 0) await connection.query(`SELECT ${calls.join(", ")}`, entries.flat());
   connection.appliedSettings = settings.key;
+}
+
+/** Settings that say who the statements run as: herd's own work on the workers leaves them out. */
+const IDENTITY_SETTINGS = new Set(["session_authorization", "role"]);
+
+/**
+ * A session's settings for work herd does for it as `postgres` (DDL on placements, after the
+ * coordinator's PostgreSQL checked the session's privileges on the shell table): its other values,
+ * none of its identity.
+ */
+export function asHerd(settings: SessionSettings): SessionSettings {
+  if (settings.login === undefined) return settings;
+  const values = new Map([...settings.values].filter(([name]) => !IDENTITY_SETTINGS.has(name)));
+  return { values, key: `herd:${JSON.stringify([...values])}` };
 }
 
 /**

@@ -9,6 +9,8 @@ import type { Exchange, QueryResult } from "./pg-connection.js";
 export interface WorkerConnection {
   /** `host:port` of the server. */
   readonly target: string;
+  /** The role it logged in as (a pool lends it only for that role). */
+  readonly login: string;
   /** The server's backend process (BackendKeyData): what pg_locks and pg_blocking_pids call it. */
   readonly processId: number;
   /** The transaction status after the last answered request. */
@@ -49,7 +51,8 @@ export interface ServerAddress {
 export interface ConnectionPool {
   /** Connections a multi-shard read uses per worker at most (its shards are spread over them). */
   readonly connectionsPerWorker: number;
-  acquire(server: ServerAddress): Promise<WorkerConnection>;
+  /** A connection logged in as `login` (default: herd's own, the superuser). */
+  acquire(server: ServerAddress, login?: string): Promise<WorkerConnection>;
   /** Gives a connection back: kept when it is healthy, idle and outside a transaction. */
   release(connection: WorkerConnection): void;
   /** A read could not reach this server: reads prefer other placements for a while. */

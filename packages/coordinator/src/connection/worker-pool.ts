@@ -1,10 +1,12 @@
-import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
+import { Defaults, errorMessage, HerdError, isHerdError, type Logger, SqlState, type SqlStateCode } from "@herd/shared";
+import { BackendStartupError } from "../protocol/backend-connection.js";
+import type { ClusterCredentials } from "./cluster-credentials.js";
 import { PgConnection } from "./pg-connection.js";
 import type { ConnectionPool, ServerAddress, WorkerConnection } from "./worker-connection.js";
 
 export interface WorkerPoolOptions {
-  readonly user: string;
-  readonly password: string;
+  /** Passwords for each role's worker connections (cluster-credentials.ts). */
+  readonly credentials: ClusterCredentials;
   readonly database: string;
   /** Idle connections kept per server. */
   readonly maxIdlePerServer?: number;
@@ -20,6 +22,11 @@ const DOWN_FOR_MS = 5000;
  * Connections to the workers' PostgreSQL servers, kept open between statements. A statement
  * outside a transaction block borrows one per placement it reaches and gives it back at once;
  * a transaction block keeps what it borrowed until COMMIT or ROLLBACK.
+ *
+ * Each connection is logged in as one role (a client session's: the worker checks its privileges
+ * and row-level security; or `postgres`, herd's own work) and is only ever lent for that role:
+ * a connection logged in as a superuser and switched with SET ROLE could be switched back by the
+ * client's own SQL (`set_config('role', 'none', false)`), one logged in as the role cannot.
  */
 export class WorkerPool implements ConnectionPool {
   private readonly idle = new Map<string, WorkerConnection[]>();
@@ -43,9 +50,9 @@ export class WorkerPool implements ConnectionPool {
     return until !== undefined && until > Date.now();
   }
 
-  async acquire(server: ServerAddress): Promise<WorkerConnection> {
+  async acquire(server: ServerAddress, login: string = Defaults.superuser): Promise<WorkerConnection> {
     const key = `${server.host}:${server.port}`;
-    const list = this.idle.get(key);
+    const list = this.idle.get(`${login}@${key}`);
     while (list && list.length > 0) {
       const connection = list.pop() as WorkerConnection;
       if (!connection.broken) return connection;
@@ -53,9 +60,9 @@ export class WorkerPool implements ConnectionPool {
     let connection: PgConnection;
     try {
       connection = await PgConnection.open(
-        { host: server.host, port: server.port, password: this.options.password },
+        { host: server.host, port: server.port, password: this.options.credentials.workerPassword(login) },
         new Map([
-          ["user", this.options.user],
+          ["user", login],
           ["database", this.options.database],
           ["application_name", "herd"],
           ["client_encoding", "UTF8"],
@@ -64,6 +71,19 @@ export class WorkerPool implements ConnectionPool {
       );
     } catch (error) {
       if (isHerdError(error)) throw error;
+      if (
+        error instanceof BackendStartupError &&
+        !error.fields.code.startsWith("08") &&
+        !error.fields.code.startsWith("57")
+      ) {
+        // the worker answered and refused this role (28P01: no such role there yet, 53300: full):
+        // its own error, not a worker that cannot be reached
+        throw new HerdError(`worker ${key} refused a connection as "${login}": ${error.message}`, {
+          sqlState: error.fields.code as SqlStateCode,
+          detail: error.fields.detail,
+          hint: "Roles reach the workers within seconds of their creation; try again.",
+        });
+      }
       throw new HerdError(`could not connect to the worker at ${key}`, {
         sqlState: SqlState.connectionFailure,
         detail: errorMessage(error),
@@ -81,13 +101,14 @@ export class WorkerPool implements ConnectionPool {
       connection.close();
       return;
     }
-    const list = this.idle.get(connection.target) ?? [];
+    const key = `${connection.login}@${connection.target}`;
+    const list = this.idle.get(key) ?? [];
     if (list.length >= (this.options.maxIdlePerServer ?? 32)) {
       connection.close();
       return;
     }
     list.push(connection);
-    this.idle.set(connection.target, list);
+    this.idle.set(key, list);
   }
 
   close(): void {

@@ -1,4 +1,5 @@
 import type { Logger } from "@herd/shared";
+import type { ClusterCredentials } from "../connection/cluster-credentials.js";
 import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
@@ -16,6 +17,10 @@ export interface ClusterServices {
   recoverPreparedTransactions(): Promise<number>;
   /** citus_copy_shard_placement: copies (or repairs) a shard and those colocated with it onto another worker. */
   copyShardPlacement(request: PlacementCopyRequest): Promise<void>;
+  /** The passwords herd's own logins use (role sync gives each role's to the workers). */
+  readonly credentials: ClusterCredentials;
+  /** Makes every active worker's roles the coordinator's now; resolves with how many statements it took. */
+  syncRoles(): Promise<number>;
 }
 
 /**
@@ -49,6 +54,11 @@ export interface ExecutionPort {
   heldWrite: DistributedTransaction | undefined;
   /** Worker connections running one of this session's statements now (what a cancel reaches). */
   readonly busyWorkers: Set<WorkerConnection>;
+  /**
+   * A role statement ran inside the transaction block: once the block has ended, the workers'
+   * roles are synced before the session's next statement reaches them.
+   */
+  rolesChanged: boolean;
   /** In a transaction block (BEGIN … COMMIT) on the coordinator. */
   inTransactionBlock(): boolean;
   /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */

@@ -196,7 +196,7 @@ async function connect(
     work.opening = joined.opening;
     return;
   }
-  work.connection = await port.workers.acquire(work.node);
+  work.connection = await port.workers.acquire(work.node, settings.login);
   work.borrowed = true;
   try {
     await applySettings(work.connection, settings);

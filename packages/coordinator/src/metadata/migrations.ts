@@ -431,4 +431,49 @@ export const MIGRATIONS: readonly Migration[] = [
         END $$;
     `,
   },
+  {
+    version: 8,
+    description: "every role runs its statements as itself: herd's metadata readable, its writes checked",
+    sql: `
+      -- Sessions run as the role that logged in (not as postgres), and their transactions call
+      -- herd's functions and read its metadata, as any role may read Citus's pg_dist_* tables.
+      -- Writes stay herd's: SECURITY DEFINER functions that check what they are asked to do.
+      GRANT USAGE ON SCHEMA herd TO PUBLIC;
+      GRANT SELECT ON ALL TABLES IN SCHEMA herd TO PUBLIC;
+      -- a transaction records only its own decision: each gid carries the transaction's id
+      CREATE OR REPLACE FUNCTION herd.record_commit(gids text[], node_ids integer[]) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+          IF EXISTS (SELECT FROM unnest(gids) AS g WHERE split_part(g, '_', 2) <> txid_current()::text) THEN
+            RAISE EXCEPTION 'herd.record_commit records only the calling transaction''s own parts'
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          INSERT INTO herd.transactions (gid, node_id) SELECT * FROM unnest(gids, node_ids);
+        END $$;
+      -- only a transaction that recorded its decision marks placements stale (or a superuser)
+      CREATE OR REPLACE FUNCTION herd.mark_stale(shard_ids bigint[], node_ids integer[]) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        DECLARE orphan bigint;
+        BEGIN
+          IF NOT EXISTS (SELECT FROM herd.transactions WHERE gid LIKE 'herd\\_' || txid_current() || '\\_%')
+             AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user) THEN
+            RAISE EXCEPTION 'herd.mark_stale is for the transaction that missed the writes'
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          PERFORM 1 FROM herd.shards WHERE id = ANY (shard_ids) ORDER BY id FOR UPDATE;
+          UPDATE herd.placements p SET state = 'stale'
+            FROM unnest(shard_ids, node_ids) AS m (shard_id, node_id)
+           WHERE p.shard_id = m.shard_id AND p.node_id = m.node_id;
+          SELECT s.id INTO orphan FROM herd.shards s
+           WHERE s.id = ANY (shard_ids)
+             AND NOT EXISTS (SELECT 1 FROM herd.placements p WHERE p.shard_id = s.id AND p.state = 'active')
+           LIMIT 1;
+          IF orphan IS NOT NULL THEN
+            RAISE EXCEPTION 'every copy of shard % missed writes of concurrent transactions', orphan
+              USING ERRCODE = 'serialization_failure',
+                    HINT = 'Nothing of this transaction was committed; run it again.';
+          END IF;
+        END $$;
+    `,
+  },
 ];

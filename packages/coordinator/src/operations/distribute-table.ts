@@ -1,5 +1,6 @@
 import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
 import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
+import { asHerd } from "../connection/session-settings.js";
 import { copyRowsInto } from "../copy/copy-in.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
 import { hashOfText, isHashableType } from "../executor/distribution-value.js";
@@ -13,7 +14,8 @@ import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
-import { readShellDefinition, shardDefinition } from "./shell-definition.js";
+import { readRoles, syncRoles } from "./role-sync.js";
+import { readSchemaSecurity, readShellDefinition, shardDefinition } from "./shell-definition.js";
 
 export interface DistributeRequest {
   /** The table as the user wrote it (resolved with the session's search_path). */
@@ -161,7 +163,10 @@ export async function distributeTable(request: DistributeRequest, port: Executio
       }
     }
     const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType);
-    const settings = port.settings();
+    const roles = await readRoles(backend, "pg_roles");
+    const schemaSecurity = shell.schema === "public" ? [] : await readSchemaSecurity(backend, shell.schema);
+    // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
+    const settings = asHerd(port.settings());
     const outcomes = await Promise.allSettled(
       workers.map(async (node) => {
         const mine = shardIds
@@ -171,8 +176,12 @@ export async function distributeTable(request: DistributeRequest, port: Executio
         const { connection, opening } = await transaction.join(node, settings);
         if (opening) await connection.query(opening);
         for (const { id } of mine) transaction.wrote(node.id, id);
-        if (shell.schema !== "public")
+        // the shards' owner, grantees and policies' roles exist there, as they are now
+        await syncRoles(roles, connection, port.cluster.credentials);
+        if (shell.schema !== "public") {
           await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
+          for (const sql of schemaSecurity) await connection.query(sql);
+        }
         for (const { id, index } of mine) {
           for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
           const shardRows = rows[index] ?? [];

@@ -1,4 +1,5 @@
 import { ResultCollector } from "../connection/pg-connection.js";
+import { asHerd } from "../connection/session-settings.js";
 import { backendRequest } from "../executor/backend-request.js";
 import { ExecutionErrors } from "../executor/execution-errors.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
@@ -67,7 +68,8 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     const collector = new ResultCollector();
     await backend.exchange(backendRequest({ ...run, sql: change.shellSql, describe: false }), collector);
     const shell = collector.result();
-    const settings = port.settings();
+    // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
+    const settings = asHerd(port.settings());
     const outcomes = await Promise.allSettled(
       [...perNode.values()].map(async ({ node, statements }) => {
         const { connection, opening } = await transaction.join(node, settings);

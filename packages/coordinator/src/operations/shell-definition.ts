@@ -9,7 +9,9 @@ import { type AnyNode, deparse, isRangeVar, parseStatements, walk } from "../par
  * NOT NULL and generated columns; its constraints; its other indexes), written by the
  * coordinator's PostgreSQL itself (format with %I, pg_get_constraintdef, pg_get_indexdef) and
  * parsed here, so shard tables are created from trees, never from pasted names. Column defaults
- * are left out on purpose: the coordinator evaluates them (see DistributedInsert).
+ * are left out on purpose: the coordinator evaluates them (see DistributedInsert). Then who may
+ * do what with it: its owner, its privileges and its columns', row-level security and policies
+ * (SECURITY_DEFINITION): statements on a shard run as the session's role, and the worker checks.
  */
 export async function readShellDefinition(backend: Pick<WorkerConnection, "query">, oid: number): Promise<AnyNode[]> {
   const table = await backend.query(
@@ -45,7 +47,10 @@ export async function readShellDefinition(backend: Pick<WorkerConnection, "query
       ORDER BY i.indexrelid`,
     [String(oid)],
   );
-  const texts = [...table.rows, ...constraints.rows, ...indexes.rows].map((row) => (row[0] as Buffer).toString("utf8"));
+  const security = await backend.query(SECURITY_DEFINITION, [String(oid)]);
+  const texts = [...table.rows, ...constraints.rows, ...indexes.rows, ...security.rows].map((row) =>
+    (row[0] as Buffer).toString("utf8"),
+  );
   return texts.flatMap(parseStatements);
 }
 
@@ -81,4 +86,62 @@ export function shardDefinition(
     });
     return deparse(copy);
   });
+}
+
+/**
+ * A table's owner, privileges (table and column; when the ACL was ever changed the owner's own
+ * are written out too, after revoking the default), row-level security and policies, as
+ * statements. A grant made by a grantee WITH GRANT OPTION is recorded on the shard as the owner's.
+ */
+const SECURITY_DEFINITION = `
+  WITH t AS (SELECT c.oid, c.relacl, c.relowner, c.relrowsecurity, c.relforcerowsecurity,
+                    format('%I.%I', n.nspname, c.relname) AS name
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid)
+  SELECT sql FROM (
+    SELECT 1 AS step, format('ALTER TABLE %s OWNER TO %I', t.name, pg_get_userbyid(t.relowner)) AS sql FROM t
+    UNION ALL
+    SELECT 2, format('REVOKE ALL ON TABLE %s FROM %I', t.name, pg_get_userbyid(t.relowner)) FROM t WHERE t.relacl IS NOT NULL
+    UNION ALL
+    SELECT 3, format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, t.name,
+                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                     CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+      FROM t, aclexplode(t.relacl) a
+    UNION ALL
+    SELECT 4, format('GRANT %s (%I) ON TABLE %s TO %s%s', a.privilege_type, att.attname, t.name,
+                     CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                     CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+      FROM t JOIN pg_attribute att ON att.attrelid = t.oid AND att.attnum > 0 AND NOT att.attisdropped,
+           aclexplode(att.attacl) a
+    UNION ALL
+    SELECT 5, format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t.name) FROM t WHERE t.relrowsecurity
+    UNION ALL
+    SELECT 6, format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', t.name) FROM t WHERE t.relforcerowsecurity
+    UNION ALL
+    SELECT 7, format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', p.polname, t.name,
+                     CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                     CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                   WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                     (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ')
+                        FROM unnest(p.polroles) r),
+                     CASE WHEN p.polqual IS NULL THEN '' ELSE format(' USING (%s)', pg_get_expr(p.polqual, p.polrelid)) END,
+                     CASE WHEN p.polwithcheck IS NULL THEN ''
+                          ELSE format(' WITH CHECK (%s)', pg_get_expr(p.polwithcheck, p.polrelid)) END)
+      FROM t JOIN pg_policy p ON p.polrelid = t.oid
+  ) s ORDER BY step, sql`;
+
+/** A schema's owner and privileges, as statements for a worker where herd made the schema. */
+export async function readSchemaSecurity(backend: Pick<WorkerConnection, "query">, schema: string): Promise<string[]> {
+  const result = await backend.query(
+    `SELECT sql FROM (
+       SELECT 1 AS step, format('ALTER SCHEMA %I OWNER TO %I', n.nspname, pg_get_userbyid(n.nspowner)) AS sql
+         FROM pg_namespace n WHERE n.nspname = $1
+       UNION ALL
+       SELECT 2, format('GRANT %s ON SCHEMA %I TO %s%s', a.privilege_type, n.nspname,
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                        CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+         FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = $1
+     ) s ORDER BY step, sql`,
+    [schema],
+  );
+  return result.rows.map((row) => (row[0] as Buffer).toString("utf8"));
 }

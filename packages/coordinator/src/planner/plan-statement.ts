@@ -13,7 +13,9 @@ import { planFunctionCall } from "./function-call.js";
 import { planInsert } from "./insert-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
+import { planRoleStatement } from "./role-planner.js";
 import { planRoute } from "./route-planner.js";
+import { planSecurityDdl } from "./security-planner.js";
 import { analyzeStatement } from "./semantics/analyze.js";
 import { functionReadsDistributed, shellReadProblem } from "./shell-readers.js";
 import { inlineViews } from "./view-inlining.js";
@@ -46,9 +48,11 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     );
     return new Explain(inner, explained, deparse(explained), analyze);
   }
+  const roles = planRoleStatement(type, node, statement, catalog);
+  if (roles) return roles;
   const shellRead = shellReadProblem(statement, catalog);
   if (shellRead) return new Refuse(shellRead);
-  const ddl = planDdl(type, node, statement, catalog);
+  const ddl = planSecurityDdl(type, node, statement, catalog) ?? planDdl(type, node, statement, catalog);
   if (ddl) return ddl;
   if (type === "ViewStmt" || type === "CreateFunctionStmt") return planCatalogDdl(type, node, catalog);
   if (QUERIES.has(type)) {

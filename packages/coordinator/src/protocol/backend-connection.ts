@@ -9,12 +9,12 @@ import {
   encodeStartupMessage,
 } from "./frontend-messages.js";
 import { MessageFramer } from "./message-framer.js";
-import { SCRAM_SHA_256, ScramClientExchange } from "./scram.js";
+import { SCRAM_SHA_256, ScramClientExchange, type ScramSecret } from "./scram.js";
 
 export interface BackendTarget {
   readonly host: string;
   readonly port: number;
-  readonly password: string;
+  readonly password: ScramSecret;
 }
 
 /** A PostgreSQL connection after its startup: authenticated and ready for queries. */

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
@@ -24,7 +25,14 @@ import { decodeSaslInitialResponse, decodeStartupPacket, encodeTerminate, Startu
 import { BackendMessage, FrontendMessage } from "./message-codes.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
 import { ProtocolError } from "./protocol-error.js";
-import { SCRAM_SHA_256, ScramError, ScramServerExchange, type ScramVerifier } from "./scram.js";
+import {
+  makeVerifier,
+  SCRAM_SHA_256,
+  ScramError,
+  type ScramSecret,
+  ScramServerExchange,
+  type ScramVerifier,
+} from "./scram.js";
 
 export interface SessionLimits {
   /** Largest message accepted once authenticated. */
@@ -34,17 +42,28 @@ export interface SessionLimits {
   readonly authTimeoutMs: number;
 }
 
-export interface SessionContext {
+/** How a role logs in: what its password must match, and how herd then logs in to PostgreSQL as it. */
+export interface LoginCredential {
   readonly verifier: ScramVerifier;
-  /** The only SQL user (DESIGN.md: `postgres`). */
-  readonly user: string;
-  readonly backend: BackendTarget;
+  readonly superuser: boolean;
+  /**
+   * herd's own secret for the role's connection to the coordinator's PostgreSQL (the SQL user
+   * `postgres`, whose SQL password is the cluster's and not what PostgreSQL holds); absent, the
+   * keys of the client's own exchange log in (the role's verifier is PostgreSQL's).
+   */
+  readonly backendSecret?: string;
+}
+
+export interface SessionContext {
+  /** The role's login credential; undefined when it cannot log in with a password (unknown role, none set). */
+  readonly credentials: (user: string) => Promise<LoginCredential | undefined>;
+  readonly backend: Omit<BackendTarget, "password">;
   readonly tls: SecureContext | undefined;
   readonly cancels: CancelRegistry;
   /** Takes over an authenticated connection: what runs the client's statements. */
   readonly openSession: OpenSession;
-  /** Asked once the password is right: an error (53300) when no session slot is free. */
-  readonly admit?: () => HerdError | undefined;
+  /** Asked once the password is right: an error (53300) when no session slot is free for such a role. */
+  readonly admit?: (superuser: boolean) => HerdError | undefined;
   readonly limits: SessionLimits;
   readonly logger: Logger;
 }
@@ -71,15 +90,16 @@ export interface OpenSessionArgs {
 
 export type OpenSession = (args: OpenSessionArgs) => SessionHandler;
 
-type Phase = "startup" | "sasl-initial" | "sasl-final" | "connecting" | "ready" | "closed";
+type Phase = "startup" | "lookup" | "sasl-initial" | "sasl-final" | "connecting" | "ready" | "closed";
 
 /**
  * One client connection, from its first byte to its close.
  *
  * Startup: SSLRequest (TLS when a certificate is configured, else 'N') and GSSENCRequest ('N'),
- * CancelRequest, or StartupMessage; then SCRAM-SHA-256 against the cluster password; then a
- * PostgreSQL connection of its own to the coordinator's server, whose ParameterStatus values the
- * client receives, with herd's own BackendKeyData.
+ * CancelRequest, or StartupMessage; then SCRAM-SHA-256 against the role's password (the cluster
+ * password for `postgres`, PostgreSQL's own verifier for every other role); then a PostgreSQL
+ * connection of its own to the coordinator's server as that role, whose ParameterStatus values
+ * the client receives, with herd's own BackendKeyData.
  *
  * Then the client's messages are framed and handed to the session handler (`openSession`), which
  * runs them: forwarded to that PostgreSQL connection, or run by herd on the workers.
@@ -93,6 +113,7 @@ export class ClientSession {
   private handler: SessionHandler | undefined;
   private parameters: ReadonlyMap<string, string> = new Map();
   private scram: ScramServerExchange | undefined;
+  private credential: LoginCredential | undefined;
   private key: { processId: number; secretKey: number } | undefined;
   private authTimer: NodeJS.Timeout | undefined;
   private readonly onCloseCallbacks: (() => void)[] = [];
@@ -193,6 +214,7 @@ export class ClientSession {
         case "sasl-final":
           this.handleSasl(frame);
           break;
+        case "lookup":
         case "connecting":
           throw new ProtocolError("unexpected message before authentication finished");
         default:
@@ -215,7 +237,8 @@ export class ClientSession {
         this.close();
         return;
       case "startup":
-        this.startAuthentication(packet.minor, packet.parameters);
+        this.phase = "lookup";
+        void this.startAuthentication(packet.minor, packet.parameters).catch((error) => this.fail(error));
         return;
     }
   }
@@ -240,7 +263,7 @@ export class ClientSession {
     this.attach(secure);
   }
 
-  private startAuthentication(minor: number, parameters: ReadonlyMap<string, string>): void {
+  private async startAuthentication(minor: number, parameters: ReadonlyMap<string, string>): Promise<void> {
     const user = parameters.get("user");
     if (!user) {
       throw new HerdError("no PostgreSQL user name specified in startup packet", {
@@ -255,12 +278,25 @@ export class ClientSession {
       });
     }
     this.parameters = parameters;
+    // anything sent before herd asks for the password is a protocol violation (typed messages now)
+    this.framer.startTyped(this.context.limits.maxStartupBytes);
+    this.socket.pause();
+    try {
+      this.credential = await this.context.credentials(user);
+    } catch (error) {
+      throw new HerdError("the coordinator cannot reach its PostgreSQL", {
+        sqlState: SqlState.cannotConnectNow,
+        severity: "FATAL",
+        detail: errorMessage(error),
+      });
+    }
+    if (this.phase !== "lookup") return;
+    this.socket.resume();
     const unsupported = [...parameters.keys()].filter((name) => name.startsWith("_pq_."));
     if (minor > 0 || unsupported.length > 0)
       encodeNegotiateProtocolVersion(this.out, StartupCode.protocol3, unsupported);
     encodeAuthentication(this.out, AuthCode.sasl, [SCRAM_SHA_256]);
     this.socket.write(this.out.flush());
-    this.framer.startTyped(this.context.limits.maxStartupBytes);
     this.phase = "sasl-initial";
   }
 
@@ -276,7 +312,9 @@ export class ClientSession {
           severity: "FATAL",
         });
       }
-      this.scram = new ScramServerExchange(this.context.verifier);
+      // a role that cannot log in goes through the whole exchange against a verifier nobody
+      // knows, as PostgreSQL's mock authentication does: the answer reveals nothing
+      this.scram = new ScramServerExchange(this.credential?.verifier ?? makeVerifier(randomUUID(), 4096));
       const serverFirst = this.scramStep(() => this.scram?.start(initial.data.toString()) as string);
       encodeAuthentication(this.out, AuthCode.saslContinue, Buffer.from(serverFirst));
       this.socket.write(this.out.flush());
@@ -285,14 +323,14 @@ export class ClientSession {
     }
     const serverFinal = this.scramStep(() => this.scram?.finish(frame.body.toString()));
     // PostgreSQL answers an unknown role like a wrong password, revealing nothing.
-    if (serverFinal === undefined || user !== this.context.user) {
+    if (serverFinal === undefined || this.credential === undefined) {
       this.context.logger.info("password authentication failed", { user });
       throw new HerdError(`password authentication failed for user "${user}"`, {
         sqlState: SqlState.invalidPassword,
         severity: "FATAL",
       });
     }
-    const refused = this.context.admit?.();
+    const refused = this.context.admit?.(this.credential.superuser);
     if (refused) throw refused;
     encodeAuthentication(this.out, AuthCode.saslFinal, Buffer.from(serverFinal));
     encodeAuthentication(this.out, AuthCode.ok);
@@ -314,10 +352,16 @@ export class ClientSession {
 
   private async connect(): Promise<void> {
     const parameters = new Map(this.parameters);
-    parameters.set("user", this.context.user);
-    if (!parameters.has("database")) parameters.set("database", this.context.user);
+    const user = parameters.get("user") as string;
+    if (!parameters.has("database")) parameters.set("database", user);
+    const credential = this.credential as LoginCredential;
+    const secret: ScramSecret = credential.backendSecret ?? {
+      clientKey: this.scram?.clientKey as Buffer,
+      serverKey: credential.verifier.serverKey,
+    };
+    this.scram = undefined;
     try {
-      const backend = await connectBackend(this.context.backend, parameters);
+      const backend = await connectBackend({ ...this.context.backend, password: secret }, parameters);
       if (this.phase === "closed") {
         backend.socket.destroy();
         return;

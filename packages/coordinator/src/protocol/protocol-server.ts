@@ -1,19 +1,16 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext } from "node:tls";
 import { HerdError, type Logger, listen, SqlState } from "@herd/shared";
-import type { BackendTarget } from "./backend-connection.js";
 import { encodeHerdError } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import { CancelRegistry } from "./cancel-registry.js";
-import { ClientSession, type OpenSession, type SessionLimits } from "./client-session.js";
-import { makeVerifier } from "./scram.js";
+import { ClientSession, type OpenSession, type SessionContext, type SessionLimits } from "./client-session.js";
 
 export interface ProtocolServerOptions {
   readonly host: string;
   readonly port: number;
-  /** The cluster password: clients authenticate with it (SCRAM), and so does herd with its PostgreSQL. */
-  readonly password: string;
-  readonly user: string;
+  /** Each role's login credential (client-session.ts). */
+  readonly credentials: SessionContext["credentials"];
   /** The coordinator's own PostgreSQL. */
   readonly backend: { readonly host: string; readonly port: number };
   /** Runs each authenticated client's statements. */
@@ -22,6 +19,8 @@ export interface ProtocolServerOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** Authenticated sessions at most (default 250). */
   readonly maxConnections?: number;
+  /** Of those, slots only superusers may take (default 3, as PostgreSQL's superuser_reserved_connections). */
+  readonly reservedForSuperusers?: number;
   /**
    * Connections still authenticating at most (default 32), counted apart: sockets that never
    * authenticate cannot take the slots of clients that do.
@@ -50,25 +49,33 @@ export class ProtocolServer {
 
   async listen(): Promise<void> {
     const { options } = this;
-    const backend: BackendTarget = { ...options.backend, password: options.password };
-    const context = {
-      verifier: makeVerifier(options.password),
-      user: options.user,
-      backend,
+    const maxConnections = options.maxConnections ?? 250;
+    const reserved = Math.min(options.reservedForSuperusers ?? 3, maxConnections);
+    const context: SessionContext = {
+      credentials: options.credentials,
+      backend: options.backend,
       tls: options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined,
       cancels: this.cancels,
       openSession: options.openSession,
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       logger: options.logger,
-      admit: () =>
-        this.count(true) >= maxConnections
-          ? new HerdError("sorry, too many clients already", {
-              sqlState: SqlState.tooManyConnections,
-              severity: "FATAL",
-            })
-          : undefined,
+      admit: (superuser) => {
+        const sessions = this.count(true);
+        if (sessions >= maxConnections) {
+          return new HerdError("sorry, too many clients already", {
+            sqlState: SqlState.tooManyConnections,
+            severity: "FATAL",
+          });
+        }
+        if (!superuser && sessions >= maxConnections - reserved) {
+          return new HerdError("remaining connection slots are reserved for roles with the SUPERUSER attribute", {
+            sqlState: SqlState.tooManyConnections,
+            severity: "FATAL",
+          });
+        }
+        return undefined;
+      },
     };
-    const maxConnections = options.maxConnections ?? 250;
     const maxUnauthenticated = options.maxUnauthenticated ?? 32;
     const server = createServer({ noDelay: true }, (socket: Socket) => {
       socket.setKeepAlive(true, 60_000);

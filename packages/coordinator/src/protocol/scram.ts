@@ -38,6 +38,36 @@ export function makeVerifier(password: string, iterations = 4096, salt: Buffer =
   };
 }
 
+/**
+ * The verifier as PostgreSQL stores it in pg_authid.rolpassword and accepts in
+ * `ALTER ROLE … PASSWORD '…'` (a value already hashed is stored as given):
+ * `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, all base64.
+ */
+export function verifierText(verifier: ScramVerifier): string {
+  const b64 = (buffer: Buffer) => buffer.toString("base64");
+  return `${SCRAM_SHA_256}$${verifier.iterations}:${b64(verifier.salt)}$${b64(verifier.storedKey)}:${b64(verifier.serverKey)}`;
+}
+
+/** Reads a pg_authid.rolpassword value; undefined for anything but a SCRAM-SHA-256 verifier (MD5, none). */
+export function parseVerifierText(text: string | null | undefined): ScramVerifier | undefined {
+  const match = /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/.exec(text ?? "");
+  if (!match) return undefined;
+  return {
+    iterations: Number(match[1]),
+    salt: Buffer.from(match[2] as string, "base64"),
+    storedKey: Buffer.from(match[3] as string, "base64"),
+    serverKey: Buffer.from(match[4] as string, "base64"),
+  };
+}
+
+/**
+ * What a client proves it knows: the password itself, or the two keys a SCRAM exchange yields
+ * (ClientKey, recovered from a client's proof by a server holding StoredKey; ServerKey from the
+ * verifier). With the keys herd logs in to PostgreSQL as a client it has just authenticated,
+ * for the same verifier, without ever learning the password (as PgBouncer's SCRAM pass-through).
+ */
+export type ScramSecret = string | { readonly clientKey: Buffer; readonly serverKey: Buffer };
+
 export class ScramError extends Error {}
 
 /** The server side of one exchange. */
@@ -64,6 +94,9 @@ export class ScramServerExchange {
     return this.serverFirst;
   }
 
+  /** The ClientKey the last successful `finish` recovered from the client's proof. */
+  clientKey: Buffer | undefined;
+
   /** Takes client-final-message; returns server-final-message, or undefined when the proof is wrong. */
   finish(clientFinal: string): string | undefined {
     const proofAt = clientFinal.lastIndexOf(",p=");
@@ -76,6 +109,7 @@ export class ScramServerExchange {
     if (proof.length !== signature.length) return undefined;
     const clientKey = xor(proof, signature);
     if (!timingSafeEqual(sha256(clientKey), this.verifier.storedKey)) return undefined;
+    this.clientKey = clientKey;
     return `v=${hmac(this.verifier.serverKey, authMessage).toString("base64")}`;
   }
 }
@@ -86,7 +120,7 @@ export class ScramClientExchange {
   private expectedServerSignature: Buffer | undefined;
 
   constructor(
-    private readonly password: string,
+    private readonly secret: ScramSecret,
     private readonly clientNonce: string = randomBytes(18).toString("base64"),
   ) {
     this.clientFirstBare = `n=,r=${this.clientNonce}`;
@@ -104,13 +138,20 @@ export class ScramClientExchange {
     if (!nonce?.startsWith(this.clientNonce) || !salt || !Number.isInteger(iterations) || iterations < 1) {
       throw new ScramError("malformed SCRAM server-first-message");
     }
-    const salted = pbkdf2Sync(this.password, Buffer.from(salt, "base64"), iterations, 32, "sha256");
-    const clientKey = hmac(salted, "Client Key");
+    const { clientKey, serverKey } = this.keys(Buffer.from(salt, "base64"), iterations);
     const withoutProof = `c=biws,r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`;
     const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
-    this.expectedServerSignature = hmac(hmac(salted, "Server Key"), authMessage);
+    this.expectedServerSignature = hmac(serverKey, authMessage);
     return `${withoutProof},p=${proof.toString("base64")}`;
+  }
+
+  private keys(salt: Buffer, iterations: number): { clientKey: Buffer; serverKey: Buffer } {
+    // keys hold for the salt and iteration count they were made with: a server holding another
+    // verifier fails the exchange, as a wrong password would
+    if (typeof this.secret !== "string") return this.secret;
+    const salted = pbkdf2Sync(this.secret, salt, iterations, 32, "sha256");
+    return { clientKey: hmac(salted, "Client Key"), serverKey: hmac(salted, "Server Key") };
   }
 
   /** Checks server-final-message: the server must prove it knows the password too. */

@@ -44,8 +44,14 @@ import { FrameQueue } from "./frame-queue.js";
 import { type HerdPortal, type PreparedStatement, PreparedStatements } from "./prepared-statements.js";
 import { SessionPort } from "./session-port.js";
 
-/** Settings of the session's that bound how long its statements may run or wait, on the workers too. */
-const TIMEOUT_SETTINGS = new Set(["statement_timeout", "lock_timeout"]);
+/**
+ * Settings of the session's that herd reads back before its next statement (see readTimeouts):
+ * how long its statements may run or wait, and who they run as, on the workers too.
+ */
+const TIMEOUT_SETTINGS = new Set(["statement_timeout", "lock_timeout", "role", "session_authorization"]);
+
+/** A statement that may change settings through a function call rather than SET. */
+const SETS_THROUGH_FUNCTION = /set_config/i;
 
 /** Messages of an extended-protocol batch, which a Sync ends. */
 const BATCH_TYPES = new Set<number>([
@@ -75,6 +81,9 @@ const SHARED_SETTINGS = [
   "client_encoding",
   "standard_conforming_strings",
   "extra_float_digits",
+  // who statements run as: session_authorization before role (setting it resets the role)
+  "session_authorization",
+  "role",
 ];
 
 export interface ConversationOptions {
@@ -132,7 +141,9 @@ export class Conversation {
   private skipping = false;
   private readonly prepared = new PreparedStatements();
   private readonly settingValues = new Map<string, string>();
-  private sharedSettings: SessionSettings = { values: this.settingValues, key: "[]" };
+  private sharedSettings: SessionSettings;
+  /** The role this client logged in as: its worker connections log in as it too. */
+  private readonly login: string;
   private readonly relay: BackendRelay;
 
   constructor(
@@ -143,6 +154,8 @@ export class Conversation {
   ) {
     this.output = new ClientOutput(socket);
     this.sink = new ClientSink(this.output);
+    this.login = options.startupParameters.get("user") ?? "postgres";
+    this.sharedSettings = { values: this.settingValues, key: "[]", login: this.login };
     const extraFloatDigits = options.startupParameters.get("extra_float_digits");
     if (extraFloatDigits !== undefined) this.noteSetting("extra_float_digits", extraFloatDigits);
     for (const [name, value] of options.reported) this.noteSetting(name, value);
@@ -292,7 +305,7 @@ export class Conversation {
     const sql = decodeQuery(frame.body);
     const parsed = this.options.statements.parse(sql);
     const statements = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
-    for (const raw of statements) this.noteChanges(raw.stmt as AnyNode);
+    for (const raw of statements) this.noteChanges(raw.stmt as AnyNode, sql);
     const claimed = statements.some((raw) =>
       this.claims(textOf(sql, raw, statements.length), raw.stmt as AnyNode, false),
     );
@@ -344,7 +357,7 @@ export class Conversation {
     const parsed = this.options.statements.parse(sql);
     const raws = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
     const single = raws.length === 1 ? ((raws[0] as AnyNode).stmt as AnyNode) : undefined;
-    if (single) this.noteChanges(single);
+    if (single) this.noteChanges(single, sql);
     const herd = single !== undefined && this.claims(sql, single, true);
     const existing = this.prepared.statement(name);
     if (!herd || (name !== "" && existing)) {
@@ -385,7 +398,7 @@ export class Conversation {
       statement.version = this.options.engine.catalogVersion;
     }
     if (!statement?.herd) {
-      if (statement?.statement) this.noteChanges(statement.statement);
+      if (statement?.statement) this.noteChanges(statement.statement, statement.sql);
       this.prepared.closePortal(bind.portal);
       this.forward(frame);
       return undefined;
@@ -613,19 +626,20 @@ export class Conversation {
    * once the transaction has ended too.
    */
   /** What a statement passing through may change that herd keeps: timeouts, what names mean. */
-  private noteChanges(statement: AnyNode): void {
-    this.noteTimeoutChange(statement);
+  private noteChanges(statement: AnyNode, sql: string): void {
+    this.noteTimeoutChange(statement, sql);
     if (changesNames(statement)) this.port.names.changed();
   }
 
-  private noteTimeoutChange(statement: AnyNode): void {
+  private noteTimeoutChange(statement: AnyNode, sql: string): void {
     const set = statement.VariableSetStmt as { kind?: string; name?: string; is_local?: boolean } | undefined;
     const changes = set
       ? set.kind === "VAR_RESET_ALL" || TIMEOUT_SETTINGS.has(set.name ?? "")
-      : statement.DiscardStmt !== undefined;
+      : statement.DiscardStmt !== undefined || SETS_THROUGH_FUNCTION.test(sql);
     if (!changes) return;
     this.timeoutsKnown = false;
-    if (set?.is_local) this.timeoutsLocal = true;
+    // SET LOCAL ends with the transaction, and a SET inside one ends with its ROLLBACK
+    if (set?.is_local || this.backend.status !== "I") this.timeoutsLocal = true;
   }
 
   /**
@@ -638,20 +652,31 @@ export class Conversation {
       this.timeoutsLocal = false;
       this.timeoutsKnown = false;
     }
+    if (this.port.rolesChanged && this.backend.status === "I") {
+      // a block with a role statement has ended: the workers get its roles before this statement
+      this.port.rolesChanged = false;
+      await this.options.cluster.syncRoles();
+    }
     if (this.timeoutsKnown || this.backend.status === "E") return;
     const result = await this.backend.query(
-      "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+      "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), session_user, current_setting('role')",
     );
-    const [statementTimeout, lockTimeout] = result.rows[0] ?? [];
+    const [statementTimeout, lockTimeout, sessionUser, role] = result.rows[0] ?? [];
     this.noteSetting("statement_timeout", statementTimeout?.toString() ?? "0");
     this.noteSetting("lock_timeout", lockTimeout?.toString() ?? "0");
+    this.noteSetting("session_authorization", sessionUser?.toString() ?? this.login);
+    this.noteSetting("role", role?.toString() ?? "none");
     this.timeoutsKnown = true;
   }
 
   private noteSetting(name: string, value: string): void {
     if (!SHARED_SETTINGS.includes(name) || this.settingValues.get(name) === value) return;
     this.settingValues.set(name, value);
-    this.sharedSettings = { values: this.settingValues, key: JSON.stringify([...this.settingValues]) };
+    this.sharedSettings = {
+      values: this.settingValues,
+      key: JSON.stringify([...this.settingValues]),
+      login: this.login,
+    };
   }
 }
 

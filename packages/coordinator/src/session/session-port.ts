@@ -37,6 +37,7 @@ export class SessionPort implements ExecutionPort {
   readonly busyWorkers = new Set<WorkerConnection>();
   readonly names: SessionNames;
   heldWrite: DistributedTransaction | undefined;
+  rolesChanged = false;
 
   constructor(private readonly parts: SessionPortParts) {
     this.catalog = parts.catalog;

@@ -1,4 +1,5 @@
 import { createLogger, type Logger } from "@herd/shared";
+import { ClusterCredentials } from "../connection/cluster-credentials.js";
 import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
@@ -50,8 +51,14 @@ export class FakePort implements ExecutionPort {
   readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
   heldWrite: DistributedTransaction | undefined;
+  rolesChanged = false;
   readonly defaults = { shardCount: 32, replicationFactor: 2 };
-  readonly cluster = { recoverPreparedTransactions: async () => 0, copyShardPlacement: async () => {} };
+  readonly cluster = {
+    recoverPreparedTransactions: async () => 0,
+    copyShardPlacement: async () => {},
+    credentials: new ClusterCredentials("internal-password", "sql-password"),
+    syncRoles: async () => 0,
+  };
   readonly lines: string[] = [];
   readonly logger: Logger;
   readonly coordinator: FakeCoordinator;

@@ -45,6 +45,7 @@ export class FakeWorkerConnection implements WorkerConnection {
   broken: Error | undefined;
   readonly prepared = new Map<string, string>();
   appliedSettings = "";
+  login = "postgres";
   paused = false;
   private pending = 0;
 

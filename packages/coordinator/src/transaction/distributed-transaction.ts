@@ -22,6 +22,10 @@ export interface TransactionDeps {
 }
 
 /** A worker's part in the transaction. */
+function isWriter(participant: Participant): boolean {
+  return participant.written.size > 0 || participant.changedServer;
+}
+
 interface Participant {
   readonly node: WorkerNode;
   readonly connection: WorkerConnection;
@@ -29,6 +33,8 @@ interface Participant {
   begun: boolean;
   /** Shards it wrote: it must PREPARE; a reader only commits. */
   readonly written: Set<number>;
+  /** It changed the server itself (roles): it must PREPARE, and losing it fails the transaction. */
+  changedServer: boolean;
   /** PREPARE TRANSACTION was sent with its statement (a statement's own transaction). */
   prepared: boolean;
 }
@@ -68,6 +74,8 @@ export class DistributedTransaction {
   private readonly participants = new Map<number, Participant>();
   /** Workers that failed in this transaction: never used again in it. */
   private readonly lost = new Set<number>();
+  /** A worker that changed its server (roles) was lost: the transaction cannot commit. */
+  private serverChangeLost: WorkerNode | undefined;
   /** Placements whose worker failed before PREPARE: stale when the transaction commits. */
   private readonly missedWrites = new Map<string, { readonly shardId: number; readonly nodeId: number }>();
   /** SAVEPOINT statements still open in the block, to replay on workers joining later. */
@@ -107,7 +115,7 @@ export class DistributedTransaction {
 
   /** Workers that wrote in this transaction (and have not failed). */
   get writers(): number {
-    return [...this.participants.values()].filter((participant) => participant.written.size > 0).length;
+    return [...this.participants.values()].filter((participant) => isWriter(participant)).length;
   }
 
   // ---- locks ----
@@ -204,21 +212,23 @@ export class DistributedTransaction {
     let participant = this.participants.get(node.id);
     if (!participant) {
       this.register();
-      const connection = await this.deps.pool.acquire(node);
+      const connection = await this.deps.pool.acquire(node, settings.login);
       if (this.abandoned) {
         // the session ended while the connection was on its way: nothing may start on it
         connection.destroy();
         this.deps.pool.release(connection);
         throw new HerdError("the session ended", { sqlState: SqlState.adminShutdown });
       }
-      participant = { node, connection, begun: false, written: new Set(), prepared: false };
+      participant = { node, connection, begun: false, written: new Set(), changedServer: false, prepared: false };
       this.participants.set(node.id, participant);
-      try {
-        await applySettings(connection, settings);
-      } catch (error) {
-        this.lose(node, error);
-        throw error;
-      }
+    }
+    try {
+      // again for a participant already in: a SET (ROLE, statement_timeout, …) between two
+      // statements of the block reaches it as it reached the coordinator, inside the transaction
+      await applySettings(participant.connection, settings);
+    } catch (error) {
+      this.lose(node, error);
+      throw error;
     }
     if (participant.begun) return { connection: participant.connection };
     participant.begun = true;
@@ -236,6 +246,15 @@ export class DistributedTransaction {
     this.coordinatorWrites = true;
   }
 
+  /**
+   * `node` changed something of the whole server (its roles) in this transaction: every worker
+   * must take such a change, so losing one fails the transaction instead of marking placements.
+   */
+  changedServer(nodeId: number): void {
+    const participant = this.participants.get(nodeId);
+    if (participant) participant.changedServer = true;
+  }
+
   /** `node` wrote shard `shardId` in this transaction. */
   wrote(nodeId: number, shardId: number): void {
     this.participants.get(nodeId)?.written.add(shardId);
@@ -248,6 +267,7 @@ export class DistributedTransaction {
    */
   lose(node: WorkerNode, reason: unknown, alsoMissed: readonly number[] = []): void {
     const participant = this.participants.get(node.id);
+    if (participant?.changedServer) this.serverChangeLost ??= node;
     for (const shardId of [...(participant?.written ?? []), ...alsoMissed])
       this.missedWrites.set(`${shardId}:${node.id}`, { shardId, nodeId: node.id });
     if (!this.lost.has(node.id)) {
@@ -380,7 +400,7 @@ export class DistributedTransaction {
    * and records the decision in the coordinator's open transaction; one writer alone commits.
    */
   private async decide(): Promise<Decision> {
-    const writers = [...this.participants.values()].filter((participant) => participant.written.size > 0);
+    const writers = [...this.participants.values()].filter(isWriter);
     if (writers.length === 0 && this.missedWrites.size === 0)
       return { prepared: new Map(), onePhase: undefined, recording: undefined };
     if (writers.length === 1 && this.missedWrites.size === 0 && !writers[0]?.prepared && !this.coordinatorWrites) {
@@ -445,6 +465,12 @@ export class DistributedTransaction {
 
   /** Every shard a lost worker wrote must have been written by a worker still in the transaction. */
   private checkEveryShardKept(writers: readonly Participant[]): void {
+    if (this.serverChangeLost) {
+      throw new HerdError(`worker ${this.serverChangeLost.name} could not take the change`, {
+        sqlState: SqlState.connectionFailure,
+        detail: "A change of every server (roles) needs every active worker.",
+      });
+    }
     const kept = new Set(
       writers.filter((p) => this.participants.has(p.node.id)).flatMap((participant) => [...participant.written]),
     );
@@ -507,6 +533,7 @@ export class DistributedTransaction {
     this.participants.clear();
     this.lost.clear();
     this.missedWrites.clear();
+    this.serverChangeLost = undefined;
     this.savepoints.length = 0;
     this.locked.clear();
     this.verified.clear();

@@ -15,6 +15,8 @@ export interface LocalClusterOptions {
   readonly clusterId: string;
   readonly adminToken: string;
   readonly password: string;
+  /** herd's own password (cluster.json). */
+  readonly internalPassword: string;
   readonly shardCount: number;
   readonly replicationFactor: number;
   /** Progress lines for the person at the terminal. */
@@ -129,6 +131,7 @@ export class LocalCluster {
       HERD_COORDINATOR_URL: this.adminUrl,
       HERD_ADMIN_TOKEN: this.options.adminToken,
       HERD_PASSWORD: this.options.password,
+      HERD_INTERNAL_PASSWORD: this.options.internalPassword,
       HERD_SHARD_COUNT: String(this.options.shardCount),
       HERD_REPLICATION_FACTOR: String(this.options.replicationFactor),
     };

@@ -61,6 +61,7 @@ export async function upCommand(options: UpOptions, say: (line: string) => void)
       clusterId: file.clusterId,
       adminToken,
       password,
+      internalPassword: file.internalPassword,
       shardCount: options.shardCount,
       replicationFactor,
       say,

@@ -3,6 +3,7 @@ import { EventEmitter } from "node:events";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { makeVerifier, quoteLiteral, verifierText } from "@herd/coordinator";
 import { Backoff, Defaults, errorMessage, HerdError, type Logger, SqlState, sleep } from "@herd/shared";
 import pg from "pg";
 import { inspectDataDirectory } from "./data-directory.js";
@@ -20,6 +21,12 @@ export interface PostgresServerOptions {
   /** `listen_addresses`: "127.0.0.1" locally and for the coordinator's own server, "*" on workers. */
   readonly listenAddresses: string;
   readonly superuserPassword: string;
+  /**
+   * Passwords the superuser may still have from before (a volume made when herd logged in with
+   * the SQL password): when one works and `superuserPassword` does not, the superuser's password
+   * is changed to `superuserPassword` at start.
+   */
+  readonly formerSuperuserPasswords?: readonly string[];
   /** Where PostgreSQL's own stderr goes. */
   readonly logFile: string;
   readonly runAs: RunAs | undefined;
@@ -163,17 +170,37 @@ export class PostgresServer extends EventEmitter<ServerEvents> {
 
   /** True when PostgreSQL answers `SELECT 1` right now. */
   async isReady(timeoutMs = 2_000): Promise<boolean> {
-    const client = new pg.Client({ ...this.connectionConfig(), connectionTimeoutMillis: timeoutMs });
+    return (await this.probe(this.options.superuserPassword, timeoutMs)) === "ready";
+  }
+
+  private async probe(password: string, timeoutMs: number, then?: (client: pg.Client) => Promise<void>) {
+    const client = new pg.Client({ ...this.connectionConfig(), password, connectionTimeoutMillis: timeoutMs });
     client.on("error", () => {});
     try {
       await client.connect();
       await client.query("SELECT 1");
-      return true;
-    } catch {
-      return false;
+      await then?.(client);
+      return "ready";
+    } catch (error) {
+      return (error as { code?: string }).code === "28P01" ? "wrong-password" : "down";
     } finally {
       await client.end().catch(() => {});
     }
+  }
+
+  /** The superuser still has a former password: give it the current one. */
+  private async adoptPassword(): Promise<boolean> {
+    const verifier = verifierText(makeVerifier(this.options.superuserPassword));
+    for (const former of this.options.formerSuperuserPasswords ?? []) {
+      const outcome = await this.probe(former, 1_000, async (client) => {
+        await client.query(`ALTER ROLE ${Defaults.superuser} PASSWORD ${quoteLiteral(verifier)}`);
+      });
+      if (outcome === "ready") {
+        this.options.logger.info("the superuser's password was changed to the cluster's internal password");
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -239,7 +266,9 @@ export class PostgresServer extends EventEmitter<ServerEvents> {
           detail: await this.logTail(),
         });
       }
-      if (await this.isReady(1_000)) return;
+      const outcome = await this.probe(this.options.superuserPassword, 1_000);
+      if (outcome === "ready") return;
+      if (outcome === "wrong-password" && (await this.adoptPassword())) continue;
       await sleep(100);
     }
     throw new HerdError(`PostgreSQL did not accept connections on port ${this.options.port} in time`, {

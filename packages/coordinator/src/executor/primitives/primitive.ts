@@ -16,7 +16,8 @@ export type PrimitiveKind =
   | "copy"
   | "explain"
   | "subplans"
-  | "catalog-ddl";
+  | "catalog-ddl"
+  | "role-ddl";
 
 /** What describing a plan may look at: this execution's parameters and, after EXPLAIN ANALYZE runs it, its figures. */
 export interface DescribeContext {
