@@ -20,6 +20,7 @@ export const SqlState = {
   readOnlySqlTransaction: "25006",
   invalidAuthorizationSpecification: "28000",
   invalidPassword: "28P01",
+  insufficientPrivilege: "42501",
   undefinedTable: "42P01",
   undefinedColumn: "42703",
   undefinedParameter: "42P02",

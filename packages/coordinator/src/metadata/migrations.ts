@@ -450,6 +450,33 @@ export const MIGRATIONS: readonly Migration[] = [
           END IF;
           INSERT INTO herd.transactions (gid, node_id) SELECT * FROM unnest(gids, node_ids);
         END $$;
+      -- A table's owner distributes it (create_distributed_table, create_reference_table), as in
+      -- Citus: the session's role adds herd's metadata rows, for tables it owns only.
+      CREATE FUNCTION herd.owns(relation regclass) RETURNS boolean LANGUAGE sql STABLE
+        RETURN pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = relation), 'USAGE');
+      GRANT INSERT ON herd.colocation_groups, herd.distributed_tables, herd.shards, herd.placements TO PUBLIC;
+      GRANT USAGE ON ALL SEQUENCES IN SCHEMA herd TO PUBLIC;
+      ALTER TABLE herd.distributed_tables ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY everyone_reads ON herd.distributed_tables FOR SELECT USING (true);
+      CREATE POLICY owners_add ON herd.distributed_tables FOR INSERT WITH CHECK (herd.owns(relation));
+      ALTER TABLE herd.shards ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY everyone_reads ON herd.shards FOR SELECT USING (true);
+      CREATE POLICY owners_add ON herd.shards FOR INSERT WITH CHECK (herd.owns(relation));
+      ALTER TABLE herd.placements ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY everyone_reads ON herd.placements FOR SELECT USING (true);
+      CREATE POLICY owners_add ON herd.placements FOR INSERT
+        WITH CHECK (herd.owns((SELECT s.relation FROM herd.shards s WHERE s.id = shard_id)));
+      -- a placement added by the session bumps its shard's version, which only herd may change
+      ALTER FUNCTION herd.bump_placement_version() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+      -- DROP TABLE of a distributed table, by whoever may drop the shell: its metadata goes with
+      -- it, in the same transaction (only tables whose shell no longer exists can be forgotten)
+      CREATE FUNCTION herd.forget_dropped_tables(relations oid[]) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+          DELETE FROM herd.distributed_tables t
+           WHERE t.relation = ANY (relations) AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relation);
+        END $$;
       -- only a transaction that recorded its decision marks placements stale (or a superuser)
       CREATE OR REPLACE FUNCTION herd.mark_stale(shard_ids bigint[], node_ids integer[]) RETURNS void
         LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

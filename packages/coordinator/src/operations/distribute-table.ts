@@ -66,6 +66,10 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   if (catalog.byOid(shell.oid)) {
     throw new HerdError(`table "${shell.name}" is already distributed`, { sqlState: SqlState.invalidTableDefinition });
   }
+  // as in Citus, only the table's owner (or a member of its role) distributes it
+  if (firstValue(await backend.query("SELECT herd.owns($1::oid::regclass)", [String(shell.oid)])) !== "t") {
+    throw new HerdError(`must be owner of table ${shell.name}`, { sqlState: SqlState.insufficientPrivilege });
+  }
   const workers = [...catalog.nodes.values()].filter((node) => node.state === "active");
   const columnType =
     request.kind === "hash" ? await distributionColumnType(backend, shell, request.column as string) : undefined;

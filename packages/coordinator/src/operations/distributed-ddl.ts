@@ -60,14 +60,15 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     transaction.writesOnCoordinator();
     // the shell's guard trigger lets this transaction's own TRUNCATE through
     await backend.query("SET LOCAL herd.shell_writes = on");
-    if (change.action === "drop-tables") {
-      for (const table of change.tables) {
-        await backend.query("DELETE FROM herd.distributed_tables WHERE relation = $1::oid", [String(table.oid)]);
-      }
-    }
     const collector = new ResultCollector();
     await backend.exchange(backendRequest({ ...run, sql: change.shellSql, describe: false }), collector);
     const shell = collector.result();
+    if (change.action === "drop-tables") {
+      // the shell is gone (the session's role was allowed to drop it): so is its metadata
+      await backend.query("SELECT herd.forget_dropped_tables($1::oid[])", [
+        `{${change.tables.map((table) => table.oid).join(",")}}`,
+      ]);
+    }
     // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
     const settings = asHerd(port.settings());
     const outcomes = await Promise.allSettled(
