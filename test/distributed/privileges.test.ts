@@ -39,6 +39,7 @@ const SETUP = [
   "CREATE TABLE ref (id int PRIMARY KEY, label text, hidden text)",
   "CREATE TABLE notes (id int PRIMARY KEY, author text NOT NULL, body text)",
   "CREATE TABLE kept (id int PRIMARY KEY, n int)",
+  "CREATE TABLE counters (id bigserial PRIMARY KEY, n int)",
   "CREATE SCHEMA vault",
   "CREATE TABLE vault.gold (id int PRIMARY KEY, grams int)",
   "INSERT INTO secret SELECT i, i % 3, 'secret ' || i FROM generate_series(1, 30) i",
@@ -61,6 +62,7 @@ const DISTRIBUTE = [
   "SELECT create_distributed_table('notes', 'id')",
   "SELECT create_distributed_table('kept', 'id')",
   "SELECT create_distributed_table('vault.gold', 'id')",
+  "SELECT create_distributed_table('counters', 'id')",
 ];
 // granted once the tables are distributed: herd carries each to every placement
 const GRANTS = [
@@ -78,6 +80,7 @@ const GRANTS = [
   "CREATE POLICY own_notes ON notes USING (author = current_user) WITH CHECK (author = current_user)",
   "ALTER TABLE kept OWNER TO keeper",
   "GRANT SELECT ON ALL TABLES IN SCHEMA vault TO app",
+  "GRANT SELECT, INSERT ON counters TO app",
 ];
 
 /** What each role runs, in order, on both sides. */
@@ -104,6 +107,7 @@ const STATEMENTS = [
   "DELETE FROM items WHERE id = 100",
   "SELECT id, tenant, qty FROM items ORDER BY id",
   "SELECT count(*) FROM vault.gold",
+  "INSERT INTO counters (n) VALUES (1) RETURNING n",
   "SELECT count(*) FROM allowed",
   "SELECT count(*) FROM allowed_ids()",
   "SELECT count(*) FROM kept",
@@ -286,6 +290,21 @@ describe("the same answers as PostgreSQL, role by role", () => {
       expect(fromHerd, user).toBe(fromPlain);
     }
     await expectSameAnswer(herdAdmin, plainAdmin, "SELECT id, tenant, qty FROM items WHERE id >= 200 ORDER BY id");
+  });
+
+  it("a sequence's privileges hold for the defaults herd evaluates", async () => {
+    await expectSameAnswer(herdAdmin, plainAdmin, "GRANT USAGE ON SEQUENCE counters_id_seq TO app");
+    const { herd, plain: direct } = await asRole("app");
+    try {
+      for (const sql of [
+        "INSERT INTO counters (n) VALUES (2) RETURNING id, n",
+        "SELECT id, n FROM counters ORDER BY id",
+      ])
+        await expectSameAnswer(herd, direct, sql);
+    } finally {
+      await herd.end();
+      await direct.end();
+    }
   });
 
   it("REVOKE and DROP POLICY reach every placement as well", async () => {

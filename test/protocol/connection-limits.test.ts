@@ -8,7 +8,12 @@ import { RawClient } from "../helpers/raw-client.js";
 // The SQL port's admission: sockets that never authenticate have their own small limit and a
 // short time to do so, so they cannot take the slots of clients that can (before, 50 of them held
 // everyone out for 60 s at the 250-connection limit). Small limits here, to reach them.
-const LIMITS = { HERD_MAX_CONNECTIONS: "4", HERD_MAX_UNAUTHENTICATED: "5", HERD_AUTH_TIMEOUT_MS: "1500" };
+const LIMITS = {
+  HERD_MAX_CONNECTIONS: "4",
+  HERD_SUPERUSER_RESERVED_CONNECTIONS: "2",
+  HERD_MAX_UNAUTHENTICATED: "5",
+  HERD_AUTH_TIMEOUT_MS: "1500",
+};
 const herdUp = useHerdCluster("connection-limits", { workers: 1, env: LIMITS });
 const clients: pg.Client[] = [];
 const strangers: RawClient[] = [];
@@ -66,5 +71,38 @@ describe("signed-in sessions", () => {
     // a slot freed is a slot taken again
     await clients.pop()?.end();
     clients.push(await login());
+  });
+});
+
+describe("slots reserved for superusers", () => {
+  it("keep the last HERD_SUPERUSER_RESERVED_CONNECTIONS sessions for superusers, as PostgreSQL does", async () => {
+    const admin = clients.pop() as pg.Client;
+    await admin.query("CREATE ROLE plain_user LOGIN PASSWORD 'plain'");
+    await admin.end();
+    await Promise.all(clients.splice(0).map((client) => client.end()));
+    const asPlainUser = () =>
+      connectTo({
+        host: "127.0.0.1",
+        port: herdUp.cluster.sqlPort,
+        user: "plain_user",
+        password: "plain",
+        database: "postgres",
+      });
+    clients.push(await asPlainUser(), await asPlainUser());
+    const third = await asPlainUser().then(
+      (client) => client,
+      (error: { code?: string; message: string }) => error,
+    );
+    expect(third).toMatchObject({
+      code: "53300",
+      message: "remaining connection slots are reserved for roles with the SUPERUSER attribute",
+    });
+    // a superuser still gets in, up to the limit itself
+    clients.push(await login(), await login());
+    const fifth = await login().then(
+      () => undefined,
+      (error: { code?: string; message: string }) => error,
+    );
+    expect(fifth?.message).toBe("sorry, too many clients already");
   });
 });

@@ -38,7 +38,12 @@ describe("loadBotConfig", () => {
       shardCount: 32,
       shardConnectionsPerWorker: 2,
       repairIntervalMs: 5_000,
-      connectionLimits: { maxConnections: 250, maxUnauthenticated: 32, authTimeoutMs: 10_000 },
+      connectionLimits: {
+        maxConnections: 250,
+        reservedForSuperusers: 3,
+        maxUnauthenticated: 32,
+        authTimeoutMs: 10_000,
+      },
       replicationFactor: 2,
       heartbeatIntervalMs: 5_000,
       heartbeatTimeoutMs: 15_000,

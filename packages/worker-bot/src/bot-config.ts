@@ -41,6 +41,8 @@ export interface BotConfig {
    */
   readonly connectionLimits: {
     readonly maxConnections: number;
+    /** Of those, kept for superusers (`HERD_SUPERUSER_RESERVED_CONNECTIONS`, default 3). */
+    readonly reservedForSuperusers: number;
     readonly maxUnauthenticated: number;
     readonly authTimeoutMs: number;
   };
@@ -111,6 +113,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
     connectionLimits: {
       maxConnections: integer(env, "HERD_MAX_CONNECTIONS", 250, 1, 100_000),
+      reservedForSuperusers: integer(env, "HERD_SUPERUSER_RESERVED_CONNECTIONS", 3, 0, 100_000),
       maxUnauthenticated: integer(env, "HERD_MAX_UNAUTHENTICATED", 32, 1, 100_000),
       authTimeoutMs: integer(env, "HERD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000),
     },

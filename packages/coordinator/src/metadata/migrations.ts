@@ -469,6 +469,19 @@ export const MIGRATIONS: readonly Migration[] = [
       -- a placement added by the session bumps its shard's version, which only herd may change
       ALTER FUNCTION herd.bump_placement_version() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+      -- What PostgreSQL checks before it evaluates an INSERT's defaults (herd evaluates them on the
+      -- coordinator, executor/primitives/insert.ts): INSERT on the table, or on every column given.
+      CREATE FUNCTION herd.insert_allowed(relation oid, VARIADIC columns text[]) RETURNS boolean
+        LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+          IF NOT has_table_privilege(relation, 'INSERT')
+             AND NOT coalesce((SELECT bool_and(has_column_privilege(relation, c, 'INSERT')) FROM unnest(columns) c), false) THEN
+            RAISE EXCEPTION 'permission denied for table %', (SELECT relname FROM pg_class WHERE oid = relation)
+              USING ERRCODE = 'insufficient_privilege';
+          END IF;
+          RETURN true;
+        END $$;
+
       -- DROP TABLE of a distributed table, by whoever may drop the shell: its metadata goes with
       -- it, in the same transaction (only tables whose shell no longer exists can be forgotten)
       CREATE FUNCTION herd.forget_dropped_tables(relations oid[]) RETURNS void

@@ -20,8 +20,11 @@ Usage:
   herd --version
 
 Environment:
-  HERD_PASSWORD      password of the SQL user "postgres" (herd up default: postgres)
+  HERD_PASSWORD      password of the SQL user "postgres" (herd up default: postgres); other roles
+                     log in with the password CREATE ROLE … PASSWORD gave them
   HERD_ADMIN_TOKEN   bearer token of the admin API (herd up default: generated, kept in <data-dir>/cluster.json)
+  HERD_INTERNAL_PASSWORD  herd's own superuser password on every PostgreSQL of the cluster (herd up:
+                     generated, kept in <data-dir>/cluster.json; the chart: its Secret)
   HERD_PG_BIN        a PostgreSQL 18 bin/ directory to use instead of the bundled one
 `;
 

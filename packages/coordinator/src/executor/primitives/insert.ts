@@ -138,6 +138,16 @@ export class Insert implements Primitive {
         items.push(castNode(expressionNode(column.defaultExpr as string), column.typeName));
       return { List: { items } };
     });
+    // PostgreSQL checks INSERT on the table before it evaluates a default (nextval of a sequence
+    // the role may not use): herd.insert_allowed, first in each row, raises the same 42501 first
+    const allowed = {
+      FuncCall: {
+        funcname: [{ String: { sval: "herd" } }, { String: { sval: "insert_allowed" } }],
+        args: [literalNode(String(table.oid), "oid"), ...columns.map((name) => literalNode(name, "text"))],
+        funcformat: "COERCE_EXPLICIT_CALL",
+      },
+    };
+    for (const list of valuesLists) list.List.items.unshift(allowed);
     const sql = deparse({ SelectStmt: { valuesLists, limitOption: "LIMIT_OPTION_DEFAULT", op: "SETOP_NONE" } });
     const request = backendRequest({
       sql,
@@ -149,7 +159,9 @@ export class Insert implements Primitive {
     const collector = new ResultCollector();
     await port.backend.exchange(request, collector);
     const result = collector.result();
-    const texts = result.rows.map((values) => values.map((value) => (value === null ? null : value.toString("utf8"))));
+    const texts = result.rows.map((values) =>
+      values.slice(1).map((value) => (value === null ? null : value.toString("utf8"))),
+    );
     const distribution = columns.indexOf(table.distributionColumn ?? "");
     return {
       columns,
