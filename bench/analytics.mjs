@@ -124,7 +124,7 @@ export async function run(argv, { signal }) {
   progress(`starting herd up --workers ${options.workers}`);
   const started = Date.now();
   const cluster = await startHerdCluster({ workers: options.workers, signal });
-  const connect = connector(password, signal);
+  const connect = connector((port) => cluster.passwordFor(port, password), signal);
   const clients = [];
   const results = [];
   let settings;
@@ -478,7 +478,7 @@ function herdEnvironment() {
  * text (no type parsing). An abort of `signal` ends every client still open, so that a long
  * statement (a load, a scan) fails at once and the cluster is stopped without waiting for it.
  */
-function connector(password, signal) {
+function connector(passwordFor, signal) {
   const open = new Set();
   signal.addEventListener("abort", () => {
     for (const client of open) client.end().catch(() => {});
@@ -489,7 +489,7 @@ function connector(password, signal) {
       host: "127.0.0.1",
       port,
       user: "postgres",
-      password,
+      password: passwordFor(port),
       database: "postgres",
       options: settings,
       types: { getTypeParser: () => (text) => text },

@@ -26,7 +26,9 @@ export async function run(argv, { signal }) {
   const options = parseIntegerOptions("protocol", argv, OPTIONS);
   if (!options) return;
   const password = process.env.HERD_PASSWORD ?? "postgres";
-  const pgbenchAt = (args, port) => pgbench(args, { port, password, signal });
+  // the coordinator's own PostgreSQL takes herd's internal password (cluster.passwordFor)
+  let passwordFor = () => password;
+  const pgbenchAt = (args, port) => pgbench(args, { port, password: passwordFor(port), signal });
   const [version, machine] = await Promise.all([pgbenchVersion(), describeMachine()]);
   const select = (mode, seconds) => ["-n", "-S", "-M", mode, ...CLIENTS, "-T", String(seconds)];
 
@@ -35,6 +37,7 @@ export async function run(argv, { signal }) {
   let started = Date.now();
   const cluster = await startHerdCluster({ workers: 1, signal });
   const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
+  passwordFor = (port) => cluster.passwordFor(port, password);
   let runs;
   try {
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);

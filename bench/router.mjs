@@ -61,7 +61,7 @@ export async function run(argv, { signal }) {
   const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
   const pgbenchOn = (target, args) =>
     withSearchPath(target === "postgres" ? PLAIN_SCHEMA : undefined, () =>
-      pgbench(args, { port: ports[target], password, signal }),
+      pgbench(args, { port: ports[target], password: cluster.passwordFor(ports[target], password), signal }),
     );
   let runs;
   let shardCount;
@@ -79,7 +79,7 @@ export async function run(argv, { signal }) {
     shardCount = Number(distributed.rows[0]?.shard_count);
     progress(`pgbench_accounts and pgbench_history distributed by aid (${shardCount} shards) in ${since(started)}`);
     started = Date.now();
-    await query(ports.postgres, password, [
+    await query(ports.postgres, cluster.internalPassword, [
       `DROP SCHEMA IF EXISTS ${PLAIN_SCHEMA} CASCADE`,
       `CREATE SCHEMA ${PLAIN_SCHEMA}`,
     ]);

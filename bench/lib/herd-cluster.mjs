@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -61,6 +61,12 @@ export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 9
     adminPort,
     /** The coordinator's own PostgreSQL. */
     postgresPort: sqlPort + 1,
+    /** herd's own password, the superuser's on the coordinator's PostgreSQL (read once ready). */
+    internalPassword: "",
+    /** The password for `port`: herd's SQL port takes the SQL one, the coordinator's PostgreSQL herd's own. */
+    passwordFor(port, sqlPassword) {
+      return port === cluster.postgresPort ? cluster.internalPassword : sqlPassword;
+    },
     output: () => output,
     stop() {
       stopping ??= (async () => {
@@ -90,6 +96,7 @@ export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 9
         throw new Error(`herd up was not ready in ${startTimeoutMs / 1000} s:\n${tail(output)}`);
       await sleep(50);
     }
+    cluster.internalPassword = JSON.parse(await readFile(join(dataDir, "cluster.json"), "utf8")).internalPassword;
   } catch (error) {
     await cluster.stop();
     throw error;

@@ -147,7 +147,11 @@ export class Insert implements Primitive {
         funcformat: "COERCE_EXPLICIT_CALL",
       },
     };
-    for (const list of valuesLists) list.List.items.unshift(allowed);
+    // (only where a default is evaluated: what else the rows compute, PostgreSQL computes after the check too)
+    const evaluatesDefault =
+      defaulted.length > 0 || this.spec.rows.some((row) => row.some((v) => as(v, "SetToDefault")));
+    for (const list of valuesLists)
+      list.List.items.unshift(evaluatesDefault ? allowed : { A_Const: { boolval: { boolval: true } } });
     const sql = deparse({ SelectStmt: { valuesLists, limitOption: "LIMIT_OPTION_DEFAULT", op: "SETOP_NONE" } });
     const request = backendRequest({
       sql,
