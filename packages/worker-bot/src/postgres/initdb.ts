@@ -9,15 +9,17 @@ import { chownTree, type RunAs } from "./run-as.js";
 const run = promisify(execFile);
 
 /**
- * Every connection must authenticate with the cluster password (SCRAM), from anywhere: in
- * Kubernetes the coordinator reaches the workers over the pod network.
+ * Every connection authenticates with SCRAM-SHA-256: as the superuser with herd's internal
+ * password, or as a role with the password herd derives for it (never the application's). From
+ * any address, because in Kubernetes the coordinator's Pod address changes with every restart:
+ * which Pods may reach a worker's PostgreSQL is the chart's NetworkPolicy's to say (only the
+ * coordinator). No physical replication connections: herd copies shards with COPY and moves them
+ * with logical replication, which connects to a database like any client.
  */
-const PG_HBA = `# Written by herd. Every connection authenticates with SCRAM-SHA-256.
+const PG_HBA = `# Written by herd. Every connection authenticates with SCRAM-SHA-256; no physical replication.
 local   all           all                 scram-sha-256
 host    all           all   0.0.0.0/0     scram-sha-256
 host    all           all   ::/0          scram-sha-256
-host    replication   all   0.0.0.0/0     scram-sha-256
-host    replication   all   ::/0          scram-sha-256
 `;
 
 export interface InitdbOptions {
