@@ -56,11 +56,14 @@ describe("the chart, offline", () => {
         | { spec: { podSelector: { matchLabels: Record<string, string> }; ingress: unknown[] } }
         | undefined;
       if (policy) {
-        // workers' PostgreSQL from the coordinator only; the probe port from anywhere
+        // workers' PostgreSQL from the coordinator and the other workers (moves) only; the probe port from anywhere
         expect(policy.spec.podSelector.matchLabels["herd.dev/role"]).toBe("worker");
         expect(JSON.parse(JSON.stringify(policy.spec.ingress))).toEqual([
           {
-            _from: [{ podSelector: { matchLabels: expect.objectContaining({ "herd.dev/role": "coordinator" }) } }],
+            _from: [
+              { podSelector: { matchLabels: expect.objectContaining({ "herd.dev/role": "coordinator" }) } },
+              { podSelector: { matchLabels: expect.objectContaining({ "herd.dev/role": "worker" }) } },
+            ],
             ports: [{ port: 5432, protocol: "TCP" }],
           },
           { ports: [{ port: 6480, protocol: "TCP" }] },

@@ -11,7 +11,9 @@ import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
 import { NodeVerifier } from "./metadata/node-verification.js";
+import { MoveCleanup } from "./operations/move-cleanup.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
+import { type MoveRequest, PlacementService } from "./operations/placement-service.js";
 import { RoleSync } from "./operations/role-propagation.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
@@ -90,8 +92,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       password: options.metadata.password,
       database: options.metadata.database,
     });
+    let placements: PlacementService | undefined;
     const admin = await buildAdminApp({
       nodes,
+      placements: () => placements,
       verify: (node) => verifier.verify(node),
       adminToken: options.adminToken,
       logger: logger.child("admin"),
@@ -148,8 +152,21 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const roles = new RoleSync({ metadata: pool, catalog, pool: workers, credentials, logger: logger.child("roles") });
     roles.start();
     opened.push({ close: () => roles.stop() });
+    const moves = new MoveCleanup({ metadata: pool, catalog, pool: workers, logger: logger.child("moves") });
+    moves.start();
+    opened.push({ close: () => moves.stop() });
+    placements = new PlacementService({
+      metadata: pool,
+      catalog,
+      pool: workers,
+      credentials,
+      logger: logger.child("moves"),
+      prepareNode: (node) => roles.syncNode(node),
+    });
+    const placementService = placements;
     const cluster = {
       credentials,
+      moveShardPlacement: (request: MoveRequest) => placementService.move(request),
       syncRoles: () => roles.now(),
       recoverPreparedTransactions: () => recovery.recoverNow(),
       copyShardPlacement: async (request: PlacementCopyRequest) => {

@@ -6,4 +6,5 @@ export { HerdError, type HerdErrorFields, isHerdError, type Severity } from "./h
 export { listen } from "./listen.js";
 export { createLogger, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
 export { type PodIdentity, parsePodName, roleForOrdinal } from "./ordinal.js";
+export * from "./placement-schemas.js";
 export { SqlState, type SqlStateCode, type SqlStateName } from "./sql-state.js";

@@ -5,11 +5,13 @@ import type { Logger, RegisterNodeBody } from "@herd/shared";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { NodeRegistry } from "../metadata/node-registry.js";
 import type { Verdict } from "../metadata/node-verification.js";
+import type { PlacementService } from "../operations/placement-service.js";
 import { AdminMetrics } from "./admin-metrics.js";
 import { bearerAuth } from "./bearer-auth.js";
 import { healthRoutes } from "./routes/health-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
+import { placementRoutes } from "./routes/placement-routes.js";
 
 export interface AdminDeps {
   readonly nodes: NodeRegistry;
@@ -17,6 +19,8 @@ export interface AdminDeps {
   readonly verify: (node: RegisterNodeBody) => Promise<Verdict>;
   readonly adminToken: string;
   readonly isReady: () => Promise<boolean>;
+  /** Where shards live and moving them; undefined until the coordinator has started (503). */
+  readonly placements?: () => PlacementService | undefined;
   readonly logger: Logger;
 }
 
@@ -70,6 +74,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
         route.schema = { ...route.schema, security: [{ bearer: [] }] };
       });
       await v1.register(nodeRoutes, { nodes: deps.nodes, verify: deps.verify });
+      await v1.register(placementRoutes, { placements: () => deps.placements?.() });
     },
     { prefix: "/v1" },
   );

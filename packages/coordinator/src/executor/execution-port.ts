@@ -6,6 +6,7 @@ import type { ConnectionPool, WorkerConnection } from "../connection/worker-conn
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { PlacementCopyRequest } from "../operations/placement-repair.js";
+import type { MoveRequest } from "../operations/placement-service.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import type { ResultSink } from "./result-sink.js";
@@ -17,6 +18,8 @@ export interface ClusterServices {
   recoverPreparedTransactions(): Promise<number>;
   /** citus_copy_shard_placement: copies (or repairs) a shard and those colocated with it onto another worker. */
   copyShardPlacement(request: PlacementCopyRequest): Promise<void>;
+  /** citus_move_shard_placement: moves a shard and those colocated with it to another worker, online. */
+  moveShardPlacement(request: MoveRequest): Promise<unknown>;
   /** The passwords herd's own logins use (role sync gives each role's to the workers). */
   readonly credentials: ClusterCredentials;
   /** Makes every active worker's roles the coordinator's now; resolves with how many statements it took. */

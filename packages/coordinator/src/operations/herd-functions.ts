@@ -14,7 +14,8 @@ export interface FunctionCall {
     | "create_reference_table"
     | "get_shard_id_for_distribution_column"
     | "recover_prepared_transactions"
-    | "citus_copy_shard_placement";
+    | "citus_copy_shard_placement"
+    | "citus_move_shard_placement";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -76,6 +77,16 @@ export async function callHerdFunction(
         });
       }
       await port.cluster.copyShardPlacement(copyRequest(call, arg));
+      return { typeOid: VOID_OID, value: "" };
+    }
+    case "citus_move_shard_placement": {
+      if (port.inTransactionBlock()) {
+        throw new HerdError("citus_move_shard_placement cannot run inside a transaction block", {
+          sqlState: SqlState.activeSqlTransaction,
+        });
+      }
+      // every transfer mode moves online here (logical replication, then a short write pause)
+      await port.cluster.moveShardPlacement(copyRequest(call, arg));
       return { typeOid: VOID_OID, value: "" };
     }
     case "get_shard_id_for_distribution_column": {

@@ -71,12 +71,7 @@ export async function copyShardGroup(copy: ShardGroupCopy, deps: ShardCopyDeps):
   try {
     await client.query("BEGIN");
     // the shards' groups, whole (transaction/shard-lock.ts)
-    await client.query(
-      `SELECT herd.lock_shards(ARRAY(SELECT t.colocation_id::bigint * 65536 + s.shard_index
-                                       FROM herd.shards s JOIN herd.distributed_tables t ON t.relation = s.relation
-                                      WHERE s.id = ANY ($1::bigint[])), '{}', '{}')`,
-      [ids],
-    );
+    await lockShardGroups(client, ids);
     await checkPlacements(client, copy);
     [source, target] = await Promise.all([deps.pool.acquire(copy.source), deps.pool.acquire(copy.target)]);
     await Promise.all([applySettings(source, INTERNAL_SETTINGS), applySettings(target, INTERNAL_SETTINGS)]);
@@ -118,6 +113,16 @@ export async function copyShardGroup(copy: ShardGroupCopy, deps: ShardCopyDeps):
   }
 }
 
+/** Takes the write locks of the shards' groups, whole (transaction/shard-lock.ts), in the client's transaction. */
+export async function lockShardGroups(client: pg.PoolClient, shardIds: readonly number[]): Promise<void> {
+  await client.query(
+    `SELECT herd.lock_shards(ARRAY(SELECT t.colocation_id::bigint * 65536 + s.shard_index
+                                     FROM herd.shards s JOIN herd.distributed_tables t ON t.relation = s.relation
+                                    WHERE s.id = ANY ($1::bigint[])), '{}', '{}')`,
+    [shardIds],
+  );
+}
+
 /** Under the lock: every shard's source placement is active and its target placement is as the copy expects. */
 async function checkPlacements(client: pg.PoolClient, copy: ShardGroupCopy): Promise<void> {
   const { rows } = await client.query<{ shard_id: string; node_id: number; state: string }>(
@@ -150,7 +155,7 @@ async function checkPlacements(client: pg.PoolClient, copy: ShardGroupCopy): Pro
  * Writers release their locks when the coordinator has decided; their COMMIT PREPAREDs on the
  * workers may still be under way. The copy reads the source once those it had are done.
  */
-async function waitForPreparedTransactions(source: WorkerConnection, node: WorkerNode): Promise<void> {
+export async function waitForPreparedTransactions(source: WorkerConnection, node: WorkerNode): Promise<void> {
   const gids = async () =>
     (await source.query("SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'herd\\_%'")).rows.map((row) =>
       String(row[0]),
@@ -232,7 +237,7 @@ async function copyShardTable(
  * indexes returned, to run after the rows are in), with the foreign keys of other tables that
  * pointed at it. The statements come from the source's catalog, parsed and printed again.
  */
-async function rebuildTable(
+export async function rebuildTable(
   name: string,
   source: WorkerConnection,
   target: WorkerConnection,

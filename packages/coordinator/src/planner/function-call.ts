@@ -12,6 +12,7 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "get_shard_id_for_distribution_column",
   "recover_prepared_transactions",
   "citus_copy_shard_placement",
+  "citus_move_shard_placement",
 ]);
 
 /**

@@ -56,6 +56,7 @@ export class FakePort implements ExecutionPort {
   readonly cluster = {
     recoverPreparedTransactions: async () => 0,
     copyShardPlacement: async () => {},
+    moveShardPlacement: async () => {},
     credentials: new ClusterCredentials("internal-password", "sql-password"),
     syncRoles: async () => 0,
   };

@@ -1,0 +1,298 @@
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { answer } from "../helpers/differential.js";
+import { eventually, useHerdCluster } from "../helpers/herd-up.js";
+import {
+  botOf,
+  divergentShards,
+  herdClient,
+  onServer,
+  placements,
+  serverClient,
+  serverPort,
+  within,
+} from "./fault-kit.js";
+
+// Online shard moves (POST /v1/shards/:id/move, citus_move_shard_placement) and the read
+// endpoints of the admin API. A move copies with logical replication while reads and writes go
+// on, then switches under a short write pause; a move whose coordinator dies is undone at restart.
+const herdUp = useHerdCluster("shard-moves", { workers: 3 });
+let herd: pg.Client;
+
+interface NodeRow {
+  id: number;
+  name: string;
+  port: number;
+}
+let nodes: NodeRow[];
+
+beforeAll(async () => {
+  herd = await herdClient(herdUp.cluster);
+  await herd.query("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)");
+  await herd.query("CREATE TABLE order_notes (order_id int, note text)"); // no key: REPLICA IDENTITY FULL
+  await herd.query("CREATE TABLE regions (code text PRIMARY KEY, name text)");
+  await herd.query("INSERT INTO orders SELECT i, i % 50, i * 1.5 FROM generate_series(1, 3000) i");
+  await herd.query("INSERT INTO order_notes SELECT i, 'note ' || i FROM generate_series(1, 3000) i");
+  await herd.query("INSERT INTO regions VALUES ('eu', 'Europe'), ('us', 'Americas')");
+  await herd.query("SELECT create_distributed_table('orders', 'id', shard_count => 4)");
+  await herd.query("SELECT create_distributed_table('order_notes', 'order_id', colocate_with => 'orders')");
+  await herd.query("SELECT create_reference_table('regions')");
+  const listed = (await (await herdUp.cluster.admin("/v1/nodes")).json()) as { nodes: NodeRow[] };
+  nodes = listed.nodes;
+});
+
+afterAll(async () => {
+  await herd?.end();
+});
+
+const json = async (path: string, init?: RequestInit) => {
+  const response = await herdUp.cluster.admin(path, {
+    ...init,
+    headers: { "content-type": "application/json", ...(init?.headers as Record<string, string>) },
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+};
+
+/** A shard of orders with its placements' node ids, and a node that holds none of it. */
+async function movableShard(): Promise<{ shardId: number; from: number; to: number; colocated: number }> {
+  type ShardRow = { id: number; placements: { nodeId: number; state: string }[] };
+  // a node that holds no placement of it at all (one moved away is dropped a few seconds later)
+  const shard = await eventually(async () => {
+    const first = ((await json("/v1/shards?table=orders")).body.shards as ShardRow[])[0];
+    return first && first.placements.length < nodes.length ? first : undefined;
+  });
+  const holders = shard.placements.filter((p) => p.state === "active").map((p) => p.nodeId);
+  const to = nodes.find((node) => !shard.placements.some((p) => p.nodeId === node.id))?.id as number;
+  const notes = (await json("/v1/shards?table=order_notes")).body.shards as { id: number }[];
+  return { shardId: shard.id, from: holders[0] as number, to, colocated: (notes[0] as { id: number }).id };
+}
+
+describe("the read endpoints", () => {
+  it("list tables, shards, placements and a node, with sizes from the workers", async () => {
+    const tables = (await json("/v1/tables")).body.tables as Record<string, unknown>[];
+    expect(tables.map((t) => t.name).sort()).toEqual(["public.order_notes", "public.orders", "public.regions"]);
+    const orders = tables.find((t) => t.name === "public.orders") as Record<string, number | string>;
+    expect(orders).toMatchObject({ kind: "hash", distributionColumn: "id", shardCount: 4, replicationFactor: 2 });
+    expect(orders.bytes).toBeGreaterThan(0);
+    const regions = tables.find((t) => t.name === "public.regions") as Record<string, number | string>;
+    expect(regions).toMatchObject({ kind: "reference", distributionColumn: null, shardCount: 1, replicationFactor: 3 });
+
+    const shards = await json("/v1/shards?table=orders&limit=2&offset=1");
+    expect(shards.body).toMatchObject({ total: 4, offset: 1, limit: 2 });
+    expect((shards.body.shards as unknown[]).length).toBe(2);
+    const first = (shards.body.shards as { placements: { bytes: number; state: string }[] }[])[0];
+    expect(first?.placements.every((p) => p.state === "active" && p.bytes > 0)).toBe(true);
+
+    const node = nodes[0] as NodeRow;
+    const onNode = (await json(`/v1/placements?node=${node.id}`)).body;
+    const detail = (await json(`/v1/nodes/${node.id}`)).body;
+    expect(detail).toMatchObject({ id: node.id, name: node.name, state: "active" });
+    expect((detail.placements as unknown[]).length).toBe(onNode.total);
+    expect(detail.bytes).toBeGreaterThan(0);
+  });
+
+  it("refuse what cannot be: no token 401, unknown ids 404, bad bodies 400, impossible moves 409", async () => {
+    const plain = await fetch(`http://127.0.0.1:${herdUp.cluster.adminPort}/v1/tables`);
+    expect(plain.status).toBe(401);
+    expect((await json("/v1/shards?table=nope")).status).toBe(404);
+    expect((await json("/v1/nodes/9999")).status).toBe(404);
+    expect((await json("/v1/placements?node=9999")).status).toBe(404);
+    const { shardId, from, to } = await movableShard();
+    const move = (id: number, body: unknown) =>
+      json(`/v1/shards/${id}/move`, { method: "POST", body: JSON.stringify(body) });
+    expect((await move(shardId, { from })).status).toBe(400);
+    expect((await move(shardId, { from, to, extra: 1 })).status).toBe(400);
+    expect((await move(99999999, { from, to })).status).toBe(404);
+    expect((await move(shardId, { from, to: from })).status).toBe(400);
+    expect((await move(shardId, { from: to, to: from })).status).toBe(409); // the "source" holds none
+    const otherHolder = nodes.find((n) => n.id !== from && n.id !== to)?.id as number;
+    const holders = await move(shardId, { from, to: otherHolder });
+    expect(holders.status).toBe(409);
+    expect(String(holders.body.message)).toMatch(/already has a placement/);
+  });
+});
+
+describe("moving a shard group", () => {
+  it("moves a shard and its colocated shards while clients read and write, losing and failing nothing", async () => {
+    const { shardId, from, to, colocated } = await movableShard();
+    // writers: each owns its ids, inserts/updates/deletes (some in blocks), remembers what it was told
+    const expected = new Map<number, number>();
+    const errors: string[] = [];
+    let running = true;
+    const writer = async (first: number) => {
+      const client = await herdClient(herdUp.cluster);
+      let n = 0;
+      try {
+        while (running) {
+          const id = 100_000 + first + (n % 200) * 10;
+          n += 1;
+          try {
+            if (n % 3 === 0) {
+              await client.query("BEGIN");
+              await client.query("INSERT INTO orders VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET total = $2", [
+                id,
+                n,
+              ]);
+              await client.query("INSERT INTO order_notes VALUES ($1, 'in a block')", [id]);
+              await client.query("COMMIT");
+            } else if (n % 7 === 0 && expected.has(id)) {
+              await client.query("DELETE FROM orders WHERE id = $1", [id]);
+              expected.delete(id);
+              continue;
+            } else {
+              await client.query("INSERT INTO orders VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET total = $2", [
+                id,
+                n,
+              ]);
+            }
+            expected.set(id, n);
+          } catch (error) {
+            errors.push((error as Error).message);
+            await client.query("ROLLBACK").catch(() => {});
+          }
+        }
+      } finally {
+        await client.end();
+      }
+    };
+    const reads: string[] = [];
+    const reader = async () => {
+      const client = await herdClient(herdUp.cluster);
+      try {
+        while (running) {
+          const result = await answer(client, "SELECT count(*) FROM orders WHERE id <= 3000");
+          if ("error" in result) reads.push(result.error.message);
+          else if (result.rows[0]?.[0] !== "3000") reads.push(`read ${result.rows[0]?.[0]} rows`);
+        }
+      } finally {
+        await client.end();
+      }
+    };
+    const load = [writer(1), writer(2), writer(3), reader()];
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const moved = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    running = false;
+    await Promise.all(load);
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    expect((moved.body.shards as number[]).sort()).toEqual([shardId, colocated].sort());
+    expect(Number(moved.body.writePauseMs)).toBeLessThan(1_000);
+    console.log(`move: ${JSON.stringify(moved.body)}`);
+    expect(errors).toEqual([]);
+    expect(reads).toEqual([]);
+    // the placements: on `to` now, `from` keeps none (its tables dropped shortly after)
+    const after = await placements(herd, "orders");
+    const ports = after.filter((p) => Number(p.shardid) === shardId && p.shardstate === 1).map((p) => p.nodeport);
+    const portOf = (id: number) => nodes.find((n) => n.id === id)?.port;
+    expect(ports).toContain(portOf(to));
+    expect(ports).not.toContain(portOf(from));
+    // every acknowledged write is there, once
+    const { rows } = await herd.query<{ id: number; total: string }>("SELECT id, total FROM orders WHERE id > 100000");
+    expect(new Map(rows.map((row) => [row.id, Number(row.total)]))).toEqual(expected);
+    expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
+    const fromOrdinal = (nodes.find((n) => n.id === from)?.port as number) - herdUp.cluster.sqlPort - 1;
+    await within(30_000, "the source's tables are dropped", async () => {
+      const left = await onServer(herdUp.cluster, fromOrdinal, "SELECT 1 FROM pg_class WHERE relname = $1", [
+        `orders_${shardId}`,
+      ]);
+      return left.length === 0;
+    });
+    // nothing of the replication is left behind
+    for (const node of nodes) {
+      const ordinal = node.port - herdUp.cluster.sqlPort - 1;
+      expect(await onServer(herdUp.cluster, ordinal, "SELECT subname FROM pg_subscription")).toEqual([]);
+      expect(await onServer(herdUp.cluster, ordinal, "SELECT pubname FROM pg_publication")).toEqual([]);
+      expect(await onServer(herdUp.cluster, ordinal, "SELECT slot_name FROM pg_replication_slots")).toEqual([]);
+    }
+  });
+
+  it("citus_move_shard_placement moves it back through SQL", async () => {
+    const { rows } = await herd.query<{ shardid: string; nodename: string; nodeport: number }>(
+      `SELECT shardid::text, nodename, nodeport FROM citus_shards
+        WHERE table_name = 'orders'::regclass AND shardstate = 1 ORDER BY shardid, nodeport LIMIT 1`,
+    );
+    const placement = rows[0] as { shardid: string; nodename: string; nodeport: number };
+    const holders = (await placements(herd, "orders"))
+      .filter((p) => p.shardid === placement.shardid && p.shardstate === 1)
+      .map((p) => p.nodeport);
+    const target = nodes.find((n) => !holders.includes(n.port)) as NodeRow;
+    await herd.query("SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
+      placement.shardid,
+      placement.nodename,
+      placement.nodeport,
+      placement.nodename,
+      target.port,
+    ]);
+    const now = (await placements(herd, "orders"))
+      .filter((p) => p.shardid === placement.shardid && p.shardstate === 1)
+      .map((p) => p.nodeport);
+    expect(now).toContain(target.port);
+    expect(now).not.toContain(placement.nodeport);
+    expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
+    const inBlock = await answer(herd, "BEGIN; SELECT citus_move_shard_placement(1, 2, 3); COMMIT");
+    expect(inBlock).toMatchObject({ error: { code: "25001" } });
+    await herd.query("ROLLBACK").catch(() => {});
+  });
+
+  it("undoes a move whose coordinator was killed during the copy, and the shard stays where it was", async () => {
+    const { shardId, from, to } = await movableShard();
+    const fromOrdinal = (nodes.find((n) => n.id === from)?.port as number) - herdUp.cluster.sqlPort - 1;
+    const toOrdinal = (nodes.find((n) => n.id === to)?.port as number) - herdUp.cluster.sqlPort - 1;
+    // hold the move before its switch: a lock on the target's marker table (made just before the
+    // subscription) keeps the subscription from ever finishing its initial copy
+    const blocker = await serverClient(herdUp.cluster, toOrdinal);
+    const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
+      (error: Error) => error,
+    );
+    let marker = "";
+    await within(20_000, "the target's marker table exists", async () => {
+      const found = await blocker.query<{ name: string }>(
+        "SELECT 'herd_move.' || relname AS name FROM pg_class WHERE relnamespace = to_regnamespace('herd_move')",
+      );
+      marker = found.rows[0]?.name ?? "";
+      return marker !== "";
+    });
+    await blocker.query("BEGIN");
+    await blocker.query(`LOCK TABLE ${marker} IN ACCESS EXCLUSIVE MODE`);
+    await within(20_000, "the target subscribed", async () => {
+      const subs = await onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription");
+      return subs.length === 1;
+    });
+    herd.on("error", () => {}); // its session ends with the coordinator
+    const coordinatorBot = await botOf(herdUp.cluster, 0);
+    process.kill(coordinatorBot, "SIGKILL");
+    await moving;
+    await blocker.query("ROLLBACK");
+    await blocker.end();
+    await herd.end().catch(() => {});
+    // herd up starts the coordinator's bot again; its cleanup pass undoes the move
+    await within(60_000, "the coordinator is back", async () => {
+      const client = await herdClient(herdUp.cluster);
+      try {
+        await client.query("SELECT 1");
+        herd = client;
+        return true;
+      } catch {
+        await client.end().catch(() => {});
+        return false;
+      }
+    });
+    await within(60_000, "the move is undone", async () => {
+      const [moves, subs, tables] = await Promise.all([
+        herd.query("SELECT id FROM herd.shard_moves"),
+        onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription"),
+        onServer(herdUp.cluster, toOrdinal, "SELECT 1 FROM pg_class WHERE relname = $1", [`orders_${shardId}`]),
+      ]);
+      return moves.rows.length === 0 && subs.length === 0 && tables.length === 0;
+    });
+    expect(await onServer(herdUp.cluster, fromOrdinal, "SELECT pubname FROM pg_publication")).toEqual([]);
+    expect(await onServer(herdUp.cluster, fromOrdinal, "SELECT slot_name FROM pg_replication_slots")).toEqual([]);
+    const now = (await placements(herd, "orders")).filter((p) => Number(p.shardid) === shardId);
+    expect(now.map((p) => p.nodeport)).toContain(serverPort(herdUp.cluster, fromOrdinal));
+    expect(now.every((p) => p.shardstate === 1)).toBe(true);
+    expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
+    // and the same move works now
+    const again = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+  });
+});
