@@ -11,6 +11,7 @@ import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
 import { NodeVerifier } from "./metadata/node-verification.js";
+import { JobRunner } from "./operations/job-runner.js";
 import { MoveCleanup } from "./operations/move-cleanup.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
 import { type MoveRequest, PlacementService } from "./operations/placement-service.js";
@@ -53,6 +54,8 @@ export interface CoordinatorOptions {
     readonly authTimeoutMs: number;
   };
   readonly replicationFactor: number;
+  /** A worker that joins gets reference tables and a rebalance starts (default on). */
+  readonly autoRebalance?: boolean;
   readonly heartbeatTimeoutMs: number;
   /** PEM certificate and key for TLS on the SQL port; without them SSLRequest is declined. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
@@ -93,9 +96,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       database: options.metadata.database,
     });
     let placements: PlacementService | undefined;
+    let jobRunner: JobRunner | undefined;
     const admin = await buildAdminApp({
       nodes,
       placements: () => placements,
+      jobs: () => jobRunner,
       verify: (node) => verifier.verify(node),
       adminToken: options.adminToken,
       logger: logger.child("admin"),
@@ -162,11 +167,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       credentials,
       logger: logger.child("moves"),
       prepareNode: (node) => roles.syncNode(node),
+      copy: (request) => repair.copyPlacement(request),
     });
+    const jobs = new JobRunner({
+      metadata: pool,
+      catalog,
+      placements,
+      logger: logger.child("jobs"),
+      autoRebalance: options.autoRebalance ?? true,
+    });
+    jobs.start();
+    opened.push({ close: () => jobs.stop() });
+    jobRunner = jobs;
     const placementService = placements;
     const cluster = {
       credentials,
       moveShardPlacement: (request: MoveRequest) => placementService.move(request),
+      jobs: () => jobRunner,
       syncRoles: () => roles.now(),
       recoverPreparedTransactions: () => recovery.recoverNow(),
       copyShardPlacement: async (request: PlacementCopyRequest) => {

@@ -111,3 +111,59 @@ export const MoveReportSchema = Type.Object(
   { additionalProperties: false },
 );
 export type MoveReportJson = Static<typeof MoveReportSchema>;
+
+export const JobSchema = Type.Object(
+  {
+    id: Type.Integer(),
+    kind: Type.Union([Type.Literal("rebalance"), Type.Literal("drain")]),
+    nodeId: Type.Union([Type.Integer(), Type.Null()], { description: "the drained node" }),
+    strategy: Type.String(),
+    maxParallelMoves: Type.Integer(),
+    state: Type.Union([
+      Type.Literal("running"),
+      Type.Literal("cancelling"),
+      Type.Literal("done"),
+      Type.Literal("cancelled"),
+      Type.Literal("failed"),
+    ]),
+    movesTotal: Type.Integer(),
+    movesDone: Type.Integer(),
+    bytesCopied: Type.Integer(),
+    error: Type.Union([Type.String(), Type.Null()]),
+    startedAt: Type.String(),
+    finishedAt: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export const JobListSchema = Type.Object({ jobs: Type.Array(JobSchema) }, { additionalProperties: false });
+export const JobIdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+export const RebalanceBody = Type.Object(
+  {
+    dryRun: Type.Optional(Type.Boolean({ default: false, description: "only say which moves it would make" })),
+    strategy: Type.Optional(Type.Union([Type.Literal("by_shard_count"), Type.Literal("by_disk_size")])),
+    maxParallelMoves: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+  },
+  { additionalProperties: false },
+);
+export const DrainBody = Type.Object(
+  { maxParallelMoves: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })) },
+  { additionalProperties: false },
+);
+
+export const PlanSchema = Type.Object(
+  {
+    moves: Type.Array(
+      Type.Object(
+        {
+          shardId: Type.Integer(),
+          shardIds: Type.Array(Type.Integer()),
+          from: Type.Integer(),
+          to: Type.Integer(),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -35,6 +35,7 @@ describe("loadBotConfig", () => {
       adminToken: "tok",
       password: "pw",
       internalPassword: "internal",
+      autoRebalance: true,
       shardCount: 32,
       shardConnectionsPerWorker: 2,
       repairIntervalMs: 5_000,

@@ -47,6 +47,8 @@ export interface BotConfig {
     readonly authTimeoutMs: number;
   };
   readonly replicationFactor: number;
+  /** A worker that joins gets the reference tables and a rebalance starts (`HERD_AUTO_REBALANCE`, default on). */
+  readonly autoRebalance: boolean;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   /** Extra PostgreSQL settings (`HERD_PG_SETTINGS`, a JSON object). */
@@ -118,6 +120,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
       authTimeoutMs: integer(env, "HERD_AUTH_TIMEOUT_MS", 10_000, 100, 600_000),
     },
     replicationFactor: integer(env, "HERD_REPLICATION_FACTOR", Defaults.replicationFactor, 1, 16),
+    autoRebalance: !["0", "false", "off", "no"].includes((env.HERD_AUTO_REBALANCE ?? "on").toLowerCase()),
     heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),
     pgSettings: settings(env.HERD_PG_SETTINGS),

@@ -129,6 +129,7 @@ async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer,
     repairIntervalMs: config.repairIntervalMs,
     connectionLimits: config.connectionLimits,
     replicationFactor: config.replicationFactor,
+    autoRebalance: config.autoRebalance,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     tls: config.tlsFiles && {
       cert: await readFile(config.tlsFiles.certFile),

@@ -5,10 +5,12 @@ import type { Logger, RegisterNodeBody } from "@herd/shared";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { NodeRegistry } from "../metadata/node-registry.js";
 import type { Verdict } from "../metadata/node-verification.js";
+import type { JobRunner } from "../operations/job-runner.js";
 import type { PlacementService } from "../operations/placement-service.js";
 import { AdminMetrics } from "./admin-metrics.js";
 import { bearerAuth } from "./bearer-auth.js";
 import { healthRoutes } from "./routes/health-routes.js";
+import { jobRoutes } from "./routes/job-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
 import { placementRoutes } from "./routes/placement-routes.js";
@@ -21,6 +23,8 @@ export interface AdminDeps {
   readonly isReady: () => Promise<boolean>;
   /** Where shards live and moving them; undefined until the coordinator has started (503). */
   readonly placements?: () => PlacementService | undefined;
+  /** Rebalances and drains; undefined until the coordinator has started (503). */
+  readonly jobs?: () => JobRunner | undefined;
   readonly logger: Logger;
 }
 
@@ -75,6 +79,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       });
       await v1.register(nodeRoutes, { nodes: deps.nodes, verify: deps.verify });
       await v1.register(placementRoutes, { placements: () => deps.placements?.() });
+      await v1.register(jobRoutes, { jobs: () => deps.jobs?.() });
     },
     { prefix: "/v1" },
   );

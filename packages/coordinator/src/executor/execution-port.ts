@@ -5,6 +5,7 @@ import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
+import type { JobRunner } from "../operations/job-runner.js";
 import type { PlacementCopyRequest } from "../operations/placement-repair.js";
 import type { MoveRequest } from "../operations/placement-service.js";
 import type { Frame } from "../protocol/message-framer.js";
@@ -20,6 +21,8 @@ export interface ClusterServices {
   copyShardPlacement(request: PlacementCopyRequest): Promise<void>;
   /** citus_move_shard_placement: moves a shard and those colocated with it to another worker, online. */
   moveShardPlacement(request: MoveRequest): Promise<unknown>;
+  /** Rebalances and drains (citus_rebalance_start, citus_rebalance_wait, citus_drain_node). */
+  jobs(): JobRunner | undefined;
   /** The passwords herd's own logins use (role sync gives each role's to the workers). */
   readonly credentials: ClusterCredentials;
   /** Makes every active worker's roles the coordinator's now; resolves with how many statements it took. */

@@ -15,7 +15,10 @@ export interface FunctionCall {
     | "get_shard_id_for_distribution_column"
     | "recover_prepared_transactions"
     | "citus_copy_shard_placement"
-    | "citus_move_shard_placement";
+    | "citus_move_shard_placement"
+    | "citus_rebalance_start"
+    | "citus_rebalance_wait"
+    | "citus_drain_node";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -87,6 +90,42 @@ export async function callHerdFunction(
       }
       // every transfer mode moves online here (logical replication, then a short write pause)
       await port.cluster.moveShardPlacement(copyRequest(call, arg));
+      return { typeOid: VOID_OID, value: "" };
+    }
+    case "citus_rebalance_start": {
+      const strategy = arg(0, "rebalance_strategy");
+      const job = await jobsOf(port).startRebalance({
+        strategy: strategy === "by_disk_size" ? "by_disk_size" : "by_shard_count",
+      });
+      return { typeOid: INT8_OID, value: String(job.id) };
+    }
+    case "citus_rebalance_wait": {
+      const runner = jobsOf(port);
+      const latest = (await runner.list())[0];
+      if (latest) await runner.wait(latest.id);
+      return { typeOid: VOID_OID, value: "" };
+    }
+    case "citus_drain_node": {
+      if (port.inTransactionBlock()) {
+        throw new HerdError("citus_drain_node cannot run inside a transaction block", {
+          sqlState: SqlState.activeSqlTransaction,
+        });
+      }
+      const host = required(arg(0, "nodename"), "nodename");
+      const nodePort = integer(required(arg(1, "nodeport"), "nodeport"), "nodeport");
+      const node = [...port.catalog.current.nodes.values()].find((n) => n.host === host && n.port === nodePort);
+      if (!node) {
+        throw new HerdError(`node ${host}:${nodePort} is not a worker of this cluster`, {
+          sqlState: SqlState.invalidParameterValue,
+        });
+      }
+      const runner = jobsOf(port);
+      const job = await runner.wait((await runner.startDrain(node.id)).id);
+      if (job.state !== "done") {
+        throw new HerdError(`draining ${node.name} ${job.state}${job.error ? `: ${job.error}` : ""}`, {
+          sqlState: SqlState.objectNotInPrerequisiteState,
+        });
+      }
       return { typeOid: VOID_OID, value: "" };
     }
     case "get_shard_id_for_distribution_column": {
@@ -164,4 +203,11 @@ function required(value: string | null | undefined, name: string): string {
   if (value === undefined || value === null)
     throw new HerdError(`${name} cannot be NULL`, { sqlState: SqlState.nullValueNotAllowed });
   return value;
+}
+
+function jobsOf(port: ExecutionPort) {
+  const runner = port.cluster.jobs();
+  if (!runner)
+    throw new HerdError("the coordinator is starting; try again in a moment", { sqlState: SqlState.cannotConnectNow });
+  return runner;
 }

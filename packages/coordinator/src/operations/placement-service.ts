@@ -14,7 +14,7 @@ import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type DistributedTable, shardName, type WorkerNode } from "../metadata/catalog-types.js";
-import type { NodeRef } from "./placement-repair.js";
+import type { NodeRef, PlacementCopyRequest } from "./placement-repair.js";
 import { moveShardGroup, type ShardGroupMove } from "./shard-move.js";
 
 export interface PlacementServiceOptions {
@@ -25,6 +25,8 @@ export interface PlacementServiceOptions {
   readonly logger: Logger;
   /** Gives a worker the coordinator's roles before shards are made there. */
   readonly prepareNode: (node: WorkerNode) => Promise<unknown>;
+  /** Copies a shard (with its colocated ones) onto a worker that has none (placement-repair.ts). */
+  readonly copy: (request: PlacementCopyRequest) => Promise<unknown>;
 }
 
 export interface MoveRequest {
@@ -169,6 +171,13 @@ export class PlacementService {
     } finally {
       await this.options.catalog.reload();
     }
+  }
+
+  /** A reference table's copy for a worker that has none (one that joined). */
+  async copyReference(shardId: number, source: number, target: number): Promise<void> {
+    const node = (await this.fresh()).nodes.get(target);
+    if (node) await this.options.prepareNode(node);
+    await this.options.copy({ shardId, source: { id: source }, target: { id: target } });
   }
 
   private async fresh(): Promise<CatalogSnapshot> {

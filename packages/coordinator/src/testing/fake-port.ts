@@ -57,6 +57,7 @@ export class FakePort implements ExecutionPort {
     recoverPreparedTransactions: async () => 0,
     copyShardPlacement: async () => {},
     moveShardPlacement: async () => {},
+    jobs: () => undefined,
     credentials: new ClusterCredentials("internal-password", "sql-password"),
     syncRoles: async () => 0,
   };

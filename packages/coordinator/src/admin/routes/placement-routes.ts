@@ -157,7 +157,7 @@ export const placementRoutes: FastifyPluginAsyncTypebox<PlacementRouteDeps> = as
 };
 
 /** Runs `work`; a refusal of the service (a HerdError with a known SQLSTATE) becomes its HTTP status. */
-async function refusal<T>(reply: FastifyReply, work: () => Promise<T>): Promise<T | undefined> {
+export async function refusal<T>(reply: FastifyReply, work: () => Promise<T>): Promise<T | undefined> {
   try {
     return await work();
   } catch (failure) {

@@ -1,0 +1,165 @@
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { answer } from "../helpers/differential.js";
+import { eventually, type HerdUp, startHerdUp } from "../helpers/herd-up.js";
+import { scratchDir } from "../helpers/scratch-dir.js";
+import { divergentShards, herdClient, onServer, within } from "./fault-kit.js";
+
+// A cluster that grows: `herd up --workers 3` with data, stopped, then `herd up --workers 5` on the
+// same data directory. The new workers get every reference table and a rebalance job evens out the
+// shard groups by itself; answers stay the same. Then a drain empties a worker so it can be removed,
+// and the rebalance endpoints and SQL functions answer as documented.
+let scratch: { path: string; remove(): Promise<void> };
+let cluster: HerdUp | undefined;
+let herd: pg.Client;
+
+const QUERIES = [
+  "SELECT count(*), sum(total) FROM orders",
+  "SELECT o.customer, count(*) FROM orders o JOIN order_items i ON i.order_id = o.id GROUP BY 1 ORDER BY 1 LIMIT 5",
+  "SELECT r.name, count(*) FROM orders o JOIN regions r ON r.code = o.region GROUP BY 1 ORDER BY 1",
+];
+
+interface NodeRow {
+  id: number;
+  name: string;
+  port: number;
+  state: string;
+}
+
+const up = () => cluster as HerdUp;
+const json = async (path: string, init?: RequestInit) => {
+  const response = await up().admin(path, {
+    ...init,
+    headers: init?.body === undefined ? {} : { "content-type": "application/json" },
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+};
+
+/** Active placements per node, per colocation group, as the admin API lists them. */
+async function spread(): Promise<Map<number, Map<number, number>>> {
+  const tables = (await json("/v1/tables")).body.tables as { name: string; kind: string; colocationId: number }[];
+  const nodes = ((await json("/v1/nodes")).body.nodes as NodeRow[]).filter((n) => n.state === "active");
+  const result = new Map<number, Map<number, number>>();
+  for (const table of tables.filter((t) => t.kind === "hash")) {
+    const shards = (await json(`/v1/shards?table=${table.name}`)).body.shards as {
+      placements: { nodeId: number; state: string }[];
+    }[];
+    const perNode = new Map(nodes.map((n) => [n.id, 0]));
+    for (const shard of shards)
+      for (const p of shard.placements) if (p.state === "active") perNode.set(p.nodeId, (perNode.get(p.nodeId) ?? 0) + 1);
+    result.set(table.colocationId, perNode);
+  }
+  return result;
+}
+
+async function answers(client: pg.Client): Promise<string[]> {
+  return Promise.all(QUERIES.map(async (sql) => JSON.stringify(await answer(client, sql))));
+}
+
+beforeAll(async () => {
+  scratch = await scratchDir("rebalance");
+  cluster = await startHerdUp({ dataDir: scratch.path, workers: 3 });
+  herd = await herdClient(up());
+  for (const sql of [
+    "CREATE TABLE regions (code text PRIMARY KEY, name text)",
+    "CREATE TABLE orders (id int PRIMARY KEY, customer int, region text, total numeric)",
+    "CREATE TABLE order_items (order_id int, line int, qty int, PRIMARY KEY (order_id, line))",
+    "INSERT INTO regions VALUES ('eu', 'Europe'), ('us', 'Americas'), ('ap', 'Asia')",
+    "INSERT INTO orders SELECT i, i % 40, (ARRAY['eu','us','ap'])[1 + i % 3], i * 2.5 FROM generate_series(1, 2000) i",
+    "INSERT INTO order_items SELECT i, l, l FROM generate_series(1, 2000) i, generate_series(1, 2) l",
+    "SELECT create_reference_table('regions')",
+    "SELECT create_distributed_table('orders', 'id', shard_count => 8)",
+    "SELECT create_distributed_table('order_items', 'order_id', colocate_with => 'orders')",
+  ])
+    await herd.query(sql);
+});
+
+afterAll(async () => {
+  await herd?.end().catch(() => {});
+  await cluster?.stop();
+  await scratch?.remove();
+});
+
+describe("a cluster that grows", () => {
+  it("gives new workers the reference tables and evens out the shards by itself, answers unchanged", async () => {
+    const before = await answers(herd);
+    await herd.end();
+    expect(await up().stop()).toBe(0);
+    cluster = await startHerdUp({ dataDir: scratch.path, workers: 5 });
+    herd = await herdClient(up());
+    const job = await eventually(
+      async () => {
+        const jobs = (await json("/v1/jobs")).body.jobs as { id: number; state: string; movesDone: number }[];
+        return jobs.find((j) => j.state === "done");
+      },
+      90_000,
+      "a rebalance job done",
+    );
+    expect(job.movesDone).toBeGreaterThan(0);
+    for (const perNode of (await spread()).values()) {
+      const counts = [...perNode.values()];
+      expect(counts.length).toBe(5);
+      expect(Math.max(...counts) - Math.min(...counts), JSON.stringify([...perNode])).toBeLessThanOrEqual(1);
+    }
+    const regions = (await json("/v1/shards?table=regions")).body.shards as { placements: { state: string }[] }[];
+    expect(regions[0]?.placements.filter((p) => p.state === "active").length).toBe(5);
+    expect(await answers(herd)).toEqual(before);
+    expect(await divergentShards(up(), herd)).toEqual([]);
+  });
+
+  it("plans nothing more once even (dry run), and refuses a second job while one runs", async () => {
+    const plan = await json("/v1/rebalance", { method: "POST", body: JSON.stringify({ dryRun: true }) });
+    expect(plan).toEqual({ status: 200, body: { moves: [] } });
+    const started = await json("/v1/rebalance", { method: "POST", body: JSON.stringify({}) });
+    expect(started.status).toBe(202);
+    const job = await eventually(async () => {
+      const current = (await json(`/v1/jobs/${started.body.id}`)).body as { state: string; movesTotal: number };
+      return current.state === "done" ? current : undefined;
+    });
+    expect(job.movesTotal).toBe(0);
+    expect((await json("/v1/jobs/99999")).status).toBe(404);
+    expect((await json(`/v1/jobs/${started.body.id}`, { method: "DELETE" })).status).toBe(409);
+  });
+
+  it("drains a worker: its placements go elsewhere, then it can be removed", async () => {
+    const nodes = (await json("/v1/nodes")).body.nodes as NodeRow[];
+    const last = nodes.at(-1) as NodeRow;
+    const before = await answers(herd);
+    const drain = await json(`/v1/nodes/${last.id}/drain`, { method: "POST", body: JSON.stringify({}) });
+    expect(drain.status, JSON.stringify(drain.body)).toBe(202);
+    expect((await json("/v1/nodes")).body.nodes).toContainEqual(expect.objectContaining({ id: last.id, state: "draining" }));
+    const done = await eventually(
+      async () => {
+        const job = (await json(`/v1/jobs/${drain.body.id}`)).body as { state: string; movesDone: number };
+        return job.state === "done" || job.state === "failed" ? job : undefined;
+      },
+      90_000,
+      "the drain",
+    );
+    expect(done, JSON.stringify(done)).toMatchObject({ state: "done" });
+    expect(await answers(herd)).toEqual(before);
+    // its tables go a few seconds after, and then the node can be removed
+    await within(60_000, "the drained node holds no placement", async () => {
+      const detail = (await json(`/v1/nodes/${last.id}`)).body as { placements: unknown[] };
+      return detail.placements.length === 0;
+    });
+    const ordinal = Number(last.name.split("-")[1]);
+    expect(
+      await onServer(up(), ordinal, "SELECT relname FROM pg_class WHERE relname ~ '^(orders|order_items|regions)_[0-9]+$'"),
+    ).toEqual([]);
+    expect((await json(`/v1/nodes/${last.id}`, { method: "DELETE" })).status).toBe(200);
+    expect(await answers(herd)).toEqual(before);
+  });
+
+  it("rebalances through SQL: citus_rebalance_start and citus_rebalance_wait", async () => {
+    const started = await herd.query<{ citus_rebalance_start: string }>("SELECT citus_rebalance_start()");
+    expect(Number(started.rows[0]?.citus_rebalance_start)).toBeGreaterThan(0);
+    await herd.query("SELECT citus_rebalance_wait()");
+    const job = (await json(`/v1/jobs/${started.rows[0]?.citus_rebalance_start}`)).body as { state: string };
+    expect(job.state).toBe("done");
+    for (const perNode of (await spread()).values()) {
+      const counts = [...perNode.values()];
+      expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+    }
+  });
+});
