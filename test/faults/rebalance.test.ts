@@ -46,7 +46,8 @@ async function spread(): Promise<Map<number, Map<number, number>>> {
     }[];
     const perNode = new Map(nodes.map((n) => [n.id, 0]));
     for (const shard of shards)
-      for (const p of shard.placements) if (p.state === "active") perNode.set(p.nodeId, (perNode.get(p.nodeId) ?? 0) + 1);
+      for (const p of shard.placements)
+        if (p.state === "active") perNode.set(p.nodeId, (perNode.get(p.nodeId) ?? 0) + 1);
     result.set(table.colocationId, perNode);
   }
   return result;
@@ -60,6 +61,7 @@ beforeAll(async () => {
   scratch = await scratchDir("rebalance");
   cluster = await startHerdUp({ dataDir: scratch.path, workers: 3 });
   herd = await herdClient(up());
+  herd.on("error", () => {});
   for (const sql of [
     "CREATE TABLE regions (code text PRIMARY KEY, name text)",
     "CREATE TABLE orders (id int PRIMARY KEY, customer int, region text, total numeric)",
@@ -87,6 +89,7 @@ describe("a cluster that grows", () => {
     expect(await up().stop()).toBe(0);
     cluster = await startHerdUp({ dataDir: scratch.path, workers: 5 });
     herd = await herdClient(up());
+    herd.on("error", () => {});
     const job = await eventually(
       async () => {
         const jobs = (await json("/v1/jobs")).body.jobs as { id: number; state: string; movesDone: number }[];
@@ -127,7 +130,9 @@ describe("a cluster that grows", () => {
     const before = await answers(herd);
     const drain = await json(`/v1/nodes/${last.id}/drain`, { method: "POST", body: JSON.stringify({}) });
     expect(drain.status, JSON.stringify(drain.body)).toBe(202);
-    expect((await json("/v1/nodes")).body.nodes).toContainEqual(expect.objectContaining({ id: last.id, state: "draining" }));
+    expect((await json("/v1/nodes")).body.nodes).toContainEqual(
+      expect.objectContaining({ id: last.id, state: "draining" }),
+    );
     const done = await eventually(
       async () => {
         const job = (await json(`/v1/jobs/${drain.body.id}`)).body as { state: string; movesDone: number };
@@ -145,7 +150,11 @@ describe("a cluster that grows", () => {
     });
     const ordinal = Number(last.name.split("-")[1]);
     expect(
-      await onServer(up(), ordinal, "SELECT relname FROM pg_class WHERE relname ~ '^(orders|order_items|regions)_[0-9]+$'"),
+      await onServer(
+        up(),
+        ordinal,
+        "SELECT relname FROM pg_class WHERE relname ~ '^(orders|order_items|regions)_[0-9]+$'",
+      ),
     ).toEqual([]);
     expect((await json(`/v1/nodes/${last.id}`, { method: "DELETE" })).status).toBe(200);
     expect(await answers(herd)).toEqual(before);

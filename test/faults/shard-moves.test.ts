@@ -28,6 +28,7 @@ let nodes: NodeRow[];
 
 beforeAll(async () => {
   herd = await herdClient(herdUp.cluster);
+  herd.on("error", () => {}); // a session the cluster's stop ends must not be an uncaught error
   await herd.query("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)");
   await herd.query("CREATE TABLE order_notes (order_id int, note text)"); // no key: REPLICA IDENTITY FULL
   await herd.query("CREATE TABLE regions (code text PRIMARY KEY, name text)");
@@ -252,13 +253,13 @@ describe("moving a shard group", () => {
       marker = found.rows[0]?.name ?? "";
       return marker !== "";
     });
+    // EXCLUSIVE: the subscription's COPY into it (ROW EXCLUSIVE) waits, CREATE SUBSCRIPTION (ACCESS SHARE) does not
     await blocker.query("BEGIN");
-    await blocker.query(`LOCK TABLE ${marker} IN ACCESS EXCLUSIVE MODE`);
+    await blocker.query(`LOCK TABLE ${marker} IN EXCLUSIVE MODE`);
     await within(20_000, "the target subscribed", async () => {
       const subs = await onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription");
       return subs.length === 1;
     });
-    herd.on("error", () => {}); // its session ends with the coordinator
     const coordinatorBot = await botOf(herdUp.cluster, 0);
     process.kill(coordinatorBot, "SIGKILL");
     await moving;
@@ -268,6 +269,7 @@ describe("moving a shard group", () => {
     // herd up starts the coordinator's bot again; its cleanup pass undoes the move
     await within(60_000, "the coordinator is back", async () => {
       const client = await herdClient(herdUp.cluster);
+      client.on("error", () => {});
       try {
         await client.query("SELECT 1");
         herd = client;
