@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answer } from "../helpers/differential.js";
-import { eventually, type HerdUp, startHerdUp } from "../helpers/herd-up.js";
+import { eventually, HERD_CLI, type HerdUp, startHerdUp } from "../helpers/herd-up.js";
 import { scratchDir } from "../helpers/scratch-dir.js";
 import { divergentShards, herdClient, onServer, within } from "./fault-kit.js";
 
@@ -10,6 +12,16 @@ import { divergentShards, herdClient, onServer, within } from "./fault-kit.js";
 // shard groups by itself; answers stay the same. Then a drain empties a worker so it can be removed,
 // and the rebalance endpoints and SQL functions answer as documented.
 let scratch: { path: string; remove(): Promise<void> };
+const run = promisify(execFile);
+/** The `herd` CLI against this cluster (found through its data directory), as a user runs it. */
+const herdCli = (...args: string[]) =>
+  run(process.execPath, [HERD_CLI, ...args, "--data-dir", scratch.path]).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (error: { code: number; stdout: string; stderr: string }) => ({
+      code: error.code,
+      stdout: `${error.stdout}${error.stderr}`,
+    }),
+  );
 let cluster: HerdUp | undefined;
 let herd: pg.Client;
 
@@ -158,6 +170,22 @@ describe("a cluster that grows", () => {
     ).toEqual([]);
     expect((await json(`/v1/nodes/${last.id}`, { method: "DELETE" })).status).toBe(200);
     expect(await answers(herd)).toEqual(before);
+  });
+
+  it("shows shards and rebalances from the CLI: herd shards, herd rebalance --dry-run, herd rebalance", async () => {
+    const shards = await herdCli("shards", "--table", "orders");
+    expect(shards.code, shards.stdout).toBe(0);
+    const lines = shards.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^SHARD\s+TABLE\s+RANGE\s+PLACEMENTS$/);
+    expect(lines.slice(1)).toHaveLength(8);
+    expect(lines[1]).toMatch(/public\.orders\s+-2147483648 … -1610612737\s+herd-\d+ \d+ kB, herd-\d+ \d+ kB/);
+    // the drained worker left an uneven spread behind, or none: either way the job ends done
+    const plan = await herdCli("rebalance", "--dry-run");
+    expect(plan.code, plan.stdout).toBe(0);
+    const rebalance = await herdCli("rebalance");
+    expect(rebalance.code, rebalance.stdout).toBe(0);
+    expect(rebalance.stdout).toMatch(/rebalance job \d+ done/);
+    expect((await herdCli("drain", "herd-99")).stdout).toContain("no worker node is called herd-99");
   });
 
   it("rebalances through SQL: citus_rebalance_start and citus_rebalance_wait", async () => {

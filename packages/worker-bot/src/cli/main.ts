@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { errorMessage, isHerdError } from "@herd/shared";
 import { botMain } from "../bot-main.js";
 import { parseCli } from "./parse-cli.js";
+import { drainCommand, rebalanceCommand, shardsCommand } from "./placement-commands.js";
 import { statusCommand } from "./status-command.js";
 import { upCommand } from "./up-command.js";
 
@@ -28,6 +29,12 @@ async function main(argv: readonly string[]): Promise<number> {
         return await upCommand(command.options, say);
       case "status":
         return await statusCommand(command.options, say);
+      case "shards":
+        return await shardsCommand(command.options, say);
+      case "rebalance":
+        return await rebalanceCommand(command.options, say);
+      case "drain":
+        return await drainCommand(command.options, say);
     }
   } catch (error) {
     process.stderr.write(`herd: error: ${isHerdError(error) ? error.describe() : errorMessage(error)}\n`);

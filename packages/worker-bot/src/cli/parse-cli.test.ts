@@ -210,3 +210,29 @@ describe("parseCli", () => {
     });
   });
 });
+
+describe("the placement commands", () => {
+  it("parse herd shards, rebalance and drain with their options", () => {
+    expect(parseCli(["shards", "--table", "orders"])).toMatchObject({ kind: "shards", options: { table: "orders" } });
+    expect(parseCli(["rebalance", "--dry-run", "--strategy", "by_disk_size"])).toMatchObject({
+      kind: "rebalance",
+      options: { dryRun: true, strategy: "by_disk_size" },
+    });
+    expect(parseCli(["drain", "herd-3", "--admin-url", "http://x:6480", "--token", "t"])).toMatchObject({
+      kind: "drain",
+      options: { node: "herd-3", adminUrl: "http://x:6480", token: "t" },
+    });
+    expect(parseCli(["help", "rebalance"])).toMatchObject({ kind: "help", text: expect.stringContaining("--dry-run") });
+  });
+
+  it.each([
+    [["drain"], "herd drain takes one node"],
+    [["drain", "a", "b"], "herd drain takes one node"],
+    [["rebalance", "--strategy", "by_luck"], "--strategy must be by_shard_count or by_disk_size"],
+    [["shards", "--dry-run"], "--dry-run is not an option of herd shards"],
+    [["rebalance", "extra"], "Unexpected argument"],
+  ])("refuses %j", (argv, message) => {
+    expect(() => parseCli(argv)).toThrow(message);
+  });
+});
+

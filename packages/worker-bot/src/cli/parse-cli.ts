@@ -1,11 +1,15 @@
 import { parseArgs } from "node:util";
 import { Defaults, HerdError, SqlState } from "@herd/shared";
+import type { DrainOptions, RebalanceOptions, ShardsOptions } from "./placement-commands.js";
 import type { StatusOptions } from "./status-command.js";
 import type { UpOptions } from "./up-command.js";
 
 export type CliCommand =
   | { readonly kind: "up"; readonly options: UpOptions }
   | { readonly kind: "status"; readonly options: StatusOptions }
+  | { readonly kind: "shards"; readonly options: ShardsOptions }
+  | { readonly kind: "rebalance"; readonly options: RebalanceOptions }
+  | { readonly kind: "drain"; readonly options: DrainOptions }
   | { readonly kind: "bot" }
   | { readonly kind: "help"; readonly text: string }
   | { readonly kind: "version" };
@@ -15,6 +19,9 @@ export const MAIN_HELP = `herd — a sharded PostgreSQL cluster (Citus-style) fo
 Usage:
   herd up [options]        run a local cluster (a coordinator and N workers) until Ctrl-C
   herd status [options]    show the coordinator and its worker nodes
+  herd shards [options]    show every shard, its hash range and where its copies are
+  herd rebalance [options] even out the shards over the workers (--dry-run: only say how)
+  herd drain <node>        move every shard off a worker, so it can be removed
   herd bot                 run one pod's bot (the container entrypoint; configured by environment)
   herd help [command]      show help for a command
   herd --version
@@ -60,6 +67,44 @@ Options:
 Exits 0 when the coordinator is ready and every node is active, 1 otherwise.
 `;
 
+const CONNECTION_OPTIONS = `  --data-dir D      the data directory of a running herd up (default ./${Defaults.localDataDir})
+  --admin-url URL   a coordinator's admin API instead (e.g. through kubectl port-forward)
+  --token T         its admin token (or HERD_ADMIN_TOKEN)`;
+
+export const SHARDS_HELP = `herd shards — show every shard, its hash range and where its copies are (with sizes)
+
+Usage: herd shards [--table T] [--data-dir D | --admin-url URL --token T]
+
+Options:
+  --table T         only the shards of table T
+${CONNECTION_OPTIONS}
+`;
+
+export const REBALANCE_HELP = `herd rebalance — even out the shards over the active workers, online
+
+Usage: herd rebalance [--dry-run] [--strategy by_shard_count|by_disk_size] [--data-dir D | --admin-url URL --token T]
+
+Colocated shards move together and copies of a shard never share a worker. Runs as a job on the
+coordinator (it goes on if this command is stopped; GET /v1/jobs/<id> follows it) and shows its
+progress until it ends. Exits 0 when the job is done.
+
+Options:
+  --dry-run         only list the moves it would make
+  --strategy S      by_shard_count (default) or by_disk_size
+${CONNECTION_OPTIONS}
+`;
+
+export const DRAIN_HELP = `herd drain — move every shard off a worker, online, so that it can be removed
+
+Usage: herd drain <node id or name> [--data-dir D | --admin-url URL --token T]
+
+The node's state becomes draining (no new shards go there); its shards move to the least loaded
+workers without a copy. Drain a worker before scaling the StatefulSet down (docs/shard-placement.md).
+
+Options:
+${CONNECTION_OPTIONS}
+`;
+
 /** Turns `argv` (without node and the script) into a command, or throws a clear usage error. */
 export function parseCli(argv: readonly string[]): CliCommand {
   const [command, ...rest] = argv;
@@ -68,7 +113,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
     case "help":
     case "-h":
     case "--help":
-      return { kind: "help", text: rest[0] === "up" ? UP_HELP : rest[0] === "status" ? STATUS_HELP : MAIN_HELP };
+      return { kind: "help", text: HELPS[rest[0] ?? ""] ?? MAIN_HELP };
     case "--version":
     case "-V":
       return { kind: "version" };
@@ -78,6 +123,10 @@ export function parseCli(argv: readonly string[]): CliCommand {
       return parseUp(rest);
     case "status":
       return parseStatus(rest);
+    case "shards":
+    case "rebalance":
+    case "drain":
+      return parsePlacementCommand(command, rest);
     default:
       throw usageError(`unknown command "${command}"`, "Run `herd --help` for the commands.");
   }
@@ -135,6 +184,63 @@ function parseStatus(args: readonly string[]): CliCommand {
       token: nonEmpty(values.token, "--token"),
     },
   };
+}
+
+const HELPS: Record<string, string> = {
+  up: UP_HELP,
+  status: STATUS_HELP,
+  shards: SHARDS_HELP,
+  rebalance: REBALANCE_HELP,
+  drain: DRAIN_HELP,
+};
+
+function parsePlacementCommand(command: "shards" | "rebalance" | "drain", args: readonly string[]): CliCommand {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: Spec; strict: true; allowPositionals: true }>>;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: {
+        "data-dir": { type: "string" },
+        "admin-url": { type: "string" },
+        token: { type: "string" },
+        table: { type: "string" },
+        "dry-run": { type: "boolean" },
+        strategy: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: command === "drain",
+    });
+  } catch (error) {
+    throw usageError((error as Error).message, `Run \`herd ${command} --help\` for its options.`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { kind: "help", text: HELPS[command] as string };
+  const connection = {
+    dataDir: nonEmpty(values["data-dir"], "--data-dir") ?? Defaults.localDataDir,
+    adminUrl: nonEmpty(values["admin-url"], "--admin-url"),
+    token: nonEmpty(values.token, "--token"),
+  };
+  const misplaced = (flag: string) =>
+    usageError(`${flag} is not an option of herd ${command}`, `Run \`herd ${command} --help\` for its options.`);
+  if (command !== "shards" && values.table !== undefined) throw misplaced("--table");
+  if (command !== "rebalance" && (values["dry-run"] !== undefined || values.strategy !== undefined))
+    throw misplaced(values.strategy !== undefined ? "--strategy" : "--dry-run");
+  switch (command) {
+    case "shards":
+      return { kind: "shards", options: { ...connection, table: nonEmpty(values.table, "--table") } };
+    case "rebalance": {
+      const strategy = values.strategy ?? "by_shard_count";
+      if (strategy !== "by_shard_count" && strategy !== "by_disk_size")
+        throw usageError(`--strategy must be by_shard_count or by_disk_size, not "${String(strategy)}"`);
+      return { kind: "rebalance", options: { ...connection, dryRun: values["dry-run"] === true, strategy } };
+    }
+    case "drain": {
+      if (positionals.length !== 1)
+        throw usageError("herd drain takes one node (its id or name)", "Run `herd status` for the nodes.");
+      return { kind: "drain", options: { ...connection, node: positionals[0] as string } };
+    }
+  }
 }
 
 type Spec = Record<string, { type: "string" | "boolean"; short?: string }>;

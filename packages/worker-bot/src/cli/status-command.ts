@@ -11,7 +11,7 @@ export interface StatusOptions {
 
 /** `herd status`: the coordinator's readiness and its nodes, from the admin API. */
 export async function statusCommand(options: StatusOptions, say: (line: string) => void): Promise<number> {
-  const { adminUrl, token } = await target(options);
+  const { adminUrl, token } = await adminTarget(options);
   const ready = await fetch(new URL("/readyz", adminUrl), { signal: AbortSignal.timeout(5_000) }).catch(
     () => undefined,
   );
@@ -55,7 +55,7 @@ export async function statusCommand(options: StatusOptions, say: (line: string) 
   return ready.ok && nodes.every((node) => node.state === "active") ? 0 : 1;
 }
 
-async function target(options: StatusOptions): Promise<{ adminUrl: string; token: string }> {
+export async function adminTarget(options: StatusOptions): Promise<{ adminUrl: string; token: string }> {
   const token = options.token ?? process.env.HERD_ADMIN_TOKEN;
   if (options.adminUrl) {
     if (!token)
