@@ -235,4 +235,3 @@ describe("the placement commands", () => {
     expect(() => parseCli(argv)).toThrow(message);
   });
 });
-
