@@ -63,6 +63,9 @@ export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 9
     postgresPort: sqlPort + 1,
     /** herd's own password, the superuser's on the coordinator's PostgreSQL (read once ready). */
     internalPassword: "",
+    /** The admin API's token (cluster.json). */
+    adminToken: () => cluster.clusterFile?.adminToken ?? "",
+    clusterFile: undefined,
     /** The password for `port`: herd's SQL port takes the SQL one, the coordinator's PostgreSQL herd's own. */
     passwordFor(port, sqlPassword) {
       return port === cluster.postgresPort ? cluster.internalPassword : sqlPassword;
@@ -96,7 +99,8 @@ export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 9
         throw new Error(`herd up was not ready in ${startTimeoutMs / 1000} s:\n${tail(output)}`);
       await sleep(50);
     }
-    cluster.internalPassword = JSON.parse(await readFile(join(dataDir, "cluster.json"), "utf8")).internalPassword;
+    cluster.clusterFile = JSON.parse(await readFile(join(dataDir, "cluster.json"), "utf8"));
+    cluster.internalPassword = cluster.clusterFile.internalPassword;
   } catch (error) {
     await cluster.stop();
     throw error;
