@@ -280,13 +280,23 @@ export class JobRunner {
         });
       }
     }
-    if (this.options.autoRebalance && planRebalance(await this.fresh()).length > 0) {
+    // not while copies are stale: their worker is away or being repaired, which a rebalance would only race
+    const settled = await this.fresh();
+    const stale = [...settled.tables].some((t) => t.shards.some((s) => s.placements.some((p) => p.state === "stale")));
+    // and not again right after one failed (a worker that cannot be reached yet): a minute later
+    const latest = (await this.list())[0];
+    const backingOff =
+      latest?.state === "failed" && Date.now() - Date.parse(latest.finishedAt ?? latest.startedAt) < AUTO_RETRY_MS;
+    if (this.options.autoRebalance && !stale && !backingOff && planRebalance(settled).length > 0) {
       const job = await this.startRebalance().catch(() => undefined);
       if (job) logger.info("shard groups are uneven (a worker joined?): rebalancing", { job: job.id });
     }
     return started;
   }
 }
+
+/** How long after a failed job an automatic rebalance is tried again. */
+const AUTO_RETRY_MS = 60_000;
 
 /** How many seconds a drain waits for a worker to take its last shard groups. */
 const DRAIN_WAITS = 60;

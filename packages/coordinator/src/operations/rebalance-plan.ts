@@ -14,6 +14,8 @@ export interface ShardGroup {
   readonly shardIds: readonly number[];
   /** Where its active copies are. */
   readonly nodes: readonly number[];
+  /** Where it has a copy that counts as load: active, or stale (repaired when its worker answers). */
+  readonly held: readonly number[];
   /** Every worker holding any placement of it (stale, or moved away and not dropped yet): no target. */
   readonly occupied: readonly number[];
 }
@@ -30,7 +32,14 @@ export type RebalanceStrategy = "by_shard_count" | "by_disk_size";
 export function shardGroups(catalog: CatalogSnapshot): ShardGroup[] {
   const groups = new Map<
     string,
-    { colocationId: number; index: number; shardIds: number[]; nodes: Set<number>; occupied: Set<number> }
+    {
+      colocationId: number;
+      index: number;
+      shardIds: number[];
+      nodes: Set<number>;
+      held: Set<number>;
+      occupied: Set<number>;
+    }
   >();
   const tables = [...catalog.tables].filter((table) => table.kind === "hash").sort((a, b) => a.oid - b.oid);
   for (const table of tables) {
@@ -41,12 +50,14 @@ export function shardGroups(catalog: CatalogSnapshot): ShardGroup[] {
         index: shard.index,
         shardIds: [],
         nodes: new Set<number>(),
+        held: new Set<number>(),
         occupied: new Set<number>(),
       };
       groups.set(key, group);
       group.shardIds.push(shard.id);
       for (const placement of shard.placements) {
         group.occupied.add(placement.nodeId);
+        if (placement.state !== "to_delete") group.held.add(placement.nodeId);
         if (placement.state === "active") group.nodes.add(placement.nodeId);
       }
     }
@@ -57,6 +68,7 @@ export function shardGroups(catalog: CatalogSnapshot): ShardGroup[] {
     shardId: group.shardIds[0] as number,
     shardIds: group.shardIds,
     nodes: [...group.nodes].sort((a, b) => a - b),
+    held: [...group.held].sort((a, b) => a - b),
     occupied: [...group.occupied].sort((a, b) => a - b),
   }));
 }
@@ -82,7 +94,8 @@ export function planRebalance(
   }
   const moves: PlannedMove[] = [];
   for (const groups of byColocation.values()) {
-    const where = new Map(groups.map((group) => [group, new Set(group.nodes)]));
+    // load counts stale copies too (they are repaired where they are); a move needs an active source
+    const where = new Map(groups.map((group) => [group, new Set(group.held)]));
     const occupied = new Map(groups.map((group) => [group, new Set(group.occupied)]));
     const weight = (group: ShardGroup) =>
       strategy === "by_disk_size" ? Math.max(weights.get(group.shardId) ?? 1, 1) : 1;
@@ -95,7 +108,10 @@ export function planRebalance(
       const spread = load(heaviest) - load(lightest);
       // by count: stop at a spread of one; by size: stop when the best move would not narrow it
       const candidates = groups
-        .filter((group) => where.get(group)?.has(heaviest) && !occupied.get(group)?.has(lightest))
+        .filter(
+          (group) =>
+            where.get(group)?.has(heaviest) && group.nodes.includes(heaviest) && !occupied.get(group)?.has(lightest),
+        )
         .sort((a, b) => weight(a) - weight(b) || a.index - b.index);
       const pick =
         strategy === "by_shard_count"
