@@ -8,6 +8,7 @@ import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
 import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
+import { markdownTable } from "./lib/table.mjs";
 
 export const description = "an online shard move under pgbench writes: MB/s vs a plain copy, TPS during vs before";
 
@@ -114,14 +115,25 @@ export async function run(argv, { signal }) {
   }
   const f = figures;
   const table = [
-    "| | move (logical replication) | plain COPY | ratio |",
-    "| --- | ---: | ---: | ---: |",
-    `| MB/s | ${f.moveMBs.toFixed(1)} | ${f.plainMBs.toFixed(1)} | ${(f.moveMBs / f.plainMBs).toFixed(2)} |`,
+    markdownTable(
+      ["", "move (logical replication)", "plain COPY", "ratio"],
+      [["MB/s", f.moveMBs.toFixed(1), f.plainMBs.toFixed(1), (f.moveMBs / f.plainMBs).toFixed(2)]],
+      ["l", "r", "r", "r"],
+    ),
     "",
-    "| pgbench -N through herd | before the move | during the move | ratio |",
-    "| --- | ---: | ---: | ---: |",
-    `| TPS (mean of per-second figures) | ${f.tpsBefore.toFixed(0)} | ${f.tpsDuring.toFixed(0)} | ${(f.tpsDuring / f.tpsBefore).toFixed(2)} |`,
-    `| worst per-second mean latency (ms) | ${f.latencyBefore.toFixed(1)} | ${f.latencyDuring.toFixed(1)} | |`,
+    markdownTable(
+      ["pgbench -N through herd", "before the move", "during the move", "ratio"],
+      [
+        [
+          "TPS (mean of per-second figures)",
+          f.tpsBefore.toFixed(0),
+          f.tpsDuring.toFixed(0),
+          (f.tpsDuring / f.tpsBefore).toFixed(2),
+        ],
+        ["worst per-second mean latency (ms)", f.latencyBefore.toFixed(1), f.latencyDuring.toFixed(1), ""],
+      ],
+      ["l", "r", "r", "r"],
+    ),
   ].join("\n");
   process.stdout.write(`\n${table}\n\nmove: ${JSON.stringify(f.move)}\n`);
   await writeBenchmarkSection(
