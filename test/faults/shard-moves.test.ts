@@ -6,6 +6,7 @@ import {
   botOf,
   divergentShards,
   herdClient,
+  killPostgres,
   onServer,
   placements,
   serverClient,
@@ -296,5 +297,48 @@ describe("moving a shard group", () => {
     // and the same move works now
     const again = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
     expect(again.status, JSON.stringify(again.body)).toBe(200);
+  });
+
+  it("undoes a move whose target worker crashed during the copy, once the worker is back", async () => {
+    const { shardId, from, to } = await movableShard();
+    const toOrdinal = (nodes.find((n) => n.id === to)?.port as number) - herdUp.cluster.sqlPort - 1;
+    const fromOrdinal = (nodes.find((n) => n.id === from)?.port as number) - herdUp.cluster.sqlPort - 1;
+    const blocker = await serverClient(herdUp.cluster, toOrdinal);
+    blocker.on("error", () => {}); // it goes down with the target
+    const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
+    let marker = "";
+    await within(20_000, "the target's marker table exists", async () => {
+      const found = await blocker.query<{ name: string }>(
+        "SELECT 'herd_move.' || relname AS name FROM pg_class WHERE relnamespace = to_regnamespace('herd_move')",
+      );
+      marker = found.rows[0]?.name ?? "";
+      return marker !== "";
+    });
+    await blocker.query("BEGIN");
+    await blocker.query(`LOCK TABLE ${marker} IN EXCLUSIVE MODE`);
+    await within(20_000, "the target subscribed", async () => {
+      const subs = await onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription");
+      return subs.length === 1;
+    });
+    await killPostgres(herdUp.cluster, toOrdinal);
+    const failed = await moving;
+    expect(failed.status, JSON.stringify(failed.body)).toBe(503);
+    await blocker.end().catch(() => {});
+    // the bot restarts the target's PostgreSQL; the cleanup pass then undoes the move there too
+    await within(60_000, "the move is undone on both workers", async () => {
+      const [moves, subs, tables, pubs, slots] = await Promise.all([
+        herd.query("SELECT id FROM herd.shard_moves"),
+        onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription"),
+        onServer(herdUp.cluster, toOrdinal, "SELECT 1 FROM pg_class WHERE relname = $1", [`orders_${shardId}`]),
+        onServer(herdUp.cluster, fromOrdinal, "SELECT pubname FROM pg_publication"),
+        onServer(herdUp.cluster, fromOrdinal, "SELECT slot_name FROM pg_replication_slots"),
+      ]);
+      return [moves.rows, subs, tables, pubs, slots].every((rows) => rows.length === 0);
+    });
+    const now = (await placements(herd, "orders")).filter((p) => Number(p.shardid) === shardId);
+    expect(now.every((p) => p.shardstate === 1)).toBe(true);
+    expect(now.map((p) => p.nodeport)).toContain(serverPort(herdUp.cluster, fromOrdinal));
+    expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
+    expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
   });
 });

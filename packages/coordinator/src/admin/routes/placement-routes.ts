@@ -29,6 +29,8 @@ const STATUS_OF: Record<string, number> = {
   [SqlState.invalidParameterValue]: 400,
   [SqlState.objectNotInPrerequisiteState]: 409,
   [SqlState.objectInUse]: 409,
+  // a worker was lost during the operation: it is undone, and can be asked for again
+  [SqlState.connectionFailure]: 503,
 };
 const PHRASE: Record<number, string> = {
   400: "Bad Request",
