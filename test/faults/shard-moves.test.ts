@@ -69,6 +69,35 @@ async function movableShard(): Promise<{ shardId: number; from: number; to: numb
   return { shardId: shard.id, from: holders[0] as number, to, colocated: (notes[0] as { id: number }).id };
 }
 
+/**
+ * Starts a move and holds it before its switch: a lock on the target's marker table (made just before
+ * the subscription) keeps the subscription from ever finishing its initial copy. EXCLUSIVE: the
+ * subscription's COPY into it (ROW EXCLUSIVE) waits, CREATE SUBSCRIPTION (ACCESS SHARE) does not.
+ * Resolves once the target has subscribed; `blocker` holds the lock (it dies with the target).
+ */
+async function startHeldMove(shardId: number, from: number, to: number, toOrdinal: number) {
+  const blocker = await serverClient(herdUp.cluster, toOrdinal);
+  blocker.on("error", () => {});
+  const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
+    (error: Error) => error,
+  );
+  let marker = "";
+  await within(20_000, "the target's marker table exists", async () => {
+    const found = await blocker.query<{ name: string }>(
+      "SELECT 'herd_move.' || relname AS name FROM pg_class WHERE relnamespace = to_regnamespace('herd_move')",
+    );
+    marker = found.rows[0]?.name ?? "";
+    return marker !== "";
+  });
+  await blocker.query("BEGIN");
+  await blocker.query(`LOCK TABLE ${marker} IN EXCLUSIVE MODE`);
+  await within(20_000, "the target subscribed", async () => {
+    const subs = await onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription");
+    return subs.length === 1;
+  });
+  return { moving, blocker };
+}
+
 describe("the read endpoints", () => {
   it("list tables, shards, placements and a node, with sizes from the workers", async () => {
     const tables = (await json("/v1/tables")).body.tables as Record<string, unknown>[];
@@ -240,27 +269,7 @@ describe("moving a shard group", () => {
     const { shardId, from, to } = await movableShard();
     const fromOrdinal = (nodes.find((n) => n.id === from)?.port as number) - herdUp.cluster.sqlPort - 1;
     const toOrdinal = (nodes.find((n) => n.id === to)?.port as number) - herdUp.cluster.sqlPort - 1;
-    // hold the move before its switch: a lock on the target's marker table (made just before the
-    // subscription) keeps the subscription from ever finishing its initial copy
-    const blocker = await serverClient(herdUp.cluster, toOrdinal);
-    const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
-      (error: Error) => error,
-    );
-    let marker = "";
-    await within(20_000, "the target's marker table exists", async () => {
-      const found = await blocker.query<{ name: string }>(
-        "SELECT 'herd_move.' || relname AS name FROM pg_class WHERE relnamespace = to_regnamespace('herd_move')",
-      );
-      marker = found.rows[0]?.name ?? "";
-      return marker !== "";
-    });
-    // EXCLUSIVE: the subscription's COPY into it (ROW EXCLUSIVE) waits, CREATE SUBSCRIPTION (ACCESS SHARE) does not
-    await blocker.query("BEGIN");
-    await blocker.query(`LOCK TABLE ${marker} IN EXCLUSIVE MODE`);
-    await within(20_000, "the target subscribed", async () => {
-      const subs = await onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription");
-      return subs.length === 1;
-    });
+    const { moving, blocker } = await startHeldMove(shardId, from, to, toOrdinal);
     const coordinatorBot = await botOf(herdUp.cluster, 0);
     process.kill(coordinatorBot, "SIGKILL");
     await moving;
@@ -303,25 +312,9 @@ describe("moving a shard group", () => {
     const { shardId, from, to } = await movableShard();
     const toOrdinal = (nodes.find((n) => n.id === to)?.port as number) - herdUp.cluster.sqlPort - 1;
     const fromOrdinal = (nodes.find((n) => n.id === from)?.port as number) - herdUp.cluster.sqlPort - 1;
-    const blocker = await serverClient(herdUp.cluster, toOrdinal);
-    blocker.on("error", () => {}); // it goes down with the target
-    const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
-    let marker = "";
-    await within(20_000, "the target's marker table exists", async () => {
-      const found = await blocker.query<{ name: string }>(
-        "SELECT 'herd_move.' || relname AS name FROM pg_class WHERE relnamespace = to_regnamespace('herd_move')",
-      );
-      marker = found.rows[0]?.name ?? "";
-      return marker !== "";
-    });
-    await blocker.query("BEGIN");
-    await blocker.query(`LOCK TABLE ${marker} IN EXCLUSIVE MODE`);
-    await within(20_000, "the target subscribed", async () => {
-      const subs = await onServer(herdUp.cluster, toOrdinal, "SELECT subname FROM pg_subscription");
-      return subs.length === 1;
-    });
+    const { moving, blocker } = await startHeldMove(shardId, from, to, toOrdinal);
     await killPostgres(herdUp.cluster, toOrdinal);
-    const failed = await moving;
+    const failed = (await moving) as { status: number; body: unknown };
     expect(failed.status, JSON.stringify(failed.body)).toBe(503);
     await blocker.end().catch(() => {});
     // the bot restarts the target's PostgreSQL; the cleanup pass then undoes the move there too

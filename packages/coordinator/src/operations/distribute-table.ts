@@ -14,8 +14,8 @@ import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
-import { readRoles, syncRoles } from "./role-sync.js";
-import { readSchemaSecurity, readShellDefinition, shardDefinition } from "./shell-definition.js";
+import { readServerSecurity, syncServer } from "./role-propagation.js";
+import { readShellDefinition, shardDefinition } from "./shell-definition.js";
 
 export interface DistributeRequest {
   /** The table as the user wrote it (resolved with the session's search_path). */
@@ -167,8 +167,8 @@ export async function distributeTable(request: DistributeRequest, port: Executio
       }
     }
     const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType);
-    const roles = await readRoles(backend, "pg_roles");
-    const schemaSecurity = shell.schema === "public" ? [] : await readSchemaSecurity(backend, shell.schema);
+    // what the shards' owner, grantees, policies' roles and schema need on each worker, as it is now
+    const security = await readServerSecurity(backend, shell.schema === "public" ? [] : [shell.schema]);
     // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
     const settings = asHerd(port.settings());
     const outcomes = await Promise.allSettled(
@@ -180,12 +180,9 @@ export async function distributeTable(request: DistributeRequest, port: Executio
         const { connection, opening } = await transaction.join(node, settings);
         if (opening) await connection.query(opening);
         for (const { id } of mine) transaction.wrote(node.id, id);
-        // the shards' owner, grantees and policies' roles exist there, as they are now
-        await syncRoles(roles, connection, port.cluster.credentials);
-        if (shell.schema !== "public") {
+        if (shell.schema !== "public")
           await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
-          for (const sql of schemaSecurity) await connection.query(sql);
-        }
+        await syncServer(security, connection, port.cluster.credentials);
         for (const { id, index } of mine) {
           for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
           const shardRows = rows[index] ?? [];

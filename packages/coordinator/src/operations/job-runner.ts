@@ -267,7 +267,8 @@ export class JobRunner {
       this.launch(id);
     }
     if (rows.length > 0 || this.running.size > 0) return 0;
-    const catalog = await this.fresh();
+    // the catalog as the metadata's notifications keep it: no reload every few seconds for nothing
+    const catalog = this.options.catalog.current;
     let started = 0;
     for (const copy of missingReferenceCopies(catalog)) {
       try {
@@ -281,7 +282,7 @@ export class JobRunner {
       }
     }
     // not while copies are stale: their worker is away or being repaired, which a rebalance would only race
-    const settled = await this.fresh();
+    const settled = this.options.catalog.current;
     const stale = [...settled.tables].some((t) => t.shards.some((s) => s.placements.some((p) => p.state === "stale")));
     // and not again right after one failed (a worker that cannot be reached yet): a minute later
     const latest = (await this.list())[0];

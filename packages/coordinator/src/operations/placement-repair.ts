@@ -170,7 +170,8 @@ export function staleGroups(catalog: CatalogSnapshot): ShardGroupCopy[] {
   return copies;
 }
 
-function findNode(catalog: CatalogSnapshot, ref: NodeRef): WorkerNode {
+/** A worker of the catalog by id, or by host and port; 22023 when it is not one. */
+export function findNode(catalog: CatalogSnapshot, ref: NodeRef): WorkerNode {
   const node = [...catalog.nodes.values()].find((n) =>
     "id" in ref ? n.id === ref.id : n.host === ref.host && n.port === ref.port,
   );

@@ -14,7 +14,7 @@ import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type DistributedTable, shardName, type WorkerNode } from "../metadata/catalog-types.js";
-import type { NodeRef, PlacementCopyRequest } from "./placement-repair.js";
+import { findNode, type NodeRef, type PlacementCopyRequest } from "./placement-repair.js";
 import { moveShardGroup, type ShardGroupMove } from "./shard-move.js";
 
 export interface PlacementServiceOptions {
@@ -234,15 +234,4 @@ function placementJson(
 
 function matches(table: DistributedTable, name: string): boolean {
   return name === `${table.schema}.${table.name}` || (!name.includes(".") && name === table.name);
-}
-
-export function findNode(catalog: CatalogSnapshot, ref: NodeRef): WorkerNode {
-  const node = [...catalog.nodes.values()].find((n) =>
-    "id" in ref ? n.id === ref.id : n.host === ref.host && n.port === ref.port,
-  );
-  if (!node) {
-    const named = "id" in ref ? `node ${ref.id}` : `node ${ref.host}:${ref.port}`;
-    throw new HerdError(`${named} is not a worker of this cluster`, { sqlState: SqlState.invalidParameterValue });
-  }
-  return node;
 }

@@ -128,20 +128,3 @@ const SECURITY_DEFINITION = `
                           ELSE format(' WITH CHECK (%s)', pg_get_expr(p.polwithcheck, p.polrelid)) END)
       FROM t JOIN pg_policy p ON p.polrelid = t.oid
   ) s ORDER BY step, sql`;
-
-/** A schema's owner and privileges, as statements for a worker where herd made the schema. */
-export async function readSchemaSecurity(backend: Pick<WorkerConnection, "query">, schema: string): Promise<string[]> {
-  const result = await backend.query(
-    `SELECT sql FROM (
-       SELECT 1 AS step, format('ALTER SCHEMA %I OWNER TO %I', n.nspname, pg_get_userbyid(n.nspowner)) AS sql
-         FROM pg_namespace n WHERE n.nspname = $1
-       UNION ALL
-       SELECT 2, format('GRANT %s ON SCHEMA %I TO %s%s', a.privilege_type, n.nspname,
-                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
-                        CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
-         FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = $1
-     ) s ORDER BY step, sql`,
-    [schema],
-  );
-  return result.rows.map((row) => (row[0] as Buffer).toString("utf8"));
-}

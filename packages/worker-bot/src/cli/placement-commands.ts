@@ -1,5 +1,6 @@
 import { HerdError, SqlState } from "@herd/shared";
 import { adminTarget, type StatusOptions } from "./status-command.js";
+import { printTable } from "./text-table.js";
 
 /** Where the admin API is: a running `herd up`'s data directory, or --admin-url and --token. */
 export type AdminOptions = StatusOptions;
@@ -59,7 +60,7 @@ export async function shardsCommand(options: ShardsOptions, say: Say): Promise<n
     }
     if (offset + 1000 >= page.total) break;
   }
-  table(rows, say);
+  printTable(rows, say);
   if (rows.length === 1) say("(no distributed or reference tables)");
   return 0;
 }
@@ -160,15 +161,4 @@ function size(bytes: number | null): string {
   if (bytes === null) return "?";
   if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} kB`;
   return `${(bytes / 2 ** 20).toFixed(1)} MB`;
-}
-
-function table(rows: string[][], say: Say): void {
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
-  for (const row of rows)
-    say(
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    );
 }

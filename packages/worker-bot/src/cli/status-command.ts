@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { HerdError, type NodeListJson, SqlState } from "@herd/shared";
 import { readClusterFile } from "./cluster-file.js";
 import { readLock } from "./data-dir-lock.js";
+import { printTable } from "./text-table.js";
 
 export interface StatusOptions {
   readonly dataDir: string;
@@ -43,14 +44,7 @@ export async function statusCommand(options: StatusOptions, say: (line: string) 
         : String(n.placements.active),
     ]),
   ];
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
-  for (const row of rows)
-    say(
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    );
+  printTable(rows, say);
   if (nodes.length === 0) say("(no workers registered)");
   return ready.ok && nodes.every((node) => node.state === "active") ? 0 : 1;
 }
