@@ -1,11 +1,13 @@
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answer } from "../helpers/differential.js";
 import { eventually, HERD_CLI, type HerdUp, startHerdUp } from "../helpers/herd-up.js";
 import { scratchDir } from "../helpers/scratch-dir.js";
-import { divergentShards, herdClient, onServer, within } from "./fault-kit.js";
+import { botOf, divergentShards, herdClient, onServer, within } from "./fault-kit.js";
 
 // A cluster that grows: `herd up --workers 3` with data, stopped, then `herd up --workers 5` on the
 // same data directory. The new workers get every reference table and a rebalance job evens out the
@@ -100,17 +102,33 @@ describe("a cluster that grows", () => {
     await herd.end();
     expect(await up().stop()).toBe(0);
     cluster = await startHerdUp({ dataDir: scratch.path, workers: 5 });
-    herd = await herdClient(up());
-    herd.on("error", () => {});
-    const job = await eventually(
+    // the rebalance job starts by itself; its coordinator is killed (kill -9) after its first move
+    type Job = { id: number; state: string; movesDone: number; movesTotal: number };
+    const started = await eventually(
       async () => {
-        const jobs = (await json("/v1/jobs")).body.jobs as { id: number; state: string; movesDone: number }[];
-        return jobs.find((j) => j.state === "done");
+        const jobs = (await json("/v1/jobs")).body.jobs as Job[];
+        return jobs.find((j) => j.state === "running" && j.movesDone >= 1);
       },
       90_000,
-      "a rebalance job done",
+      "a rebalance job under way",
     );
-    expect(job.movesDone).toBeGreaterThan(0);
+    expect(started.movesTotal).toBeGreaterThan(started.movesDone);
+    process.kill(await botOf(up(), 0), "SIGKILL");
+    // herd up starts it again; the new coordinator goes on with the job from the metadata
+    const job = await eventually(
+      async () => {
+        const current = (await json(`/v1/jobs/${started.id}`).catch(() => undefined))?.body as Job | undefined;
+        return current?.state === "done" ? current : undefined;
+      },
+      120_000,
+      "the same job done by the restarted coordinator",
+    );
+    expect(job.movesDone).toBeGreaterThan(started.movesDone);
+    const log = await readFile(join(scratch.path, "logs", "herd-0.log"), "utf8");
+    expect(log).toMatch(/resuming a job of an earlier coordinator/);
+    herd = await herdClient(up());
+    herd.on("error", () => {});
+    expect((await herd.query("SELECT id FROM herd.shard_moves WHERE state = 'copying'")).rows).toEqual([]);
     for (const perNode of (await spread()).values()) {
       const counts = [...perNode.values()];
       expect(counts.length).toBe(5);
@@ -170,6 +188,54 @@ describe("a cluster that grows", () => {
     ).toEqual([]);
     expect((await json(`/v1/nodes/${last.id}`, { method: "DELETE" })).status).toBe(200);
     expect(await answers(herd)).toEqual(before);
+  });
+
+  it("answers get_rebalance_table_shards_plan and citus_rebalance_status through SQL, as Citus does", async () => {
+    // no job under way, so the plan cannot change between the two reads
+    await within(60_000, "no job runs", async () => {
+      const jobs = (await json("/v1/jobs")).body.jobs as { state: string }[];
+      return jobs.every((job) => job.state !== "running" && job.state !== "cancelling");
+    });
+    const dry = (await json("/v1/rebalance", { method: "POST", body: JSON.stringify({ dryRun: true }) })).body
+      .moves as { shardIds: number[]; from: string; to: string }[];
+    const plan = await herd.query("SELECT * FROM get_rebalance_table_shards_plan()");
+    expect(plan.fields.map((field) => field.name)).toEqual([
+      "table_name",
+      "shardid",
+      "shard_size",
+      "sourcename",
+      "sourceport",
+      "targetname",
+      "targetport",
+    ]);
+    // one row per shard moved: orders' and order_items' shards of each planned move
+    expect(plan.rows.map((row) => Number(row.shardid)).sort()).toEqual(dry.flatMap((move) => move.shardIds).sort());
+    const onlyItems = await herd.query("SELECT * FROM get_rebalance_table_shards_plan('order_items')");
+    expect(onlyItems.rows.every((row) => row.table_name === "order_items")).toBe(true);
+    const picked = await answer(herd, "SELECT shardid FROM get_rebalance_table_shards_plan() WHERE sourceport > 0");
+    expect(picked).toMatchObject({ error: { code: "0A000" } });
+    expect(onlyItems.rows).toHaveLength(dry.length);
+    const status = await herd.query<{ job_id: string; state: string; job_type: string; details: { moves_done: number } }>(
+      "SELECT job_id, state, job_type, details FROM citus_rebalance_status()",
+    );
+    const latest = ((await json("/v1/jobs")).body.jobs as { id: number; kind: string; movesDone: number }[]).find(
+      (job) => job.kind === "rebalance",
+    );
+    // (the first test's job, at least, when the file runs whole)
+    expect(status.rows).toEqual(
+      latest
+        ? [
+            {
+              job_id: String(latest.id),
+              state: "finished",
+              job_type: "rebalance",
+              details: expect.objectContaining({ moves_done: latest.movesDone }),
+            },
+          ]
+        : [],
+    );
+    const wrongForm = await answer(herd, "SELECT get_rebalance_table_shards_plan()");
+    expect(wrongForm).toMatchObject({ error: { code: "0A000" } });
   });
 
   it("shows shards and rebalances from the CLI: herd shards, herd rebalance --dry-run, herd rebalance", async () => {

@@ -1,7 +1,8 @@
-import type pg from "pg";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answer } from "../helpers/differential.js";
 import { eventually, useHerdCluster } from "../helpers/herd-up.js";
+import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
 import {
   botOf,
   divergentShards,
@@ -11,6 +12,7 @@ import {
   placements,
   serverClient,
   serverPort,
+  untilServerAnswers,
   within,
 } from "./fault-kit.js";
 
@@ -19,6 +21,17 @@ import {
 // on, then switches under a short write pause; a move whose coordinator dies is undone at restart.
 const herdUp = useHerdCluster("shard-moves", { workers: 3 });
 let herd: pg.Client;
+/** One plain PostgreSQL fed the same data and, during the live move, every write herd acknowledged. */
+let plain: TestPostgres;
+
+const SCHEMA = [
+  "CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)",
+  "CREATE TABLE order_notes (order_id int, note text)", // no key: REPLICA IDENTITY FULL during a move
+  "CREATE TABLE regions (code text PRIMARY KEY, name text)",
+  "INSERT INTO orders SELECT i, i % 50, i * 1.5 FROM generate_series(1, 3000) i",
+  "INSERT INTO order_notes SELECT i, 'note ' || i FROM generate_series(1, 3000) i",
+  "INSERT INTO regions VALUES ('eu', 'Europe'), ('us', 'Americas')",
+];
 
 interface NodeRow {
   id: number;
@@ -30,12 +43,11 @@ let nodes: NodeRow[];
 beforeAll(async () => {
   herd = await herdClient(herdUp.cluster);
   herd.on("error", () => {}); // a session the cluster's stop ends must not be an uncaught error
-  await herd.query("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric)");
-  await herd.query("CREATE TABLE order_notes (order_id int, note text)"); // no key: REPLICA IDENTITY FULL
-  await herd.query("CREATE TABLE regions (code text PRIMARY KEY, name text)");
-  await herd.query("INSERT INTO orders SELECT i, i % 50, i * 1.5 FROM generate_series(1, 3000) i");
-  await herd.query("INSERT INTO order_notes SELECT i, 'note ' || i FROM generate_series(1, 3000) i");
-  await herd.query("INSERT INTO regions VALUES ('eu', 'Europe'), ('us', 'Americas')");
+  plain = await startTestPostgres("shard-moves-plain");
+  for (const sql of SCHEMA) {
+    await herd.query(sql);
+    await plain.query(sql);
+  }
   await herd.query("SELECT create_distributed_table('orders', 'id', shard_count => 4)");
   await herd.query("SELECT create_distributed_table('order_notes', 'order_id', colocate_with => 'orders')");
   await herd.query("SELECT create_reference_table('regions')");
@@ -45,6 +57,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await herd?.end();
+  await plain?.stop();
 });
 
 const json = async (path: string, init?: RequestInit) => {
@@ -146,12 +159,15 @@ describe("the read endpoints", () => {
 describe("moving a shard group", () => {
   it("moves a shard and its colocated shards while clients read and write, losing and failing nothing", async () => {
     const { shardId, from, to, colocated } = await movableShard();
-    // writers: each owns its ids, inserts/updates/deletes (some in blocks), remembers what it was told
-    const expected = new Map<number, number>();
+    // writers: each owns its ids, inserts/updates/deletes (some in blocks) on keyed and keyless tables
     const errors: string[] = [];
     let running = true;
+    // each acknowledged write (a statement, or a block once COMMIT answered) is then sent to the plain server
     const writer = async (first: number) => {
       const client = await herdClient(herdUp.cluster);
+      const mirror = new pg.Client(plain.connection);
+      await mirror.connect();
+      const upsert = "INSERT INTO orders VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET total = $2";
       let n = 0;
       try {
         while (running) {
@@ -159,24 +175,24 @@ describe("moving a shard group", () => {
           n += 1;
           try {
             if (n % 3 === 0) {
+              const block: [string, unknown[]][] = [
+                [upsert, [id, n]],
+                ["INSERT INTO order_notes VALUES ($1, 'in a block')", [id]],
+                ["UPDATE order_notes SET note = note || '+' WHERE order_id = $1", [id]],
+              ];
               await client.query("BEGIN");
-              await client.query("INSERT INTO orders VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET total = $2", [
-                id,
-                n,
-              ]);
-              await client.query("INSERT INTO order_notes VALUES ($1, 'in a block')", [id]);
+              for (const [sql, params] of block) await client.query(sql, params);
               await client.query("COMMIT");
-            } else if (n % 7 === 0 && expected.has(id)) {
+              for (const [sql, params] of block) await mirror.query(sql, params);
+            } else if (n % 7 === 0) {
+              await client.query("DELETE FROM order_notes WHERE order_id = $1", [id]);
+              await mirror.query("DELETE FROM order_notes WHERE order_id = $1", [id]);
               await client.query("DELETE FROM orders WHERE id = $1", [id]);
-              expected.delete(id);
-              continue;
+              await mirror.query("DELETE FROM orders WHERE id = $1", [id]);
             } else {
-              await client.query("INSERT INTO orders VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET total = $2", [
-                id,
-                n,
-              ]);
+              await client.query(upsert, [id, n]);
+              await mirror.query(upsert, [id, n]);
             }
-            expected.set(id, n);
           } catch (error) {
             errors.push((error as Error).message);
             await client.query("ROLLBACK").catch(() => {});
@@ -184,6 +200,7 @@ describe("moving a shard group", () => {
         }
       } finally {
         await client.end();
+        await mirror.end();
       }
     };
     const reads: string[] = [];
@@ -217,9 +234,15 @@ describe("moving a shard group", () => {
     const portOf = (id: number) => nodes.find((n) => n.id === id)?.port;
     expect(ports).toContain(portOf(to));
     expect(ports).not.toContain(portOf(from));
-    // every acknowledged write is there, once
-    const { rows } = await herd.query<{ id: number; total: string }>("SELECT id, total FROM orders WHERE id > 100000");
-    expect(new Map(rows.map((row) => [row.id, Number(row.total)]))).toEqual(expected);
+    // every acknowledged write is there, once: the same tables as the plain PostgreSQL fed the same writes
+    for (const sql of [
+      "SELECT id, customer, total FROM orders ORDER BY id",
+      "SELECT order_id, note FROM order_notes ORDER BY order_id, note",
+    ]) {
+      const [atHerd, atPlain] = [(await herd.query(sql)).rows, await plain.query(sql)];
+      expect(atHerd.length).toBeGreaterThan(3000);
+      expect(atHerd).toEqual(atPlain);
+    }
     expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
     const fromOrdinal = (nodes.find((n) => n.id === from)?.port as number) - herdUp.cluster.sqlPort - 1;
     await within(30_000, "the source's tables are dropped", async () => {
@@ -334,4 +357,189 @@ describe("moving a shard group", () => {
     expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
     expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
   });
+
+  it("undoes a move whose source worker crashed during the copy; asked again, it moves", async () => {
+    const { shardId, from, to, colocated } = await movableShard();
+    const fromOrdinal = ordinalOf(from);
+    const { moving, blocker } = await startHeldMove(shardId, from, to, ordinalOf(to));
+    await killPostgres(herdUp.cluster, fromOrdinal);
+    // (the undo drops the target's marker table, which the blocker's lock would hold up)
+    await blocker.end().catch(() => {});
+    const failed = (await moving) as { status: number; body: Record<string, unknown> };
+    expect(failed.status, JSON.stringify(failed.body)).toBe(503);
+    // the bot starts the source's PostgreSQL again; the cleanup pass undoes the move on both
+    await untilServerAnswers(herdUp.cluster, fromOrdinal);
+    await within(60_000, "the move is undone", async () => {
+      const moves = await herd.query("SELECT id FROM herd.shard_moves");
+      return moves.rows.length === 0;
+    });
+    await expectNoReplicationLeft();
+    const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
+    expect(now.filter((p) => p.nodeport === serverPort(herdUp.cluster, fromOrdinal) && p.shardstate === 1)).toHaveLength(
+      2,
+    );
+    expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)))).toBe(false);
+    expect(
+      await onServer(herdUp.cluster, fromOrdinal, "SELECT relreplident FROM pg_class WHERE relname = $1", [
+        `order_notes_${colocated}`,
+      ]),
+    ).toEqual([{ relreplident: "d" }]);
+    expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
+    const again = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    await expectMovedOnce(shardId, colocated, from, to);
+  });
+
+  it("a coordinator killed in the switch (writes paused) leaves the shards where they were, undone at restart", async () => {
+    const { shardId, from, to, colocated } = await movableShard();
+    // the switch takes the placements FOR UPDATE after the shards' write locks: held here, the
+    // coordinator stays in the switch (its writes paused) until it is killed
+    const holder = await serverClient(herdUp.cluster, 0);
+    holder.on("error", () => {});
+    await holder.query("BEGIN");
+    await holder.query("SELECT 1 FROM herd.placements WHERE shard_id = $1 FOR UPDATE", [shardId]);
+    const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
+      (error: Error) => error,
+    );
+    await within(30_000, "the move waits in its switch", async () => {
+      const waiting = await holder.query(
+        "SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+      );
+      return waiting.rows.length === 1;
+    });
+    // a write of the moving shard waits behind the switch
+    const writer = await herdClient(herdUp.cluster);
+    writer.on("error", () => {});
+    const key = await keyOf(shardId);
+    const write = writer.query("UPDATE orders SET total = total + 1 WHERE id = $1", [key]).then(
+      () => "acknowledged",
+      () => "failed",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    process.kill(await botOf(herdUp.cluster, 0), "SIGKILL");
+    await moving;
+    expect(await write).toBe("failed");
+    await holder.query("ROLLBACK");
+    await holder.end();
+    await writer.end().catch(() => {});
+    await reconnect();
+    await within(60_000, "the move is undone", async () => {
+      const moves = await herd.query("SELECT id FROM herd.shard_moves");
+      return moves.rows.length === 0;
+    });
+    const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
+    expect(now.filter((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(from)))).toHaveLength(2);
+    expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)))).toBe(false);
+    expect(now.every((p) => p.shardstate === 1)).toBe(true);
+    await expectNoReplicationLeft();
+    // the keyless table's shard on the source has its own replica identity back
+    expect(
+      await onServer(herdUp.cluster, ordinalOf(from), "SELECT relreplident FROM pg_class WHERE relname = $1", [
+        `order_notes_${colocated}`,
+      ]),
+    ).toEqual([{ relreplident: "d" }]);
+    expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
+    expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
+  });
+
+  it("a client that disconnects while its citus_move_shard_placement runs does not stop the move halfway", async () => {
+    const { shardId, from, to, colocated } = await movableShard();
+    const source = nodes.find((n) => n.id === from) as NodeRow;
+    const target = nodes.find((n) => n.id === to) as NodeRow;
+    const blocker = await serverClient(herdUp.cluster, ordinalOf(to));
+    blocker.on("error", () => {});
+    const caller = await herdClient(herdUp.cluster);
+    caller.on("error", () => {});
+    const call = caller
+      .query("SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3)", [
+        shardId,
+        source.port,
+        target.port,
+      ])
+      .catch((error: Error) => error);
+    let marker = "";
+    await within(20_000, "the target's marker table exists", async () => {
+      const found = await blocker.query<{ name: string }>(
+        "SELECT 'herd_move.' || relname AS name FROM pg_class WHERE relnamespace = to_regnamespace('herd_move')",
+      );
+      marker = found.rows[0]?.name ?? "";
+      return marker !== "";
+    });
+    await blocker.query("BEGIN");
+    await blocker.query(`LOCK TABLE ${marker} IN EXCLUSIVE MODE`);
+    // the client goes away mid-copy
+    (caller as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    expect(await call).toBeInstanceOf(Error);
+    await blocker.query("ROLLBACK");
+    await blocker.end();
+    // the move was the cluster's to finish: it does, as if the client had stayed
+    await within(60_000, "the move switched", async () => {
+      const now = (await placements(herd, "orders")).filter((p) => Number(p.shardid) === shardId);
+      return now.some((p) => p.nodeport === target.port && p.shardstate === 1);
+    });
+    await expectMovedOnce(shardId, colocated, from, to);
+  });
 });
+
+/** The worker ordinal (herd-N) of a node id. */
+function ordinalOf(nodeId: number): number {
+  return (nodes.find((n) => n.id === nodeId)?.port as number) - herdUp.cluster.sqlPort - 1;
+}
+
+/** A value of orders.id that lives in this shard. */
+async function keyOf(shardId: number): Promise<number> {
+  for (let id = 1; id <= 3000; id += 1) {
+    const { rows } = await herd.query("SELECT get_shard_id_for_distribution_column('orders', $1) AS s", [id]);
+    if (Number(rows[0]?.s) === shardId) return id;
+  }
+  throw new Error(`no key of shard ${shardId}`);
+}
+
+/** A fresh session, once the coordinator (killed by the test) answers again. */
+async function reconnect(): Promise<void> {
+  await herd.end().catch(() => {});
+  await within(60_000, "the coordinator is back", async () => {
+    const client = await herdClient(herdUp.cluster).catch(() => undefined);
+    if (!client) return false;
+    client.on("error", () => {});
+    try {
+      await client.query("SELECT 1");
+      herd = client;
+      return true;
+    } catch {
+      await client.end().catch(() => {});
+      return false;
+    }
+  });
+}
+
+async function expectNoReplicationLeft(): Promise<void> {
+  await within(60_000, "nothing of the move's replication is left", async () => {
+    for (const node of nodes) {
+      const ordinal = ordinalOf(node.id);
+      const [subs, pubs, slots] = await Promise.all([
+        onServer(herdUp.cluster, ordinal, "SELECT subname FROM pg_subscription"),
+        onServer(herdUp.cluster, ordinal, "SELECT pubname FROM pg_publication"),
+        onServer(herdUp.cluster, ordinal, "SELECT slot_name FROM pg_replication_slots"),
+      ]);
+      if (subs.length + pubs.length + slots.length > 0) return false;
+    }
+    return true;
+  });
+}
+
+/** The group is on `to` and no longer on `from` (its tables dropped there), every row once. */
+async function expectMovedOnce(shardId: number, colocated: number, from: number, to: number): Promise<void> {
+  await within(60_000, "the source's tables are dropped", async () => {
+    const left = await onServer(herdUp.cluster, ordinalOf(from), "SELECT 1 FROM pg_class WHERE relname = ANY ($1)", [
+      [`orders_${shardId}`, `order_notes_${colocated}`],
+    ]);
+    return left.length === 0;
+  });
+  const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
+  expect(now.filter((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)) && p.shardstate === 1)).toHaveLength(2);
+  expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(from)))).toBe(false);
+  await expectNoReplicationLeft();
+  expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
+  expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
+}

@@ -56,6 +56,8 @@ export interface CoordinatorOptions {
   readonly replicationFactor: number;
   /** A worker that joins gets reference tables and a rebalance starts (default on). */
   readonly autoRebalance?: boolean;
+  /** A worker not heard from for this long has its copies made again elsewhere (0: never; default 15 min). */
+  readonly replaceLostAfterMs?: number;
   readonly heartbeatTimeoutMs: number;
   /** PEM certificate and key for TLS on the SQL port; without them SSLRequest is declined. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
@@ -175,6 +177,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       placements,
       logger: logger.child("jobs"),
       autoRebalance: options.autoRebalance ?? true,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      replaceLostAfterMs: options.replaceLostAfterMs ?? 900_000,
+      replicationFactor: options.replicationFactor,
     });
     jobs.start();
     opened.push({ close: () => jobs.stop() });

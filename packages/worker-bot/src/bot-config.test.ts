@@ -36,6 +36,7 @@ describe("loadBotConfig", () => {
       password: "pw",
       internalPassword: "internal",
       autoRebalance: true,
+      replaceLostAfterMs: 900_000,
       shardCount: 32,
       shardConnectionsPerWorker: 2,
       repairIntervalMs: 5_000,
@@ -124,6 +125,8 @@ describe("loadBotConfig", () => {
       HERD_REPLICATION_FACTOR: "3",
       HERD_HEARTBEAT_INTERVAL_MS: "1000",
       HERD_HEARTBEAT_TIMEOUT_MS: "4000",
+      HERD_REPLACE_LOST_AFTER_S: "0",
+      HERD_AUTO_REBALANCE: "off",
       ...SECRETS,
     });
     expect(config).toMatchObject({
@@ -140,6 +143,8 @@ describe("loadBotConfig", () => {
       replicationFactor: 3,
       heartbeatIntervalMs: 1_000,
       heartbeatTimeoutMs: 4_000,
+      replaceLostAfterMs: 0,
+      autoRebalance: false,
     });
   });
 

@@ -49,6 +49,8 @@ export interface BotConfig {
   readonly replicationFactor: number;
   /** A worker that joins gets the reference tables and a rebalance starts (`HERD_AUTO_REBALANCE`, default on). */
   readonly autoRebalance: boolean;
+  /** A worker not heard from for this long has its copies made again elsewhere (`HERD_REPLACE_LOST_AFTER_S`, 0: never). */
+  readonly replaceLostAfterMs: number;
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   /** Extra PostgreSQL settings (`HERD_PG_SETTINGS`, a JSON object). */
@@ -122,6 +124,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     replicationFactor: integer(env, "HERD_REPLICATION_FACTOR", Defaults.replicationFactor, 1, 16),
     autoRebalance: !["0", "false", "off", "no"].includes((env.HERD_AUTO_REBALANCE ?? "on").toLowerCase()),
     heartbeatIntervalMs: integer(env, "HERD_HEARTBEAT_INTERVAL_MS", Defaults.heartbeatIntervalMs, 100, 600_000),
+    replaceLostAfterMs: integer(env, "HERD_REPLACE_LOST_AFTER_S", 900, 0, 30 * 86_400) * 1000,
     heartbeatTimeoutMs: integer(env, "HERD_HEARTBEAT_TIMEOUT_MS", Defaults.heartbeatTimeoutMs, 300, 3_600_000),
     pgSettings: settings(env.HERD_PG_SETTINGS),
     tlsFiles: tlsFiles(env.HERD_TLS_CERT_FILE, env.HERD_TLS_KEY_FILE),

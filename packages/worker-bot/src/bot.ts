@@ -130,6 +130,7 @@ async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer,
     connectionLimits: config.connectionLimits,
     replicationFactor: config.replicationFactor,
     autoRebalance: config.autoRebalance,
+    replaceLostAfterMs: config.replaceLostAfterMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     tls: config.tlsFiles && {
       cert: await readFile(config.tlsFiles.certFile),

@@ -576,4 +576,42 @@ export const MIGRATIONS: readonly Migration[] = [
           USING ERRCODE = 'feature_not_supported'; END $$;
     `,
   },
+  {
+    version: 10,
+    description: "when a worker was lost; citus_rebalance_status and get_rebalance_table_shards_plan",
+    sql: `
+      -- Set when the worker's Pod went away (its last heartbeat then vouches for nothing); cleared
+      -- by its next registration. A worker lost for long has its copies made again elsewhere
+      -- (operations/lost-workers.ts).
+      ALTER TABLE herd.nodes ADD COLUMN lost_at timestamptz;
+
+      -- Citus's view of the latest rebalance job, read straight from herd.jobs.
+      CREATE FUNCTION pg_catalog.citus_rebalance_status(raw boolean DEFAULT false)
+          RETURNS TABLE (job_id bigint, state text, job_type name, description text,
+                         started_at timestamptz, finished_at timestamptz, details jsonb)
+          LANGUAGE sql STABLE AS $$
+        SELECT j.id,
+               CASE j.state WHEN 'done' THEN 'finished' ELSE j.state END,
+               'rebalance'::name,
+               'Rebalance all colocation groups',
+               j.started_at, j.finished_at,
+               jsonb_build_object(
+                 'task_state_counts', jsonb_strip_nulls(jsonb_build_object(
+                   'done', nullif(j.moves_done, 0),
+                   'runnable', nullif(greatest(j.moves_total - j.moves_done, 0), 0))),
+                 'moves_total', j.moves_total, 'moves_done', j.moves_done, 'bytes_copied', j.bytes_copied,
+                 'strategy', j.strategy, 'error', j.error)
+          FROM herd.jobs j WHERE j.kind = 'rebalance' ORDER BY j.id DESC LIMIT 1
+      $$;
+      CREATE FUNCTION pg_catalog.get_rebalance_table_shards_plan(relation regclass DEFAULT NULL,
+          threshold real DEFAULT 0, max_shard_moves integer DEFAULT 1000000,
+          excluded_shard_list bigint[] DEFAULT '{}', drain_only boolean DEFAULT false,
+          rebalance_strategy name DEFAULT NULL, improvement_threshold real DEFAULT NULL)
+          RETURNS TABLE (table_name regclass, shardid bigint, shard_size bigint, sourcename text,
+                         sourceport integer, targetname text, targetport integer)
+          LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'get_rebalance_table_shards_plan() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+    `,
+  },
 ];

@@ -49,7 +49,7 @@ export class NodeRegistry {
     // waste) an identity value on every heartbeat. The upsert covers a concurrent first insert.
     // A draining node stays draining whatever a registration says.
     const updated = await this.pool.query<NodeRow>(
-      `UPDATE herd.nodes AS n SET host = $2, port = $3, last_seen_at = now(),
+      `UPDATE herd.nodes AS n SET host = $2, port = $3, last_seen_at = now(), lost_at = NULL,
               state = CASE WHEN $4::text IS NULL OR n.state = 'draining' THEN n.state ELSE $4 END,
               pending_reason = CASE WHEN $4::text IS NULL THEN n.pending_reason ELSE $5 END
         WHERE n.name = $1 RETURNING ${COLUMNS}`,
@@ -58,7 +58,7 @@ export class NodeRegistry {
     if (updated.rows[0]) return { node: this.toRecord(updated.rows[0]), created: false };
     const { rows } = await this.pool.query<NodeRow & { created: boolean }>(
       `INSERT INTO herd.nodes AS n (name, host, port, state, pending_reason) VALUES ($1, $2, $3, coalesce($4, 'pending'), $5)
-       ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, last_seen_at = now()
+       ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, port = EXCLUDED.port, last_seen_at = now(), lost_at = NULL
        RETURNING ${COLUMNS}, (xmax = 0) AS created`,
       [node.name, node.host, node.port, state, reason],
     );
@@ -89,12 +89,14 @@ export class NodeRegistry {
   /**
    * The node's Pod is gone, so its last heartbeat vouches for nothing: forget it, and the node reads
    * `unreachable` now rather than after the heartbeat timeout. Its next registration (the Pod back,
-   * same name, same volume) makes it active again under the same id. Resolves true when the node
-   * did not read as gone already.
+   * same name, same volume) makes it active again under the same id. `lost_at` keeps when (the
+   * copies of a worker lost for long are made again elsewhere: operations/lost-workers.ts).
+   * Resolves true when the node did not read as gone already.
    */
   async podGone(name: string): Promise<boolean> {
     const { rowCount } = await this.pool.query(
-      "UPDATE herd.nodes SET last_seen_at = '-infinity' WHERE name = $1 AND last_seen_at > '-infinity'",
+      `UPDATE herd.nodes SET last_seen_at = '-infinity', lost_at = coalesce(lost_at, now())
+        WHERE name = $1 AND last_seen_at > '-infinity'`,
       [name],
     );
     return rowCount === 1;
@@ -116,7 +118,10 @@ export class NodeRegistry {
     return rows[0] && this.toRecord(rows[0]);
   }
 
-  /** Removes a node, unless it still holds shard placements (those must be moved first). */
+  /**
+   * Removes a node, unless it still holds shard placements (those must be moved first). Placements
+   * only waiting to be dropped (moved away, or retired on a lost worker) go with it.
+   */
   async remove(id: number): Promise<RemoveResult> {
     const client = await this.pool.connect();
     try {
@@ -130,7 +135,7 @@ export class NodeRegistry {
         return { kind: "not_found" };
       }
       const placements = await client.query<{ count: string }>(
-        "SELECT count(*) AS count FROM herd.placements WHERE node_id = $1",
+        `SELECT count(*) AS count FROM herd.placements WHERE node_id = $1 AND state <> 'to_delete'`,
         [id],
       );
       const count = Number(placements.rows[0]?.count ?? 0);
@@ -138,6 +143,8 @@ export class NodeRegistry {
         await client.query("ROLLBACK");
         return { kind: "holds_placements", placements: count };
       }
+      await client.query("DELETE FROM herd.placements WHERE node_id = $1", [id]);
+      await client.query("DELETE FROM herd.shard_moves WHERE state = 'switched' AND source_node = $1", [id]);
       await client.query("DELETE FROM herd.nodes WHERE id = $1", [id]);
       await client.query("COMMIT");
       return { kind: "removed", node: this.toRecord(row) };

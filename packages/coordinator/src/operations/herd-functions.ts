@@ -18,29 +18,36 @@ export interface FunctionCall {
     | "citus_move_shard_placement"
     | "citus_rebalance_start"
     | "citus_rebalance_wait"
-    | "citus_drain_node";
+    | "citus_drain_node"
+    | "get_rebalance_table_shards_plan";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
   readonly named: ReadonlyMap<string, ValueSource>;
 }
 
-/** A function's one-row answer: its value as text, and the value's type. */
+/** A function's answer: its columns (name, type) and rows of values as text. */
 export interface FunctionAnswer {
-  readonly typeOid: number;
-  readonly value: string;
+  readonly columns: readonly { readonly name: string; readonly typeOid: number }[];
+  readonly rows: readonly (readonly (string | null)[])[];
 }
 
 const VOID_OID = 2278;
-export const INT8_OID = 20;
+const INT8_OID = 20;
 const INT4_OID = 23;
+const TEXT_OID = 25;
+const REGCLASS_OID = 2205;
 
-/** Runs a call of one of herd's SQL functions; resolves with its one value, as PostgreSQL would answer it. */
+/** Runs a call of one of herd's SQL functions; resolves with its answer, as PostgreSQL would give it. */
 export async function callHerdFunction(
   call: FunctionCall,
   run: StatementRun,
   port: ExecutionPort,
 ): Promise<FunctionAnswer> {
+  const value = (typeOid: number, text: string): FunctionAnswer => ({
+    columns: [{ name: call.column, typeOid }],
+    rows: [[text]],
+  });
   const arg = (position: number, name: string): string | null | undefined => {
     const source = call.named.get(name) ?? call.positional[position];
     return source === undefined ? undefined : textOf(source, run);
@@ -65,13 +72,13 @@ export async function callHerdFunction(
         },
         port,
       );
-      return { typeOid: VOID_OID, value: "" };
+      return value(VOID_OID, "");
     }
     case "create_reference_table":
       await distributeTable({ table: required(arg(0, "table_name"), "table_name"), kind: "reference" }, port);
-      return { typeOid: VOID_OID, value: "" };
+      return value(VOID_OID, "");
     case "recover_prepared_transactions":
-      return { typeOid: INT4_OID, value: String(await port.cluster.recoverPreparedTransactions()) };
+      return value(INT4_OID, String(await port.cluster.recoverPreparedTransactions()));
     case "citus_copy_shard_placement": {
       // it waits for the shards' write locks, which the session's own block may hold
       if (port.inTransactionBlock()) {
@@ -80,7 +87,7 @@ export async function callHerdFunction(
         });
       }
       await port.cluster.copyShardPlacement(copyRequest(call, arg));
-      return { typeOid: VOID_OID, value: "" };
+      return value(VOID_OID, "");
     }
     case "citus_move_shard_placement": {
       if (port.inTransactionBlock()) {
@@ -90,20 +97,20 @@ export async function callHerdFunction(
       }
       // every transfer mode moves online here (logical replication, then a short write pause)
       await port.cluster.moveShardPlacement(copyRequest(call, arg));
-      return { typeOid: VOID_OID, value: "" };
+      return value(VOID_OID, "");
     }
     case "citus_rebalance_start": {
       const strategy = arg(0, "rebalance_strategy");
       const job = await jobsOf(port).startRebalance({
         strategy: strategy === "by_disk_size" ? "by_disk_size" : "by_shard_count",
       });
-      return { typeOid: INT8_OID, value: String(job.id) };
+      return value(INT8_OID, String(job.id));
     }
     case "citus_rebalance_wait": {
       const runner = jobsOf(port);
       const latest = (await runner.list())[0];
       if (latest) await runner.wait(latest.id);
-      return { typeOid: VOID_OID, value: "" };
+      return value(VOID_OID, "");
     }
     case "citus_drain_node": {
       if (port.inTransactionBlock()) {
@@ -126,19 +133,71 @@ export async function callHerdFunction(
           sqlState: SqlState.objectNotInPrerequisiteState,
         });
       }
-      return { typeOid: VOID_OID, value: "" };
+      return value(VOID_OID, "");
+    }
+    case "get_rebalance_table_shards_plan": {
+      const strategy = arg(5, "rebalance_strategy");
+      const relation = arg(0, "relation");
+      const drainOnly = arg(4, "drain_only");
+      if (drainOnly === "true" || drainOnly === "t") {
+        throw new HerdError("drain_only is not supported; drain a node with citus_drain_node", {
+          sqlState: SqlState.featureNotSupported,
+        });
+      }
+      const only = relation ? await tableOid(relation, port) : undefined;
+      const moves = await jobsOf(port).plan(strategy === "by_disk_size" ? "by_disk_size" : "by_shard_count");
+      const catalog = port.catalog.current;
+      const rows: (string | null)[][] = [];
+      for (const move of moves) {
+        const source = catalog.nodes.get(move.from);
+        const target = catalog.nodes.get(move.to);
+        const table = catalog.shardTable(move.shardId);
+        if (!source || !target || !table) continue;
+        // a move takes the colocated shards along: one row per shard, as Citus lists them
+        for (const colocated of catalog.tables) {
+          if (colocated.colocationId !== table.colocationId) continue;
+          if (only !== undefined && colocated.oid !== only) continue;
+          const index = table.shards.findIndex((shard) => shard.id === move.shardId);
+          const shard = colocated.shards[index];
+          if (!shard) continue;
+          rows.push([
+            String(colocated.oid),
+            String(shard.id),
+            "0",
+            source.host,
+            String(source.port),
+            target.host,
+            String(target.port),
+          ]);
+        }
+      }
+      return {
+        columns: [
+          { name: "table_name", typeOid: REGCLASS_OID },
+          { name: "shardid", typeOid: INT8_OID },
+          { name: "shard_size", typeOid: INT8_OID },
+          { name: "sourcename", typeOid: TEXT_OID },
+          { name: "sourceport", typeOid: INT4_OID },
+          { name: "targetname", typeOid: TEXT_OID },
+          { name: "targetport", typeOid: INT4_OID },
+        ],
+        rows,
+      };
     }
     case "get_shard_id_for_distribution_column": {
       const table = required(arg(0, "table_name"), "table_name");
       const id = await shardIdFor(table, arg(1, "distribution_value") ?? null, port);
-      return { typeOid: INT8_OID, value: String(id) };
+      return value(INT8_OID, String(id));
     }
   }
 }
 
+async function tableOid(table: string, port: ExecutionPort): Promise<number> {
+  return Number(firstValue(await port.backend.query("SELECT $1::regclass::oid", [table])));
+}
+
 async function shardIdFor(table: string, value: string | null, port: ExecutionPort): Promise<number> {
-  const resolved = await port.backend.query("SELECT $1::regclass::oid", [table]);
-  const distributed = port.catalog.current.byOid(Number(firstValue(resolved)));
+  const distributed = port.catalog.current.byOid(await tableOid(table, port));
   if (!distributed) throw new HerdError("relation is not distributed", { sqlState: SqlState.invalidTableDefinition });
   if (distributed.kind === "reference") return (distributed.shards[0] as { id: number }).id;
   if (value === null) {

@@ -4,6 +4,7 @@ import { PeriodicPass } from "../connection/periodic-pass.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { PlacementService } from "./placement-service.js";
+import { planLostCopies, silentWorkers } from "./lost-workers.js";
 import { type PlannedMove, planDrain, planRebalance, type RebalanceStrategy, shardGroups } from "./rebalance-plan.js";
 
 export interface JobJson {
@@ -28,6 +29,15 @@ export interface JobRunnerOptions {
   readonly logger: Logger;
   /** A worker that joins gets every reference table and a rebalance starts (HERD_AUTO_REBALANCE, default on). */
   readonly autoRebalance: boolean;
+  /** A worker not heard from for this long is left out of plans (the registry's heartbeat timeout). */
+  readonly heartbeatTimeoutMs: number;
+  /**
+   * A worker not heard from for this long has its copies made again on other workers
+   * (HERD_REPLACE_LOST_AFTER_S; 0: never).
+   */
+  readonly replaceLostAfterMs: number;
+  /** Copies each shard should have (HERD_REPLICATION_FACTOR). */
+  readonly replicationFactor: number;
   readonly intervalMs?: number;
 }
 
@@ -68,7 +78,8 @@ export class JobRunner {
   /** What a rebalance would do now (dry run). */
   async plan(strategy: RebalanceStrategy = "by_shard_count"): Promise<PlannedMove[]> {
     const catalog = await this.fresh();
-    return planRebalance(catalog, strategy, strategy === "by_disk_size" ? await this.weights() : undefined);
+    const weights = strategy === "by_disk_size" ? await this.weights() : undefined;
+    return planRebalance(catalog, strategy, weights, await this.unavailable());
   }
 
   async startRebalance(request: RebalanceRequest = {}): Promise<JobJson> {
@@ -207,10 +218,16 @@ export class JobRunner {
   private async movesFor(job: JobJson, catalog: CatalogSnapshot): Promise<PlannedMove[]> {
     if (job.kind === "drain") {
       const node = job.nodeId === null ? undefined : catalog.nodes.get(job.nodeId);
-      return node ? planDrain(catalog, node) : [];
+      return node ? planDrain(catalog, node, await this.unavailable()) : [];
     }
     const strategy = job.strategy as RebalanceStrategy;
-    return planRebalance(catalog, strategy, strategy === "by_disk_size" ? await this.weights() : undefined);
+    const weights = strategy === "by_disk_size" ? await this.weights() : undefined;
+    return planRebalance(catalog, strategy, weights, await this.unavailable());
+  }
+
+  /** Workers not heard from within the heartbeat timeout: no move goes to or comes from them. */
+  private unavailable(): Promise<Set<number>> {
+    return silentWorkers(this.options.metadata, this.options.heartbeatTimeoutMs);
   }
 
   /** A drained node's copies of reference tables: every other worker has one; the node's go. */
@@ -267,12 +284,14 @@ export class JobRunner {
       this.launch(id);
     }
     if (rows.length > 0 || this.running.size > 0) return 0;
+    const unavailable = await this.unavailable();
+    await this.replaceLostCopies(unavailable);
     // the catalog as the metadata's notifications keep it: no reload every few seconds for nothing
     const catalog = this.options.catalog.current;
     let started = 0;
-    for (const copy of missingReferenceCopies(catalog)) {
+    for (const copy of missingReferenceCopies(catalog, unavailable)) {
       try {
-        await this.options.placements.copyReference(copy.shardId, copy.source, copy.target);
+        await this.options.placements.copyOnto(copy.shardId, copy.source, copy.target);
         started += 1;
       } catch (error) {
         logger.warn("cannot copy a reference table to a worker now", {
@@ -288,11 +307,89 @@ export class JobRunner {
     const latest = (await this.list())[0];
     const backingOff =
       latest?.state === "failed" && Date.now() - Date.parse(latest.finishedAt ?? latest.startedAt) < AUTO_RETRY_MS;
-    if (this.options.autoRebalance && !stale && !backingOff && planRebalance(settled).length > 0) {
+    const uneven = planRebalance(settled, "by_shard_count", undefined, unavailable).length > 0;
+    if (this.options.autoRebalance && !stale && !backingOff && uneven) {
       const job = await this.startRebalance().catch(() => undefined);
       if (job) logger.info("shard groups are uneven (a worker joined?): rebalancing", { job: job.id });
     }
     return started;
+  }
+
+  /**
+   * A worker lost for longer than replaceLostAfterMs: each shard group it held gets a new copy on
+   * another worker (from an active copy, as citus_copy_shard_placement makes one), then the lost
+   * worker's placements are retired (to_delete: dropped by move-cleanup.ts if it ever answers
+   * again, gone with it if it is removed). A crash between the two steps leaves one copy too
+   * many, which the next pass retires without copying again.
+   */
+  private async replaceLostCopies(unavailable: ReadonlySet<number>): Promise<void> {
+    const { metadata, logger, replaceLostAfterMs, heartbeatTimeoutMs } = this.options;
+    if (replaceLostAfterMs <= 0 || unavailable.size === 0) return;
+    const lost = await silentWorkers(metadata, Math.max(replaceLostAfterMs, heartbeatTimeoutMs));
+    if (lost.size === 0) return;
+    const catalog = await this.fresh();
+    const name = (id: number) => catalog.nodes.get(id)?.name ?? String(id);
+    for (const plan of planLostCopies(catalog, lost, unavailable, this.options.replicationFactor)) {
+      try {
+        if (plan.copy) {
+          logger.warn("re-creating the copies of a lost worker", {
+            lost: name(plan.lost),
+            shards: plan.shardIds.join(" "),
+            from: name(plan.copy.source),
+            to: name(plan.copy.target),
+          });
+          await this.options.placements.copyOnto(plan.shardId, plan.copy.source, plan.copy.target);
+        }
+        await this.retire(plan.lost, plan.shardIds);
+      } catch (error) {
+        logger.warn("cannot re-create the copies of a lost worker now; trying again later", {
+          lost: name(plan.lost),
+          shards: plan.shardIds.join(" "),
+          error: errorMessage(error),
+        });
+      }
+    }
+    // its reference-table copies: every worker that answers has one
+    for (const nodeId of lost) {
+      const ids = [...catalog.tables]
+        .filter((table) => table.kind === "reference")
+        .flatMap((table) => table.shards)
+        .filter(
+          (shard) =>
+            shard.placements.some((p) => p.nodeId === nodeId && p.state !== "to_delete") &&
+            shard.placements.some((p) => p.state === "active" && !unavailable.has(p.nodeId)),
+        )
+        .map((shard) => shard.id);
+      if (ids.length > 0) await this.retire(nodeId, ids);
+    }
+  }
+
+  /** The node's placements of these shards become to_delete; move-cleanup drops their tables when it can. */
+  private async retire(nodeId: number, shardIds: readonly number[]): Promise<void> {
+    const client = await this.options.metadata.connect();
+    try {
+      await client.query("BEGIN");
+      const { rowCount } = await client.query(
+        `UPDATE herd.placements SET state = 'to_delete'
+          WHERE node_id = $1 AND shard_id = ANY ($2::bigint[]) AND state <> 'to_delete'`,
+        [nodeId, shardIds],
+      );
+      if (rowCount) {
+        await client.query(
+          `INSERT INTO herd.shard_moves (shard_ids, source_node, target_node, state, switched_at)
+           VALUES ($1, $2, $2, 'switched', now())`,
+          [shardIds, nodeId],
+        );
+      }
+      await client.query("COMMIT");
+      if (rowCount) this.options.logger.info("placements of a lost worker retired", { node: nodeId, shards: rowCount });
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+    await this.options.catalog.reload();
   }
 }
 
@@ -306,14 +403,17 @@ function holdsShardGroups(catalog: CatalogSnapshot, nodeId: number | null): bool
   return nodeId !== null && shardGroups(catalog).some((group) => group.nodes.includes(nodeId));
 }
 
-/** Reference shards missing on an active worker, each with an active copy to take it from. */
-function missingReferenceCopies(catalog: CatalogSnapshot): { shardId: number; source: number; target: number }[] {
+/** Reference shards missing on an active worker that answers, each with an active copy to take it from. */
+function missingReferenceCopies(
+  catalog: CatalogSnapshot,
+  unavailable: ReadonlySet<number>,
+): { shardId: number; source: number; target: number }[] {
   const copies: { shardId: number; source: number; target: number }[] = [];
-  const active = [...catalog.nodes.values()].filter((node) => node.state === "active");
+  const active = [...catalog.nodes.values()].filter((node) => node.state === "active" && !unavailable.has(node.id));
   for (const table of catalog.tables) {
     if (table.kind !== "reference") continue;
     for (const shard of table.shards) {
-      const source = shard.placements.find((p) => p.state === "active")?.nodeId;
+      const source = shard.placements.find((p) => p.state === "active" && !unavailable.has(p.nodeId))?.nodeId;
       if (source === undefined) continue;
       for (const node of active) {
         if (!shard.placements.some((p) => p.nodeId === node.id))

@@ -1,6 +1,7 @@
 import { errorMessage, type Logger } from "@herd/shared";
 import type pg from "pg";
 import { PeriodicPass } from "../connection/periodic-pass.js";
+import { isConnectionLoss } from "../connection/server-error.js";
 import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
 import { shardName } from "../metadata/catalog-types.js";
@@ -78,7 +79,8 @@ export class MoveCleanup {
         }
         done += 1;
       } catch (error) {
-        logger.warn("cannot clean up after a shard move now; trying again later", {
+        // a worker that is away (or lost, its copies retired) is the usual reason: quietly
+        logger[isConnectionLoss(error) ? "debug" : "warn"]("cannot clean up after a shard move now; trying again later", {
           move: id,
           error: errorMessage(error),
         });

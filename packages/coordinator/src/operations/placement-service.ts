@@ -173,8 +173,11 @@ export class PlacementService {
     }
   }
 
-  /** A reference table's copy for a worker that has none (one that joined). */
-  async copyReference(shardId: number, source: number, target: number): Promise<void> {
+  /**
+   * A new copy of a shard (with its colocated ones) on a worker that has none: a reference table
+   * for a worker that joined, or a shard group of a worker that was lost.
+   */
+  async copyOnto(shardId: number, source: number, target: number): Promise<void> {
     const node = (await this.fresh()).nodes.get(target);
     if (node) await this.options.prepareNode(node);
     await this.options.copy({ shardId, source: { id: source }, target: { id: target } });

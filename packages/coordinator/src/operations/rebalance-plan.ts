@@ -79,14 +79,17 @@ export function shardGroups(catalog: CatalogSnapshot): ShardGroup[] {
  * from the most loaded worker to the least loaded one that holds no copy of the group (copies of a
  * shard never share a worker). `by_disk_size` weighs each group by its bytes instead of 1 and
  * stops when a move would not make the spread smaller. `weights` maps a group's first shard id to
- * its bytes (absent: 1).
+ * its bytes (absent: 1). Workers in `unavailable` (not heard from) are left out.
  */
 export function planRebalance(
   catalog: CatalogSnapshot,
   strategy: RebalanceStrategy = "by_shard_count",
   weights: ReadonlyMap<number, number> = new Map(),
+  unavailable: ReadonlySet<number> = new Set(),
 ): PlannedMove[] {
-  const active = [...catalog.nodes.values()].filter((node) => node.state === "active").map((node) => node.id);
+  const active = [...catalog.nodes.values()]
+    .filter((node) => node.state === "active" && !unavailable.has(node.id))
+    .map((node) => node.id);
   if (active.length < 2) return [];
   const byColocation = new Map<number, ShardGroup[]>();
   for (const group of shardGroups(catalog)) {
@@ -130,8 +133,14 @@ export function planRebalance(
 }
 
 /** Moves that take every shard group off `node`, each to the least loaded active worker without a copy of it. */
-export function planDrain(catalog: CatalogSnapshot, node: WorkerNode): PlannedMove[] {
-  const others = [...catalog.nodes.values()].filter((n) => n.state === "active" && n.id !== node.id).map((n) => n.id);
+export function planDrain(
+  catalog: CatalogSnapshot,
+  node: WorkerNode,
+  unavailable: ReadonlySet<number> = new Set(),
+): PlannedMove[] {
+  const others = [...catalog.nodes.values()]
+    .filter((n) => n.state === "active" && n.id !== node.id && !unavailable.has(n.id))
+    .map((n) => n.id);
   const groups = shardGroups(catalog);
   const where = new Map(groups.map((group) => [group, new Set(group.nodes)]));
   const occupied = new Map(groups.map((group) => [group, new Set(group.occupied)]));

@@ -113,7 +113,7 @@ export async function moveShardGroup(move: ShardGroupMove, deps: ShardMoveDeps):
       from: move.source.name,
       to: move.target.name,
     });
-    await waitForInitialCopy(target, objects, names, deps);
+    await waitForInitialCopy(source, target, objects, names, deps);
     const { rows, writePauseMs } = await switchPlacements(move, moveId, ids, names, objects, source, target, deps);
     switched = true;
     const bytes = await sizeOf(target, names);
@@ -194,6 +194,7 @@ async function createTargetTables(names: readonly string[], source: WorkerConnec
 }
 
 async function waitForInitialCopy(
+  source: WorkerConnection,
   target: WorkerConnection,
   objects: ReplicationObjects,
   names: readonly string[],
@@ -209,6 +210,8 @@ async function waitForInitialCopy(
     const [ready, all] = (rows[0] ?? []).map((value) => Number(value?.toString()));
     if (all === names.length + 1 && ready === all) return;
     const bytes = await sizeOf(target, names);
+    // a source that crashed fails the move now (it is undone), not after the copy
+    await source.query("SELECT 1");
     deps.onProgress?.(bytes);
     if (bytes - reported >= 64 * 2 ** 20) {
       reported = bytes;
@@ -387,6 +390,7 @@ export async function undoMove(deps: Pick<ShardMoveDeps, "metadata" | "pool" | "
         [objects.slot],
       );
       await source.query(`DROP TABLE IF EXISTS ${objects.marker}`);
+      await restoreReplicaIdentity(deps.metadata, source, move);
     } finally {
       deps.pool.release(source);
     }
@@ -396,6 +400,25 @@ export async function undoMove(deps: Pick<ShardMoveDeps, "metadata" | "pool" | "
       move: move.id,
       error: errorMessage(error),
     });
+  }
+}
+
+/**
+ * The move set REPLICA IDENTITY FULL on the source's tables without a key; an undone move puts
+ * back the identity of the table's shell on the coordinator (DEFAULT unless someone chose FULL),
+ * so that a failed move leaves no extra WAL behind on every later UPDATE and DELETE.
+ */
+async function restoreReplicaIdentity(metadata: pg.Pool, source: WorkerConnection, move: UnfinishedMove) {
+  for (const [index, name] of move.names.entries()) {
+    const suffix = `_${move.shardIds[index]}`;
+    const shell = name.endsWith(`${suffix}"`) ? `${name.slice(0, -suffix.length - 1)}"` : name.slice(0, -suffix.length);
+    const atSource = await source.query("SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)", [name]);
+    if (atSource.rows[0]?.[0]?.toString() !== "f") continue;
+    const { rows } = await metadata.query<{ identity: string }>(
+      "SELECT relreplident AS identity FROM pg_class WHERE oid = to_regclass($1)",
+      [shell],
+    );
+    if (rows[0]?.identity !== "f") await source.query(`ALTER TABLE ${name} REPLICA IDENTITY DEFAULT`);
   }
 }
 

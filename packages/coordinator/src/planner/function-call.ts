@@ -16,22 +16,57 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "citus_rebalance_start",
   "citus_rebalance_wait",
   "citus_drain_node",
+  "get_rebalance_table_shards_plan",
 ]);
+
+/** herd's functions that return a set of rows, called as `SELECT * FROM f(…)`. */
+const SET_FUNCTIONS = new Set<FunctionCall["name"]>(["get_rebalance_table_shards_plan"]);
 
 /**
  * `SELECT create_distributed_table('events', 'tenant_id')` and the like: a SELECT of exactly
  * one call of one of herd's functions, with constants or parameters as arguments, and nothing
- * else (no FROM). Returns undefined for any other statement.
+ * else (no FROM); or `SELECT * FROM get_rebalance_table_shards_plan(…)` for those that return
+ * rows. Returns undefined for any other statement.
  */
 export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undefined {
   const targets = (select.targetList ?? []) as unknown[];
-  if (targets.length !== 1 || select.fromClause || select.whereClause) return undefined;
   const target = as(targets[0], "ResTarget") as AnyNode;
-  const call = as(target.val, "FuncCall");
+  const from = (select.fromClause ?? []) as unknown[];
+  let call: AnyNode | undefined;
+  let sets = false;
+  if (from.length === 0) {
+    if (targets.length !== 1 || select.whereClause) return undefined;
+    call = as(target?.val, "FuncCall");
+  } else if (from.length === 1) {
+    const range = as(from[0], "RangeFunction");
+    const functions = (range?.functions ?? []) as unknown[];
+    if (!range || functions.length !== 1) return undefined;
+    call = as((as(functions[0], "List")?.items as unknown[] | undefined)?.[0], "FuncCall");
+    const name = call ? names(call.funcname).at(-1) : undefined;
+    if (!SET_FUNCTIONS.has(name as FunctionCall["name"])) return undefined;
+    const plain = targets.length === 1 && isStar(target?.val) && !select.whereClause && !range.alias && !range.ordinality;
+    if (!plain) {
+      return new Refuse(
+        new HerdError(`herd answers ${name}() as SELECT * FROM ${name}(…), with nothing else`, {
+          sqlState: SqlState.featureNotSupported,
+          hint: "Filter or pick columns on the client, or read the moves from POST /v1/rebalance with dryRun.",
+        }),
+      );
+    }
+    sets = true;
+  }
   if (!call) return undefined;
   const qualified = names(call.funcname);
   const name = qualified.at(-1) as FunctionCall["name"];
   if (!HERD_FUNCTIONS.has(name) || (qualified.length > 1 && qualified[0] !== "pg_catalog")) return undefined;
+  if (SET_FUNCTIONS.has(name) !== sets) {
+    // the other form of a call would read the coordinator's stand-in of the function
+    return new Refuse(
+      new HerdError(sets ? `call ${name}() as SELECT ${name}(…)` : `call ${name}() as SELECT * FROM ${name}(…)`, {
+        sqlState: SqlState.featureNotSupported,
+      }),
+    );
+  }
   const positional: ValueSource[] = [];
   const named = new Map<string, ValueSource>();
   for (const arg of (call.args ?? []) as unknown[]) {
@@ -48,4 +83,9 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     else positional.push(value);
   }
   return new HerdFunction({ name, column: (target.name as string | undefined) ?? name, positional, named });
+}
+
+function isStar(value: unknown): boolean {
+  const fields = (as(value, "ColumnRef")?.fields ?? []) as unknown[];
+  return fields.length === 1 && as(fields[0], "A_Star") !== undefined;
 }

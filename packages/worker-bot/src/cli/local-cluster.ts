@@ -19,6 +19,10 @@ export interface LocalClusterOptions {
   readonly internalPassword: string;
   readonly shardCount: number;
   readonly replicationFactor: number;
+  /** HERD_AUTO_REBALANCE for the coordinator (default on). */
+  readonly autoRebalance?: boolean;
+  /** HERD_REPLACE_LOST_AFTER_S for the coordinator; undefined: the environment's or the default. */
+  readonly replaceLostAfterS?: number;
   /** Progress lines for the person at the terminal. */
   readonly say: (line: string) => void;
   readonly startTimeoutMs?: number;
@@ -134,6 +138,10 @@ export class LocalCluster {
       HERD_INTERNAL_PASSWORD: this.options.internalPassword,
       HERD_SHARD_COUNT: String(this.options.shardCount),
       HERD_REPLICATION_FACTOR: String(this.options.replicationFactor),
+      ...(this.options.autoRebalance === false ? { HERD_AUTO_REBALANCE: "off" } : {}),
+      ...(this.options.replaceLostAfterS === undefined
+        ? {}
+        : { HERD_REPLACE_LOST_AFTER_S: String(this.options.replaceLostAfterS) }),
     };
     delete env.HERD_HEADLESS_SERVICE;
     delete env.KUBERNETES_SERVICE_HOST;

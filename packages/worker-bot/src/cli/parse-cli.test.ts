@@ -22,6 +22,8 @@ const UP_DEFAULTS = {
   shardCount: 32,
   // left to herd up, which takes the default (2) capped at the number of workers
   replicationFactor: undefined,
+  autoRebalance: true,
+  replaceLostAfterS: undefined,
 };
 
 describe("parseCli", () => {
@@ -93,6 +95,9 @@ describe("parseCli", () => {
           "64",
           "--replication-factor",
           "3",
+          "--no-auto-rebalance",
+          "--replace-lost-after",
+          "60",
         ]),
       ).toEqual({
         kind: "up",
@@ -103,6 +108,8 @@ describe("parseCli", () => {
           dataDir: "/tmp/cluster",
           shardCount: 64,
           replicationFactor: 3,
+          autoRebalance: false,
+          replaceLostAfterS: 60,
         },
       });
     });

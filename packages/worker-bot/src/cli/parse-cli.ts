@@ -39,6 +39,7 @@ export const UP_HELP = `herd up — run a herd cluster on this machine with real
 
 Usage: herd up [--workers N] [--port P] [--admin-port A] [--data-dir D]
                [--shard-count N] [--replication-factor N]
+               [--no-auto-rebalance] [--replace-lost-after S]
 
 Options:
   --workers N              worker nodes to run (default ${Defaults.localWorkers})
@@ -49,6 +50,10 @@ Options:
   --shard-count N          shards of a new distributed table (default ${Defaults.shardCount})
   --replication-factor N   copies of each shard, on different workers (default ${Defaults.replicationFactor}, or 1
                            with a single worker)
+  --no-auto-rebalance      a worker that joins gets the reference tables, but shards move only when
+                           a rebalance is asked for (herd rebalance); default: they even out by themselves
+  --replace-lost-after S   a worker not heard from for S seconds has its shards copied to other
+                           workers, back to the replication factor (default 900; 0: never)
   -h, --help               show this help
 
 Starting again on the same data directory brings back the same cluster. Stop with Ctrl-C.
@@ -142,6 +147,8 @@ function parseUp(args: readonly string[]): CliCommand {
       "data-dir": { type: "string" },
       "shard-count": { type: "string" },
       "replication-factor": { type: "string" },
+      "no-auto-rebalance": { type: "boolean" },
+      "replace-lost-after": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     "up",
@@ -160,6 +167,11 @@ function parseUp(args: readonly string[]): CliCommand {
         values["replication-factor"] === undefined
           ? undefined
           : wholeNumber(values["replication-factor"], "--replication-factor", Defaults.replicationFactor, 1, 16),
+      autoRebalance: values["no-auto-rebalance"] !== true,
+      replaceLostAfterS:
+        values["replace-lost-after"] === undefined
+          ? undefined
+          : wholeNumber(values["replace-lost-after"], "--replace-lost-after", 900, 0, 30 * 86_400),
     },
   };
 }

@@ -14,6 +14,10 @@ export interface UpOptions {
   readonly shardCount: number;
   /** Undefined when not given: the default, capped at the number of workers. */
   readonly replicationFactor: number | undefined;
+  /** false: only a rebalance asked for moves shards (`--no-auto-rebalance`). */
+  readonly autoRebalance: boolean;
+  /** Seconds after which a lost worker's copies are made again elsewhere (0: never); undefined: the default. */
+  readonly replaceLostAfterS: number | undefined;
 }
 
 /**
@@ -64,6 +68,8 @@ export async function upCommand(options: UpOptions, say: (line: string) => void)
       internalPassword: file.internalPassword,
       shardCount: options.shardCount,
       replicationFactor,
+      autoRebalance: options.autoRebalance,
+      replaceLostAfterS: options.replaceLostAfterS,
       say,
     });
     const stopRequested = waitForStopSignal();

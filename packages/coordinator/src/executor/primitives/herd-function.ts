@@ -1,10 +1,18 @@
-import { callHerdFunction, type FunctionCall, INT8_OID } from "../../operations/herd-functions.js";
+import { callHerdFunction, type FunctionCall } from "../../operations/herd-functions.js";
 import type { ExecutionPort } from "../execution-port.js";
 import type { ResultSink } from "../result-sink.js";
 import type { StatementRun } from "../statement-run.js";
 import { NO_INPUTS, type Primitive } from "./primitive.js";
 
-/** `SELECT create_distributed_table(…)` and herd's other functions: one row, as PostgreSQL would answer. */
+/** Sizes of the types herd's functions answer with (int8, int4, void, regclass); text and others vary. */
+const TYPE_SIZES = new Map([
+  [20, 8],
+  [23, 4],
+  [2278, 4],
+  [2205, 4],
+]);
+
+/** `SELECT create_distributed_table(…)` and herd's other functions, answered as PostgreSQL would. */
 export class HerdFunction implements Primitive {
   readonly kind = "function";
 
@@ -13,20 +21,20 @@ export class HerdFunction implements Primitive {
   async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
     const answer = await callHerdFunction(this.call, run, port);
     if (run.describe) {
-      sink.fields([
-        {
-          name: this.call.column,
+      sink.fields(
+        answer.columns.map((column) => ({
+          name: column.name,
           tableOid: 0,
           columnNumber: 0,
-          typeOid: answer.typeOid,
-          typeSize: answer.typeOid === INT8_OID ? 8 : 4,
+          typeOid: column.typeOid,
+          typeSize: TYPE_SIZES.get(column.typeOid) ?? -1,
           typeModifier: -1,
           format: 0,
-        },
-      ]);
+        })),
+      );
     }
-    sink.row([answer.value]);
-    sink.complete("SELECT 1");
+    for (const row of answer.rows) sink.row(row);
+    sink.complete(`SELECT ${answer.rows.length}`);
   }
 
   describe(): string {
