@@ -375,9 +375,9 @@ describe("moving a shard group", () => {
     });
     await expectNoReplicationLeft();
     const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
-    expect(now.filter((p) => p.nodeport === serverPort(herdUp.cluster, fromOrdinal) && p.shardstate === 1)).toHaveLength(
-      2,
-    );
+    expect(
+      now.filter((p) => p.nodeport === serverPort(herdUp.cluster, fromOrdinal) && p.shardstate === 1),
+    ).toHaveLength(2);
     expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)))).toBe(false);
     expect(
       await onServer(herdUp.cluster, fromOrdinal, "SELECT relreplident FROM pg_class WHERE relname = $1", [
@@ -392,21 +392,7 @@ describe("moving a shard group", () => {
 
   it("a coordinator killed in the switch (writes paused) leaves the shards where they were, undone at restart", async () => {
     const { shardId, from, to, colocated } = await movableShard();
-    // the switch takes the placements FOR UPDATE after the shards' write locks: held here, the
-    // coordinator stays in the switch (its writes paused) until it is killed
-    const holder = await serverClient(herdUp.cluster, 0);
-    holder.on("error", () => {});
-    await holder.query("BEGIN");
-    await holder.query("SELECT 1 FROM herd.placements WHERE shard_id = $1 FOR UPDATE", [shardId]);
-    const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
-      (error: Error) => error,
-    );
-    await within(30_000, "the move waits in its switch", async () => {
-      const waiting = await holder.query(
-        "SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))",
-      );
-      return waiting.rows.length === 1;
-    });
+    const { moving, release } = await holdSwitch(shardId, from, to);
     // a write of the moving shard waits behind the switch
     const writer = await herdClient(herdUp.cluster);
     writer.on("error", () => {});
@@ -419,8 +405,7 @@ describe("moving a shard group", () => {
     process.kill(await botOf(herdUp.cluster, 0), "SIGKILL");
     await moving;
     expect(await write).toBe("failed");
-    await holder.query("ROLLBACK");
-    await holder.end();
+    await release();
     await writer.end().catch(() => {});
     await reconnect();
     await within(60_000, "the move is undone", async () => {
@@ -441,6 +426,35 @@ describe("moving a shard group", () => {
     expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
     expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
   });
+
+  it.each(["source", "target"] as const)(
+    "a %s worker killed in the switch fails the move; the shards stay where they were, and move when asked again",
+    async (which) => {
+      const { shardId, from, to, colocated } = await movableShard();
+      const holder = await holdSwitch(shardId, from, to);
+      const moving = holder.moving;
+      const victim = ordinalOf(which === "source" ? from : to);
+      await killPostgres(herdUp.cluster, victim);
+      await holder.release();
+      const failed = (await moving) as { status: number; body: Record<string, unknown> };
+      expect(failed.status, JSON.stringify(failed.body)).toBe(503);
+      await untilServerAnswers(herdUp.cluster, victim);
+      await within(60_000, "the move is undone", async () => {
+        const moves = await herd.query("SELECT id FROM herd.shard_moves");
+        return moves.rows.length === 0;
+      });
+      await expectNoReplicationLeft();
+      const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
+      expect(
+        now.filter((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(from)) && p.shardstate === 1),
+      ).toHaveLength(2);
+      expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)))).toBe(false);
+      expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
+      const again = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
+      expect(again.status, JSON.stringify(again.body)).toBe(200);
+      await expectMovedOnce(shardId, colocated, from, to);
+    },
+  );
 
   it("a client that disconnects while its citus_move_shard_placement runs does not stop the move halfway", async () => {
     const { shardId, from, to, colocated } = await movableShard();
@@ -480,6 +494,34 @@ describe("moving a shard group", () => {
     await expectMovedOnce(shardId, colocated, from, to);
   });
 });
+
+/**
+ * Starts a move and holds it inside its switch (the shards' write locks taken, writes paused): the
+ * switch takes the placements FOR UPDATE after the write locks, and a transaction here holds one of
+ * them first. `release()` lets the switch go on.
+ */
+async function holdSwitch(shardId: number, from: number, to: number) {
+  const holder = await serverClient(herdUp.cluster, 0);
+  holder.on("error", () => {});
+  await holder.query("BEGIN");
+  await holder.query("SELECT 1 FROM herd.placements WHERE shard_id = $1 FOR UPDATE", [shardId]);
+  const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
+    (error: Error) => error,
+  );
+  await within(30_000, "the move waits in its switch", async () => {
+    const waiting = await holder.query(
+      "SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+    );
+    return waiting.rows.length === 1;
+  });
+  return {
+    moving,
+    async release() {
+      await holder.query("ROLLBACK").catch(() => {});
+      await holder.end().catch(() => {});
+    },
+  };
+}
 
 /** The worker ordinal (herd-N) of a node id. */
 function ordinalOf(nodeId: number): number {
@@ -537,7 +579,9 @@ async function expectMovedOnce(shardId: number, colocated: number, from: number,
     return left.length === 0;
   });
   const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
-  expect(now.filter((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)) && p.shardstate === 1)).toHaveLength(2);
+  expect(
+    now.filter((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)) && p.shardstate === 1),
+  ).toHaveLength(2);
   expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(from)))).toBe(false);
   await expectNoReplicationLeft();
   expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);

@@ -1,17 +1,16 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { NodeJson } from "@herd/shared";
 import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePortRange } from "../helpers/ports.js";
-import { processesMentioning } from "../helpers/processes.js";
 import { type ControlPlane, startControlPlane } from "./control-plane.js";
 import { eventually } from "./eventually.js";
 import { CHART, helm, helmOk } from "./helm.js";
 import { runToCompletion } from "./helm-test-pod.js";
 import type { ManagedProcess } from "./managed-process.js";
-import { type PodPorts, preparePodBot, writeHostsFile } from "./pod-runner.js";
+import { writeHostsFile } from "./pod-runner.js";
+import { ReleaseBots } from "./release-bots.js";
 
 // Real bots (with real PostgreSQL 18) in the Pods that the chart's StatefulSet made in a real
 // kube-apiserver, each with the Pod's environment and a token of the chart's ServiceAccount:
@@ -20,70 +19,25 @@ import { type PodPorts, preparePodBot, writeHostsFile } from "./pod-runner.js";
 const NAMESPACE = "shop";
 const PASSWORD = "bots-test-password";
 const ADMIN_TOKEN = "bots-test-admin-token";
-const dnsName = (pod: string) => `${pod}.herd-hl.${NAMESPACE}.svc.cluster.local`;
 
 describe("bots in the chart's pods", () => {
   let plane: ControlPlane;
   let hostsFile: string;
-  const bots = new Map<string, ManagedProcess>();
-  const ports = new Map<string, PodPorts>();
+  let release: ReleaseBots;
 
-  const readPod = (name: string) => plane.core.readNamespacedPod({ name, namespace: NAMESPACE });
+  const readPod = (name: string) => release.readPod(name);
   const labels = async (name: string) => (await readPod(name)).metadata?.labels ?? {};
-  const coordinatorAdmin = () => `http://127.0.0.1:${ports.get("herd-0")?.admin}`;
-  const nodes = async (): Promise<NodeJson[]> => {
-    const response = await fetch(`${coordinatorAdmin()}/v1/nodes`, {
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
-    expect(response.status).toBe(200);
-    return ((await response.json()) as { nodes: NodeJson[] }).nodes;
-  };
+  const coordinatorAdmin = () => release.coordinatorAdmin();
+  const nodes = (): Promise<NodeJson[]> => release.nodes();
   const node = async (name: string) => (await nodes()).find((n) => n.name === name);
-
-  /** Starts the bot of pod `name` (as the kubelet would once the pod is scheduled). */
-  async function startBot(name: string, env: Record<string, string> = {}): Promise<ManagedProcess> {
-    const launch = await prepareBot(name, env);
-    return launch();
-  }
-
-  /** Prepares the bot of pod `name` (token, environment); the returned function starts it. */
-  async function prepareBot(name: string, env: Record<string, string> = {}): Promise<() => ManagedProcess> {
-    const pod = await eventually(() => readPod(name));
-    let podPorts = ports.get(name);
-    if (!podPorts) {
-      const base = await freePortRange(3);
-      podPorts = { pg: base, admin: base + 1, sql: base + 2 };
-      ports.set(name, podPorts);
-    }
-    const volumeDir = join(plane.dir, "volumes", `data-${name}`);
-    await mkdir(volumeDir, { recursive: true });
-    const launch = await preparePodBot({
-      plane,
-      pod,
-      volumeDir,
-      ports: podPorts,
-      hostsFile,
-      logFile: join(plane.dir, `bot-${name}.log`),
-      env: {
-        // by DNS name, with the coordinator's test port instead of 6480
-        HERD_COORDINATOR_URL: `http://${dnsName("herd-0")}:${ports.get("herd-0")?.admin}`,
-        HERD_HEARTBEAT_INTERVAL_MS: "500",
-        // long, so that only the Pod watch can explain a worker read as unreachable in time
-        HERD_HEARTBEAT_TIMEOUT_MS: "300000",
-        ...env,
-      },
-    });
-    return () => {
-      const bot = launch();
-      bots.set(name, bot);
-      return bot;
-    };
-  }
+  const startBot = (name: string, env: Record<string, string> = {}) => release.startBot(name, env);
+  const prepareBot = (name: string, env: Record<string, string> = {}) => release.prepareBot(name, env);
 
   beforeAll(async () => {
     plane = await startControlPlane("bots");
     hostsFile = join(plane.dir, "hosts");
     await writeHostsFile(hostsFile, "herd", "herd-hl", NAMESPACE, 8);
+    release = new ReleaseBots({ plane, namespace: NAMESPACE, hostsFile, adminToken: ADMIN_TOKEN });
     await helmOk(
       plane,
       "install",
@@ -103,10 +57,7 @@ describe("bots in the chart's pods", () => {
   }, 300_000);
 
   afterAll(async () => {
-    await Promise.all([...bots.values()].map((bot) => bot.stop("SIGTERM", 20_000)));
-    // a bot that had to be killed cannot stop its PostgreSQL: do it (immediate shutdown)
-    if (plane)
-      for (const leftover of processesMentioning(`postgres -D ${plane.dir}`)) process.kill(leftover.pid, "SIGQUIT");
+    await release?.stopAll();
     await plane?.stop();
   }, 120_000);
 
@@ -127,8 +78,8 @@ describe("bots in the chart's pods", () => {
         .map(({ name, host, port, state }) => ({ name, host, port, state }))
         .sort((a, b) => a.name.localeCompare(b.name));
       expect(found).toEqual([
-        { name: "herd-1", host: dnsName("herd-1"), port: ports.get("herd-1")?.pg, state: "active" },
-        { name: "herd-2", host: dnsName("herd-2"), port: ports.get("herd-2")?.pg, state: "active" },
+        { name: "herd-1", host: release.dnsName("herd-1"), port: release.ports.get("herd-1")?.pg, state: "active" },
+        { name: "herd-2", host: release.dnsName("herd-2"), port: release.ports.get("herd-2")?.pg, state: "active" },
       ]);
     }, 60_000);
   });
@@ -136,7 +87,7 @@ describe("bots in the chart's pods", () => {
   it("serve SQL through the coordinator, which reaches the workers by DNS name", async () => {
     const client = new pg.Client({
       host: "127.0.0.1",
-      port: ports.get("herd-0")?.sql,
+      port: release.ports.get("herd-0")?.sql,
       user: "postgres",
       password: PASSWORD,
       database: "postgres",
@@ -152,7 +103,7 @@ describe("bots in the chart's pods", () => {
       const placements = await client.query<{ nodename: string }>(
         "SELECT DISTINCT nodename FROM citus_shards WHERE table_name::text = 'orders' ORDER BY 1",
       );
-      expect(placements.rows.map((r) => r.nodename)).toEqual([dnsName("herd-1"), dnsName("herd-2")]);
+      expect(placements.rows.map((r) => r.nodename)).toEqual([release.dnsName("herd-1"), release.dnsName("herd-2")]);
     } finally {
       await client.end();
     }
@@ -162,7 +113,7 @@ describe("bots in the chart's pods", () => {
     const testing = helm(plane, "test", "herd", "--namespace", NAMESPACE, "--timeout", "90s");
     const pod = await eventually(() => readPod("herd-test-sql"));
     // the Service `herd` resolves to loopback, where the coordinator's SQL port is not 5432
-    const env = { PGPORT: String(ports.get("herd-0")?.sql) };
+    const env = { PGPORT: String(release.ports.get("herd-0")?.sql) };
     const logFile = join(plane.dir, "helm-test.log");
     expect(await runToCompletion(plane, pod, { hostsFile, env, logFile })).toBe(0);
     const result = await testing;
@@ -225,11 +176,11 @@ describe("bots in the chart's pods", () => {
       return found;
     });
     // the address is the Pod's stable name and the container port the chart declares
-    expect(learned).toMatchObject({ host: dnsName("herd-3"), port: 5432, state: "active" });
+    expect(learned).toMatchObject({ host: release.dnsName("herd-3"), port: 5432, state: "active" });
   });
 
   it("move the label to draining on SIGTERM", async () => {
-    const bot = bots.get("herd-2") as ManagedProcess;
+    const bot = release.bots.get("herd-2") as ManagedProcess;
     expect(await bot.stop("SIGTERM")).toBe(0);
     expect(await labels("herd-2")).toMatchObject({ "herd.dev/role": "worker", "herd.dev/state": "draining" });
     expect(await bot.log()).toMatch(/labelled the pod herd\.dev\/state=draining/);
@@ -260,14 +211,14 @@ describe("bots in the chart's pods", () => {
     expect(internalPassword).toMatch(/^[A-Za-z0-9]{40}$/);
     const refused = new pg.Client({
       host: "127.0.0.1",
-      port: ports.get("herd-2")?.pg,
+      port: release.ports.get("herd-2")?.pg,
       user: "postgres",
       password: PASSWORD,
     });
     await expect(refused.connect()).rejects.toThrow(/password authentication failed/);
     const worker = new pg.Client({
       host: "127.0.0.1",
-      port: ports.get("herd-2")?.pg,
+      port: release.ports.get("herd-2")?.pg,
       user: "postgres",
       password: internalPassword,
     });
@@ -288,7 +239,7 @@ describe("bots in the chart's pods", () => {
     // and the coordinator routes to it again
     const client = new pg.Client({
       host: "127.0.0.1",
-      port: ports.get("herd-0")?.sql,
+      port: release.ports.get("herd-0")?.sql,
       user: "postgres",
       password: PASSWORD,
     });
@@ -305,9 +256,9 @@ describe("bots in the chart's pods", () => {
   it("notice a worker scaled away while the coordinator was down, when it starts again", async () => {
     // herd-3 was learned of through its Pod only (its bot registers nowhere)
     expect((await node("herd-3"))?.state).toBe("active");
-    expect(await bots.get("herd-0")?.stop("SIGTERM", 20_000)).toBe(0);
-    const logBefore = ((await bots.get("herd-0")?.log()) ?? "").length;
-    expect(await bots.get("herd-3")?.stop("SIGTERM", 20_000)).toBe(0);
+    expect(await release.bots.get("herd-0")?.stop("SIGTERM", 20_000)).toBe(0);
+    const logBefore = ((await release.bots.get("herd-0")?.log()) ?? "").length;
+    expect(await release.bots.get("herd-3")?.stop("SIGTERM", 20_000)).toBe(0);
     await helmOk(plane, "upgrade", "herd", CHART, "--namespace", NAMESPACE, "--reuse-values", "--set", "size=3");
     await eventually(async () => {
       const pods = await plane.core.listNamespacedPod({ namespace: NAMESPACE });
@@ -317,7 +268,7 @@ describe("bots in the chart's pods", () => {
     await startBot("herd-0");
     await eventually(async () => expect((await fetch(`${coordinatorAdmin()}/readyz`)).status).toBe(200), 90_000);
     await eventually(async () => expect((await node("herd-3"))?.state).toBe("unreachable"), 30_000);
-    const logAfter = ((await bots.get("herd-0")?.log()) ?? "").slice(logBefore);
+    const logAfter = ((await release.bots.get("herd-0")?.log()) ?? "").slice(logBefore);
     expect(logAfter).toMatch(/worker reads unreachable name=herd-3 reason="its pod is no longer listed"/);
     // the workers still running read active
     expect((await node("herd-1"))?.state).toBe("active");
@@ -350,14 +301,14 @@ describe("bots in the chart's pods", () => {
     expect((await node("herd-1"))?.state).toBe("active");
     await plane.restartApiserver(async () => {
       // the kubelet stops the container, and another API server replica deletes the Pod
-      await bots.get("herd-1")?.stop("SIGTERM", 20_000);
+      await release.bots.get("herd-1")?.stop("SIGTERM", 20_000);
       expect(await plane.deleteFromEtcd("/registry/pods/shop/herd-1")).toBe(1);
     });
     await eventually(async () => expect((await node("herd-1"))?.state).toBe("unreachable"), 30_000);
   });
 
   it("log no secret", async () => {
-    for (const bot of bots.values()) {
+    for (const bot of release.bots.values()) {
       const log = await bot.log();
       expect(log).not.toContain(PASSWORD);
       expect(log).not.toContain(ADMIN_TOKEN);
