@@ -38,7 +38,6 @@ afterAll(async () => {
 
 const lostPort = () => serverPort(herdUp.cluster, LOST);
 
-
 describe("a worker lost for longer than HERD_REPLACE_LOST_AFTER_S", () => {
   it("has its shard groups copied to the others while writes go on, back to two copies each", async () => {
     const held = (await placements(herd, "accounts")).filter((p) => p.nodeport === lostPort()).length;
@@ -60,7 +59,11 @@ describe("a worker lost for longer than HERD_REPLACE_LOST_AFTER_S", () => {
         const active = (await placements(herd)).filter((p) => p.table_name !== "regions" && p.shardstate === 1);
         const counts = new Map<string, number>();
         for (const p of active) if (p.nodeport !== lostPort()) counts.set(p.shardid, (counts.get(p.shardid) ?? 0) + 1);
-        return counts.size === 16 && [...counts.values()].every((n) => n === 2) && active.every((p) => p.nodeport !== lostPort());
+        return (
+          counts.size === 16 &&
+          [...counts.values()].every((n) => n === 2) &&
+          active.every((p) => p.nodeport !== lostPort())
+        );
       });
       writing = false;
       await writes;

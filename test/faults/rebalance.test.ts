@@ -215,9 +215,12 @@ describe("a cluster that grows", () => {
     const picked = await answer(herd, "SELECT shardid FROM get_rebalance_table_shards_plan() WHERE sourceport > 0");
     expect(picked).toMatchObject({ error: { code: "0A000" } });
     expect(onlyItems.rows).toHaveLength(dry.length);
-    const status = await herd.query<{ job_id: string; state: string; job_type: string; details: { moves_done: number } }>(
-      "SELECT job_id, state, job_type, details FROM citus_rebalance_status()",
-    );
+    const status = await herd.query<{
+      job_id: string;
+      state: string;
+      job_type: string;
+      details: { moves_done: number };
+    }>("SELECT job_id, state, job_type, details FROM citus_rebalance_status()");
     const latest = ((await json("/v1/jobs")).body.jobs as { id: number; kind: string; movesDone: number }[]).find(
       (job) => job.kind === "rebalance",
     );

@@ -64,7 +64,10 @@ describe("a release scaled with helm upgrade --set size", () => {
       `auth.adminToken=${ADMIN_TOKEN}`,
     );
     await release.startBot("herd-0");
-    await eventually(async () => expect((await fetch(`${release.coordinatorAdmin()}/readyz`)).status).toBe(200), 90_000);
+    await eventually(
+      async () => expect((await fetch(`${release.coordinatorAdmin()}/readyz`)).status).toBe(200),
+      90_000,
+    );
     await Promise.all([release.startBot("herd-1"), release.startBot("herd-2")]);
     await eventually(async () => {
       const nodes = await release.nodes();
@@ -99,30 +102,27 @@ describe("a release scaled with helm upgrade --set size", () => {
     await upgrade(5);
     await eventually(async () => expect(await podNames()).toEqual(["herd-0", "herd-1", "herd-2", "herd-3", "herd-4"]));
     await Promise.all([release.startBot("herd-3"), release.startBot("herd-4")]);
-    await eventually(
-      async () => {
-        const nodes = await release.nodes();
-        expect(nodes.map((node) => [node.name, node.state]).sort()).toEqual([
-          ["herd-1", "active"],
-          ["herd-2", "active"],
-          ["herd-3", "active"],
-          ["herd-4", "active"],
-        ]);
-        // the reference table on every worker
-        const regions = await shards("regions");
-        expect(regions[0]?.placements.filter((p) => p.state === "active")).toHaveLength(4);
-        // the shards even (max/min per worker at most 1 apart), two active copies each
-        const perNode = new Map(nodes.map((node) => [node.name, 0]));
-        for (const shard of await shards("orders")) {
-          expect(shard.placements.filter((p) => p.state === "active")).toHaveLength(2);
-          for (const p of shard.placements) perNode.set(p.node, (perNode.get(p.node) ?? 0) + 1);
-        }
-        const counts = [...perNode.values()];
-        expect(Math.max(...counts) - Math.min(...counts), JSON.stringify([...perNode])).toBeLessThanOrEqual(1);
-        expect(counts.every((count) => count > 0)).toBe(true);
-      },
-      180_000,
-    );
+    await eventually(async () => {
+      const nodes = await release.nodes();
+      expect(nodes.map((node) => [node.name, node.state]).sort()).toEqual([
+        ["herd-1", "active"],
+        ["herd-2", "active"],
+        ["herd-3", "active"],
+        ["herd-4", "active"],
+      ]);
+      // the reference table on every worker
+      const regions = await shards("regions");
+      expect(regions[0]?.placements.filter((p) => p.state === "active")).toHaveLength(4);
+      // the shards even (max/min per worker at most 1 apart), two active copies each
+      const perNode = new Map(nodes.map((node) => [node.name, 0]));
+      for (const shard of await shards("orders")) {
+        expect(shard.placements.filter((p) => p.state === "active")).toHaveLength(2);
+        for (const p of shard.placements) perNode.set(p.node, (perNode.get(p.node) ?? 0) + 1);
+      }
+      const counts = [...perNode.values()];
+      expect(Math.max(...counts) - Math.min(...counts), JSON.stringify([...perNode])).toBeLessThanOrEqual(1);
+      expect(counts.every((count) => count > 0)).toBe(true);
+    }, 180_000);
     expect(await answers()).toEqual(before);
   });
 
@@ -131,16 +131,13 @@ describe("a release scaled with helm upgrade --set size", () => {
     expect(herd4).toBeDefined();
     const drain = await json<{ id: number }>(`/v1/nodes/${herd4?.id}/drain`, { method: "POST", body: "{}" });
     expect(drain.status).toBe(202);
-    await eventually(
-      async () => {
-        const job = (await json<{ state: string }>(`/v1/jobs/${drain.body.id}`)).body;
-        expect(job.state).toBe("done");
-        // its moved-away tables are dropped a few seconds after the switch
-        const detail = (await json<{ placements: unknown[] }>(`/v1/nodes/${herd4?.id}`)).body;
-        expect(detail.placements).toEqual([]);
-      },
-      180_000,
-    );
+    await eventually(async () => {
+      const job = (await json<{ state: string }>(`/v1/jobs/${drain.body.id}`)).body;
+      expect(job.state).toBe("done");
+      // its moved-away tables are dropped a few seconds after the switch
+      const detail = (await json<{ placements: unknown[] }>(`/v1/nodes/${herd4?.id}`)).body;
+      expect(detail.placements).toEqual([]);
+    }, 180_000);
     // it stays draining (no shard comes back to it) until its Pod is gone; only then is it removed:
     // removed while its bot still runs, its next heartbeat would register it again
     await upgrade(4);

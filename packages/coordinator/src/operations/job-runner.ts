@@ -3,8 +3,8 @@ import type pg from "pg";
 import { PeriodicPass } from "../connection/periodic-pass.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
-import type { PlacementService } from "./placement-service.js";
 import { planLostCopies, silentWorkers } from "./lost-workers.js";
+import type { PlacementService } from "./placement-service.js";
 import { type PlannedMove, planDrain, planRebalance, type RebalanceStrategy, shardGroups } from "./rebalance-plan.js";
 
 export interface JobJson {

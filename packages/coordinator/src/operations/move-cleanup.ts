@@ -80,10 +80,13 @@ export class MoveCleanup {
         done += 1;
       } catch (error) {
         // a worker that is away (or lost, its copies retired) is the usual reason: quietly
-        logger[isConnectionLoss(error) ? "debug" : "warn"]("cannot clean up after a shard move now; trying again later", {
-          move: id,
-          error: errorMessage(error),
-        });
+        logger[isConnectionLoss(error) ? "debug" : "warn"](
+          "cannot clean up after a shard move now; trying again later",
+          {
+            move: id,
+            error: errorMessage(error),
+          },
+        );
       }
     }
     return done;

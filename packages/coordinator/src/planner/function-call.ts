@@ -44,7 +44,8 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     call = as((as(functions[0], "List")?.items as unknown[] | undefined)?.[0], "FuncCall");
     const name = call ? names(call.funcname).at(-1) : undefined;
     if (!SET_FUNCTIONS.has(name as FunctionCall["name"])) return undefined;
-    const plain = targets.length === 1 && isStar(target?.val) && !select.whereClause && !range.alias && !range.ordinality;
+    const plain =
+      targets.length === 1 && isStar(target?.val) && !select.whereClause && !range.alias && !range.ordinality;
     if (!plain) {
       return new Refuse(
         new HerdError(`herd answers ${name}() as SELECT * FROM ${name}(…), with nothing else`, {
