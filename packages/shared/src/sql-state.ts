@@ -16,6 +16,7 @@ export const SqlState = {
   nullValueNotAllowed: "22004",
   notNullViolation: "23502",
   activeSqlTransaction: "25001",
+  noActiveSqlTransaction: "25P01",
   inFailedSqlTransaction: "25P02",
   readOnlySqlTransaction: "25006",
   invalidAuthorizationSpecification: "28000",

@@ -51,6 +51,8 @@ export interface MergeInput {
   readonly fields: readonly FieldDescription[];
   /** Send the RowDescription first. */
   readonly describe: boolean;
+  /** COPY … TO STDOUT: the client's COPY around the combine query; its CopyData is relayed. */
+  readonly copyOf?: (query: string) => string;
 }
 
 /**
@@ -126,15 +128,22 @@ export class BackendMerge implements RowSink {
     const { queries, bind } = this.input;
     encodeCopyData(w, COPY_TRAILER);
     encodeCopyDone(w);
-    encodeParse(w, "", queries.combine, this.input.parameterTypes);
-    encodeBind(w, {
-      portal: "",
-      statement: "",
-      parameterFormats: bind?.parameterFormats ?? [],
-      parameters: bind?.parameters ?? [],
-      resultFormats: bind?.resultFormats ?? [],
-    });
-    encodeTarget(w, FrontendMessage.describe, "P", "");
+    const copyOf = this.input.copyOf;
+    if (copyOf) {
+      // a COPY takes no parameters (a COPY statement has none to give)
+      encodeParse(w, "", copyOf(queries.combine));
+      encodeBind(w, { portal: "", statement: "", parameterFormats: [], parameters: [], resultFormats: [] });
+    } else {
+      encodeParse(w, "", queries.combine, this.input.parameterTypes);
+      encodeBind(w, {
+        portal: "",
+        statement: "",
+        parameterFormats: bind?.parameterFormats ?? [],
+        parameters: bind?.parameters ?? [],
+        resultFormats: bind?.resultFormats ?? [],
+      });
+      encodeTarget(w, FrontendMessage.describe, "P", "");
+    }
     encodeExecute(w);
     encodeParse(w, "", `DROP TABLE pg_temp.${MERGE_TABLE}`);
     encodeBind(w, { portal: "", statement: "", parameterFormats: [], parameters: [], resultFormats: [] });
@@ -237,6 +246,11 @@ class MergeAnswer implements Exchange {
         break;
       case BackendMessage.dataRow:
         if (!this.typeMismatch) this.relay(frame);
+        break;
+      case BackendMessage.copyOutResponse: // the combine query's COPY (copyOf)
+      case BackendMessage.copyData:
+      case BackendMessage.copyDone:
+        if (this.input.copyOf) this.relay(frame);
         break;
       case BackendMessage.commandComplete:
         this.completes += 1;

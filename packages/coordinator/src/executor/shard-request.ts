@@ -102,6 +102,11 @@ export class ShardResult implements Exchange {
           this.rowsRelayed += 1;
         }
         break;
+      case BackendMessage.copyOutResponse: // COPY … TO STDOUT (primitives/copy-out.ts)
+      case BackendMessage.copyData:
+      case BackendMessage.copyDone:
+        this.output?.raw(frame.raw);
+        break;
       case BackendMessage.parseComplete:
         this.parsed = true;
         break;

@@ -14,6 +14,11 @@ export interface StatementRun {
   readonly bind: BindMessage | undefined;
   /** Send a RowDescription first (always for a simple Query; after Describe for a portal). */
   readonly describe: boolean;
+  /**
+   * COPY … TO STDOUT of a merged query (primitives/copy-out.ts): the client's COPY around the
+   * combine query, which the session's PostgreSQL then answers in the client's format.
+   */
+  readonly copyOf?: (query: string) => string;
   /** Where steps record what they did (EXPLAIN ANALYZE); undefined: nobody asks. */
   readonly stats?: ExecutionStats;
 }

@@ -1,10 +1,15 @@
 import type { HerdError } from "@herd/shared";
 import { type CopyFormat, TEXT_FORMAT } from "../copy/copy-rows.js";
 import { Copy } from "../executor/primitives/copy.js";
+import { CopyOut } from "../executor/primitives/copy-out.js";
+import { MergeRoute } from "../executor/primitives/merge-route.js";
+import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
+import { Route } from "../executor/primitives/route.js";
+import { ShardStatements } from "../executor/shard-statements.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse } from "../parser/ast.js";
+import { type AnyNode, as, deparse, parseStatements } from "../parser/ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
 /**
@@ -13,13 +18,7 @@ import { PlannerErrors } from "./planner-errors.js";
  */
 export function planCopy(copy: AnyNode, catalog: CatalogSnapshot): Copy | Refuse {
   const table = copy.relation ? catalog.resolve(copy.relation.schemaname, copy.relation.relname) : undefined;
-  if (!table || !copy.is_from)
-    return new Refuse(
-      PlannerErrors.notSupported(
-        "COPY TO on distributed tables",
-        "Use COPY (SELECT …) TO STDOUT with a filter on the distribution column.",
-      ),
-    );
+  if (!table) return new Refuse(PlannerErrors.notSupported("COPY FROM with a query"));
   if (copy.is_program || copy.filename)
     return new Refuse(
       PlannerErrors.notSupported("COPY FROM a file into distributed tables", "Use COPY … FROM STDIN (psql: \\copy)."),
@@ -35,6 +34,86 @@ export function planCopy(copy: AnyNode, catalog: CatalogSnapshot): Copy | Refuse
     format,
     shardStatements: table.shards.map((shard) => shardCopy(copy, columns, table, shardName(table, shard.id))),
     workers: catalog.nodes,
+  });
+}
+
+/**
+ * COPY … TO STDOUT of a distributed or reference table, or of a query that reads them: the
+ * query (`SELECT <columns> FROM <table>` for the table form) is planned as any SELECT (`plan`);
+ * its shard groups then run the client's COPY of their part (primitives/copy-out.ts), or its
+ * merge does. Undefined when the COPY reads no distributed table (it runs locally as is).
+ */
+export function planCopyTo(
+  copy: AnyNode,
+  catalog: CatalogSnapshot,
+  plan: (statement: AnyNode) => Primitive,
+): Primitive | undefined {
+  let query = copy.query as AnyNode | undefined;
+  if (!query) {
+    const table = copy.relation ? catalog.resolve(copy.relation.schemaname, copy.relation.relname) : undefined;
+    if (!table) return undefined;
+    const columns = copy.attlist
+      ? (copy.attlist as unknown[]).map((item) => (item as AnyNode).String.sval as string)
+      : table.columns.filter((column) => !column.generated).map((column) => column.name);
+    query = {
+      SelectStmt: {
+        targetList: columns.map((name) => ({
+          ResTarget: { val: { ColumnRef: { fields: [{ String: { sval: name } }] } } },
+        })),
+        fromClause: [{ RangeVar: { ...copy.relation, inh: false } }],
+        limitOption: "LIMIT_OPTION_DEFAULT",
+        op: "SETOP_NONE",
+      },
+    };
+  }
+  const inner = plan(query);
+  if (inner.kind === "local") return undefined;
+  if (copy.is_program || copy.filename) {
+    return new Refuse(
+      PlannerErrors.notSupported(
+        "COPY TO a file or program from distributed tables",
+        "Use COPY … TO STDOUT (psql: \\copy).",
+      ),
+    );
+  }
+  if (inner.kind === "refuse") return inner;
+  const route = inner instanceof Route ? inner : inner instanceof MergeRoute ? inner.route : undefined;
+  if (!route) {
+    return new Refuse(
+      PlannerErrors.notSupported(
+        "COPY TO STDOUT of a query that herd runs in several steps (subqueries or joins it plans recursively)",
+        "Run the query as a SELECT, or COPY a query that joins colocated tables on their distribution columns.",
+      ),
+    );
+  }
+  const options = ((copy.options ?? []) as unknown[]).filter((option) => as(option, "DefElem")?.defname !== "header");
+  const header = ((copy.options ?? []) as unknown[]).length !== options.length;
+  const binary = ((copy.options ?? []) as unknown[]).some((option) => {
+    const element = as(option, "DefElem");
+    return element?.defname === "format" && (as(element.arg, "String")?.sval as string)?.toLowerCase() === "binary";
+  });
+  const wrap = (withOptions: unknown[]) => {
+    const base = route.spec.statements;
+    const tree = {
+      CopyStmt: { query: base.tree, is_from: false, ...(withOptions.length > 0 ? { options: withOptions } : {}) },
+    };
+    const mentions = base.mentions.map((mention) => ({ ...mention, path: ["CopyStmt", "query", ...mention.path] }));
+    return new ShardStatements(tree, mentions);
+  };
+  return new CopyOut({
+    route,
+    merge: inner instanceof MergeRoute ? inner : undefined,
+    copy: wrap(options),
+    header: header ? wrap((copy.options ?? []) as unknown[]) : undefined,
+    copyOf: (combine) =>
+      deparse({
+        CopyStmt: {
+          query: parseStatements(combine)[0],
+          is_from: false,
+          ...(copy.options ? { options: copy.options } : {}),
+        },
+      }),
+    binary,
   });
 }
 

@@ -2,12 +2,13 @@ import { HerdError } from "@herd/shared";
 import { CatalogDdl } from "../executor/primitives/catalog-ddl.js";
 import { Explain } from "../executor/primitives/explain.js";
 import { Local } from "../executor/primitives/local.js";
+import { LockTables } from "../executor/primitives/lock-tables.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
 import { TransactionControl } from "../executor/primitives/transaction-control.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
-import { planCopy } from "./copy-planner.js";
+import { planCopy, planCopyTo } from "./copy-planner.js";
 import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert } from "./insert-planner.js";
@@ -48,6 +49,10 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     );
     return new Explain(inner, explained, deparse(explained), analyze);
   }
+  if (type === "CopyStmt" && !node.is_from) {
+    const copyOut = planCopyTo(node, catalog, (query) => planStatement(query, catalog));
+    if (copyOut) return copyOut;
+  }
   const roles = planRoleStatement(type, node, statement, catalog);
   if (roles) return roles;
   const shellRead = shellReadProblem(statement, catalog);
@@ -78,6 +83,12 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     }
     case "CopyStmt":
       return planCopy(node, catalog);
+    case "LockStmt": {
+      const tables = refs.flatMap((ref) => (ref.table ? [ref.table] : []));
+      // modes 5 (SHARE) and up conflict with row writes; 8 (ACCESS EXCLUSIVE, the default) with reads
+      const mode = Number(node.mode ?? 8);
+      return new LockTables(tables, mode >= 5, mode === 8);
+    }
     default:
       return new Refuse(PlannerErrors.notSupported(`${type.replace(/Stmt$/, "")} statements on distributed tables`));
   }

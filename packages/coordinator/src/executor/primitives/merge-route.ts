@@ -86,6 +86,7 @@ export class MergeRoute implements Primitive {
       bind: run.bind,
       fields: built.description.fields,
       describe: run.describe,
+      copyOf: run.copyOf,
     });
     try {
       await runShardTasks(tasks, workerRun, port, sink, {

@@ -14,6 +14,8 @@ export type PrimitiveKind =
   | "insert"
   | "ddl"
   | "copy"
+  | "copy-out"
+  | "lock"
   | "explain"
   | "subplans"
   | "catalog-ddl"
