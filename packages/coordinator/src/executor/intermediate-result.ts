@@ -100,6 +100,14 @@ export class IntermediateResult implements ResultSink {
    * The rows as a subquery PostgreSQL reads like the one they came from: `SELECT * FROM (VALUES
    * ('1'::integer), …) v (b)`, or with no rows `SELECT NULL::integer AS b WHERE false`.
    */
+  /** The rows as a bare `VALUES (…), (…)` of typed literals (at least one row). */
+  valuesList(typeNames: readonly string[]): AnyNode {
+    const valuesLists = this.rows.map((row) => ({
+      List: { items: row.map((value, i) => literalNode(value, typeNames[i] as string)) },
+    }));
+    return { SelectStmt: { valuesLists, limitOption: "LIMIT_OPTION_DEFAULT", op: "SETOP_NONE" } };
+  }
+
   valuesSelect(typeNames: readonly string[]): AnyNode {
     const names = this.columns.map((field) => field.name);
     if (this.rows.length === 0) {

@@ -1,12 +1,54 @@
 import { HerdError, SqlState } from "@herd/shared";
 import { Insert } from "../executor/primitives/insert.js";
+import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
+import { SubPlans } from "../executor/primitives/subplans.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, as } from "../parser/ast.js";
+import { type AnyNode, as, deparse } from "../parser/ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { type RelationRef, tableMentions } from "./relations.js";
 import { valueSource } from "./value-source.js";
+
+/**
+ * INSERT … SELECT where the target or the SELECT is distributed: the SELECT is planned as a
+ * statement of its own (any shape herd answers: one shard, merged, recursive) and run first; its
+ * rows (kept on the coordinator, up to citus.max_intermediate_result_size) replace it as a VALUES
+ * list, and the INSERT runs as INSERT … VALUES: into a distributed table routed by shard in one
+ * two-phase commit, with defaults, ON CONFLICT and RETURNING as written; into an ordinary table on
+ * the coordinator. Undefined for INSERT … VALUES.
+ */
+export function planInsertSelect(
+  insert: AnyNode,
+  statement: AnyNode,
+  plan: (query: AnyNode) => Primitive,
+): Primitive | undefined {
+  const select = as(insert.selectStmt, "SelectStmt");
+  if (!select || select.valuesLists) return undefined;
+  if (insert.withClause) {
+    return new Refuse(
+      PlannerErrors.notSupported(
+        "WITH before INSERT … SELECT with distributed tables",
+        "Write the WITH inside the SELECT: INSERT INTO t WITH x AS (…) SELECT … FROM x.",
+      ),
+    );
+  }
+  const query: AnyNode = { SelectStmt: select };
+  return new SubPlans(
+    statement,
+    [
+      {
+        path: ["InsertStmt"],
+        field: "selectStmt",
+        asValues: true,
+        statement: query,
+        sql: deparse(query),
+        plan: plan(query),
+      },
+    ],
+    plan,
+  );
+}
 
 /**
  * Plans INSERT … VALUES into a distributed or reference table. Rows whose values are all
@@ -23,13 +65,7 @@ export function planInsert(
 ): Insert | Refuse {
   const select = as(insert.selectStmt, "SelectStmt");
   if (!select?.valuesLists) {
-    return new Refuse(
-      PlannerErrors.notSupported(
-        insert.selectStmt
-          ? "INSERT … SELECT into distributed tables"
-          : "INSERT … DEFAULT VALUES into distributed tables",
-      ),
-    );
+    return new Refuse(PlannerErrors.notSupported("INSERT … DEFAULT VALUES into distributed tables"));
   }
   if (insert.withClause) return new Refuse(PlannerErrors.notSupported("WITH in INSERT into distributed tables"));
   const writable = table.columns.filter((column) => !column.generated);

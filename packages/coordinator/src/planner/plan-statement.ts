@@ -11,7 +11,7 @@ import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
 import { planCopy, planCopyTo } from "./copy-planner.js";
 import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
-import { planInsert } from "./insert-planner.js";
+import { planInsert, planInsertSelect } from "./insert-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
 import { planRoleStatement } from "./role-planner.js";
@@ -68,6 +68,10 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   const semantics = analyzeStatement(statement, catalog);
   const refs = semantics.relations;
   if (!refs.some((ref) => ref.table)) return LOCAL;
+  if (type === "InsertStmt") {
+    const pulled = planInsertSelect(node, statement, (query) => planStatement(query, catalog));
+    if (pulled) return pulled;
+  }
   const recursive = planSubPlans(statement, catalog, semantics, (rewritten) => planStatement(rewritten, catalog));
   if (recursive) return recursive;
   switch (type) {

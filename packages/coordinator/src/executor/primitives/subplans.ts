@@ -18,6 +18,11 @@ export interface SubPlan {
    */
   readonly field: string;
   readonly table?: string;
+  /**
+   * The rows replace the subquery as a bare VALUES list (INSERT … SELECT: the INSERT then runs as
+   * INSERT … VALUES); with no rows the statement is answered `INSERT 0 0` without running it.
+   */
+  readonly asValues?: boolean;
   /** The subquery as a statement of its own, its text, and its plan. */
   readonly statement: AnyNode;
   readonly sql: string;
@@ -72,8 +77,13 @@ export class SubPlans implements Primitive {
       );
       rows += result.rows.length;
       bytes += result.bytes;
+      if (subPlan.asValues && result.rows.length === 0) {
+        sink.complete("INSERT 0 0");
+        return;
+      }
       const holder = nodeAtPath(tree, subPlan.path);
-      const values = result.valuesSelect(types.rows.map((row) => row[0]?.toString() ?? "text"));
+      const typeNames = types.rows.map((row) => row[0]?.toString() ?? "text");
+      const values = subPlan.asValues ? result.valuesList(typeNames) : result.valuesSelect(typeNames);
       if (subPlan.table !== undefined) replaceRangeVar(holder, values, subPlan.table);
       else holder[subPlan.field] = values;
     }

@@ -1,0 +1,176 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { herdClient, within } from "../faults/fault-kit.js";
+import { answer, expectSameAnswer } from "../helpers/differential.js";
+import { useHerdCluster } from "../helpers/herd-up.js";
+import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
+
+// INSERT … SELECT into distributed, reference and ordinary tables, on herd and on one plain
+// PostgreSQL 18 with the same data: the statements' answers (tags, RETURNING rows, errors) and
+// the tables afterwards compared. The rollup is the Citus real-time analytics tutorial's
+// (http_request → http_request_1min, with its ON CONFLICT upsert), on generated requests.
+const herdUp = useHerdCluster("insert-select", { workers: 2 });
+let plainServer: TestPostgres;
+let herd: pg.Client;
+let plain: pg.Client;
+
+const SCHEMA = [
+  `CREATE TABLE http_request (site_id int, ingest_time timestamptz DEFAULT now(), url text, request_country text,
+     ip_address text, status_code int, response_time_msec int)`,
+  `CREATE TABLE http_request_1min (site_id int, ingest_time timestamptz, error_count int, success_count int,
+     request_count int, average_response_time_msec int,
+     CHECK (request_count = error_count + success_count),
+     CHECK (ingest_time = date_trunc('minute', ingest_time)))`,
+  "CREATE UNIQUE INDEX http_request_1min_idx ON http_request_1min (site_id, ingest_time)",
+  "CREATE TABLE countries (code text PRIMARY KEY, requests int)",
+  "CREATE TABLE events (id bigserial, site_id int, note text, PRIMARY KEY (site_id, id))",
+  "CREATE TABLE report (site_id int, requests bigint)",
+  `INSERT INTO http_request (site_id, ingest_time, url, request_country, ip_address, status_code, response_time_msec)
+     SELECT 1 + i % 12, timestamptz '2026-12-01 10:00:00+00' + (i % 300) * interval '1 second' * 7,
+            'http://example.com/' || (i % 13), (ARRAY['NZ','US','DE','JP'])[1 + i % 4], '10.0.' || (i % 250) || '.1',
+            (ARRAY[200, 200, 201, 404, 500])[1 + i % 5], 10 + i % 90
+       FROM generate_series(1, 4000) i`,
+];
+
+const ROLLUP = `INSERT INTO http_request_1min (site_id, ingest_time, request_count, success_count, error_count, average_response_time_msec)
+  SELECT site_id, date_trunc('minute', ingest_time) AS minute, COUNT(1) AS request_count,
+         SUM(CASE WHEN (status_code BETWEEN 200 AND 299) THEN 1 ELSE 0 END) AS success_count,
+         SUM(CASE WHEN (status_code BETWEEN 200 AND 299) THEN 0 ELSE 1 END) AS error_count,
+         SUM(response_time_msec) / COUNT(1) AS average_response_time_msec
+    FROM http_request
+   WHERE ingest_time >= $1 AND ingest_time < $2
+   GROUP BY site_id, minute
+  ON CONFLICT (site_id, ingest_time) DO UPDATE SET request_count = excluded.request_count,
+     success_count = excluded.success_count, error_count = excluded.error_count,
+     average_response_time_msec = excluded.average_response_time_msec`;
+
+beforeAll(async () => {
+  plainServer = await startTestPostgres("insert-select-plain");
+  plain = new pg.Client(plainServer.connection);
+  await plain.connect();
+  herd = await herdClient(herdUp.cluster);
+  for (const sql of SCHEMA) {
+    await herd.query(sql);
+    await plain.query(sql);
+  }
+  for (const sql of [
+    "SELECT create_distributed_table('http_request', 'site_id')",
+    "SELECT create_distributed_table('http_request_1min', 'site_id')",
+    "SELECT create_distributed_table('events', 'site_id')",
+    "SELECT create_reference_table('countries')",
+  ])
+    await herd.query(sql);
+}, 120_000);
+
+afterAll(async () => {
+  await herd?.end();
+  await plain?.end();
+  await plainServer?.stop();
+});
+
+/** The same statement on both; the tables it names compared afterwards. */
+async function same(sql: string, params: unknown[] | undefined, ...tables: string[]) {
+  await expectSameAnswer(herd, plain, sql, params);
+  for (const table of tables) await expectSameAnswer(herd, plain, `SELECT * FROM ${table}`);
+}
+
+describe("INSERT … SELECT", () => {
+  it("rolls up requests per minute as the Citus tutorial does, and again with ON CONFLICT DO UPDATE", async () => {
+    const window = ["2026-12-01 10:00:00+00", "2026-12-01 10:20:00+00"];
+    await same(ROLLUP, window, "http_request_1min");
+    // new requests in the window: the same rollup updates the rows it made
+    const more = `INSERT INTO http_request (site_id, ingest_time, url, status_code, response_time_msec)
+                  SELECT 1 + i % 12, timestamptz '2026-12-01 10:05:00+00' + i * interval '1 second', '/x', 500, 5
+                    FROM generate_series(1, 300) i`;
+    await same(more, undefined, "http_request");
+    await same(ROLLUP, window, "http_request_1min");
+    expect(Number((await herd.query("SELECT count(*) FROM http_request_1min")).rows[0].count)).toBeGreaterThan(100);
+  });
+
+  it("fills defaults and sequences once per row, in the SELECT's order, and RETURNING gives them", async () => {
+    await same(
+      "INSERT INTO events (site_id, note) SELECT site_id, url FROM http_request WHERE status_code = 404 ORDER BY site_id, ingest_time, url LIMIT 50 RETURNING site_id, note",
+      undefined,
+      "events",
+    );
+    await same(
+      "INSERT INTO events (site_id, id, note) SELECT 99, g, 'x' || g FROM generate_series(1, 20) g",
+      undefined,
+      "events",
+    );
+  });
+
+  it("into a reference table, an ordinary table, and from a table into itself", async () => {
+    await same(
+      "INSERT INTO countries SELECT request_country, count(*) FROM http_request WHERE request_country IS NOT NULL GROUP BY 1",
+      undefined,
+      "countries",
+    );
+    await same("INSERT INTO report SELECT site_id, count(*) FROM http_request GROUP BY site_id", undefined, "report");
+    await same(
+      "INSERT INTO events (site_id, note) SELECT site_id, note || ' again' FROM events WHERE site_id = 99",
+      undefined,
+      "events",
+    );
+  });
+
+  it("is all or nothing: a conflict in the middle inserts no row", async () => {
+    await same(
+      "INSERT INTO countries SELECT code || '', 1 FROM countries UNION ALL SELECT 'ZZ', 2",
+      undefined,
+      "countries",
+    );
+    await same(
+      "INSERT INTO events (site_id, id, note) SELECT 99, g, 'dup' FROM generate_series(15, 30) g",
+      undefined,
+      "events",
+    );
+  });
+
+  it("answers INSERT 0 0 when the SELECT finds nothing, and refuses a NULL distribution value", async () => {
+    await same("INSERT INTO http_request_1min SELECT * FROM http_request_1min WHERE site_id < 0", undefined);
+    const before = (await herd.query("SELECT count(*)::int AS n FROM events")).rows;
+    expect(
+      await answer(herd, "INSERT INTO events (site_id, note) SELECT NULL, 'x' FROM generate_series(1, 3)"),
+    ).toMatchObject({
+      error: { code: "22004" },
+    });
+    expect((await herd.query("SELECT count(*)::int AS n FROM events")).rows).toEqual(before);
+  });
+
+  it("several clients rolling up the same rows at once end where one after the other would", async () => {
+    const window = ["2026-12-01 10:00:00+00", "2026-12-01 10:40:00+00"];
+    const clients = await Promise.all([1, 2, 3, 4].map(() => herdClient(herdUp.cluster)));
+    try {
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let i = 0; i < 3; i += 1) await client.query(ROLLUP, window);
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+    }
+    await plain.query(ROLLUP, window);
+    await expectSameAnswer(herd, plain, "SELECT * FROM http_request_1min");
+  });
+
+  it("a client gone in the middle of a large one leaves all of it or none", async () => {
+    const client = await herdClient(herdUp.cluster);
+    client.on("error", () => {});
+    const before = Number((await herd.query("SELECT count(*) FROM events")).rows[0].count);
+    const sent = client
+      .query("INSERT INTO events (site_id, note) SELECT 1 + i % 12, repeat('x', 200) FROM generate_series(1, 30000) i")
+      .catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    await sent;
+    let settled = -1;
+    await within(30_000, "the INSERT is all there or not at all", async () => {
+      const now = Number((await herd.query("SELECT count(*) FROM events")).rows[0].count);
+      const moving = now !== settled;
+      settled = now;
+      return !moving && (now === before || now === before + 30_000);
+    });
+    expect([before, before + 30_000]).toContain(settled);
+  });
+});
