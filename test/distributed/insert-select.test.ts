@@ -138,6 +138,21 @@ describe("INSERT … SELECT", () => {
     expect((await herd.query("SELECT count(*)::int AS n FROM events")).rows).toEqual(before);
   });
 
+  it("takes Knex's merge(): an upsert that sets the key to excluded.key (it keeps the key); any other key change is refused", async () => {
+    await same(
+      `INSERT INTO events (site_id, id, note) VALUES (99, 1, 'merged'), (99, 500, 'new')
+       ON CONFLICT (site_id, id) DO UPDATE SET site_id = excluded.site_id, id = excluded.id, note = excluded.note`,
+      undefined,
+      "events",
+    );
+    expect(
+      await answer(
+        herd,
+        "INSERT INTO events (site_id, id, note) VALUES (99, 1, 'x') ON CONFLICT (site_id, id) DO UPDATE SET site_id = excluded.site_id + 1",
+      ),
+    ).toMatchObject({ error: { code: "0A000", message: "modifying the partition value of rows is not allowed" } });
+  });
+
   it("several clients rolling up the same rows at once end where one after the other would", async () => {
     const window = ["2026-12-01 10:00:00+00", "2026-12-01 10:40:00+00"];
     const clients = await Promise.all([1, 2, 3, 4].map(() => herdClient(herdUp.cluster)));

@@ -2,20 +2,30 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useHerdCluster } from "../helpers/herd-up.js";
+import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
+import { scratchDir } from "../helpers/scratch-dir.js";
 import { divergentShards, herdClient, onServer, placements, serverPort, takeWorkerAway, within } from "./fault-kit.js";
 
 // A worker gone for longer than HERD_REPLACE_LOST_AFTER_S (3 s here, 15 min by default): herd
 // copies every shard group it held to the workers that answer, back to two copies each, while
 // writes go on; its own copies are retired, and dropped once it answers again.
-const herdUp = useHerdCluster("lost-worker", {
+const OPTIONS = {
   workers: 4,
   env: { HERD_REPLACE_LOST_AFTER_S: "3", HERD_HEARTBEAT_TIMEOUT_MS: "2000", HERD_HEARTBEAT_INTERVAL_MS: "500" },
-});
+};
+let scratch: { path: string; remove(): Promise<void> };
+let cluster: HerdUp | undefined;
+const herdUp = {
+  get cluster(): HerdUp {
+    return cluster as HerdUp;
+  },
+};
 let herd: pg.Client;
 const LOST = 4; // herd-4
 
 beforeAll(async () => {
+  scratch = await scratchDir("lost-worker");
+  cluster = await startHerdUp({ ...OPTIONS, dataDir: scratch.path });
   herd = await herdClient(herdUp.cluster);
   herd.on("error", () => {});
   for (const sql of [
@@ -33,7 +43,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await herd?.end();
+  await herd?.end().catch(() => {});
+  await cluster?.stop();
+  await scratch?.remove();
 });
 
 const lostPort = () => serverPort(herdUp.cluster, LOST);
@@ -113,5 +125,46 @@ describe("a worker lost for longer than HERD_REPLACE_LOST_AFTER_S", () => {
     expect((await placements(herd)).filter((p) => p.shardstate !== 1)).toEqual([]);
     expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);
     expect((await herd.query("SELECT count(*)::int AS n FROM accounts")).rows).toEqual([{ n: 1000 }]);
+  });
+
+  it("loses nobody when the whole cluster was down longer than that and starts again", async () => {
+    // settled first: no rebalance left to run (the worker that came back may have been given shards)
+    await within(90_000, "nothing left to rebalance", async () => {
+      const plan = await herdUp.cluster.admin("/v1/rebalance", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ dryRun: true }),
+      });
+      const jobs = await herd.query("SELECT 1 FROM herd.jobs WHERE state IN ('running', 'cancelling')");
+      const moves = await herd.query("SELECT 1 FROM herd.shard_moves");
+      return (
+        ((await plan.json()) as { moves: unknown[] }).moves.length === 0 && jobs.rows.length + moves.rows.length === 0
+      );
+    });
+    const before = await herd.query("SELECT count(*)::int AS n, sum(balance)::int AS b FROM accounts");
+    const placed = (await placements(herd)).map((p) => `${p.shardid}:${p.nodeport - herdUp.cluster.sqlPort}`).sort();
+    await herd.end();
+    expect(await herdUp.cluster.stop()).toBe(0);
+    // every worker's last heartbeat is now older than HERD_REPLACE_LOST_AFTER_S
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    cluster = await startHerdUp({
+      ...OPTIONS,
+      dataDir: scratch.path,
+      ports: { sqlPort: herdUp.cluster.sqlPort, adminPort: herdUp.cluster.adminPort },
+    });
+    herd = await herdClient(herdUp.cluster);
+    herd.on("error", () => {});
+    // a few passes of the job runner (every 5 s)
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    expect((await herd.query("SELECT count(*)::int AS n FROM herd.placements WHERE state <> 'active'")).rows).toEqual([
+      { n: 0 },
+    ]);
+    const now = (await placements(herd)).map((p) => `${p.shardid}:${p.nodeport - herdUp.cluster.sqlPort}`).sort();
+    expect(now).toEqual(placed);
+    expect((await herd.query("SELECT count(*)::int AS n, sum(balance)::int AS b FROM accounts")).rows).toEqual(
+      before.rows,
+    );
+    const log = await readFile(join(herdUp.cluster.dataDir, "logs", "herd-0.log"), "utf8");
+    expect(log.slice(log.lastIndexOf("coordinator serving"))).not.toMatch(/lost worker/);
   });
 });

@@ -10,6 +10,7 @@ import type { PlacementCopyRequest } from "../operations/placement-repair.js";
 import type { MoveRequest } from "../operations/placement-service.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import type { SqlPreparedStatement } from "./primitives/sql-prepared.js";
 import type { ResultSink } from "./result-sink.js";
 import type { SessionNames } from "./session-names.js";
 
@@ -65,6 +66,8 @@ export interface ExecutionPort {
    * roles are synced before the session's next statement reaches them.
    */
   rolesChanged: boolean;
+  /** Statements the session prepared with SQL PREPARE that read distributed tables, by name. */
+  readonly sqlPrepared: Map<string, SqlPreparedStatement>;
   /** In a transaction block (BEGIN … COMMIT) on the coordinator. */
   inTransactionBlock(): boolean;
   /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */

@@ -59,6 +59,8 @@ export interface RebalanceRequest {
  */
 export class JobRunner {
   private readonly passes: PeriodicPass;
+  /** When this coordinator started: no worker counts as lost for longer than it has run. */
+  private readonly startedAt = new Date();
   /** Jobs this process runs now. */
   private readonly running = new Map<number, Promise<void>>();
 
@@ -325,7 +327,9 @@ export class JobRunner {
   private async replaceLostCopies(unavailable: ReadonlySet<number>): Promise<void> {
     const { metadata, logger, replaceLostAfterMs, heartbeatTimeoutMs } = this.options;
     if (replaceLostAfterMs <= 0 || unavailable.size === 0) return;
-    const lost = await silentWorkers(metadata, Math.max(replaceLostAfterMs, heartbeatTimeoutMs));
+    // silence is counted from this coordinator's start at the earliest: a whole cluster that was
+    // down (herd up stopped, every pod rescheduled) has lost nobody when it starts again
+    const lost = await silentWorkers(metadata, Math.max(replaceLostAfterMs, heartbeatTimeoutMs), this.startedAt);
     if (lost.size === 0) return;
     const catalog = await this.fresh();
     const name = (id: number) => catalog.nodes.get(id)?.name ?? String(id);
@@ -340,7 +344,7 @@ export class JobRunner {
           });
           await this.options.placements.copyOnto(plan.shardId, plan.copy.source, plan.copy.target);
         }
-        await this.retire(plan.lost, plan.shardIds);
+        if (plan.retire) await this.retire(plan.lost, plan.shardIds);
       } catch (error) {
         logger.warn("cannot re-create the copies of a lost worker now; trying again later", {
           lost: name(plan.lost),

@@ -26,6 +26,7 @@ describe("planLostCopies", () => {
       const group = groups.find((g) => g.shardId === plan.shardId);
       expect(plan.lost).toBe(lost);
       expect(plan.copy).toBeDefined();
+      expect(plan.retire).toBe(true);
       expect(group?.nodes).toContain(plan.copy?.source);
       expect(plan.copy?.source).not.toBe(lost);
       expect(group?.occupied).not.toContain(plan.copy?.target); // copies never share a worker
@@ -48,7 +49,27 @@ describe("planLostCopies", () => {
     // with a replication factor of 1, the one copy elsewhere is enough: retire only
     const retireOnly = planLostCopies(catalog, new Set([lost]), new Set([lost]), 1);
     expect(retireOnly.length).toBeGreaterThan(0);
-    expect(retireOnly.every((plan) => plan.copy === undefined)).toBe(true);
+    expect(retireOnly.every((plan) => plan.copy === undefined && plan.retire)).toBe(true);
+  });
+
+  it("never takes a copy away that it cannot replace: every worker silent (a whole cluster restarting), or no room", () => {
+    const catalog = fourWorkers();
+    const all = new Set(catalog.nodes.keys());
+    expect(planLostCopies(catalog, all, all, 2)).toEqual([]);
+    // three of four silent: the one that answers holds at most one copy of a group, and there is
+    // no second worker to make the other on, so nothing is retired
+    const [first, ...rest] = [...catalog.nodes.keys()] as number[];
+    const plans = planLostCopies(catalog, new Set(rest), new Set(rest), 2);
+    expect(plans.filter((plan) => plan.retire)).toEqual([]);
+    expect(plans.every((plan) => plan.copy === undefined || plan.copy.target === first)).toBe(true);
+  });
+
+  it("with a higher replication factor than workers that answer, copies what it can and retires nothing", () => {
+    const catalog = fourWorkers();
+    const lost = [...catalog.nodes.keys()][0] as number;
+    const plans = planLostCopies(catalog, new Set([lost]), new Set([lost]), 4);
+    expect(plans.length).toBeGreaterThan(0);
+    expect(plans.every((plan) => !plan.retire)).toBe(true);
   });
 
   it("plans nothing when no worker is lost", () => {

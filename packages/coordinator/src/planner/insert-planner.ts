@@ -107,7 +107,10 @@ export function planInsert(
   const conflict = insert.onConflictClause as AnyNode | undefined;
   if (conflict?.action === "ONCONFLICT_UPDATE") {
     for (const item of (conflict.targetList ?? []) as unknown[]) {
-      if (as(item, "ResTarget")?.name === table.distributionColumn) {
+      const target = as(item, "ResTarget");
+      // `SET key = excluded.key` (Knex's merge() sends it) keeps the key: the conflicting row has
+      // the same value, since every unique index of a distributed table includes the key
+      if (target?.name === table.distributionColumn && !isExcludedColumn(target?.val, table.distributionColumn)) {
         return new Refuse(PlannerErrors.partitionValueChange());
       }
     }
@@ -130,4 +133,10 @@ export function planInsert(
     needsEvaluation,
     workers: catalog.nodes,
   });
+}
+
+/** `excluded.<column>` as written in ON CONFLICT DO UPDATE SET. */
+function isExcludedColumn(value: unknown, column: string | undefined): boolean {
+  const fields = ((as(value, "ColumnRef")?.fields ?? []) as unknown[]).map((field) => as(field, "String")?.sval);
+  return fields.length === 2 && fields[0] === "excluded" && fields[1] === column;
 }

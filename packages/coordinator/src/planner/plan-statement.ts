@@ -5,13 +5,16 @@ import { Local } from "../executor/primitives/local.js";
 import { LockTables } from "../executor/primitives/lock-tables.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
+import { SqlDeallocate, SqlExecute, SqlPrepare } from "../executor/primitives/sql-prepared.js";
 import { TransactionControl } from "../executor/primitives/transaction-control.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
 import { planCopy, planCopyTo } from "./copy-planner.js";
+import { planDeclareCursor } from "./cursor-planner.js";
 import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert, planInsertSelect } from "./insert-planner.js";
+import { planMaintenance } from "./maintenance-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
 import { planRoleStatement } from "./role-planner.js";
@@ -36,6 +39,20 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   if (!unwrapped) return LOCAL;
   const [type, node] = unwrapped;
   if (type === "TransactionStmt") return new TransactionControl(node);
+  if (type === "PrepareStmt") {
+    const inner = planStatement(node.query as AnyNode, catalog);
+    if (inner.kind === "refuse") return inner;
+    return new SqlPrepare(node.name as string, inner.kind === "local" ? undefined : (node.query as AnyNode));
+  }
+  if (type === "ExecuteStmt") {
+    const args = (node.params ?? []) as AnyNode[];
+    return new SqlExecute(node.name as string, args, (tree) => planStatement(tree, catalog));
+  }
+  if (type === "VacuumStmt") {
+    const maintenance = planMaintenance(node, catalog);
+    if (maintenance) return maintenance;
+  }
+  if (type === "DeallocateStmt") return new SqlDeallocate(node.isall || !node.name ? undefined : (node.name as string));
   if (type === "SelectStmt") {
     const call = planFunctionCall(node);
     if (call) return call;
@@ -72,6 +89,7 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     const pulled = planInsertSelect(node, statement, (query) => planStatement(query, catalog));
     if (pulled) return pulled;
   }
+  if (type === "DeclareCursorStmt") return planDeclareCursor(node, statement, (query) => planStatement(query, catalog));
   const recursive = planSubPlans(statement, catalog, semantics, (rewritten) => planStatement(rewritten, catalog));
   if (recursive) return recursive;
   switch (type) {

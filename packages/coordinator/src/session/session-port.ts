@@ -3,6 +3,7 @@ import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import type { ClusterServices, ExecutionPort } from "../executor/execution-port.js";
+import type { SqlPreparedStatement } from "../executor/primitives/sql-prepared.js";
 import type { ResultSink } from "../executor/result-sink.js";
 import { SessionNames } from "../executor/session-names.js";
 import type { Catalog, CatalogSource } from "../metadata/catalog.js";
@@ -35,6 +36,7 @@ export class SessionPort implements ExecutionPort {
   readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly busyWorkers = new Set<WorkerConnection>();
+  readonly sqlPrepared = new Map<string, SqlPreparedStatement>();
   readonly names: SessionNames;
   heldWrite: DistributedTransaction | undefined;
   rolesChanged = false;

@@ -4,6 +4,7 @@ import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
+import type { SqlPreparedStatement } from "../executor/primitives/sql-prepared.js";
 import type { ResultSink } from "../executor/result-sink.js";
 import type { SessionNames } from "../executor/session-names.js";
 import type { CatalogSource } from "../metadata/catalog.js";
@@ -50,6 +51,7 @@ export class FakePort implements ExecutionPort {
   readonly workers: FakeWorkers;
   readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
+  readonly sqlPrepared = new Map<string, SqlPreparedStatement>();
   heldWrite: DistributedTransaction | undefined;
   rolesChanged = false;
   readonly defaults = { shardCount: 32, replicationFactor: 2 };
