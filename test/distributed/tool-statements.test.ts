@@ -6,7 +6,8 @@ import { useHerdCluster } from "../helpers/herd-up.js";
 import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
 
 // Statements tools send, over distributed tables: SQL-level PREPARE / EXECUTE / DEALLOCATE,
-// cursors (DECLARE / FETCH / MOVE / CLOSE, WITH HOLD, SCROLL), VACUUM and ANALYZE — what ORMs' server-side prepare modes, psycopg's named cursors
+// cursors (DECLARE / FETCH / MOVE / CLOSE, WITH HOLD, SCROLL), VACUUM and ANALYZE, CREATE TABLE … AS,
+// SELECT … INTO and CREATE TABLE … (LIKE …) — what ORMs' server-side prepare modes, psycopg's named cursors
 // and hand-written scripts send — statement by statement against one plain PostgreSQL 18 with the
 // same data: rows, tags and errors.
 const herdUp = useHerdCluster("tool-statements", { workers: 2 });
@@ -196,5 +197,97 @@ describe("VACUUM and ANALYZE of distributed tables", () => {
 
   it("VACUUM in a transaction block is refused with PostgreSQL's words; ANALYZE runs there", async () => {
     await same("BEGIN", "VACUUM orders", "ROLLBACK", "BEGIN", "ANALYZE orders", "COMMIT");
+  });
+});
+
+describe("tables made from distributed ones", () => {
+  const columnsOf = (table: string) =>
+    `SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+      WHERE table_name = '${table}' ORDER BY ordinal_position`;
+
+  it("CREATE TABLE … AS and SELECT … INTO hold the query's rows, with its column names and types", async () => {
+    await same(
+      "CREATE TABLE per_customer AS SELECT customer, count(*) AS n, sum(total) AS total FROM orders GROUP BY customer",
+      "SELECT * FROM per_customer",
+      columnsOf("per_customer"),
+      "SELECT id, note INTO few FROM orders WHERE customer = 3 AND id < 100",
+      "SELECT * FROM few",
+      "CREATE TABLE none_yet AS SELECT * FROM orders WITH NO DATA",
+      columnsOf("none_yet"),
+      "CREATE TABLE nothing AS SELECT id FROM orders WHERE id < 0",
+      "SELECT * FROM nothing",
+      "BEGIN",
+      "CREATE TABLE gone AS SELECT id FROM orders WHERE customer = 1",
+      "ROLLBACK",
+      "SELECT * FROM gone",
+    );
+    // and such a table can be distributed in its turn
+    await herd.query("SELECT create_distributed_table('per_customer', 'customer')");
+    expect((await herd.query("SELECT sum(n)::int AS n FROM per_customer")).rows).toEqual([{ n: 502 }]);
+  });
+
+  it("CREATE TABLE … (LIKE dist INCLUDING ALL) copies the definition, not the rows", async () => {
+    await same(
+      "CREATE TABLE orders_archive (LIKE orders INCLUDING ALL)",
+      columnsOf("orders_archive"),
+      "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'orders_archive'",
+      "SELECT count(*) FROM orders_archive",
+    );
+  });
+
+  it("refuses a materialized view over distributed tables, saying what to use instead", async () => {
+    expect(await answer(herd, "CREATE MATERIALIZED VIEW mv AS SELECT customer FROM orders")).toMatchObject({
+      error: { code: "0A000", message: expect.stringMatching(/materialized views over distributed tables/) },
+    });
+  });
+});
+
+describe("Citus's session settings", () => {
+  it("citus.shard_count and citus.shard_replication_factor shape the next create_distributed_table", async () => {
+    await herd.query("SET citus.shard_count = 3");
+    await herd.query("SET citus.shard_replication_factor = 1");
+    try {
+      await herd.query("CREATE TABLE shaped (id int PRIMARY KEY)");
+      await herd.query("SELECT create_distributed_table('shaped', 'id')");
+      const { rows } = await herd.query(
+        "SELECT count(DISTINCT shardid)::int AS shards, count(*)::int AS placements FROM citus_shards WHERE table_name = 'shaped'::regclass",
+      );
+      expect(rows).toEqual([{ shards: 3, placements: 3 }]);
+    } finally {
+      await herd.query("RESET citus.shard_count");
+      await herd.query("RESET citus.shard_replication_factor");
+    }
+  });
+
+  it("a citus.* setting herd does not act on is kept, with a NOTICE that says so", async () => {
+    const notices: string[] = [];
+    const listener = (notice: { message?: string }) => notices.push(notice.message ?? "");
+    herd.on("notice", listener);
+    try {
+      await herd.query("SET citus.enable_schema_based_sharding TO on");
+      expect((await herd.query("SHOW citus.enable_schema_based_sharding")).rows).toEqual([
+        { "citus.enable_schema_based_sharding": "on" },
+      ]);
+    } finally {
+      herd.off("notice", listener);
+    }
+    expect(notices).toEqual([
+      "herd does not act on citus.enable_schema_based_sharding; the setting is kept but changes nothing",
+    ]);
+  });
+});
+
+describe("Citus's everyday catalog", () => {
+  it("citus_version(), pg_dist_colocation and citus_get_active_worker_nodes() answer as Citus's do", async () => {
+    expect((await herd.query("SELECT citus_version() LIKE 'Citus 13%' AS citus")).rows).toEqual([{ citus: true }]);
+    const colocation = await herd.query(
+      `SELECT c.shardcount, c.replicationfactor, c.distributioncolumntype::regtype::text AS type
+         FROM pg_dist_colocation c JOIN pg_dist_partition p ON p.colocationid = c.colocationid
+        WHERE p.logicalrelid = 'orders'::regclass`,
+    );
+    expect(colocation.rows).toEqual([{ shardcount: 4, replicationfactor: 2, type: "integer" }]);
+    const workers = await herd.query("SELECT node_name, node_port FROM citus_get_active_worker_nodes()");
+    expect(workers.rows).toHaveLength(2);
+    expect(workers.rows.every((row) => row.node_name === "127.0.0.1" && Number(row.node_port) > 0)).toBe(true);
   });
 });

@@ -614,4 +614,29 @@ export const MIGRATIONS: readonly Migration[] = [
           USING ERRCODE = 'feature_not_supported'; END $$;
     `,
   },
+  {
+    version: 11,
+    description: "Citus's everyday catalog: citus_version, pg_dist_colocation, citus_get_active_worker_nodes",
+    sql: `
+      -- In pg_catalog, as Citus has them (resolved whatever the search_path).
+      SET LOCAL allow_system_table_mods = on;
+      -- Tools look for "Citus" in it; it says what answers too.
+      CREATE FUNCTION pg_catalog.citus_version() RETURNS text LANGUAGE sql STABLE AS $$
+        SELECT 'Citus 13.0 compatible: herd on PostgreSQL ' || pg_catalog.current_setting('server_version')
+      $$;
+      CREATE VIEW pg_catalog.pg_dist_colocation AS
+        SELECT g.id AS colocationid, g.shard_count AS shardcount, g.replication_factor AS replicationfactor,
+               coalesce(g.distribution_column_type, 0::regtype)::oid AS distributioncolumntype,
+               coalesce((SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = g.distribution_column_type), 0)
+                 AS distributioncolumncollation
+          FROM herd.colocation_groups g;
+      GRANT SELECT ON pg_catalog.pg_dist_colocation TO PUBLIC;
+      -- the workers that take shards (a worker silent past the heartbeat timeout is still listed:
+      -- its state in the metadata is what Citus reports too)
+      CREATE FUNCTION pg_catalog.citus_get_active_worker_nodes(OUT node_name text, OUT node_port bigint)
+          RETURNS SETOF record LANGUAGE sql STABLE AS $$
+        SELECT n.host, n.port::bigint FROM herd.nodes n WHERE n.state = 'active' ORDER BY n.id
+      $$;
+    `,
+  },
 ];

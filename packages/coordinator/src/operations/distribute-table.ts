@@ -79,9 +79,25 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   let colocationId: number | undefined;
   let placementsOf: (index: number) => WorkerNode[];
   if (request.kind === "hash") {
-    const colocated = colocationSource(request, catalog, columnType as number, shell.name);
-    shardCount = colocated?.shards.length ?? request.shardCount ?? defaults.shardCount;
-    replicationFactor = defaults.replicationFactor;
+    // Citus's session settings, when the session set them: citus.shard_count, citus.shard_replication_factor
+    const settings = await backend.query(
+      "SELECT current_setting('citus.shard_count', true), current_setting('citus.shard_replication_factor', true)",
+    );
+    const setting = (index: number) => {
+      const text = settings.rows[0]?.[index]?.toString();
+      return text === undefined || text === "" ? undefined : Number(text);
+    };
+    const colocated = colocationSource(request, catalog, columnType as number, shell.name, {
+      shardCount: setting(0),
+      replicationFactor: setting(1),
+    });
+    shardCount = colocated?.shards.length ?? request.shardCount ?? setting(0) ?? defaults.shardCount;
+    replicationFactor = setting(1) ?? defaults.replicationFactor;
+    if (!Number.isInteger(replicationFactor) || replicationFactor < 1 || replicationFactor > 100) {
+      throw new HerdError("citus.shard_replication_factor must be between 1 and 100", {
+        sqlState: SqlState.invalidParameterValue,
+      });
+    }
     if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 64000) {
       throw new HerdError("shard_count must be between 1 and 64000", { sqlState: SqlState.invalidParameterValue });
     }
@@ -263,17 +279,30 @@ async function distributionColumnType(backend: PgConnection, shell: ShellTable, 
 }
 
 /** The distributed table whose shards and workers a new table takes, if it is colocated with one. */
-function colocationSource(request: DistributeRequest, catalog: CatalogSnapshot, columnType: number, name: string) {
+/**
+ * The table a new one is colocated with. By default (as Citus): the first group of the same
+ * distribution column type, with the shard count and replication factor asked for (argument or
+ * the session's citus.* settings) when they are.
+ */
+function colocationSource(
+  request: DistributeRequest,
+  catalog: CatalogSnapshot,
+  columnType: number,
+  name: string,
+  session: { readonly shardCount: number | undefined; readonly replicationFactor: number | undefined },
+) {
   const target = request.colocateWith ?? "default";
   if (target === "none") return undefined;
   if (target === "default") {
-    const shardCount = request.shardCount;
+    const shardCount = request.shardCount ?? session.shardCount;
+    const copies = session.replicationFactor;
     return [...catalog.tables]
       .filter(
         (t) =>
           t.kind === "hash" &&
           t.distributionType === columnType &&
-          (shardCount === undefined || t.shards.length === shardCount),
+          (shardCount === undefined || t.shards.length === shardCount) &&
+          (copies === undefined || t.shards[0]?.placements.length === copies),
       )
       .sort((a, b) => a.colocationId - b.colocationId)[0];
   }

@@ -361,46 +361,80 @@ export interface UnfinishedMove {
  */
 export async function undoMove(deps: Pick<ShardMoveDeps, "metadata" | "pool" | "logger">, move: UnfinishedMove) {
   const objects = replicationObjects(move.id);
+  let target: WorkerConnection | undefined;
+  let source: WorkerConnection | undefined;
   try {
-    const target = await deps.pool.acquire(move.target);
-    try {
-      await applySettings(target, INTERNAL_SETTINGS);
-      const exists = await target.query("SELECT 1 FROM pg_subscription WHERE subname = $1", [objects.name]);
-      if (exists.rows.length > 0) {
-        await target.query(`ALTER SUBSCRIPTION ${objects.name} DISABLE`);
+    // both ends, or neither: the subscription is dropped while its publisher answers, so that
+    // PostgreSQL drops the slots it made there (its own and the table-sync ones) with it
+    [target, source] = await Promise.all([deps.pool.acquire(move.target), deps.pool.acquire(move.source)]);
+    await Promise.all([applySettings(target, INTERNAL_SETTINGS), applySettings(source, INTERNAL_SETTINGS)]);
+    const subscription = await target.query("SELECT oid FROM pg_subscription WHERE subname = $1", [objects.name]);
+    const subscriptionOid = subscription.rows[0]?.[0]?.toString();
+    if (subscriptionOid !== undefined) {
+      await target.query(`ALTER SUBSCRIPTION ${objects.name} DISABLE`);
+      try {
+        await target.query(`DROP SUBSCRIPTION ${objects.name}`);
+      } catch {
+        // the slot could not be dropped from here (in use): detach it and drop it on the source below
         await target.query(`ALTER SUBSCRIPTION ${objects.name} SET (slot_name = NONE)`);
         await target.query(`DROP SUBSCRIPTION ${objects.name}`);
       }
-      const held = await deps.metadata.query(
-        "SELECT shard_id FROM herd.placements WHERE shard_id = ANY ($1::bigint[]) AND node_id = $2",
-        [move.shardIds, move.target.id],
-      );
-      if (held.rows.length === 0)
-        for (const name of move.names) await target.query(`DROP TABLE IF EXISTS ${name} CASCADE`);
-      await target.query(`DROP TABLE IF EXISTS ${objects.marker}`);
-    } finally {
-      deps.pool.release(target);
     }
-    const source = await deps.pool.acquire(move.source);
-    try {
-      await applySettings(source, INTERNAL_SETTINGS);
-      await source.query(`DROP PUBLICATION IF EXISTS ${objects.name}`);
-      await source.query(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
-        [objects.slot],
-      );
-      await source.query(`DROP TABLE IF EXISTS ${objects.marker}`);
-      await restoreReplicaIdentity(deps.metadata, source, move);
-    } finally {
-      deps.pool.release(source);
+    const held = await deps.metadata.query(
+      "SELECT shard_id FROM herd.placements WHERE shard_id = ANY ($1::bigint[]) AND node_id = $2",
+      [move.shardIds, move.target.id],
+    );
+    if (held.rows.length === 0)
+      for (const name of move.names) await target.query(`DROP TABLE IF EXISTS ${name} CASCADE`);
+    await target.query(`DROP TABLE IF EXISTS ${objects.marker}`);
+    await source.query(`DROP PUBLICATION IF EXISTS ${objects.name}`);
+    await dropSlot(source, objects.slot);
+    if (subscriptionOid !== undefined) {
+      const syncSlots = await source.query("SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1", [
+        `pg\\_${subscriptionOid}\\_sync\\_%`,
+      ]);
+      for (const row of syncSlots.rows) await dropSlot(source, row[0]?.toString() ?? "");
     }
+    await source.query(`DROP TABLE IF EXISTS ${objects.marker}`);
+    await restoreReplicaIdentity(deps.metadata, source, move);
     await deps.metadata.query("DELETE FROM herd.shard_moves WHERE id = $1 AND state = 'copying'", [move.id]);
   } catch (error) {
     deps.logger.warn("shard move: could not undo it now; trying again later", {
       move: move.id,
       error: errorMessage(error),
     });
+  } finally {
+    if (target) deps.pool.release(target);
+    if (source) deps.pool.release(source);
   }
+}
+
+/**
+ * Drops the move's replication slot on the source. The target's subscription is gone by now, but
+ * its walsender may still hold the slot for a while (a source that restarted is reconnected to
+ * before the undo): it is ended first. A slot left behind would keep the source's WAL forever, so
+ * one that cannot be dropped fails the undo, and the next pass tries again.
+ */
+async function dropSlot(source: WorkerConnection, slot: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const { rows } = await source.query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", [slot]);
+    if (rows.length === 0) return;
+    if (rows[0]?.[0]?.toString() === "t") {
+      await source.query(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active",
+        [slot],
+      );
+      await sleep(100);
+      continue;
+    }
+    try {
+      await source.query("SELECT pg_drop_replication_slot($1)", [slot]);
+      return;
+    } catch {
+      await sleep(100); // taken again in between: once more
+    }
+  }
+  throw new HerdError(`the replication slot ${slot} is still in use`, { sqlState: SqlState.objectInUse });
 }
 
 /**

@@ -1,6 +1,7 @@
 import { HerdError } from "@herd/shared";
 import { CatalogDdl } from "../executor/primitives/catalog-ddl.js";
 import { Explain } from "../executor/primitives/explain.js";
+import { HONORED_CITUS_SETTINGS, IgnoredSetting } from "../executor/primitives/ignored-setting.js";
 import { Local } from "../executor/primitives/local.js";
 import { LockTables } from "../executor/primitives/lock-tables.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
@@ -10,6 +11,7 @@ import { TransactionControl } from "../executor/primitives/transaction-control.j
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
 import { planCopy, planCopyTo } from "./copy-planner.js";
+import { planCreateLike, planCreateTableAs } from "./create-table-as.js";
 import { planDeclareCursor } from "./cursor-planner.js";
 import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
@@ -39,6 +41,10 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   if (!unwrapped) return LOCAL;
   const [type, node] = unwrapped;
   if (type === "TransactionStmt") return new TransactionControl(node);
+  if (type === "VariableSetStmt") {
+    const name = String(node.name ?? "").toLowerCase();
+    if (name.startsWith("citus.") && !HONORED_CITUS_SETTINGS.has(name)) return new IgnoredSetting(name);
+  }
   if (type === "PrepareStmt") {
     const inner = planStatement(node.query as AnyNode, catalog);
     if (inner.kind === "refuse") return inner;
@@ -74,6 +80,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   if (roles) return roles;
   const shellRead = shellReadProblem(statement, catalog);
   if (shellRead) return new Refuse(shellRead);
+  const like = type === "CreateStmt" ? planCreateLike(node, catalog) : undefined;
+  if (like) return like;
   const ddl = planSecurityDdl(type, node, statement, catalog) ?? planDdl(type, node, statement, catalog);
   if (ddl) return ddl;
   if (type === "ViewStmt" || type === "CreateFunctionStmt") return planCatalogDdl(type, node, catalog);
@@ -89,6 +97,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     const pulled = planInsertSelect(node, statement, (query) => planStatement(query, catalog));
     if (pulled) return pulled;
   }
+  const created = planCreateTableAs(type, node, statement, (query) => planStatement(query, catalog));
+  if (created) return created;
   if (type === "DeclareCursorStmt") return planDeclareCursor(node, statement, (query) => planStatement(query, catalog));
   const recursive = planSubPlans(statement, catalog, semantics, (rewritten) => planStatement(rewritten, catalog));
   if (recursive) return recursive;

@@ -17,6 +17,7 @@ export type PrimitiveKind =
   | "copy-out"
   | "lock"
   | "maintain"
+  | "ignored-setting"
   | "sql-prepare"
   | "sql-execute"
   | "sql-deallocate"
