@@ -68,6 +68,15 @@ describe("workers' PostgreSQL killed under 8 writers", () => {
     const repairMs = await within(60_000, "every placement active", async () =>
       (await placements(herd)).every((p) => p.shardstate === 1),
     );
+    // a commit is finished on the workers (COMMIT PREPARED) after the client's answer, and one
+    // whose worker was killed by recovery: the copies are compared once nothing is left prepared
+    for (const ordinal of [1, 2, 3]) {
+      await within(
+        30_000,
+        `no prepared transaction left on herd-${ordinal}`,
+        async () => (await preparedTransactions(herdUp.cluster, ordinal)).length === 0,
+      );
+    }
     const actual = await readLedger(herd);
     const lost = writers.flatMap((writer) => writer.check(actual).lost);
     const unacknowledged = writers.flatMap((writer) => writer.check(actual).unacknowledged);
@@ -83,13 +92,6 @@ describe("workers' PostgreSQL killed under 8 writers", () => {
     );
     expect({ lost, unacknowledged, divergent }).toEqual({ lost: [], unacknowledged: [], divergent: [] });
     expect(tally.acknowledged).toBeGreaterThan(100);
-    for (const ordinal of [1, 2, 3]) {
-      await within(
-        10_000,
-        `no prepared transaction left on herd-${ordinal}`,
-        async () => (await preparedTransactions(herdUp.cluster, ordinal)).length === 0,
-      );
-      expect(await herdBackends(herdUp.cluster, ordinal)).toEqual([]);
-    }
+    for (const ordinal of [1, 2, 3]) expect(await herdBackends(herdUp.cluster, ordinal)).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@ import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { planLostCopies, silentWorkers } from "./lost-workers.js";
 import type { PlacementService } from "./placement-service.js";
 import { type PlannedMove, planDrain, planRebalance, type RebalanceStrategy, shardGroups } from "./rebalance-plan.js";
+import { runningMoves } from "./shard-move.js";
 
 export interface JobJson {
   readonly id: number;
@@ -155,6 +156,7 @@ export class JobRunner {
   private async run(id: number): Promise<void> {
     const { metadata, logger } = this.options;
     let waited = 0;
+    let waitedForCleanup = 0;
     try {
       for (;;) {
         const job = await this.get(id);
@@ -162,6 +164,17 @@ export class JobRunner {
           await this.finish(id, "cancelled", null);
           logger.info("job cancelled", { job: id, moves_done: job.movesDone });
           return;
+        }
+        // a move of a process that died (this job's, before a restart) is undone first by
+        // move-cleanup.ts: planned again now, its shards would read as "being moved already"
+        const orphaned = await metadata.query(
+          "SELECT 1 FROM herd.shard_moves WHERE state = 'copying' AND NOT (id = ANY ($1::bigint[]))",
+          [[...runningMoves]],
+        );
+        if (orphaned.rows.length > 0 && waitedForCleanup < CLEANUP_WAITS) {
+          waitedForCleanup += 1;
+          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          continue;
         }
         const catalog = await this.fresh();
         const moves = await this.movesFor(job, catalog);
@@ -399,6 +412,9 @@ export class JobRunner {
 
 /** How long after a failed job an automatic rebalance is tried again. */
 const AUTO_RETRY_MS = 60_000;
+
+/** How many seconds a job waits for the moves of a process that died to be undone. */
+const CLEANUP_WAITS = 120;
 
 /** How many seconds a drain waits for a worker to take its last shard groups. */
 const DRAIN_WAITS = 60;
