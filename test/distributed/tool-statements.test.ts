@@ -290,4 +290,17 @@ describe("Citus's everyday catalog", () => {
     expect(workers.rows).toHaveLength(2);
     expect(workers.rows.every((row) => row.node_name === "127.0.0.1" && Number(row.node_port) > 0)).toBe(true);
   });
+
+  it("herd's functions reached other than as a statement of their own say how to call them", async () => {
+    for (const sql of [
+      "SELECT create_distributed_table('orders', 'id'), 1",
+      "DO $$ BEGIN PERFORM create_reference_table('few'); END $$",
+    ]) {
+      const refused = await answer(herd, sql);
+      expect(refused).toMatchObject({
+        error: { message: expect.stringMatching(/\(\) runs only as a statement of its own/) },
+      });
+      expect(JSON.stringify(refused)).not.toMatch(/must be called through/);
+    }
+  });
 });

@@ -639,4 +639,26 @@ export const MIGRATIONS: readonly Migration[] = [
       $$;
     `,
   },
+  {
+    version: 12,
+    description: "herd's SQL functions say how they are called when they are reached another way",
+    sql: `
+      -- The stand-ins of herd's functions on the coordinator are reached only when a call is not a
+      -- statement of its own (another column, a FROM, a function or a DO block): say that, rather
+      -- than "must be called through herd's SQL port" to a client that did call through it.
+      SET LOCAL allow_system_table_mods = on;
+      DO $migration$
+      DECLARE f record;
+      BEGIN
+        FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+                  WHERE p.pronamespace = 'pg_catalog'::regnamespace
+                    AND p.prosrc LIKE '%must be called through herd''''s SQL port%'
+        LOOP
+          EXECUTE replace(pg_catalog.pg_get_functiondef(f.oid),
+                          'must be called through herd''''s SQL port',
+                          'runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block');
+        END LOOP;
+      END $migration$;
+    `,
+  },
 ];
