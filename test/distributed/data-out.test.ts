@@ -29,18 +29,22 @@ const SCHEMA = [
 
 /** What psql writes for `sql` against herd or the plain server (stdout bytes). */
 async function psqlOut(target: "herd" | "plain", sql: string): Promise<Buffer> {
-  const port = target === "herd" ? herdUp.cluster.sqlPort : plain.port;
-  const password = target === "herd" ? "postgres" : TEST_PASSWORD;
-  const { stdout } = await run(
-    "psql",
-    ["-X", "-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-c", sql],
-    {
-      env: { ...process.env, PGPASSWORD: password },
-      encoding: "buffer",
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
+  const { stdout } = await run("psql", psqlArgs(target, sql), {
+    env: psqlEnv(target),
+    encoding: "buffer",
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return stdout;
+}
+
+/** psql's arguments to run `sql` against herd's SQL port or the plain server, quietly. */
+function psqlArgs(target: "herd" | "plain", sql: string): string[] {
+  const port = target === "herd" ? herdUp.cluster.sqlPort : plain.port;
+  return ["-X", "-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-c", sql];
+}
+
+function psqlEnv(target: "herd" | "plain"): NodeJS.ProcessEnv {
+  return { ...process.env, PGPASSWORD: target === "herd" ? "postgres" : TEST_PASSWORD };
 }
 
 const lines = (out: Buffer) => out.toString("utf8").split("\n");
@@ -153,20 +157,8 @@ describe("COPY … TO STDOUT", () => {
   it("survives a client that leaves in the middle of a large COPY, and serves the next one", async () => {
     const child = spawn(
       "psql",
-      [
-        "-X",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(herdUp.cluster.sqlPort),
-        "-U",
-        "postgres",
-        "-c",
-        "COPY (SELECT o.*, g FROM orders o, generate_series(1, 40) g WHERE o.customer < 100) TO STDOUT",
-      ],
-      {
-        env: { ...process.env, PGPASSWORD: "postgres" },
-      },
+      psqlArgs("herd", "COPY (SELECT o.*, g FROM orders o, generate_series(1, 40) g WHERE o.customer < 100) TO STDOUT"),
+      { env: psqlEnv("herd") },
     );
     let received = 0;
     await new Promise<void>((resolve) => {

@@ -1,16 +1,16 @@
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { herdClient, within } from "../faults/fault-kit.js";
 import { answer, expectSameAnswer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
-import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { type PlainTwin, startPlainTwin } from "../helpers/postgres.js";
 
 // INSERT … SELECT into distributed, reference and ordinary tables, on herd and on one plain
 // PostgreSQL 18 with the same data: the statements' answers (tags, RETURNING rows, errors) and
 // the tables afterwards compared. The rollup is the Citus real-time analytics tutorial's
 // (http_request → http_request_1min, with its ON CONFLICT upsert), on generated requests.
 const herdUp = useHerdCluster("insert-select", { workers: 2 });
-let plainServer: TestPostgres;
+let twin: PlainTwin;
 let herd: pg.Client;
 let plain: pg.Client;
 
@@ -45,14 +45,9 @@ const ROLLUP = `INSERT INTO http_request_1min (site_id, ingest_time, request_cou
      average_response_time_msec = excluded.average_response_time_msec`;
 
 beforeAll(async () => {
-  plainServer = await startTestPostgres("insert-select-plain");
-  plain = new pg.Client(plainServer.connection);
-  await plain.connect();
   herd = await herdClient(herdUp.cluster);
-  for (const sql of SCHEMA) {
-    await herd.query(sql);
-    await plain.query(sql);
-  }
+  twin = await startPlainTwin("insert-select-plain", herd, SCHEMA);
+  plain = twin.client;
   for (const sql of [
     "SELECT create_distributed_table('http_request', 'site_id')",
     "SELECT create_distributed_table('http_request_1min', 'site_id')",
@@ -64,8 +59,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await herd?.end();
-  await plain?.end();
-  await plainServer?.stop();
+  await twin?.stop();
 });
 
 /** The same statement on both; the tables it names compared afterwards. */

@@ -1,9 +1,9 @@
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { herdClient, onServer, placements } from "../faults/fault-kit.js";
 import { answer, expectSameAnswer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
-import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { type PlainTwin, startPlainTwin } from "../helpers/postgres.js";
 
 // Statements tools send, over distributed tables: SQL-level PREPARE / EXECUTE / DEALLOCATE,
 // cursors (DECLARE / FETCH / MOVE / CLOSE, WITH HOLD, SCROLL), VACUUM and ANALYZE, CREATE TABLE … AS,
@@ -11,7 +11,7 @@ import { startTestPostgres, type TestPostgres } from "../helpers/postgres.js";
 // and hand-written scripts send — statement by statement against one plain PostgreSQL 18 with the
 // same data: rows, tags and errors.
 const herdUp = useHerdCluster("tool-statements", { workers: 2 });
-let plainServer: TestPostgres;
+let twin: PlainTwin;
 let herd: pg.Client;
 let plain: pg.Client;
 
@@ -21,21 +21,15 @@ const SCHEMA = [
 ];
 
 beforeAll(async () => {
-  plainServer = await startTestPostgres("tool-statements-plain");
-  plain = new pg.Client(plainServer.connection);
-  await plain.connect();
   herd = await herdClient(herdUp.cluster);
-  for (const sql of SCHEMA) {
-    await herd.query(sql);
-    await plain.query(sql);
-  }
+  twin = await startPlainTwin("tool-statements-plain", herd, SCHEMA);
+  plain = twin.client;
   await herd.query("SELECT create_distributed_table('orders', 'id', shard_count => 4)");
 }, 120_000);
 
 afterAll(async () => {
   await herd?.end();
-  await plain?.end();
-  await plainServer?.stop();
+  await twin?.stop();
 });
 
 /** Each statement on both, in order; answers compared (unordered unless ORDER BY). */

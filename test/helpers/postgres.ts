@@ -59,3 +59,30 @@ export async function startTestPostgres(name: string): Promise<TestPostgres> {
     },
   };
 }
+
+/** A plain PostgreSQL beside herd for a differential test: its server and a connected client. */
+export interface PlainTwin {
+  readonly server: TestPostgres;
+  readonly client: pg.Client;
+  /** Ends the client and stops the server. */
+  stop(): Promise<void>;
+}
+
+/** Starts a plain PostgreSQL and runs each of `schema` on it and on `herd`, in order. */
+export async function startPlainTwin(name: string, herd: pg.Client, schema: readonly string[]): Promise<PlainTwin> {
+  const server = await startTestPostgres(name);
+  const client = new pg.Client(server.connection);
+  await client.connect();
+  for (const sql of schema) {
+    await herd.query(sql);
+    await client.query(sql);
+  }
+  return {
+    server,
+    client,
+    async stop() {
+      await client.end();
+      await server.stop();
+    },
+  };
+}

@@ -9,7 +9,6 @@ import { eventually } from "./eventually.js";
 import { CHART, helm, helmOk } from "./helm.js";
 import { runToCompletion } from "./helm-test-pod.js";
 import type { ManagedProcess } from "./managed-process.js";
-import { writeHostsFile } from "./pod-runner.js";
 import { ReleaseBots } from "./release-bots.js";
 
 // Real bots (with real PostgreSQL 18) in the Pods that the chart's StatefulSet made in a real
@@ -27,7 +26,6 @@ describe("bots in the chart's pods", () => {
 
   const readPod = (name: string) => release.readPod(name);
   const labels = async (name: string) => (await readPod(name)).metadata?.labels ?? {};
-  const coordinatorAdmin = () => release.coordinatorAdmin();
   const nodes = (): Promise<NodeJson[]> => release.nodes();
   const node = async (name: string) => (await nodes()).find((n) => n.name === name);
   const startBot = (name: string, env: Record<string, string> = {}) => release.startBot(name, env);
@@ -35,25 +33,13 @@ describe("bots in the chart's pods", () => {
 
   beforeAll(async () => {
     plane = await startControlPlane("bots");
-    hostsFile = join(plane.dir, "hosts");
-    await writeHostsFile(hostsFile, "herd", "herd-hl", NAMESPACE, 8);
-    release = new ReleaseBots({ plane, namespace: NAMESPACE, hostsFile, adminToken: ADMIN_TOKEN });
-    await helmOk(
-      plane,
-      "install",
-      "herd",
-      CHART,
-      "--namespace",
-      NAMESPACE,
-      "--create-namespace",
-      "--set",
-      `auth.password=${PASSWORD}`,
-      "--set",
-      `auth.adminToken=${ADMIN_TOKEN}`,
-    );
-    await startBot("herd-0");
-    await eventually(async () => expect((await fetch(`${coordinatorAdmin()}/readyz`)).status).toBe(200), 90_000);
-    await Promise.all([startBot("herd-1"), startBot("herd-2")]);
+    release = await ReleaseBots.install(plane, {
+      namespace: NAMESPACE,
+      password: PASSWORD,
+      adminToken: ADMIN_TOKEN,
+      workers: ["herd-1", "herd-2"],
+    });
+    hostsFile = release.hostsFile;
   }, 300_000);
 
   afterAll(async () => {
@@ -266,7 +252,7 @@ describe("bots in the chart's pods", () => {
     }, 60_000);
     // a new coordinator process: its first list never held herd-3, so no informer event can say it left
     await startBot("herd-0");
-    await eventually(async () => expect((await fetch(`${coordinatorAdmin()}/readyz`)).status).toBe(200), 90_000);
+    await release.waitReady();
     await eventually(async () => expect((await node("herd-3"))?.state).toBe("unreachable"), 30_000);
     const logAfter = ((await release.bots.get("herd-0")?.log()) ?? "").slice(logBefore);
     expect(logAfter).toMatch(/worker reads unreachable name=herd-3 reason="its pod is no longer listed"/);

@@ -6,8 +6,9 @@ import { freePortRange } from "../helpers/ports.js";
 import { processesMentioning } from "../helpers/processes.js";
 import type { ControlPlane } from "./control-plane.js";
 import { eventually } from "./eventually.js";
+import { CHART, helmOk } from "./helm.js";
 import type { ManagedProcess } from "./managed-process.js";
-import { type PodPorts, preparePodBot } from "./pod-runner.js";
+import { type PodPorts, preparePodBot, writeHostsFile } from "./pod-runner.js";
 
 export interface ReleaseBotsOptions {
   readonly plane: ControlPlane;
@@ -28,6 +29,54 @@ export class ReleaseBots {
   readonly ports = new Map<string, PodPorts>();
 
   constructor(private readonly options: ReleaseBotsOptions) {}
+
+  /**
+   * `helm install herd` into `namespace` with the release's password and admin token (and
+   * `sets`, more `--set` values), the pods' hosts file written first; then the coordinator's bot,
+   * ready, then the bots of `workers`.
+   */
+  static async install(
+    plane: ControlPlane,
+    options: {
+      readonly namespace: string;
+      readonly password: string;
+      readonly adminToken: string;
+      readonly sets?: readonly string[];
+      readonly workers: readonly string[];
+    },
+  ): Promise<ReleaseBots> {
+    const hostsFile = join(plane.dir, "hosts");
+    await writeHostsFile(hostsFile, "herd", "herd-hl", options.namespace, 8);
+    const release = new ReleaseBots({ plane, namespace: options.namespace, hostsFile, adminToken: options.adminToken });
+    const sets = [
+      `auth.password=${options.password}`,
+      `auth.adminToken=${options.adminToken}`,
+      ...(options.sets ?? []),
+    ];
+    await helmOk(
+      plane,
+      "install",
+      "herd",
+      CHART,
+      "--namespace",
+      options.namespace,
+      "--create-namespace",
+      ...sets.flatMap((value) => ["--set", value]),
+    );
+    await release.startBot("herd-0");
+    await release.waitReady();
+    await Promise.all(options.workers.map((name) => release.startBot(name)));
+    return release;
+  }
+
+  get hostsFile(): string {
+    return this.options.hostsFile;
+  }
+
+  /** Until the coordinator answers its readiness probe. */
+  async waitReady(): Promise<void> {
+    await eventually(async () => expect((await fetch(`${this.coordinatorAdmin()}/readyz`)).status).toBe(200), 90_000);
+  }
 
   readPod(name: string) {
     return this.options.plane.core.readNamespacedPod({ name, namespace: this.options.namespace });

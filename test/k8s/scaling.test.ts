@@ -1,10 +1,8 @@
-import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ControlPlane, startControlPlane } from "./control-plane.js";
 import { eventually } from "./eventually.js";
 import { CHART, helmOk } from "./helm.js";
-import { writeHostsFile } from "./pod-runner.js";
 import { ReleaseBots } from "./release-bots.js";
 
 // `helm upgrade --set size=…` both ways, with data: the workers of a bigger StatefulSet register,
@@ -45,30 +43,13 @@ describe("a release scaled with helm upgrade --set size", () => {
 
   beforeAll(async () => {
     plane = await startControlPlane("scaling");
-    const hostsFile = join(plane.dir, "hosts");
-    await writeHostsFile(hostsFile, "herd", "herd-hl", NAMESPACE, 8);
-    release = new ReleaseBots({ plane, namespace: NAMESPACE, hostsFile, adminToken: ADMIN_TOKEN });
-    await helmOk(
-      plane,
-      "install",
-      "herd",
-      CHART,
-      "--namespace",
-      NAMESPACE,
-      "--create-namespace",
-      "--set",
-      "size=3",
-      "--set",
-      `auth.password=${PASSWORD}`,
-      "--set",
-      `auth.adminToken=${ADMIN_TOKEN}`,
-    );
-    await release.startBot("herd-0");
-    await eventually(
-      async () => expect((await fetch(`${release.coordinatorAdmin()}/readyz`)).status).toBe(200),
-      90_000,
-    );
-    await Promise.all([release.startBot("herd-1"), release.startBot("herd-2")]);
+    release = await ReleaseBots.install(plane, {
+      namespace: NAMESPACE,
+      password: PASSWORD,
+      adminToken: ADMIN_TOKEN,
+      sets: ["size=3"],
+      workers: ["herd-1", "herd-2"],
+    });
     await eventually(async () => {
       const nodes = await release.nodes();
       expect(nodes.filter((node) => node.state === "active")).toHaveLength(2);

@@ -5,7 +5,7 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { parameterValue } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { distributeTable } from "./distribute-table.js";
-import type { PlacementCopyRequest } from "./placement-repair.js";
+import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
 export interface FunctionCall {
@@ -80,21 +80,12 @@ export async function callHerdFunction(
     case "recover_prepared_transactions":
       return value(INT4_OID, String(await port.cluster.recoverPreparedTransactions()));
     case "citus_copy_shard_placement": {
-      // it waits for the shards' write locks, which the session's own block may hold
-      if (port.inTransactionBlock()) {
-        throw new HerdError("citus_copy_shard_placement cannot run inside a transaction block", {
-          sqlState: SqlState.activeSqlTransaction,
-        });
-      }
+      outsideBlock(call, port);
       await port.cluster.copyShardPlacement(copyRequest(call, arg));
       return value(VOID_OID, "");
     }
     case "citus_move_shard_placement": {
-      if (port.inTransactionBlock()) {
-        throw new HerdError("citus_move_shard_placement cannot run inside a transaction block", {
-          sqlState: SqlState.activeSqlTransaction,
-        });
-      }
+      outsideBlock(call, port);
       // every transfer mode moves online here (logical replication, then a short write pause)
       await port.cluster.moveShardPlacement(copyRequest(call, arg));
       return value(VOID_OID, "");
@@ -113,19 +104,10 @@ export async function callHerdFunction(
       return value(VOID_OID, "");
     }
     case "citus_drain_node": {
-      if (port.inTransactionBlock()) {
-        throw new HerdError("citus_drain_node cannot run inside a transaction block", {
-          sqlState: SqlState.activeSqlTransaction,
-        });
-      }
+      outsideBlock(call, port);
       const host = required(arg(0, "nodename"), "nodename");
       const nodePort = integer(required(arg(1, "nodeport"), "nodeport"), "nodeport");
-      const node = [...port.catalog.current.nodes.values()].find((n) => n.host === host && n.port === nodePort);
-      if (!node) {
-        throw new HerdError(`node ${host}:${nodePort} is not a worker of this cluster`, {
-          sqlState: SqlState.invalidParameterValue,
-        });
-      }
+      const node = findNode(port.catalog.current, { host, port: nodePort });
       const runner = jobsOf(port);
       const job = await runner.wait((await runner.startDrain(node.id)).id);
       if (job.state !== "done") {
@@ -151,18 +133,14 @@ export async function callHerdFunction(
       for (const move of moves) {
         const source = catalog.nodes.get(move.from);
         const target = catalog.nodes.get(move.to);
-        const table = catalog.shardTable(move.shardId);
-        if (!source || !target || !table) continue;
-        // a move takes the colocated shards along: one row per shard, as Citus lists them
-        for (const colocated of catalog.tables) {
-          if (colocated.colocationId !== table.colocationId) continue;
-          if (only !== undefined && colocated.oid !== only) continue;
-          const index = table.shards.findIndex((shard) => shard.id === move.shardId);
-          const shard = colocated.shards[index];
-          if (!shard) continue;
+        if (!source || !target) continue;
+        // a move takes the colocated shards along (move.shardIds): one row per shard, as Citus lists them
+        for (const shardId of move.shardIds) {
+          const table = catalog.shardTable(shardId);
+          if (!table || (only !== undefined && table.oid !== only)) continue;
           rows.push([
-            String(colocated.oid),
-            String(shard.id),
+            String(table.oid),
+            String(shardId),
             "0",
             source.host,
             String(source.port),
@@ -240,6 +218,15 @@ function copyRequest(
       port: integer(required(arg(4, "target_node_port"), "target_node_port"), "target_node_port"),
     },
   };
+}
+
+/** Functions that wait for the shards' write locks (which the session's own block may hold): not in a block. */
+function outsideBlock(call: FunctionCall, port: ExecutionPort): void {
+  if (port.inTransactionBlock()) {
+    throw new HerdError(`${call.name} cannot run inside a transaction block`, {
+      sqlState: SqlState.activeSqlTransaction,
+    });
+  }
 }
 
 function integer(text: string, name: string): number {

@@ -250,17 +250,7 @@ export class JobRunner {
     const ids = [...catalog.tables]
       .filter((table) => table.kind === "reference")
       .flatMap((table) => table.shards.map((shard) => shard.id));
-    if (ids.length === 0) return;
-    await this.options.metadata.query(
-      "UPDATE herd.placements SET state = 'to_delete' WHERE node_id = $1 AND shard_id = ANY ($2::bigint[])",
-      [nodeId, ids],
-    );
-    await this.options.metadata.query(
-      `INSERT INTO herd.shard_moves (shard_ids, source_node, target_node, state, switched_at)
-       VALUES ($1, $2, $2, 'switched', now())`,
-      [ids, nodeId],
-    );
-    await this.options.catalog.reload();
+    if (ids.length > 0) await this.retire(nodeId, ids, "reference placements of a drained worker retired");
   }
 
   private async finish(id: number, state: JobJson["state"], error: string | null): Promise<void> {
@@ -357,7 +347,7 @@ export class JobRunner {
           });
           await this.options.placements.copyOnto(plan.shardId, plan.copy.source, plan.copy.target);
         }
-        if (plan.retire) await this.retire(plan.lost, plan.shardIds);
+        if (plan.retire) await this.retire(plan.lost, plan.shardIds, LOST_RETIRED);
       } catch (error) {
         logger.warn("cannot re-create the copies of a lost worker now; trying again later", {
           lost: name(plan.lost),
@@ -377,12 +367,15 @@ export class JobRunner {
             shard.placements.some((p) => p.state === "active" && !unavailable.has(p.nodeId)),
         )
         .map((shard) => shard.id);
-      if (ids.length > 0) await this.retire(nodeId, ids);
+      if (ids.length > 0) await this.retire(nodeId, ids, LOST_RETIRED);
     }
   }
 
-  /** The node's placements of these shards become to_delete; move-cleanup drops their tables when it can. */
-  private async retire(nodeId: number, shardIds: readonly number[]): Promise<void> {
+  /**
+   * The node's placements of these shards become to_delete, with a `switched` move record so that
+   * move-cleanup.ts drops their tables when it can (as after a move); `said` is the log line.
+   */
+  private async retire(nodeId: number, shardIds: readonly number[], said: string): Promise<void> {
     const client = await this.options.metadata.connect();
     try {
       await client.query("BEGIN");
@@ -399,7 +392,7 @@ export class JobRunner {
         );
       }
       await client.query("COMMIT");
-      if (rowCount) this.options.logger.info("placements of a lost worker retired", { node: nodeId, shards: rowCount });
+      if (rowCount) this.options.logger.info(said, { node: nodeId, shards: rowCount });
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
       throw error;
@@ -409,6 +402,8 @@ export class JobRunner {
     await this.options.catalog.reload();
   }
 }
+
+const LOST_RETIRED = "placements of a lost worker retired";
 
 /** How long after a failed job an automatic rebalance is tried again. */
 const AUTO_RETRY_MS = 60_000;

@@ -88,10 +88,7 @@ export function planCopyTo(
   }
   const options = ((copy.options ?? []) as unknown[]).filter((option) => as(option, "DefElem")?.defname !== "header");
   const header = ((copy.options ?? []) as unknown[]).length !== options.length;
-  const binary = ((copy.options ?? []) as unknown[]).some((option) => {
-    const element = as(option, "DefElem");
-    return element?.defname === "format" && (as(element.arg, "String")?.sval as string)?.toLowerCase() === "binary";
-  });
+  const binary = copyOptions((copy.options ?? []) as unknown[]).get("format")?.toLowerCase() === "binary";
   const wrap = (withOptions: unknown[]) => {
     const base = route.spec.statements;
     const tree = {
@@ -128,16 +125,19 @@ function shardCopy(copy: AnyNode, columns: readonly string[], table: Distributed
   return deparse({ CopyStmt: statement });
 }
 
-function copyFormat(options: unknown[]): CopyFormat | HerdError {
-  const values = new Map<string, AnyNode | undefined>();
+/** A COPY statement's options by name (`format`, `header`, …), each with its value's text, if any. */
+function copyOptions(options: unknown[]): Map<string, string | undefined> {
+  const values = new Map<string, string | undefined>();
   for (const option of options) {
     const element = as(option, "DefElem");
-    if (element) values.set(element.defname as string, element.arg as AnyNode | undefined);
+    if (element) values.set(element.defname as string, as(element.arg, "String")?.sval as string | undefined);
   }
-  const text = (name: string) => {
-    const arg = values.get(name);
-    return (as(arg, "String")?.sval as string | undefined) ?? undefined;
-  };
+  return values;
+}
+
+function copyFormat(options: unknown[]): CopyFormat | HerdError {
+  const values = copyOptions(options);
+  const text = (name: string) => values.get(name);
   const format = text("format")?.toLowerCase();
   if (format === "binary") return PlannerErrors.notSupported("COPY in binary format into distributed tables");
   const csv = format === "csv";

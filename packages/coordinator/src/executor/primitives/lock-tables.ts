@@ -1,5 +1,5 @@
 import { HerdError, SqlState } from "@herd/shared";
-import { type DistributedTable, shardOf } from "../../metadata/catalog-types.js";
+import type { DistributedTable } from "../../metadata/catalog-types.js";
 import { type ShardLock, shardLock } from "../../transaction/shard-lock.js";
 import type { ExecutionPort } from "../execution-port.js";
 import type { ResultSink } from "../result-sink.js";
@@ -36,7 +36,7 @@ export class LockTables implements Primitive {
     if (this.holdsWrites) {
       const locks = new Map<number, ShardLock>();
       for (const table of this.tables)
-        for (const shard of table.shards) locks.set(shard.id, shardLock(table, shardOf(table, shard.index)));
+        for (const shard of table.shards) locks.set(shard.id, shardLock(table, shard));
       await port.transaction.lockShards(locks);
     }
     if (this.holdsReads) {
