@@ -88,7 +88,10 @@ export function planCopyTo(
   }
   const options = ((copy.options ?? []) as unknown[]).filter((option) => as(option, "DefElem")?.defname !== "header");
   const header = ((copy.options ?? []) as unknown[]).length !== options.length;
-  const binary = copyOptions((copy.options ?? []) as unknown[]).get("format")?.toLowerCase() === "binary";
+  const binary =
+    copyOptions((copy.options ?? []) as unknown[])
+      .get("format")
+      ?.toLowerCase() === "binary";
   const wrap = (withOptions: unknown[]) => {
     const base = route.spec.statements;
     const tree = {

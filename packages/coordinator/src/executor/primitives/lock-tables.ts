@@ -35,8 +35,7 @@ export class LockTables implements Primitive {
     }
     if (this.holdsWrites) {
       const locks = new Map<number, ShardLock>();
-      for (const table of this.tables)
-        for (const shard of table.shards) locks.set(shard.id, shardLock(table, shard));
+      for (const table of this.tables) for (const shard of table.shards) locks.set(shard.id, shardLock(table, shard));
       await port.transaction.lockShards(locks);
     }
     if (this.holdsReads) {
