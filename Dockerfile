@@ -22,13 +22,24 @@ RUN pnpm build \
  && rm -rf node_modules packages/*/node_modules packages/*/src packages/*/tsconfig.tsbuildinfo \
  && pnpm install --frozen-lockfile --prod
 
+# --- shell guard: the coordinator PostgreSQL's C extension, against the image's own server headers
+FROM postgres:18-bookworm AS guard
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev "postgresql-server-dev-${PG_MAJOR}" \
+ && rm -rf /var/lib/apt/lists/*
+COPY packages/worker-bot/shell-guard /opt/shell-guard
+RUN HERD_PG_CONFIG="/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config" HERD_SHELL_GUARD_REQUIRED=1 \
+    bash /opt/shell-guard/build.sh
+
 # --- runtime -------------------------------------------------------------------------------------
 FROM postgres:18-bookworm
+COPY --from=guard /opt/shell-guard/build/herd_shell_guard.so /usr/lib/postgresql/18/lib/
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /opt/herd /opt/herd
 RUN mkdir -p /var/lib/herd && chown postgres:postgres /var/lib/herd
 # the image's own PostgreSQL 18, not the npm package's copy
 ENV HERD_PG_BIN=/usr/lib/postgresql/18/bin \
+    HERD_SHELL_GUARD=herd_shell_guard \
     HERD_DATA_DIR=/var/lib/herd \
     NODE_ENV=production
 USER postgres

@@ -128,12 +128,14 @@ describe("create_distributed_table", () => {
       const expected = { customers: 240, orders: 800, events: 50 }[table];
       expect(total, table).toBe(expected);
     }
-    // the shell tables in the coordinator's own PostgreSQL (SQL port + 1) stay empty
+    // the shell tables in the coordinator's own PostgreSQL (SQL port + 1) stay empty (read on
+    // purpose: the shell guard would refuse the read)
     const coordinator = await connectTo({
       host: "127.0.0.1",
       port: herdUp.cluster.sqlPort + 1,
       user: "postgres",
       password: herdUp.cluster.internalPassword,
+      options: "-c herd.shell_guard=off",
     });
     const shell = await coordinator.query(
       "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM orders) AS n",

@@ -9,6 +9,7 @@ import {
   herdClient,
   killPostgres,
   onServer,
+  type PlacementRow,
   placements,
   serverClient,
   serverPort,
@@ -569,17 +570,21 @@ async function expectMovesAgain(shardId: number, colocated: number, from: number
 
 /** The group is on `to` and no longer on `from` (its tables dropped there), every row once. */
 async function expectMovedOnce(shardId: number, colocated: number, from: number, to: number): Promise<void> {
-  await within(60_000, "the source's tables are dropped", async () => {
+  const group = async () => (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
+  const onSource = (rows: PlacementRow[]) =>
+    rows.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(from)));
+  // the cleanup drops the source's tables first, then its to_delete placements: wait for both
+  await within(60_000, "the source's tables and placements are gone", async () => {
     const left = await onServer(herdUp.cluster, ordinalOf(from), "SELECT 1 FROM pg_class WHERE relname = ANY ($1)", [
       [`orders_${shardId}`, `order_notes_${colocated}`],
     ]);
-    return left.length === 0;
+    return left.length === 0 && !onSource(await group());
   });
-  const now = (await placements(herd)).filter((p) => [shardId, colocated].includes(Number(p.shardid)));
+  const now = await group();
   expect(
     now.filter((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(to)) && p.shardstate === 1),
   ).toHaveLength(2);
-  expect(now.some((p) => p.nodeport === serverPort(herdUp.cluster, ordinalOf(from)))).toBe(false);
+  expect(onSource(now)).toBe(false);
   await expectNoReplicationLeft();
   expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE id <= 3000")).rows).toEqual([{ n: 3000 }]);
   expect(await divergentShards(herdUp.cluster, herd)).toEqual([]);

@@ -6,7 +6,7 @@ import type { BotConfig } from "./bot-config.js";
 import { inClusterKubeApi, type KubeApi } from "./kubernetes/kube-api.js";
 import { PodLabeler } from "./kubernetes/pod-labeler.js";
 import { WorkerPodDiscovery } from "./kubernetes/worker-pod-discovery.js";
-import { findPgBinaries, PostgresServer, resolveRunAs } from "./postgres/index.js";
+import { findPgBinaries, PostgresServer, resolveRunAs, shellGuardLibrary, withShellGuard } from "./postgres/index.js";
 import { claimVolume } from "./volume-identity.js";
 import { ProbeServer } from "./worker/probe-server.js";
 import { Registrar } from "./worker/registrar.js";
@@ -44,7 +44,8 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
     // a volume made before the internal password existed: its superuser had the SQL password
     formerSuperuserPasswords: [config.password],
     runAs: resolveRunAs(),
-    settings: config.pgSettings,
+    // only the coordinator holds shells; its PostgreSQL refuses statements that reach one
+    settings: config.role === "coordinator" ? coordinatorSettings(config.pgSettings, logger) : config.pgSettings,
     logger: logger.child("postgres"),
   });
   let resolveDone: (code: number) => void = () => {};
@@ -163,4 +164,14 @@ async function startWorkerRole(
   await probes.listen(config.adminHost, config.adminPort);
   registrar.start();
   return [() => probes.close(), () => registrar.stop()];
+}
+
+function coordinatorSettings(settings: Readonly<Record<string, string>>, logger: Logger) {
+  const guard = shellGuardLibrary();
+  if (!guard) {
+    logger.warn(
+      "the shell guard is not built (packages/worker-bot/shell-guard/build.sh): a trigger, default or dynamic SQL that reaches a distributed table's empty shell on the coordinator reads no rows instead of failing",
+    );
+  }
+  return withShellGuard(settings, guard);
 }

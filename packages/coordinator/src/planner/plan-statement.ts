@@ -19,6 +19,7 @@ import { planInsert, planInsertSelect } from "./insert-planner.js";
 import { planMaintenance } from "./maintenance-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
+import { unsupportedStatement } from "./refusal-words.js";
 import { planRoleStatement } from "./role-planner.js";
 import { planRoute } from "./route-planner.js";
 import { planSecurityDdl } from "./security-planner.js";
@@ -122,7 +123,7 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
       return new LockTables(tables, mode >= 5, mode === 8);
     }
     default:
-      return new Refuse(PlannerErrors.notSupported(`${type.replace(/Stmt$/, "")} statements on distributed tables`));
+      return new Refuse(unsupportedStatement(type, node, catalog));
   }
 }
 
