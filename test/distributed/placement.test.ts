@@ -208,17 +208,6 @@ describe("create_distributed_table refuses what Citus refuses", () => {
     );
   });
 
-  it("inside a transaction block", async () => {
-    await herd.query("BEGIN");
-    await expectHerdError(
-      herd,
-      "SELECT create_distributed_table('shapes', 'id')",
-      "25001",
-      /cannot run inside a transaction block/,
-    );
-    await herd.query("ROLLBACK");
-  });
-
   it("leaves no metadata behind after a refusal", async () => {
     const { rows } = await herd.query("SELECT count(*)::int AS n FROM pg_dist_partition");
     expect(rows[0].n).toBe(4);

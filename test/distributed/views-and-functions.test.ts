@@ -87,16 +87,22 @@ describe("functions whose body reads distributed tables: refused, naming the fun
 });
 
 describe("CREATE VIEW and CREATE FUNCTION over distributed tables", () => {
-  it.skipIf(selfCheck)("are known to the next statement, and refused inside a transaction block", async () => {
+  it.skipIf(selfCheck)("are known to the next statement, inside a transaction block too", async () => {
     const { herd, plain } = sides();
     for (const client of [herd, plain])
       await client.query("CREATE VIEW fresh AS SELECT o_orderkey FROM orders WHERE o_orderkey < 10");
     await expectSameAnswer(herd, plain, "SELECT * FROM fresh");
+    // in a block, the block's own catalog knows the view at once; ROLLBACK forgets it
+    const query = "SELECT o_orderkey, o_custkey FROM orders WHERE o_orderkey < 40";
     await herd.query("BEGIN");
-    const inBlock = await answer(herd, "CREATE VIEW fresh_in_block AS SELECT * FROM orders");
+    await herd.query(`CREATE VIEW fresh_in_block AS ${query}`);
+    const inBlock = await answer(herd, "SELECT * FROM fresh_in_block ORDER BY 1");
     await herd.query("ROLLBACK");
-    expect(inBlock).toMatchObject({ error: { code: "0A000" } });
-    expect(JSON.stringify(inBlock)).toMatch(/CREATE VIEW over distributed tables inside a transaction block/);
+    expect(inBlock).toEqual(await answer(plain, `${query} ORDER BY 1`));
+    expect((inBlock as unknown as { rows: unknown[] }).rows.length).toBeGreaterThan(0);
+    expect(await answer(herd, "SELECT to_regclass('fresh_in_block') IS NULL AS gone")).toMatchObject({
+      rows: [["t"]],
+    });
     // a view of ordinary things only is PostgreSQL's business, in a block too
     await herd.query("BEGIN");
     await herd.query("CREATE VIEW numbers AS SELECT generate_series(1, 3) AS n");

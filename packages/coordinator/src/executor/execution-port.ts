@@ -3,7 +3,7 @@ import type { ClusterCredentials } from "../connection/cluster-credentials.js";
 import type { PgConnection } from "../connection/pg-connection.js";
 import type { SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
-import type { CatalogSource } from "../metadata/catalog.js";
+import type { SessionCatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { JobRunner } from "../operations/job-runner.js";
 import type { PlacementCopyRequest } from "../operations/placement-repair.js";
@@ -38,7 +38,7 @@ export interface ClusterServices {
  */
 export interface ExecutionPort {
   /** The metadata, live: operations that change it load it again. */
-  readonly catalog: CatalogSource;
+  readonly catalog: SessionCatalogSource;
   /** The session's own connection to the coordinator's PostgreSQL. */
   readonly backend: PgConnection;
   /** What unqualified relation names mean in the session (its search_path). */

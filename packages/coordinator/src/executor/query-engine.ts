@@ -6,6 +6,7 @@ import { PlanCache } from "../planner/plan-cache.js";
 import { activeTransactions } from "../transaction/active-transactions.js";
 import { PlacementsChanged } from "../transaction/placements-changed.js";
 import type { ExecutionPort } from "./execution-port.js";
+import { TransactionControl } from "./primitives/transaction-control.js";
 import type { ResultSink } from "./result-sink.js";
 import type { StatementRun } from "./statement-run.js";
 
@@ -33,9 +34,15 @@ export class QueryEngine {
    * control is claimed when workers take part in the block, and always for prepared statements
    * (`forPrepare`), which may run later in a block that has reached workers.
    */
-  claims(sql: string, statement: AnyNode, port: Pick<ExecutionPort, "transaction">, forPrepare: boolean): boolean {
-    const plan = this.plans.plan(sql, statement);
-    if (plan.kind === "transaction") return forPrepare || port.transaction.active;
+  claims(
+    sql: string,
+    statement: AnyNode,
+    port: Pick<ExecutionPort, "transaction" | "catalog">,
+    forPrepare: boolean,
+  ): boolean {
+    const plan = this.plans.plan(sql, statement, undefined, port.catalog.blockSnapshot());
+    if (plan.kind === "transaction")
+      return forPrepare || port.transaction.active || (plan instanceof TransactionControl && plan.isSavepoint);
     return plan.kind !== "local";
   }
 
@@ -53,10 +60,12 @@ export class QueryEngine {
       for (let attempt = 1; ; attempt += 1) {
         try {
           // unqualified table names mean what the session's search_path makes them mean
-          const names = this.plans.namesOf(run.sql, run.statement);
+          // a transaction block that changed the metadata plans with its own snapshot
+          const own = port.catalog.blockSnapshot();
+          const names = this.plans.namesOf(run.sql, run.statement, own);
           const resolved =
             names.length === 0 ? undefined : (port.names.known(names) ?? (await port.names.resolve(names)));
-          await this.plans.plan(run.sql, run.statement, resolved).execute(port, run, sink);
+          await this.plans.plan(run.sql, run.statement, resolved, own).execute(port, run, sink);
           return;
         } catch (error) {
           // planned again on a catalog loaded after the change; the write's locks are still held

@@ -45,19 +45,16 @@ interface ShellTable {
  * the shell's rows and empty it; on each worker, in a prepared transaction: create the shard
  * tables and load their rows. The coordinator commits once every worker prepared.
  *
+ * Inside a transaction block (a migration), all of it is part of the block's distributed
+ * transaction: it commits with the block's other statements or not at all, and the block's
+ * statements after it see the table distributed (the block's own metadata snapshot).
+ *
  * Placement (DESIGN.md): with the active workers ordered by id, shard i goes to worker i mod W
  * and its replicas to the workers after it; a table colocated with another takes the same
  * workers shard by shard, so joins on the distribution column stay on one worker.
  */
 export async function distributeTable(request: DistributeRequest, port: ExecutionPort): Promise<void> {
-  if (port.inTransactionBlock()) {
-    throw new HerdError(
-      `${request.kind === "hash" ? "create_distributed_table" : "create_reference_table"} cannot run inside a transaction block`,
-      {
-        sqlState: SqlState.activeSqlTransaction,
-      },
-    );
-  }
+  const inBlock = port.inTransactionBlock();
   await port.catalog.reload();
   const catalog = port.catalog.current;
   const defaults = port.defaults;
@@ -131,10 +128,9 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   }
 
   const definition = await readShellDefinition(backend, shell.oid);
-  const transaction = new DistributedTransaction(
-    { backend: port.backend, pool: port.workers, logger: port.logger },
-    "statement",
-  );
+  const transaction = inBlock
+    ? port.transaction
+    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
   try {
     // the new shards are nobody else's yet: no shard to lock, but the coordinator's transaction opens
     await transaction.lockShards(new Map());
@@ -216,12 +212,17 @@ export async function distributeTable(request: DistributeRequest, port: Executio
       `CREATE TRIGGER herd_shell_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoted(shell)}
          FOR EACH STATEMENT EXECUTE FUNCTION herd.refuse_shell_write()`,
     );
+    if (inBlock) {
+      await port.catalog.changedInBlock();
+      return;
+    }
     await transaction.commit();
   } catch (error) {
-    await transaction.rollback();
+    // a block's part is rolled back with the block (the failed statement fails the block)
+    if (!inBlock) await transaction.rollback();
     throw error;
   } finally {
-    await port.catalog.reload();
+    if (!inBlock) await port.catalog.reload();
   }
 }
 

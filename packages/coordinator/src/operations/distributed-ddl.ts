@@ -1,7 +1,7 @@
+import { HerdError, SqlState } from "@herd/shared";
 import { ResultCollector } from "../connection/pg-connection.js";
 import { asHerd } from "../connection/session-settings.js";
 import { backendRequest } from "../executor/backend-request.js";
-import { ExecutionErrors } from "../executor/execution-errors.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
@@ -16,6 +16,8 @@ export interface DdlChange {
   readonly action: "alter" | "drop-tables" | "drop-indexes" | "truncate";
   /** The command for the shell tables (CREATE INDEX CONCURRENTLY without CONCURRENTLY). */
   readonly shellSql: string;
+  /** The command said CONCURRENTLY (which PostgreSQL refuses inside a transaction block). */
+  readonly concurrently?: boolean;
   /** The command each shard runs: one per table and shard index. */
   readonly shardCommands: readonly { readonly table: DistributedTable; readonly index: number; readonly sql: string }[];
   /** The workers of the catalog snapshot it was planned against. */
@@ -30,13 +32,18 @@ export interface DdlChange {
  * in two phases (transaction/distributed-transaction.ts). A worker that cannot be reached fails
  * the command. Dropping a table also drops its metadata, in the coordinator's same transaction.
  * Resolves with the command tag.
+ *
+ * Inside a transaction block (migration tools wrap their DDL in one), the command is part of the
+ * block's distributed transaction instead: its locks are held and its placements' transactions
+ * stay open until the block commits them all, in two phases, with the block's other statements,
+ * or rolls them back; the block's statements after it plan with the block's own metadata.
  */
 export async function runDistributedDdl(change: DdlChange, run: StatementRun, port: ExecutionPort): Promise<string> {
-  if (port.inTransactionBlock()) {
-    throw ExecutionErrors.notSupported(
-      "DDL on distributed tables inside a transaction block",
-      "Run the command on its own, outside BEGIN … COMMIT.",
-    );
+  const inBlock = port.inTransactionBlock();
+  if (inBlock && change.concurrently) {
+    throw new HerdError("CREATE INDEX CONCURRENTLY cannot run inside a transaction block", {
+      sqlState: SqlState.activeSqlTransaction,
+    });
   }
   const perNode = new Map<number, { node: WorkerNode; statements: { shardId: number; sql: string }[] }>();
   const placements = new Map<number, ShardLock>();
@@ -50,10 +57,9 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
       perNode.set(node.id, entry);
     }
   }
-  const transaction = new DistributedTransaction(
-    { backend: port.backend, pool: port.workers, logger: port.logger },
-    "statement",
-  );
+  const transaction = inBlock
+    ? port.transaction
+    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
   const backend = port.backend;
   try {
     await transaction.lockShards(placements);
@@ -65,6 +71,8 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     const collector = new ResultCollector();
     await backend.exchange(backendRequest({ ...run, sql: change.shellSql, describe: false }), collector);
     const shell = collector.result();
+    // in a block, the settings would outlast the command (SET LOCAL lasts until the block ends)
+    if (inBlock) await backend.query("RESET herd.shell_writes; RESET herd.shell_guard");
     if (change.action === "drop-tables") {
       // the shell is gone (the session's role was allowed to drop it): so is its metadata
       await backend.query("SELECT herd.forget_dropped_tables($1::oid[])", [
@@ -85,12 +93,17 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     );
     const failed = outcomes.find((outcome) => outcome.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
+    if (inBlock) {
+      await port.catalog.changedInBlock();
+      return shell.tag;
+    }
     await transaction.commit();
     return shell.tag;
   } catch (error) {
-    await transaction.rollback();
+    // a block's part is rolled back with the block (the failed statement fails the block)
+    if (!inBlock) await transaction.rollback();
     throw error;
   } finally {
-    await port.catalog.reload();
+    if (!inBlock) await port.catalog.reload();
   }
 }

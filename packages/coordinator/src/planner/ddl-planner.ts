@@ -117,6 +117,7 @@ function ddl(tree: AnyNode, tables: DistributedTable[], action: DdlChange["actio
     tables,
     action,
     shellSql: deparse(statement),
+    concurrently: statement !== tree,
     shardCommands,
     workers: catalog.nodes,
   });

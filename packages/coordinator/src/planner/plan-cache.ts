@@ -26,13 +26,17 @@ export class PlanCache {
     private readonly capacity = 4096,
   ) {}
 
-  /** The unqualified names of `statement` whose meaning the plan depends on (see SessionNames). */
-  namesOf(sql: string, statement: AnyNode): readonly string[] {
-    return this.entry(sql, statement).names;
+  /**
+   * The unqualified names of `statement` whose meaning the plan depends on (see SessionNames).
+   * `own`: a transaction block's own snapshot (metadata/block-catalog.ts), planned uncached.
+   */
+  namesOf(sql: string, statement: AnyNode, own?: CatalogSnapshot): readonly string[] {
+    return own ? distributedNames(statement, own) : this.entry(sql, statement).names;
   }
 
   /** The plan for `statement` with its names resolved as in `resolved` (undefined: by the snapshot alone). */
-  plan(sql: string, statement: AnyNode, resolved?: ReadonlyMap<string, number>): Primitive {
+  plan(sql: string, statement: AnyNode, resolved?: ReadonlyMap<string, number>, own?: CatalogSnapshot): Primitive {
+    if (own) return planStatement(statement, resolved ? withSessionNames(own, resolved) : own);
     const entry = this.entry(sql, statement);
     const key = resolved ? entry.names.map((name) => `${resolved.get(name) ?? ""}`).join(",") : "";
     let plan = entry.plans.get(key);

@@ -6,7 +6,8 @@ import type { ClusterServices, ExecutionPort } from "../executor/execution-port.
 import type { SqlPreparedStatement } from "../executor/primitives/sql-prepared.js";
 import type { ResultSink } from "../executor/result-sink.js";
 import { SessionNames } from "../executor/session-names.js";
-import type { Catalog, CatalogSource } from "../metadata/catalog.js";
+import { BlockCatalog } from "../metadata/block-catalog.js";
+import type { Catalog, SessionCatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
@@ -28,7 +29,7 @@ export interface SessionPortParts {
 
 /** The ExecutionPort of one client session: its PostgreSQL connection, its transaction block, the shared pools. */
 export class SessionPort implements ExecutionPort {
-  readonly catalog: CatalogSource;
+  readonly catalog: SessionCatalogSource;
   readonly backend: PgConnection;
   readonly workers: ConnectionPool;
   readonly transaction: DistributedTransaction;
@@ -42,9 +43,9 @@ export class SessionPort implements ExecutionPort {
   rolesChanged = false;
 
   constructor(private readonly parts: SessionPortParts) {
-    this.catalog = parts.catalog;
+    this.catalog = new BlockCatalog(parts.catalog, parts.backend);
     this.backend = parts.backend;
-    this.names = new SessionNames(parts.backend, parts.catalog);
+    this.names = new SessionNames(parts.backend, this.catalog);
     this.workers = parts.workers;
     this.transaction = parts.transaction;
     this.defaults = parts.defaults;

@@ -7,7 +7,7 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import type { SqlPreparedStatement } from "../executor/primitives/sql-prepared.js";
 import type { ResultSink } from "../executor/result-sink.js";
 import type { SessionNames } from "../executor/session-names.js";
-import type { CatalogSource } from "../metadata/catalog.js";
+import type { SessionCatalogSource } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
@@ -47,7 +47,7 @@ export interface FakePortOptions {
  * transaction asks of it (FakeCoordinator): a step that needs more fails.
  */
 export class FakePort implements ExecutionPort {
-  readonly catalog: CatalogSource;
+  readonly catalog: SessionCatalogSource;
   readonly workers: FakeWorkers;
   readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
@@ -69,7 +69,14 @@ export class FakePort implements ExecutionPort {
   private readonly inBlock: boolean;
 
   constructor(options: FakePortOptions) {
-    this.catalog = { current: options.catalog, relationsEpoch: 0, reload: async () => {} };
+    this.catalog = {
+      current: options.catalog,
+      relationsEpoch: 0,
+      reload: async () => {},
+      blockSnapshot: () => undefined,
+      changedInBlock: async () => {},
+      blockEnded: async () => {},
+    };
     this.workers = options.workers;
     this.logger = createLogger("test", { write: (line) => this.lines.push(line) });
     this.coordinator = new FakeCoordinator(options.catalog);

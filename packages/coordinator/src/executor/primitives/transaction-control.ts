@@ -20,34 +20,29 @@ export class TransactionControl implements Primitive {
   /** `statement` is the TransactionStmt's fields. */
   constructor(readonly statement: AnyNode) {}
 
+  /**
+   * SAVEPOINT, RELEASE, ROLLBACK TO: herd keeps the block's list even before workers take part, so
+   * that a worker joining later opens with the savepoints a later ROLLBACK TO names.
+   */
+  get isSavepoint(): boolean {
+    const kind = this.statement.kind as string;
+    return kind === "TRANS_STMT_SAVEPOINT" || kind === "TRANS_STMT_RELEASE" || kind === "TRANS_STMT_ROLLBACK_TO";
+  }
+
   async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
     const kind = this.statement.kind as string;
     const workers = port.transaction;
     const relay = () => port.relay(backendRequest(run), sink, run.bind !== undefined);
     switch (kind) {
       case "TRANS_STMT_COMMIT":
-      case "TRANS_STMT_ROLLBACK": {
-        if (!workers.active) {
-          await relay();
-          return;
-        }
-        if (kind === "TRANS_STMT_ROLLBACK" || port.backend.status === "E") {
-          await workers.rollback();
-          await relay();
-          return;
-        }
+      case "TRANS_STMT_ROLLBACK":
         try {
-          // the decision and the coordinator's COMMIT go together; herd answers the client's COMMIT
-          await workers.commit({ chain: this.statement.chain === true });
-        } catch (error) {
-          // the block did not commit anywhere: end the coordinator's part of it too
-          if (port.backend.status !== "I") await port.backend.query("ROLLBACK").catch(() => {});
-          throw error;
+          await this.endBlock(kind, port, run, sink, relay);
+        } finally {
+          // metadata the block changed is everyone's now, or gone: the shared catalog again
+          await port.catalog.blockEnded();
         }
-        if (run.describe && run.bind) sink.noData();
-        sink.complete("COMMIT");
         return;
-      }
       case "TRANS_STMT_PREPARE":
         if (workers.active)
           throw ExecutionErrors.notSupported("PREPARE TRANSACTION in a transaction block that reached workers");
@@ -61,11 +56,42 @@ export class TransactionControl implements Primitive {
         if (!ok) return;
         if (workers.active) await workers.everywhere(run.sql);
         workers.noteSavepoint(kind, name, run.sql);
+        // metadata changed since the savepoint is undone: read the block's own again
+        if (kind === "TRANS_STMT_ROLLBACK_TO" && port.catalog.blockSnapshot()) await port.catalog.changedInBlock();
         return;
       }
       default:
         await relay();
     }
+  }
+
+  private async endBlock(
+    kind: string,
+    port: ExecutionPort,
+    run: StatementRun,
+    sink: ResultSink,
+    relay: () => Promise<boolean>,
+  ): Promise<void> {
+    const workers = port.transaction;
+    if (!workers.active) {
+      await relay();
+      return;
+    }
+    if (kind === "TRANS_STMT_ROLLBACK" || port.backend.status === "E") {
+      await workers.rollback();
+      await relay();
+      return;
+    }
+    try {
+      // the decision and the coordinator's COMMIT go together; herd answers the client's COMMIT
+      await workers.commit({ chain: this.statement.chain === true });
+    } catch (error) {
+      // the block did not commit anywhere: end the coordinator's part of it too
+      if (port.backend.status !== "I") await port.backend.query("ROLLBACK").catch(() => {});
+      throw error;
+    }
+    if (run.describe && run.bind) sink.noData();
+    sink.complete("COMMIT");
   }
 
   describe(): string {
