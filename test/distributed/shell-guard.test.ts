@@ -77,15 +77,15 @@ describe("the coordinator's PostgreSQL refuses statements that reach a shell", (
     expect((await herd.query("SELECT count(*)::int AS n FROM inbox")).rows).toEqual([{ n: 0 }]);
   });
 
-  it("says in SQL's words why a rule or a local table's foreign key to a distributed table is refused", async () => {
-    const foreignKey = await answer(herd, "CREATE TABLE item_tags (item int REFERENCES items (id), tag text)");
-    expect(foreignKey).toMatchObject({
-      error: {
-        code: "0A000",
-        message:
-          "herd does not support a foreign key from the ordinary table item_tags to the distributed table items yet",
-      },
-    });
+  it("refuses the foreign-key check of an ordinary table that references a distributed one", async () => {
+    // made so that it can be distributed next (its key then holds on the shards); until then its
+    // key would be checked against the empty shell: item 7 exists, on a worker
+    await herd.query("CREATE TABLE item_tags (item int REFERENCES items (id), tag text)");
+    await expectShellRefusal("INSERT INTO item_tags VALUES (7, 'red')");
+    expect((await herd.query("SELECT count(*)::int AS n FROM item_tags")).rows).toEqual([{ n: 0 }]);
+  });
+
+  it("says in SQL's words why a rule over a distributed table is refused", async () => {
     const rule = await answer(
       herd,
       "CREATE RULE again AS ON INSERT TO inbox DO ALSO DELETE FROM items WHERE id = NEW.id",

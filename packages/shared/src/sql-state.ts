@@ -15,6 +15,7 @@ export const SqlState = {
   badCopyFileFormat: "22P04",
   nullValueNotAllowed: "22004",
   notNullViolation: "23502",
+  foreignKeyViolation: "23503",
   activeSqlTransaction: "25001",
   noActiveSqlTransaction: "25P01",
   inFailedSqlTransaction: "25P02",

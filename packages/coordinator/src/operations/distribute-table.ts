@@ -1,5 +1,6 @@
 import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
 import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
+import { ServerError } from "../connection/server-error.js";
 import { asHerd } from "../connection/session-settings.js";
 import { copyRowsInto } from "../copy/copy-in.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
@@ -8,7 +9,9 @@ import { ExecutionErrors } from "../executor/execution-errors.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { shardName, type WorkerNode } from "../metadata/catalog-types.js";
+import type { AnyNode } from "../parser/ast.js";
 import { qualifiedName, quoteIdent } from "../parser/identifiers.js";
+import { foreignKeyProblem } from "../planner/foreign-keys.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
@@ -128,6 +131,18 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   }
 
   const definition = await readShellDefinition(backend, shell.oid);
+  // its foreign keys must be ones each placement can enforce on its own worker
+  const owner = {
+    schema: shell.schema,
+    name: shell.name,
+    kind: request.kind,
+    distributionColumn: request.column,
+    colocationId: colocationId ?? -1,
+  };
+  for (const constraint of foreignKeysOf(definition)) {
+    const problem = foreignKeyProblem(constraint, owner, catalog);
+    if (problem) throw problem;
+  }
   const transaction = inBlock
     ? port.transaction
     : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
@@ -207,7 +222,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     );
     const failed = outcomes.find((outcome) => outcome.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    await backend.query(`TRUNCATE ${quoted(shell)}`);
+    await emptyShell(backend, shell);
     await backend.query(
       `CREATE TRIGGER herd_shell_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoted(shell)}
          FOR EACH STATEMENT EXECUTE FUNCTION herd.refuse_shell_write()`,
@@ -223,6 +238,49 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     throw error;
   } finally {
     if (!inBlock) await port.catalog.reload();
+  }
+}
+
+/** The FOREIGN KEY constraints of a shell's definition (its ALTER TABLE … ADD CONSTRAINT statements). */
+function foreignKeysOf(definition: readonly AnyNode[]): AnyNode[] {
+  const found: AnyNode[] = [];
+  for (const statement of definition) {
+    for (const command of (statement.AlterTableStmt?.cmds ?? []) as AnyNode[]) {
+      const constraint = command.AlterTableCmd?.def?.Constraint;
+      if (constraint?.contype === "CONSTR_FOREIGN") found.push(constraint);
+    }
+  }
+  return found;
+}
+
+/**
+ * Empties the shell once its rows are in the shards. TRUNCATE, unless ordinary tables reference it
+ * by foreign key (PostgreSQL refuses to truncate it then): DELETE, whose checks fail when one of
+ * their rows references a row being moved out, which the ordinary table could no longer see.
+ */
+async function emptyShell(backend: PgConnection, shell: ShellTable): Promise<void> {
+  const referencing = await backend.query(
+    `SELECT k.conrelid::regclass::text, k.conname FROM pg_constraint k
+      WHERE k.confrelid = $1::oid AND k.contype = 'f' AND k.conrelid <> k.confrelid ORDER BY 1, 2`,
+    [String(shell.oid)],
+  );
+  if (referencing.rows.length === 0) {
+    await backend.query(`TRUNCATE ${quoted(shell)}`);
+    return;
+  }
+  await backend.query("SAVEPOINT herd_empty_shell");
+  try {
+    await backend.query(`DELETE FROM ONLY ${quoted(shell)}`);
+    await backend.query("RELEASE SAVEPOINT herd_empty_shell");
+  } catch (error) {
+    await backend.query("ROLLBACK TO SAVEPOINT herd_empty_shell; RELEASE SAVEPOINT herd_empty_shell").catch(() => {});
+    if (!(error instanceof ServerError) || error.sqlState !== SqlState.foreignKeyViolation) throw error;
+    const tables = [...new Set(referencing.rows.map((row) => (row[0] as Buffer).toString()))].join(", ");
+    throw new HerdError(`cannot distribute "${shell.name}": rows of the ordinary table ${tables} reference its rows`, {
+      sqlState: SqlState.foreignKeyViolation,
+      detail: "Once distributed, its rows live on the workers, where an ordinary table's foreign key cannot see them.",
+      hint: `Distribute ${tables} too while it is empty (colocated with "${shell.name}"), or drop the foreign key, distribute both tables, and add it again.`,
+    });
   }
 }
 

@@ -14,6 +14,7 @@ import {
 } from "../metadata/catalog-types.js";
 import type { DdlChange } from "../operations/distributed-ddl.js";
 import { type AnyNode, as, deparse, names, unwrap, walk } from "../parser/ast.js";
+import { foreignKeyProblem } from "./foreign-keys.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { tableMentions } from "./relations.js";
 import { analyzeStatement } from "./semantics/analyze.js";
@@ -186,29 +187,7 @@ function alterProblem(cmd: AnyNode, table: DistributedTable, catalog: CatalogSna
   if ((constraint.contype === "CONSTR_PRIMARY" || constraint.contype === "CONSTR_UNIQUE") && column) {
     if (!names(constraint.keys).includes(column)) return ExecutionErrors.constraintWithoutPartitionColumn(table.name);
   }
-  if (constraint.contype === "CONSTR_FOREIGN") {
-    const referenced = catalog.resolve(constraint.pktable.schemaname, constraint.pktable.relname);
-    if (!referenced) {
-      return new HerdError(
-        `referenced table "${constraint.pktable.relname}" must be a distributed table or a reference table`,
-        {
-          sqlState: SqlState.invalidTableDefinition,
-          detail: "To enforce foreign keys, the referencing and referenced rows need to be stored on the same node.",
-          hint: `You could use SELECT create_reference_table('${constraint.pktable.relname}') to replicate the referenced table to all nodes or consider dropping the foreign key`,
-        },
-      );
-    }
-    if (referenced.kind === "hash" && (table.kind !== "hash" || referenced.colocationId !== table.colocationId)) {
-      return new HerdError(
-        "cannot create foreign key constraint since relations are not colocated or not referencing a reference table",
-        {
-          sqlState: SqlState.featureNotSupported,
-          detail:
-            "A distributed table can only have foreign keys if it is referencing another colocated hash distributed table or a reference table",
-        },
-      );
-    }
-  }
+  if (constraint.contype === "CONSTR_FOREIGN") return foreignKeyProblem(constraint, table, catalog);
   return undefined;
 }
 

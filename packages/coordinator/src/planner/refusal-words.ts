@@ -1,5 +1,4 @@
 import type { HerdError } from "@herd/shared";
-import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { AnyNode } from "../parser/ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 
@@ -30,12 +29,10 @@ const STATEMENT_WORDS: Readonly<Record<string, string>> = {
  * The refusal for a statement over distributed tables that herd has no plan for, in the user's
  * words: the SQL command (not the parser's node name), and for the common cases what to do instead.
  */
-export function unsupportedStatement(type: string, node: AnyNode, catalog: CatalogSnapshot): HerdError {
-  const foreignKey = type === "CreateStmt" ? foreignKeyToDistributed(node, catalog) : undefined;
-  if (foreignKey) {
+export function unsupportedStatement(type: string, node: AnyNode): HerdError {
+  if (type === "CreateStmt" && (node.inhRelations?.length ?? 0) > 0) {
     return PlannerErrors.notSupported(
-      `a foreign key from the ordinary table ${node.relation?.relname} to the distributed table ${foreignKey}`,
-      "herd cannot check keys that live on the workers from the coordinator. Distribute the new table too, or create it without the foreign key.",
+      `${node.partbound ? "CREATE TABLE … PARTITION OF" : "CREATE TABLE … INHERITS"} a distributed table`,
     );
   }
   if (type === "RuleStmt") {
@@ -51,20 +48,4 @@ export function unsupportedStatement(type: string, node: AnyNode, catalog: Catal
       .replace(/([a-z])([A-Z])/g, "$1 $2")
       .toUpperCase();
   return PlannerErrors.notSupported(`${words} on distributed tables`);
-}
-
-/** The distributed or reference table a CREATE TABLE's foreign key points at, if any. */
-function foreignKeyToDistributed(node: AnyNode, catalog: CatalogSnapshot): string | undefined {
-  const constraints: AnyNode[] = [];
-  for (const element of (node.tableElts ?? []) as AnyNode[]) {
-    if (element.Constraint) constraints.push(element.Constraint);
-    for (const constraint of (element.ColumnDef?.constraints ?? []) as AnyNode[])
-      if (constraint.Constraint) constraints.push(constraint.Constraint);
-  }
-  for (const constraint of constraints) {
-    if (constraint.contype !== "CONSTR_FOREIGN" || !constraint.pktable) continue;
-    const table = catalog.resolve(constraint.pktable.schemaname, constraint.pktable.relname);
-    if (table) return table.name;
-  }
-  return undefined;
 }
