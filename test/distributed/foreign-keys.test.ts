@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { divergentShards, herdClient } from "../faults/fault-kit.js";
+import { divergentShards, herdClient, serverClient } from "../faults/fault-kit.js";
 import { answer, expectSameAnswer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { type PlainTwin, startPlainTwin } from "../helpers/postgres.js";
@@ -218,24 +218,29 @@ describe("keys herd cannot enforce exactly are refused, as Citus refuses them", 
     ).toEqual([{ n: 0 }]);
   });
 
-  it("distributing a table that an ordinary table's rows reference says what to do", async () => {
+  it("a table whose rows an ordinary table's rows reference keeps them in its shell until that table is distributed", async () => {
     await herd.query("CREATE TABLE owners (id int PRIMARY KEY)");
     await herd.query("CREATE TABLE pets (id int, owner int REFERENCES owners (id))");
     await herd.query("INSERT INTO owners VALUES (1), (2)");
     await herd.query("INSERT INTO pets VALUES (1, 1)");
-    const refused = await answer(herd, "SELECT create_distributed_table('owners', 'id')");
-    expect(refused).toMatchObject({
-      error: {
-        code: "23503",
-        message: 'cannot distribute "owners": rows of the ordinary table pets reference its rows',
-      },
-    });
-    // nothing changed: the table is ordinary and keeps its rows
-    expect((await herd.query("SELECT count(*)::int AS n FROM owners")).rows).toEqual([{ n: 2 }]);
-    // emptied of references, it distributes (and the ordinary table's key to it is then refused on use)
-    await herd.query("DELETE FROM pets");
     await herd.query("SELECT create_distributed_table('owners', 'id')");
     expect((await herd.query("SELECT count(*)::int AS n FROM owners")).rows).toEqual([{ n: 2 }]);
+    // the ordinary table's key would be checked against the shell: refused until it is distributed
     expect(await answer(herd, "INSERT INTO pets VALUES (2, 1)")).toMatchObject({ error: { code: "0A000" } });
+    await herd.query("SELECT create_distributed_table('pets', 'owner', colocate_with => 'owners')");
+    await herd.query("INSERT INTO pets VALUES (2, 2)");
+    expect(await answer(herd, "INSERT INTO pets VALUES (3, 3)")).toMatchObject({ error: { code: "23503" } });
+    expect((await herd.query("SELECT count(*)::int AS n FROM pets")).rows).toEqual([{ n: 2 }]);
+    // both shells are empty now: the owners' rows left with the pets' distribution
+    const coordinator = await serverClient(herdUp.cluster, 0);
+    try {
+      await coordinator.query("SET herd.shell_guard = off");
+      const shells = await coordinator.query(
+        "SELECT (SELECT count(*) FROM ONLY owners) + (SELECT count(*) FROM ONLY pets) AS n",
+      );
+      expect(shells.rows).toEqual([{ n: "0" }]);
+    } finally {
+      await coordinator.end();
+    }
   });
 });

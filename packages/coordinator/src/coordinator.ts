@@ -7,10 +7,12 @@ import { PgConnection } from "./connection/pg-connection.js";
 import { WorkerPool } from "./connection/worker-pool.js";
 import { QueryEngine } from "./executor/query-engine.js";
 import { Catalog } from "./metadata/catalog.js";
+import { adoptCatalogExtension } from "./metadata/catalog-extension.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
 import { migrate } from "./metadata/migrate.js";
 import { NodeRegistry } from "./metadata/node-registry.js";
 import { NodeVerifier } from "./metadata/node-verification.js";
+import { prepareShellMarking } from "./metadata/shell-marking.js";
 import { JobRunner } from "./operations/job-runner.js";
 import { MoveCleanup } from "./operations/move-cleanup.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
@@ -85,6 +87,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   };
   try {
     const version = await migrate(pool, logger);
+    await prepareShellMarking(pool, logger);
+    await adoptCatalogExtension(pool, logger);
     await new ClusterSettings(pool).saveDefaults({
       shardCount: options.shardCount,
       replicationFactor: options.replicationFactor,

@@ -1,6 +1,7 @@
 export { type AdminDeps, buildAdminApp } from "./admin/build-admin-app.js";
 export { type Coordinator, type CoordinatorOptions, startCoordinator } from "./coordinator.js";
 export { Catalog } from "./metadata/catalog.js";
+export { CATALOG_EXTENSION_DIR } from "./metadata/catalog-extension.js";
 export { type CatalogData, type CatalogSnapshot, catalogSnapshot, snapshotData } from "./metadata/catalog-snapshot.js";
 export { ClusterSettings, type DistributionDefaults } from "./metadata/cluster-settings.js";
 export { migrate } from "./metadata/migrate.js";

@@ -12,6 +12,10 @@
  * writes, TRUNCATE included); the trigger list is in the relation cache, so the check costs a hash
  * lookup per table a statement names. EXPLAIN without ANALYZE runs nothing and is let through.
  *
+ * herd.mark_shell(regclass) (herd_mark_shell below) makes that trigger an internal one, as
+ * PostgreSQL makes a foreign key's: pg_dump and psql's \d leave it out, so a dump of a herd
+ * database restores into a plain PostgreSQL without it. Its name gets the trigger's OID appended.
+ *
  * `herd.shell_guard = off` lets herd's own DDL through (PostgreSQL validates a new foreign key or
  * a CHECK by querying the table); clients that turn it off read empty shells on purpose.
  *
@@ -19,7 +23,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
@@ -49,7 +60,8 @@ is_shell(Oid relid)
 	{
 		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
 		{
-			if (strcmp(rel->trigdesc->triggers[i].tgname, SHELL_TRIGGER_NAME) == 0)
+			/* herd_shell_guard, or herd_shell_guard_<oid> when internal */
+			if (strncmp(rel->trigdesc->triggers[i].tgname, SHELL_TRIGGER_NAME, strlen(SHELL_TRIGGER_NAME)) == 0)
 			{
 				shell = true;
 				break;
@@ -92,6 +104,41 @@ guarded_executor_start(QueryDesc *query, int eflags)
 		previous_executor_start(query, eflags);
 	else
 		standard_ExecutorStart(query, eflags);
+}
+
+PG_FUNCTION_INFO_V1(herd_mark_shell);
+
+/*
+ * herd.mark_shell(regclass): gives a table that has just become a shell its guard trigger,
+ * internal (BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE, for each statement, calling
+ * herd.refuse_shell_write()). Only the table's owner may; a table marked already is left as is.
+ */
+Datum
+herd_mark_shell(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	CreateTrigStmt *stmt;
+	List	   *function = list_make2(makeString("herd"), makeString("refuse_shell_write"));
+	char	   *schema = get_namespace_name(get_rel_namespace(relid));
+	char	   *name = get_rel_name(relid);
+
+	if (schema == NULL || name == NULL)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
+	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, name);
+	if (is_shell(relid))
+		PG_RETURN_VOID();
+
+	stmt = makeNode(CreateTrigStmt);
+	stmt->trigname = SHELL_TRIGGER_NAME;
+	stmt->relation = makeRangeVar(schema, name, -1);
+	stmt->funcname = function;
+	stmt->row = false;
+	stmt->timing = TRIGGER_TYPE_BEFORE;
+	stmt->events = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | TRIGGER_TYPE_TRUNCATE;
+	CreateTrigger(stmt, NULL, relid, InvalidOid, InvalidOid, InvalidOid,
+				  LookupFuncName(function, 0, NULL, false), InvalidOid, NULL, true, false);
+	PG_RETURN_VOID();
 }
 
 void

@@ -1,6 +1,6 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Coordinator, startCoordinator } from "@herd/coordinator";
+import { CATALOG_EXTENSION_DIR, type Coordinator, startCoordinator } from "@herd/coordinator";
 import { Defaults, type Logger, sleep } from "@herd/shared";
 import type { BotConfig } from "./bot-config.js";
 import { inClusterKubeApi, type KubeApi } from "./kubernetes/kube-api.js";
@@ -173,5 +173,7 @@ function coordinatorSettings(settings: Readonly<Record<string, string>>, logger:
       "the shell guard is not built (packages/worker-bot/shell-guard/build.sh): a trigger, default or dynamic SQL that reaches a distributed table's empty shell on the coordinator reads no rows instead of failing",
     );
   }
-  return withShellGuard(settings, guard);
+  // herd_catalog.control (the metadata as an extension, which pg_dump leaves out)
+  const controlPath = settings.extension_control_path?.trim() || "$system";
+  return withShellGuard({ ...settings, extension_control_path: `${controlPath}:${CATALOG_EXTENSION_DIR}` }, guard);
 }

@@ -661,4 +661,56 @@ export const MIGRATIONS: readonly Migration[] = [
       END $migration$;
     `,
   },
+  {
+    version: 13,
+    description: "shells get their guard trigger through one function",
+    sql: `
+      -- A new shell's guard trigger: internal (herd.mark_shell, from the shell guard library, made at
+      -- the coordinator's start when PostgreSQL preloads it), so that pg_dump leaves it out; an
+      -- ordinary trigger without the library.
+      CREATE FUNCTION herd.guard_shell(relation regclass) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+          IF pg_catalog.to_regprocedure('herd.mark_shell(regclass)') IS NOT NULL THEN
+            EXECUTE 'SELECT herd.mark_shell($1)' USING relation;
+          ELSE
+            EXECUTE pg_catalog.format(
+              'CREATE TRIGGER herd_shell_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
+                 FOR EACH STATEMENT EXECUTE FUNCTION herd.refuse_shell_write()', relation);
+          END IF;
+        END $$;
+
+      -- After a pg_dump restore (which brings tables back as ordinary ones): the calls that
+      -- distribute them as they were, referenced tables first, colocation groups and shard counts
+      -- kept. Run it on the source, keep its output, run that on the restored database.
+      SET LOCAL allow_system_table_mods = on;
+      CREATE FUNCTION pg_catalog.herd_distribution_script() RETURNS SETOF text LANGUAGE sql STABLE AS $$
+        WITH RECURSIVE depth (relation, level) AS (
+            SELECT t.relation, 0 FROM herd.distributed_tables t
+          UNION ALL
+            SELECT k.conrelid::regclass, d.level + 1
+              FROM depth d
+              JOIN pg_catalog.pg_constraint k ON k.confrelid = d.relation AND k.contype = 'f' AND k.conrelid <> k.confrelid
+             WHERE d.level < 100
+        ), levels AS (
+          SELECT relation, max(level) AS level FROM depth GROUP BY relation
+        ), tables AS (
+          SELECT t.relation, t.kind, t.distribution_column, g.shard_count, l.level,
+                 first_value(t.relation) OVER (PARTITION BY t.colocation_id ORDER BY l.level, t.relation::oid) AS group_first
+            FROM herd.distributed_tables t
+            JOIN herd.colocation_groups g ON g.id = t.colocation_id
+            JOIN levels l ON l.relation = t.relation
+        )
+        SELECT CASE
+                 WHEN kind = 'reference' THEN pg_catalog.format('SELECT create_reference_table(%L);', relation)
+                 WHEN relation = group_first THEN pg_catalog.format(
+                   'SELECT create_distributed_table(%L, %L, colocate_with => %L, shard_count => %s);',
+                   relation, distribution_column, 'none', shard_count)
+                 ELSE pg_catalog.format('SELECT create_distributed_table(%L, %L, colocate_with => %L);',
+                   relation, distribution_column, group_first)
+               END
+          FROM tables
+         ORDER BY kind = 'hash', level, relation::oid
+      $$;
+    `,
+  },
 ];

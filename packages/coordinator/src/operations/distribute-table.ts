@@ -1,6 +1,5 @@
 import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
 import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
-import { ServerError } from "../connection/server-error.js";
 import { asHerd } from "../connection/session-settings.js";
 import { copyRowsInto } from "../copy/copy-in.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
@@ -223,10 +222,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     const failed = outcomes.find((outcome) => outcome.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
     await emptyShell(backend, shell);
-    await backend.query(
-      `CREATE TRIGGER herd_shell_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoted(shell)}
-         FOR EACH STATEMENT EXECUTE FUNCTION herd.refuse_shell_write()`,
-    );
+    await backend.query("SELECT herd.guard_shell($1::oid::regclass)", [String(shell.oid)]);
     if (inBlock) {
       await port.catalog.changedInBlock();
       return;
@@ -254,33 +250,49 @@ function foreignKeysOf(definition: readonly AnyNode[]): AnyNode[] {
 }
 
 /**
- * Empties the shell once its rows are in the shards. TRUNCATE, unless ordinary tables reference it
- * by foreign key (PostgreSQL refuses to truncate it then): DELETE, whose checks fail when one of
- * their rows references a row being moved out, which the ordinary table could no longer see.
+ * Empties the shell once its rows are in the shards: TRUNCATE, unless tables reference it by
+ * foreign key (PostgreSQL refuses to truncate it then). Then DELETE, whose checks fail while an
+ * ordinary table still has rows that reference it (a dump restored into herd: every table is
+ * ordinary, and each is distributed in turn, referenced tables first): its rows then stay in the
+ * shell, unread (the shell guard refuses reads), until the tables that reference them are
+ * distributed too; every distribution empties the shells it can (purgeShells).
  */
 async function emptyShell(backend: PgConnection, shell: ShellTable): Promise<void> {
-  const referencing = await backend.query(
-    `SELECT k.conrelid::regclass::text, k.conname FROM pg_constraint k
-      WHERE k.confrelid = $1::oid AND k.contype = 'f' AND k.conrelid <> k.confrelid ORDER BY 1, 2`,
+  const referenced = await backend.query(
+    "SELECT 1 FROM pg_constraint WHERE confrelid = $1::oid AND contype = 'f' AND conrelid <> confrelid LIMIT 1",
     [String(shell.oid)],
   );
-  if (referencing.rows.length === 0) {
-    await backend.query(`TRUNCATE ${quoted(shell)}`);
-    return;
-  }
-  await backend.query("SAVEPOINT herd_empty_shell");
+  if (referenced.rows.length === 0) await backend.query(`TRUNCATE ${quoted(shell)}`);
+  await purgeShells(backend, shell.oid);
+}
+
+/**
+ * Deletes the rows left in shells (`also`: a table being distributed, not yet in the metadata)
+ * where no ordinary table's row references them any more; a shell still referenced keeps its
+ * rows. The session's own rights apply: a shell it may not empty is left as it is.
+ */
+async function purgeShells(backend: PgConnection, also: number): Promise<void> {
+  await backend.query("SET LOCAL herd.shell_guard = off; SET LOCAL herd.shell_writes = on");
+  await backend.query("SELECT pg_catalog.set_config('herd.purge_also', $1, true)", [String(also)]);
   try {
-    await backend.query(`DELETE FROM ONLY ${quoted(shell)}`);
-    await backend.query("RELEASE SAVEPOINT herd_empty_shell");
-  } catch (error) {
-    await backend.query("ROLLBACK TO SAVEPOINT herd_empty_shell; RELEASE SAVEPOINT herd_empty_shell").catch(() => {});
-    if (!(error instanceof ServerError) || error.sqlState !== SqlState.foreignKeyViolation) throw error;
-    const tables = [...new Set(referencing.rows.map((row) => (row[0] as Buffer).toString()))].join(", ");
-    throw new HerdError(`cannot distribute "${shell.name}": rows of the ordinary table ${tables} reference its rows`, {
-      sqlState: SqlState.foreignKeyViolation,
-      detail: "Once distributed, its rows live on the workers, where an ordinary table's foreign key cannot see them.",
-      hint: `Distribute ${tables} too while it is empty (colocated with "${shell.name}"), or drop the foreign key, distribute both tables, and add it again.`,
-    });
+    await backend.query(
+      `DO $purge$
+       DECLARE shell regclass; has_rows boolean;
+       BEGIN
+         FOR shell IN SELECT relation FROM herd.distributed_tables
+                      UNION SELECT pg_catalog.current_setting('herd.purge_also')::oid::regclass LOOP
+           EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM ONLY %s)', shell) INTO has_rows;
+           CONTINUE WHEN NOT has_rows;
+           BEGIN
+             EXECUTE pg_catalog.format('DELETE FROM ONLY %s', shell);
+           EXCEPTION WHEN foreign_key_violation OR insufficient_privilege THEN
+             RAISE NOTICE 'the rows of "%" stay in its shell on the coordinator, unread, until the ordinary tables whose rows reference them are distributed too', shell;
+           END;
+         END LOOP;
+       END $purge$`,
+    );
+  } finally {
+    await backend.query("RESET herd.shell_guard; RESET herd.shell_writes; RESET herd.purge_also");
   }
 }
 
