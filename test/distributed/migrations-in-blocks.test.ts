@@ -184,12 +184,23 @@ describe("a migration in one transaction block", () => {
     expect(await shardTablesOnWorkers("drafts")).toBe(0);
   });
 
-  it("CREATE INDEX CONCURRENTLY in a block is refused as PostgreSQL refuses it", async () => {
+  it("CREATE and DROP INDEX CONCURRENTLY: refused in a block as PostgreSQL refuses them, run on every placement outside", async () => {
     await herd.query("BEGIN");
     expect(await answer(herd, "CREATE INDEX CONCURRENTLY accounts_plan ON accounts (plan)")).toMatchObject({
       error: { code: "25001", message: "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" },
     });
     await herd.query("ROLLBACK");
+    await herd.query("BEGIN");
+    expect(await answer(herd, "DROP INDEX CONCURRENTLY accounts_name")).toMatchObject({
+      error: { code: "25001", message: "DROP INDEX CONCURRENTLY cannot run inside a transaction block" },
+    });
+    await herd.query("ROLLBACK");
+    await herd.query("CREATE INDEX CONCURRENTLY accounts_plan ON accounts (plan)");
+    for (const definition of await placementDefinitions("accounts"))
+      expect(definition.indexes).toBe("accounts_name,accounts_pkey,accounts_plan");
+    await herd.query("DROP INDEX CONCURRENTLY accounts_plan");
+    for (const definition of await placementDefinitions("accounts"))
+      expect(definition.indexes).toBe("accounts_name,accounts_pkey");
   });
 });
 

@@ -285,6 +285,46 @@ describe("Citus's everyday catalog", () => {
     expect(workers.rows.every((row) => row.node_name === "127.0.0.1" && Number(row.node_port) > 0)).toBe(true);
   });
 
+  it("citus_relation_size, citus_table_size and citus_total_relation_size sum one copy of each shard", async () => {
+    // what each shard's first copy measures, on its worker
+    const expected = { pg_relation_size: 0, pg_table_size: 0, pg_total_relation_size: 0 };
+    const measured = new Set<string>();
+    for (const placement of await placements(herd, "orders")) {
+      if (measured.has(placement.shardid) || placement.shardstate !== 1) continue;
+      measured.add(placement.shardid);
+      const [row] = await onServer<Record<keyof typeof expected, string>>(
+        herdUp.cluster,
+        placement.nodeport - herdUp.cluster.sqlPort - 1,
+        `SELECT pg_relation_size($1::regclass) AS pg_relation_size, pg_table_size($1::regclass) AS pg_table_size,
+                pg_total_relation_size($1::regclass) AS pg_total_relation_size`,
+        [placement.shard_name],
+      );
+      for (const key of Object.keys(expected) as (keyof typeof expected)[]) expected[key] += Number(row?.[key]);
+    }
+    expect(measured.size).toBe(4);
+    expect(expected.pg_relation_size).toBeGreaterThan(0);
+    const size = async (fn: string) =>
+      Number((await herd.query(`SELECT ${fn}('orders') AS size`)).rows[0].size as string);
+    expect(await size("citus_relation_size")).toBe(expected.pg_relation_size);
+    expect(await size("citus_table_size")).toBe(expected.pg_table_size);
+    expect(await size("citus_total_relation_size")).toBe(expected.pg_total_relation_size);
+    expect(await answer(herd, "SELECT citus_table_size('pg_class')")).toMatchObject({
+      error: { code: "42P16", message: "cannot calculate the size because relation 'pg_class' is not distributed" },
+    });
+  });
+
+  it("truncate_local_data_after_distributing_table empties the shell, as herd did already", async () => {
+    expect((await herd.query("SELECT truncate_local_data_after_distributing_table('orders') AS t")).rows).toEqual([
+      { t: "" },
+    ]);
+    expect((await herd.query("SELECT count(*)::int AS n FROM orders")).rows).toEqual([
+      (await plain.query("SELECT count(*)::int AS n FROM orders")).rows[0],
+    ]);
+    expect(await answer(herd, "SELECT truncate_local_data_after_distributing_table('pg_class')")).toMatchObject({
+      error: { code: "22023", message: "supplied parameter is not a distributed relation" },
+    });
+  });
+
   it("herd's functions reached other than as a statement of their own say how to call them", async () => {
     for (const sql of [
       "SELECT create_distributed_table('orders', 'id'), 1",

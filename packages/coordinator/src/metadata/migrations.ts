@@ -711,6 +711,21 @@ export const MIGRATIONS: readonly Migration[] = [
           FROM tables
          ORDER BY kind = 'hash', level, relation::oid
       $$;
+
+      -- Citus's size functions and truncate_local_data_after_distributing_table: herd answers a
+      -- call sent as a statement of its own; these stand-ins say so when one is reached another way.
+      CREATE FUNCTION pg_catalog.citus_relation_size(logicalrelid regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'citus_relation_size() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+      CREATE FUNCTION pg_catalog.citus_table_size(logicalrelid regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'citus_table_size() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+      CREATE FUNCTION pg_catalog.citus_total_relation_size(logicalrelid regclass, fail_on_error boolean DEFAULT true) RETURNS bigint LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'citus_total_relation_size() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+      CREATE FUNCTION pg_catalog.truncate_local_data_after_distributing_table(function_name regclass) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'truncate_local_data_after_distributing_table() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
     `,
   },
 ];

@@ -18,6 +18,7 @@ import type { Frame } from "../protocol/message-framer.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { readServerSecurity, syncServer } from "./role-propagation.js";
 import { readShellDefinition, shardDefinition } from "./shell-definition.js";
+import { distributedTable } from "./table-size.js";
 
 export interface DistributeRequest {
   /** The table as the user wrote it (resolved with the session's search_path). */
@@ -267,6 +268,42 @@ async function emptyShell(backend: PgConnection, shell: ShellTable): Promise<voi
 }
 
 /**
+ * truncate_local_data_after_distributing_table: herd empties a shell when it distributes the
+ * table, except for rows that ordinary tables' rows still reference (see emptyShell); this tries
+ * again, and says so when such rows are still there.
+ */
+export async function truncateLocalData(relation: string, port: ExecutionPort): Promise<void> {
+  const table = await distributedTable(
+    relation,
+    port,
+    () =>
+      new HerdError("supplied parameter is not a distributed relation", { sqlState: SqlState.invalidParameterValue }),
+  );
+  const backend = port.backend;
+  const own = !port.inTransactionBlock();
+  if (own) await backend.query("BEGIN");
+  try {
+    await purgeShells(backend, table.oid);
+    await backend.query("SET LOCAL herd.shell_guard = off");
+    const left = firstValue(
+      await backend.query(`SELECT EXISTS (SELECT FROM ONLY ${qualifiedName(table.schema, table.name)})`),
+    );
+    await backend.query("RESET herd.shell_guard");
+    if (left === "t") {
+      throw new HerdError("cannot truncate a table referenced in a foreign key constraint by a local table", {
+        sqlState: SqlState.featureNotSupported,
+        detail: `Rows of ordinary tables reference rows of "${table.name}" still held on the coordinator.`,
+        hint: "Distribute the referencing tables too, or delete their rows that reference it.",
+      });
+    }
+    if (own) await backend.query("COMMIT");
+  } catch (error) {
+    if (own) await backend.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}
+
+/**
  * Deletes the rows left in shells (`also`: a table being distributed, not yet in the metadata)
  * where no ordinary table's row references them any more; a shell still referenced keeps its
  * rows. The session's own rights apply: a shell it may not empty is left as it is.
@@ -274,26 +311,25 @@ async function emptyShell(backend: PgConnection, shell: ShellTable): Promise<voi
 async function purgeShells(backend: PgConnection, also: number): Promise<void> {
   await backend.query("SET LOCAL herd.shell_guard = off; SET LOCAL herd.shell_writes = on");
   await backend.query("SELECT pg_catalog.set_config('herd.purge_also', $1, true)", [String(also)]);
-  try {
-    await backend.query(
-      `DO $purge$
+  // (a failure aborts the transaction, which undoes the settings too)
+  await backend.query(
+    `DO $purge$
        DECLARE shell regclass; has_rows boolean;
        BEGIN
-         FOR shell IN SELECT relation FROM herd.distributed_tables
-                      UNION SELECT pg_catalog.current_setting('herd.purge_also')::oid::regclass LOOP
-           EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM ONLY %s)', shell) INTO has_rows;
-           CONTINUE WHEN NOT has_rows;
+         FOR shell IN SELECT s.relation FROM (SELECT relation FROM herd.distributed_tables
+                                              UNION SELECT pg_catalog.current_setting('herd.purge_also')::oid::regclass) s
+                       WHERE pg_catalog.has_table_privilege(s.relation, 'SELECT, DELETE') LOOP
            BEGIN
+             EXECUTE pg_catalog.format('SELECT EXISTS (SELECT FROM ONLY %s)', shell) INTO has_rows;
+             CONTINUE WHEN NOT has_rows;
              EXECUTE pg_catalog.format('DELETE FROM ONLY %s', shell);
            EXCEPTION WHEN foreign_key_violation OR insufficient_privilege THEN
              RAISE NOTICE 'the rows of "%" stay in its shell on the coordinator, unread, until the ordinary tables whose rows reference them are distributed too', shell;
            END;
          END LOOP;
        END $purge$`,
-    );
-  } finally {
-    await backend.query("RESET herd.shell_guard; RESET herd.shell_writes; RESET herd.purge_also");
-  }
+  );
+  await backend.query("RESET herd.shell_guard; RESET herd.shell_writes; RESET herd.purge_also");
 }
 
 async function resolveShell(backend: PgConnection, name: string): Promise<ShellTable> {

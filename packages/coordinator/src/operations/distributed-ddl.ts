@@ -16,8 +16,8 @@ export interface DdlChange {
   readonly action: "alter" | "drop-tables" | "drop-indexes" | "truncate";
   /** The command for the shell tables (CREATE INDEX CONCURRENTLY without CONCURRENTLY). */
   readonly shellSql: string;
-  /** The command said CONCURRENTLY (which PostgreSQL refuses inside a transaction block). */
-  readonly concurrently?: boolean;
+  /** The command said CONCURRENTLY (which PostgreSQL refuses inside a transaction block): which one. */
+  readonly concurrently?: "CREATE INDEX CONCURRENTLY" | "DROP INDEX CONCURRENTLY";
   /** The command each shard runs: one per table and shard index. */
   readonly shardCommands: readonly { readonly table: DistributedTable; readonly index: number; readonly sql: string }[];
   /** The workers of the catalog snapshot it was planned against. */
@@ -41,7 +41,7 @@ export interface DdlChange {
 export async function runDistributedDdl(change: DdlChange, run: StatementRun, port: ExecutionPort): Promise<string> {
   const inBlock = port.inTransactionBlock();
   if (inBlock && change.concurrently) {
-    throw new HerdError("CREATE INDEX CONCURRENTLY cannot run inside a transaction block", {
+    throw new HerdError(`${change.concurrently} cannot run inside a transaction block`, {
       sqlState: SqlState.activeSqlTransaction,
     });
   }

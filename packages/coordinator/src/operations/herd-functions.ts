@@ -4,8 +4,9 @@ import { hashOfText, type ValueSource } from "../executor/distribution-value.js"
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { parameterValue } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
-import { distributeTable } from "./distribute-table.js";
+import { distributeTable, truncateLocalData } from "./distribute-table.js";
 import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
+import { distributedTableSize, type SizeFunction } from "./table-size.js";
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
 export interface FunctionCall {
@@ -19,7 +20,9 @@ export interface FunctionCall {
     | "citus_rebalance_start"
     | "citus_rebalance_wait"
     | "citus_drain_node"
-    | "get_rebalance_table_shards_plan";
+    | "get_rebalance_table_shards_plan"
+    | SizeFunction
+    | "truncate_local_data_after_distributing_table";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -162,6 +165,15 @@ export async function callHerdFunction(
         rows,
       };
     }
+    case "citus_relation_size":
+    case "citus_table_size":
+    case "citus_total_relation_size": {
+      const size = await distributedTableSize(call.name, required(arg(0, "logicalrelid"), "logicalrelid"), port);
+      return value(INT8_OID, String(size));
+    }
+    case "truncate_local_data_after_distributing_table":
+      await truncateLocalData(required(arg(0, "function_name"), "function_name"), port);
+      return value(VOID_OID, "");
     case "get_shard_id_for_distribution_column": {
       const table = required(arg(0, "table_name"), "table_name");
       const id = await shardIdFor(table, arg(1, "distribution_value") ?? null, port);

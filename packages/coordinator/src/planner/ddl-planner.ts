@@ -83,7 +83,6 @@ export function planDdl(
       if (node.removeType !== "OBJECT_TABLE" && node.removeType !== "OBJECT_INDEX") return undefined;
       const tables = objects.map(resolve).filter((table) => table !== undefined);
       if (tables.length === 0) return undefined;
-      if (node.concurrent) return error(PlannerErrors.notSupported("DROP INDEX CONCURRENTLY on distributed tables"));
       return ddl(
         statement,
         [...new Set(tables)],
@@ -102,8 +101,8 @@ export function planDdl(
 }
 
 /**
- * The change as the executor runs it: the shell's command (CREATE INDEX CONCURRENTLY cannot run
- * inside the transactions that make DDL atomic, so it loses CONCURRENTLY) and each shard's.
+ * The change as the executor runs it: the shell's command (CREATE and DROP INDEX CONCURRENTLY
+ * cannot run inside the transactions that make DDL atomic, so they lose CONCURRENTLY) and each shard's.
  */
 function ddl(tree: AnyNode, tables: DistributedTable[], action: DdlChange["action"], catalog: CatalogSnapshot): Ddl {
   const statement = withoutConcurrently(tree);
@@ -118,7 +117,8 @@ function ddl(tree: AnyNode, tables: DistributedTable[], action: DdlChange["actio
     tables,
     action,
     shellSql: deparse(statement),
-    concurrently: statement !== tree,
+    concurrently:
+      statement === tree ? undefined : tree.DropStmt ? "DROP INDEX CONCURRENTLY" : "CREATE INDEX CONCURRENTLY",
     shardCommands,
     workers: catalog.nodes,
   });
@@ -130,9 +130,9 @@ function error(problem: HerdError): Refuse {
 
 function withoutConcurrently(tree: AnyNode): AnyNode {
   const [type, node] = unwrap(tree) as [string, AnyNode];
-  if (type !== "IndexStmt" || !node.concurrent) return tree;
+  if ((type !== "IndexStmt" && type !== "DropStmt") || !node.concurrent) return tree;
   const copy = structuredClone(tree);
-  copy.IndexStmt.concurrent = false;
+  copy[type].concurrent = false;
   return copy;
 }
 

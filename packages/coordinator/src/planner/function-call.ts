@@ -17,6 +17,10 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "citus_rebalance_wait",
   "citus_drain_node",
   "get_rebalance_table_shards_plan",
+  "citus_relation_size",
+  "citus_table_size",
+  "citus_total_relation_size",
+  "truncate_local_data_after_distributing_table",
 ]);
 
 /** herd's functions that return a set of rows, called as `SELECT * FROM f(…)`. */
