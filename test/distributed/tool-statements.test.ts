@@ -271,6 +271,32 @@ describe("Citus's session settings", () => {
   });
 });
 
+describe("another database on the coordinator", () => {
+  it("holds ordinary tables only, even under a distributed table's name, and refuses herd's functions", async () => {
+    await herd.query("CREATE DATABASE other_app");
+    const other = await herdClient(herdUp.cluster, { database: "other_app" });
+    try {
+      await other.query("CREATE TABLE orders (id int PRIMARY KEY, note text)");
+      await other.query("INSERT INTO public.orders VALUES (1, 'other_app''s own')");
+      // qualified or not, the name means the table of this database (herd's catalog is postgres's)
+      expect((await other.query("SELECT * FROM public.orders")).rows).toEqual([{ id: 1, note: "other_app's own" }]);
+      expect((await other.query("SELECT count(*)::int AS n FROM orders")).rows).toEqual([{ n: 1 }]);
+      expect(await answer(other, "SELECT create_distributed_table('orders', 'id')")).toMatchObject({
+        error: {
+          code: "0A000",
+          message: `herd's distributed tables live in one database; this session is connected to "other_app"`,
+        },
+      });
+    } finally {
+      await other.end();
+    }
+    expect((await herd.query("SELECT count(*)::int AS n FROM orders WHERE note = 'other_app''s own'")).rows).toEqual([
+      { n: 0 },
+    ]);
+    await herd.query("DROP DATABASE other_app");
+  });
+});
+
 describe("Citus's everyday catalog", () => {
   it("citus_version(), pg_dist_colocation and citus_get_active_worker_nodes() answer as Citus's do", async () => {
     expect((await herd.query("SELECT citus_version() LIKE 'Citus 13%' AS citus")).rows).toEqual([{ citus: true }]);

@@ -226,6 +226,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
             executorLogger,
             startupParameters,
             reported: backend.parameters,
+            metadataDatabase: options.metadata.database,
           },
           fail,
         ),

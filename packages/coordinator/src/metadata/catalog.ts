@@ -34,6 +34,11 @@ export interface SessionCatalogSource extends CatalogSource {
   changedInBlock(): Promise<void>;
   /** The session's block ended (COMMIT, ROLLBACK): back to the shared catalog, loaded again. */
   blockEnded(): Promise<void>;
+  /**
+   * The session's database when it is not the one holding herd's metadata: its tables are all
+   * ordinary (the catalog is empty for it), and herd's functions are refused there.
+   */
+  readonly foreignDatabase?: string;
 }
 
 export class Catalog implements CatalogSource {

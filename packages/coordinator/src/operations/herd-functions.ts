@@ -55,6 +55,14 @@ export async function callHerdFunction(
     const source = call.named.get(name) ?? call.positional[position];
     return source === undefined ? undefined : textOf(source, run);
   };
+  const foreign = port.catalog.foreignDatabase;
+  if (foreign !== undefined) {
+    throw new HerdError(`herd's distributed tables live in one database; this session is connected to "${foreign}"`, {
+      sqlState: SqlState.featureNotSupported,
+      detail: `${call.name}() works in the database that holds herd's metadata, where every distributed table is.`,
+      hint: "Connect to that database (postgres, unless the cluster was made otherwise) to create and use distributed tables; other databases hold ordinary tables.",
+    });
+  }
   switch (call.name) {
     case "create_distributed_table": {
       const table = required(arg(0, "table_name"), "table_name");

@@ -100,6 +100,8 @@ export interface ConversationOptions {
   readonly startupParameters: ReadonlyMap<string, string>;
   /** ParameterStatus values the session's PostgreSQL reported at startup. */
   readonly reported: readonly (readonly [string, string])[];
+  /** The database holding herd's metadata (sessions in other databases have no distributed tables). */
+  readonly metadataDatabase: string;
 }
 
 /**
@@ -160,7 +162,9 @@ export class Conversation {
     if (extraFloatDigits !== undefined) this.noteSetting("extra_float_digits", extraFloatDigits);
     for (const [name, value] of options.reported) this.noteSetting(name, value);
     this.relay = new BackendRelay(this.output, backend, (name, value) => this.noteSetting(name, value));
+    const database = options.startupParameters.get("database") ?? this.login;
     this.port = new SessionPort({
+      foreignDatabase: database === options.metadataDatabase ? undefined : database,
       catalog: options.catalog,
       backend,
       relay: this.relay,

@@ -25,6 +25,8 @@ export interface SessionPortParts {
   readonly logger: Logger;
   readonly settings: () => SessionSettings;
   readonly nextClientMessage: () => Promise<Frame>;
+  /** The session's database, when it is not the one holding herd's metadata. */
+  readonly foreignDatabase?: string;
 }
 
 /** The ExecutionPort of one client session: its PostgreSQL connection, its transaction block, the shared pools. */
@@ -43,7 +45,7 @@ export class SessionPort implements ExecutionPort {
   rolesChanged = false;
 
   constructor(private readonly parts: SessionPortParts) {
-    this.catalog = new BlockCatalog(parts.catalog, parts.backend);
+    this.catalog = new BlockCatalog(parts.catalog, parts.backend, parts.foreignDatabase);
     this.backend = parts.backend;
     this.names = new SessionNames(parts.backend, this.catalog);
     this.workers = parts.workers;
