@@ -147,6 +147,49 @@ describe("INSERT … SELECT", () => {
     ).toMatchObject({ error: { code: "0A000", message: "modifying the partition value of rows is not allowed" } });
   });
 
+  it("runs on the workers, shard by shard, when the SELECT reads tables colocated with the target by their keys", async () => {
+    const pushed = (sql: string) =>
+      herd.query(`EXPLAIN ${sql}`).then((r) => r.rows.map((row) => row["QUERY PLAN"]).join("\n"));
+    const rollup = ROLLUP.replace("$1", "'2026-12-01 10:00:00+00'").replace("$2", "'2026-12-01 10:30:00+00'");
+    // one statement per shard group, the rows staying on the workers: no subplan, no merge
+    const plan = await pushed(rollup);
+    expect(plan).toMatch(
+      /^Route write shards=\[[0-9,]+\] sql=INSERT INTO http_request_1min_[0-9]+ .*FROM http_request_[0-9]+ /,
+    );
+    expect(plan).not.toMatch(/SubPlan|Merge/);
+    await same(rollup, undefined, "http_request_1min");
+    // pinned to one site: one shard group
+    const one = `INSERT INTO http_request_1min (site_id, ingest_time, request_count, success_count, error_count)
+      SELECT site_id, date_trunc('minute', ingest_time), count(*), count(*), 0 FROM http_request
+       WHERE site_id = 5 AND ingest_time < '2026-12-01 10:01:00+00' GROUP BY 1, 2
+      ON CONFLICT (site_id, ingest_time) DO NOTHING RETURNING site_id, request_count`;
+    expect(await pushed(one)).toMatch(/^Route write shards=\[[0-9]+\] /);
+    await same(one, undefined, "http_request_1min");
+    // joined with a colocated table on the key, and upserting into a third one, RETURNING its rows
+    for (const sql of [
+      "CREATE TABLE site_totals (site_id int PRIMARY KEY, requests bigint, slow bigint)",
+      "CREATE TABLE site_limits (site_id int PRIMARY KEY, slow_msec int)",
+      "INSERT INTO site_limits SELECT i, 40 + i FROM generate_series(1, 12) i",
+    ])
+      await same(sql, undefined);
+    await herd.query("SELECT create_distributed_table('site_totals', 'site_id', colocate_with => 'http_request')");
+    await herd.query("SELECT create_distributed_table('site_limits', 'site_id', colocate_with => 'http_request')");
+    const totals = `INSERT INTO site_totals
+      SELECT r.site_id, count(*), count(*) FILTER (WHERE r.response_time_msec > l.slow_msec)
+        FROM http_request r JOIN site_limits l ON l.site_id = r.site_id GROUP BY r.site_id
+      ON CONFLICT (site_id) DO UPDATE SET requests = site_totals.requests + excluded.requests RETURNING *`;
+    expect(await pushed(totals)).toMatch(/^Route write /);
+    await same(totals, undefined, "site_totals");
+    await same(totals, undefined, "site_totals");
+    // shapes that need the coordinator still take its path: another key, a LIMIT, now() on copies
+    for (const sql of [
+      "INSERT INTO site_totals SELECT status_code, count(*), 0 FROM http_request GROUP BY status_code ON CONFLICT DO NOTHING",
+      "INSERT INTO site_totals SELECT site_id, count(*), 0 FROM http_request GROUP BY site_id ORDER BY 2 LIMIT 3 ON CONFLICT DO NOTHING",
+      "INSERT INTO http_request (site_id, ingest_time, url) SELECT site_id, now(), url FROM http_request WHERE site_id = 3",
+    ])
+      expect(await pushed(sql)).not.toMatch(/^Route write/);
+  });
+
   it("several clients rolling up the same rows at once end where one after the other would", async () => {
     const window = ["2026-12-01 10:00:00+00", "2026-12-01 10:40:00+00"];
     const clients = await Promise.all([1, 2, 3, 4].map(() => herdClient(herdUp.cluster)));

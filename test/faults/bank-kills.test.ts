@@ -38,14 +38,23 @@ afterAll(async () => {
 /** kill -9 of every process of the cluster (herd up, its bots, their PostgreSQL servers), then `herd up` again. */
 async function killEverythingAndRestart(alsoPids: readonly number[] = []): Promise<void> {
   const dir = (scratch as { path: string }).path;
-  for (const pid of [...processesMentioning(dir).map((p) => p.pid), ...alsoPids]) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // gone already
+  const kill = (pids: readonly number[]) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
     }
-  }
-  await within(10_000, "every process of the cluster gone", async () => processesMentioning(dir).length === 0);
+  };
+  kill([...processesMentioning(dir).map((p) => p.pid), ...alsoPids]);
+  // a bot killed after its PostgreSQL may have started that PostgreSQL again in between: kill
+  // whatever is still (or newly) there until nothing is
+  await within(10_000, "every process of the cluster gone", async () => {
+    const left = processesMentioning(dir);
+    kill(left.map((p) => p.pid));
+    return left.length === 0;
+  });
   cluster = await startHerdUp({ dataDir: dir, workers: 3, ports, env: { HERD_REPAIR_INTERVAL_MS: "1000" } });
 }
 

@@ -16,6 +16,7 @@ import { planDeclareCursor } from "./cursor-planner.js";
 import { planDdl } from "./ddl-planner.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert, planInsertSelect } from "./insert-planner.js";
+import { pushDownInsertSelect } from "./insert-select-pushdown.js";
 import { planMaintenance } from "./maintenance-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
@@ -95,6 +96,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   const refs = semantics.relations;
   if (!refs.some((ref) => ref.table)) return LOCAL;
   if (type === "InsertStmt") {
+    const pushed = pushDownInsertSelect(node, statement, catalog);
+    if (pushed) return pushed;
     const pulled = planInsertSelect(node, statement, (query) => planStatement(query, catalog));
     if (pulled) return pulled;
   }

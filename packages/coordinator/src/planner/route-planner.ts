@@ -81,6 +81,14 @@ export function multiShardProblem(
   return multiShard.kind === "error" ? multiShard.error : undefined;
 }
 
+/**
+ * Whether the statement runs shard group by shard group with every group's rows final (no merge
+ * on the coordinator, no reason to refuse): what pushing an INSERT … SELECT down needs.
+ */
+export function runsGroupByGroup(statement: AnyNode, catalog: CatalogSnapshot, semantics: Semantics): boolean {
+  return planMultiShard(statement, catalog, semantics).kind === "append";
+}
+
 /** How a statement runs when it reaches several shard groups. */
 type MultiShard =
   | { readonly kind: "append" }
@@ -101,7 +109,9 @@ function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot, semantics:
   if (type !== "SelectStmt") return APPEND;
   if (select.op && select.op !== "SETOP_NONE")
     return { kind: "error", error: PlannerErrors.multiShard("UNION, INTERSECT, or EXCEPT") };
-  const groupedByKey = ((select.groupClause ?? []) as unknown[]).some((item) => colocation.isKeyColumn(item));
+  const groupedByKey = ((select.groupClause ?? []) as unknown[]).some((item) =>
+    colocation.isKeyColumn(groupingExpression(item, select)),
+  );
   const aggregated = Boolean(select.groupClause || select.havingClause) || hasAggregates(select, catalog);
   // a window sees its partition's rows only when they all live in one shard group
   const windows = windowDefinitions(select);
@@ -120,6 +130,13 @@ function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot, semantics:
   } catch (error) {
     return { kind: "error", error: error as HerdError };
   }
+}
+
+/** A GROUP BY item as the expression it groups by: `GROUP BY 1` is the first output's. */
+function groupingExpression(item: unknown, select: AnyNode): unknown {
+  const position = as(item, "A_Const")?.ival?.ival as number | undefined;
+  if (position === undefined) return item;
+  return as(((select.targetList ?? []) as unknown[])[position - 1], "ResTarget")?.val ?? item;
 }
 
 /** The window definitions of the top level's window function calls (named windows resolved). */
