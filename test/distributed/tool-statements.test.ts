@@ -339,6 +339,23 @@ describe("Citus's everyday catalog", () => {
     });
   });
 
+  it("run_command_on_workers runs a command on every worker, as the session's role, in both of Citus's forms", async () => {
+    const rows = (await herd.query("SELECT * FROM run_command_on_workers($$SHOW max_connections$$)")).rows;
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row).toMatchObject({ nodename: "127.0.0.1", success: true, result: "300" });
+    const ports = rows.map((row) => row.nodeport as number).sort();
+    expect(ports).toEqual([herdUp.cluster.sqlPort + 2, herdUp.cluster.sqlPort + 3]);
+    const failed = (await herd.query("SELECT * FROM run_command_on_workers('SELECT 1/0')")).rows;
+    expect(failed.map((row) => [row.success, row.result])).toEqual([
+      [false, "division by zero"],
+      [false, "division by zero"],
+    ]);
+    const records = (await herd.query("SELECT run_command_on_workers($$SELECT current_user$$)")).rows;
+    expect(records.map((row) => row.run_command_on_workers).sort()).toEqual(
+      ports.map((port) => `(127.0.0.1,${port},t,postgres)`),
+    );
+  });
+
   it("truncate_local_data_after_distributing_table empties the shell, as herd did already", async () => {
     expect((await herd.query("SELECT truncate_local_data_after_distributing_table('orders') AS t")).rows).toEqual([
       { t: "" },

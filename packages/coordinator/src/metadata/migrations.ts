@@ -712,6 +712,12 @@ export const MIGRATIONS: readonly Migration[] = [
          ORDER BY kind = 'hash', level, relation::oid
       $$;
 
+      CREATE FUNCTION pg_catalog.run_command_on_workers(command text, parallel boolean DEFAULT true,
+          OUT nodename text, OUT nodeport integer, OUT success boolean, OUT result text)
+        RETURNS SETOF record LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'run_command_on_workers() runs only as a statement of its own (SELECT * FROM run_command_on_workers(…) with a constant or parameter), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+
       -- Citus's size functions and truncate_local_data_after_distributing_table: herd answers a
       -- call sent as a statement of its own; these stand-ins say so when one is reached another way.
       CREATE FUNCTION pg_catalog.citus_relation_size(logicalrelid regclass) RETURNS bigint LANGUAGE plpgsql AS $$

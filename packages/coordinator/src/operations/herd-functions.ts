@@ -6,6 +6,7 @@ import { parameterValue } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { distributeTable, truncateLocalData } from "./distribute-table.js";
 import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
+import { runCommandOnWorkers } from "./run-command.js";
 import { distributedTableSize, type SizeFunction } from "./table-size.js";
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
@@ -22,11 +23,14 @@ export interface FunctionCall {
     | "citus_drain_node"
     | "get_rebalance_table_shards_plan"
     | SizeFunction
-    | "truncate_local_data_after_distributing_table";
+    | "truncate_local_data_after_distributing_table"
+    | "run_command_on_workers";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
   readonly named: ReadonlyMap<string, ValueSource>;
+  /** A set-returning function called as `SELECT f(…)`: its rows as one record column. */
+  readonly asRecords?: boolean;
 }
 
 /** A function's answer: its columns (name, type) and rows of values as text. */
@@ -40,6 +44,8 @@ const INT8_OID = 20;
 const INT4_OID = 23;
 const TEXT_OID = 25;
 const REGCLASS_OID = 2205;
+const BOOL_OID = 16;
+const RECORD_OID = 2249;
 
 /** Runs a call of one of herd's SQL functions; resolves with its answer, as PostgreSQL would give it. */
 export async function callHerdFunction(
@@ -179,6 +185,22 @@ export async function callHerdFunction(
       const size = await distributedTableSize(call.name, required(arg(0, "logicalrelid"), "logicalrelid"), port);
       return value(INT8_OID, String(size));
     }
+    case "run_command_on_workers": {
+      const command = required(arg(0, "command"), "command");
+      const results = await runCommandOnWorkers(command, port);
+      const rows = results.map((row) => [row.host, String(row.port), row.success ? "t" : "f", row.result]);
+      if (call.asRecords)
+        return { columns: [{ name: call.column, typeOid: RECORD_OID }], rows: rows.map((row) => [recordText(row)]) };
+      return {
+        columns: [
+          { name: "nodename", typeOid: TEXT_OID },
+          { name: "nodeport", typeOid: INT4_OID },
+          { name: "success", typeOid: BOOL_OID },
+          { name: "result", typeOid: TEXT_OID },
+        ],
+        rows,
+      };
+    }
     case "truncate_local_data_after_distributing_table":
       await truncateLocalData(required(arg(0, "function_name"), "function_name"), port);
       return value(VOID_OID, "");
@@ -188,6 +210,14 @@ export async function callHerdFunction(
       return value(INT8_OID, String(id));
     }
   }
+}
+
+/** A row as PostgreSQL writes a record: (a,b,"c d"), quoting fields that need it. */
+function recordText(fields: readonly string[]): string {
+  const quoted = fields.map((field) =>
+    field === "" || /[(),"\\\s]/.test(field) ? `"${field.replaceAll("\\", "\\\\").replaceAll('"', '""')}"` : field,
+  );
+  return `(${quoted.join(",")})`;
 }
 
 async function tableOid(table: string, port: ExecutionPort): Promise<number> {

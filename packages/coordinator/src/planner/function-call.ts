@@ -21,10 +21,13 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "citus_table_size",
   "citus_total_relation_size",
   "truncate_local_data_after_distributing_table",
+  "run_command_on_workers",
 ]);
 
 /** herd's functions that return a set of rows, called as `SELECT * FROM f(…)`. */
-const SET_FUNCTIONS = new Set<FunctionCall["name"]>(["get_rebalance_table_shards_plan"]);
+const SET_FUNCTIONS = new Set<FunctionCall["name"]>(["get_rebalance_table_shards_plan", "run_command_on_workers"]);
+/** Set-returning functions also answered as `SELECT f(…)`: one record per row, as PostgreSQL shows them. */
+const RECORD_FUNCTIONS = new Set<FunctionCall["name"]>(["run_command_on_workers"]);
 
 /**
  * `SELECT create_distributed_table('events', 'tenant_id')` and the like: a SELECT of exactly
@@ -54,7 +57,10 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
       return new Refuse(
         new HerdError(`herd answers ${name}() as SELECT * FROM ${name}(…), with nothing else`, {
           sqlState: SqlState.featureNotSupported,
-          hint: "Filter or pick columns on the client, or read the moves from POST /v1/rebalance with dryRun.",
+          hint:
+            name === "get_rebalance_table_shards_plan"
+              ? "Filter or pick columns on the client, or read the moves from POST /v1/rebalance with dryRun."
+              : "Filter or pick columns on the client.",
         }),
       );
     }
@@ -64,7 +70,9 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
   const qualified = names(call.funcname);
   const name = qualified.at(-1) as FunctionCall["name"];
   if (!HERD_FUNCTIONS.has(name) || (qualified.length > 1 && qualified[0] !== "pg_catalog")) return undefined;
-  if (SET_FUNCTIONS.has(name) !== sets) {
+  // Citus's habit: SELECT run_command_on_workers(…), one record per worker
+  const asRecords = !sets && RECORD_FUNCTIONS.has(name);
+  if (SET_FUNCTIONS.has(name) !== sets && !asRecords) {
     // the other form of a call would read the coordinator's stand-in of the function
     return new Refuse(
       new HerdError(sets ? `call ${name}() as SELECT ${name}(…)` : `call ${name}() as SELECT * FROM ${name}(…)`, {
@@ -87,7 +95,13 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     if (namedArg) named.set(namedArg.name as string, value);
     else positional.push(value);
   }
-  return new HerdFunction({ name, column: (target.name as string | undefined) ?? name, positional, named });
+  return new HerdFunction({
+    name,
+    column: (target.name as string | undefined) ?? name,
+    positional,
+    named,
+    asRecords,
+  });
 }
 
 function isStar(value: unknown): boolean {

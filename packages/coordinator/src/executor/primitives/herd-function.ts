@@ -4,8 +4,9 @@ import type { ResultSink } from "../result-sink.js";
 import type { StatementRun } from "../statement-run.js";
 import { NO_INPUTS, type Primitive } from "./primitive.js";
 
-/** Sizes of the types herd's functions answer with (int8, int4, void, regclass); text and others vary. */
+/** Sizes of the types herd's functions answer with (bool, int8, int4, void, regclass); text and others vary. */
 const TYPE_SIZES = new Map([
+  [16, 1],
   [20, 8],
   [23, 4],
   [2278, 4],
