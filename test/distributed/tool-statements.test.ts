@@ -356,6 +356,37 @@ describe("Citus's everyday catalog", () => {
     );
   });
 
+  it("undistribute_table brings a table's rows back to the coordinator as an ordinary table", async () => {
+    for (const client of [herd, plain]) {
+      await client.query("CREATE TABLE undo_me (id int PRIMARY KEY, v text, n numeric)");
+      await client.query("INSERT INTO undo_me SELECT i, 'v' || i, i / 7.0 FROM generate_series(1, 300) i");
+      await client.query("CREATE TABLE undo_ref (code text PRIMARY KEY)");
+      await client.query("INSERT INTO undo_ref VALUES ('a'), ('b')");
+    }
+    await herd.query("SELECT create_distributed_table('undo_me', 'id', shard_count => 4)");
+    await herd.query("SELECT create_reference_table('undo_ref')");
+    await same("UPDATE undo_me SET v = 'changed' WHERE id % 10 = 0", "DELETE FROM undo_me WHERE id > 290");
+    await herd.query("SELECT undistribute_table('undo_me')");
+    await herd.query("SELECT undistribute_table('undo_ref')");
+    expect(
+      (await herd.query("SELECT count(*)::int AS n FROM pg_dist_partition WHERE logicalrelid::text LIKE 'undo%'")).rows,
+    ).toEqual([{ n: 0 }]);
+    await same("SELECT * FROM undo_me ORDER BY id", "SELECT * FROM undo_ref ORDER BY code");
+    // the shards are gone from the workers, and the table takes writes as an ordinary one
+    const left = await herd.query(
+      "SELECT * FROM run_command_on_workers($$SELECT count(*) FROM pg_class WHERE relname ~ '^undo_(me|ref)_[0-9]+$'$$)",
+    );
+    expect(left.rows.map((row) => row.result)).toEqual(["0", "0"]);
+    await same("INSERT INTO undo_me VALUES (1000, 'local', 1)", "SELECT count(*) FROM undo_me");
+    // the metadata of a table that is still a shell cannot be dropped behind herd's back
+    expect(await answer(herd, "SELECT herd.forget_undistributed('orders')")).toMatchObject({
+      error: { code: "55000", message: "table orders is still a shell" },
+    });
+    expect(await answer(herd, "SELECT undistribute_table('undo_me')")).toMatchObject({
+      error: { code: "42P16", message: 'cannot undistribute table because relation "undo_me" is not distributed' },
+    });
+  });
+
   it("truncate_local_data_after_distributing_table empties the shell, as herd did already", async () => {
     expect((await herd.query("SELECT truncate_local_data_after_distributing_table('orders') AS t")).rows).toEqual([
       { t: "" },

@@ -5,6 +5,9 @@ import { encodeCopyDone, encodeCopyFail, encodeQuery } from "../protocol/fronten
 import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
 
+/** What a stream needs of either end: a worker's connection, or the coordinator's own (a session's backend). */
+export type CopyEnd = Pick<WorkerConnection, "exchange" | "write" | "onceDrained" | "pause" | "resume">;
+
 /** What a stream carried: the two COPY tags' row counts, and the bytes of data. */
 export interface CopyStreamResult {
   readonly rowsOut: number;
@@ -20,9 +23,9 @@ export interface CopyStreamResult {
  * side fails both (the target's COPY gets CopyFail) and is thrown.
  */
 export async function streamCopy(
-  source: WorkerConnection,
+  source: CopyEnd,
   outSql: string,
-  target: WorkerConnection,
+  target: CopyEnd,
   inSql: string,
   progress?: (bytes: number) => void,
 ): Promise<CopyStreamResult> {

@@ -718,6 +718,23 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN RAISE EXCEPTION 'run_command_on_workers() runs only as a statement of its own (SELECT * FROM run_command_on_workers(…) with a constant or parameter), not inside another query, a function or a DO block'
           USING ERRCODE = 'feature_not_supported'; END $$;
 
+      -- undistribute_table's end: the metadata of a table that is no longer a shell. Only its owner
+      -- can have dropped its guard trigger, so a table without one may be forgotten by anyone who
+      -- asks (the function runs as herd; the condition is what keeps it to the owner).
+      CREATE FUNCTION herd.forget_undistributed(relation regclass) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        BEGIN
+          IF EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = relation AND t.tgname LIKE 'herd_shell_guard%') THEN
+            RAISE EXCEPTION 'table % is still a shell', relation USING ERRCODE = 'object_not_in_prerequisite_state';
+          END IF;
+          DELETE FROM herd.distributed_tables t WHERE t.relation = forget_undistributed.relation;
+        END $$;
+
+      CREATE FUNCTION pg_catalog.undistribute_table(table_name regclass, cascade_via_foreign_keys boolean DEFAULT false)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'undistribute_table() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+
       -- Citus's size functions and truncate_local_data_after_distributing_table: herd answers a
       -- call sent as a statement of its own; these stand-ins say so when one is reached another way.
       CREATE FUNCTION pg_catalog.citus_relation_size(logicalrelid regclass) RETURNS bigint LANGUAGE plpgsql AS $$

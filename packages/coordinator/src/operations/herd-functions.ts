@@ -8,6 +8,7 @@ import { distributeTable, truncateLocalData } from "./distribute-table.js";
 import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
 import { runCommandOnWorkers } from "./run-command.js";
 import { distributedTableSize, type SizeFunction } from "./table-size.js";
+import { undistributeTable } from "./undistribute-table.js";
 
 /** A call of one of herd's SQL functions (`SELECT create_distributed_table('events', 'id')`). */
 export interface FunctionCall {
@@ -24,7 +25,8 @@ export interface FunctionCall {
     | "get_rebalance_table_shards_plan"
     | SizeFunction
     | "truncate_local_data_after_distributing_table"
-    | "run_command_on_workers";
+    | "run_command_on_workers"
+    | "undistribute_table";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -200,6 +202,12 @@ export async function callHerdFunction(
         ],
         rows,
       };
+    }
+    case "undistribute_table": {
+      if (arg(1, "cascade_via_foreign_keys") === "true" || arg(1, "cascade_via_foreign_keys") === "t")
+        throw new HerdError("cascade_via_foreign_keys is not supported", { sqlState: SqlState.featureNotSupported });
+      await undistributeTable(required(arg(0, "table_name"), "table_name"), port);
+      return value(VOID_OID, "");
     }
     case "truncate_local_data_after_distributing_table":
       await truncateLocalData(required(arg(0, "function_name"), "function_name"), port);

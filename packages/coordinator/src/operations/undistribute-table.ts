@@ -1,0 +1,109 @@
+import { HerdError, SqlState } from "@herd/shared";
+import { firstValue } from "../connection/pg-connection.js";
+import { asHerd } from "../connection/session-settings.js";
+import { streamCopy } from "../copy/copy-stream.js";
+import type { ExecutionPort } from "../executor/execution-port.js";
+import { activeNodes } from "../executor/shard-selection.js";
+import { shardName } from "../metadata/catalog-types.js";
+import { qualifiedName } from "../parser/identifiers.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { shardLock } from "../transaction/shard-lock.js";
+import { distributedTable } from "./table-size.js";
+
+/**
+ * undistribute_table: a distributed or reference table becomes an ordinary table on the
+ * coordinator again. In one distributed transaction (the session's block, if it is in one): the
+ * table's shard groups are locked for writers, each shard's rows are copied from one active
+ * placement into the shell (streamed, binary), the shell loses its guard trigger and its
+ * metadata, and every placement's table is dropped; all of it commits in two phases, or none.
+ * A table with foreign keys (either way) is refused, as Citus refuses it without cascading.
+ */
+export async function undistributeTable(relation: string, port: ExecutionPort): Promise<void> {
+  const table = await distributedTable(
+    relation,
+    port,
+    (name) =>
+      new HerdError(`cannot undistribute table because relation "${name}" is not distributed`, {
+        sqlState: SqlState.invalidTableDefinition,
+      }),
+  );
+  const backend = port.backend;
+  const oid = String(table.oid);
+  if (firstValue(await backend.query("SELECT herd.owns($1::oid::regclass)", [oid])) !== "t") {
+    throw new HerdError(`must be owner of table ${table.name}`, { sqlState: SqlState.insufficientPrivilege });
+  }
+  const keys = await backend.query(
+    `SELECT conname FROM pg_constraint
+      WHERE contype = 'f' AND conrelid <> confrelid AND (conrelid = $1::oid OR confrelid = $1::oid) LIMIT 1`,
+    [oid],
+  );
+  if (keys.rows.length > 0) {
+    throw new HerdError(`cannot undistribute table "${table.name}" because it has a foreign key`, {
+      sqlState: SqlState.featureNotSupported,
+      hint: "Drop the foreign keys that involve it, undistribute it, then add them again.",
+    });
+  }
+  const catalog = port.catalog.current;
+  const inBlock = port.inTransactionBlock();
+  const transaction = inBlock
+    ? port.transaction
+    : new DistributedTransaction({ backend, pool: port.workers, logger: port.logger }, "statement");
+  const shell = qualifiedName(table.schema, table.name);
+  try {
+    await transaction.lockShards(new Map(table.shards.map((shard) => [shard.id, shardLock(table, shard)])));
+    transaction.writesOnCoordinator();
+    await backend.query("SET LOCAL herd.shell_writes = on; SET LOCAL herd.shell_guard = off");
+    const columns = firstValue(
+      await backend.query(
+        `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+          WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
+        [oid],
+      ),
+    ) as string;
+    const settings = asHerd(port.settings());
+    // a reference table's one shard holds every row: read it once
+    const shards = table.kind === "reference" ? table.shards.slice(0, 1) : table.shards;
+    for (const shard of shards) {
+      const source = activeNodes(shard, catalog.nodes)[0];
+      if (!source) {
+        throw new HerdError(`shard ${shard.id} of ${table.name} has no active placement to copy from`, {
+          sqlState: SqlState.objectNotInPrerequisiteState,
+        });
+      }
+      const { connection, opening } = await transaction.join(source, settings);
+      if (opening) await connection.query(opening);
+      const name = qualifiedName(table.schema, shardName(table, shard.id));
+      await streamCopy(
+        connection,
+        `COPY ${name} (${columns}) TO STDOUT (FORMAT binary)`,
+        backend,
+        `COPY ${shell} (${columns}) FROM STDIN (FORMAT binary)`,
+      );
+    }
+    const trigger = await backend.query(
+      "SELECT quote_ident(tgname) FROM pg_trigger WHERE tgrelid = $1::oid AND tgname LIKE 'herd\\_shell\\_guard%'",
+      [oid],
+    );
+    for (const row of trigger.rows) await backend.query(`DROP TRIGGER ${(row[0] as Buffer).toString()} ON ${shell}`);
+    await backend.query("SELECT herd.forget_undistributed($1::oid::regclass)", [oid]);
+    await backend.query("RESET herd.shell_writes; RESET herd.shell_guard");
+    for (const shard of table.shards) {
+      for (const node of activeNodes(shard, catalog.nodes)) {
+        const { connection, opening } = await transaction.join(node, settings);
+        if (opening) await connection.query(opening);
+        transaction.wrote(node.id, shard.id);
+        await connection.query(`DROP TABLE IF EXISTS ${qualifiedName(table.schema, shardName(table, shard.id))}`);
+      }
+    }
+    if (inBlock) {
+      await port.catalog.changedInBlock();
+      return;
+    }
+    await transaction.commit();
+  } catch (error) {
+    if (!inBlock) await transaction.rollback();
+    throw error;
+  } finally {
+    if (!inBlock) await port.catalog.reload();
+  }
+}
