@@ -380,7 +380,7 @@ describe("Citus's everyday catalog", () => {
     await same("INSERT INTO undo_me VALUES (1000, 'local', 1)", "SELECT count(*) FROM undo_me");
     // the metadata of a table that is still a shell cannot be dropped behind herd's back
     expect(await answer(herd, "SELECT herd.forget_undistributed('orders')")).toMatchObject({
-      error: { code: "55000", message: "table orders is still a shell" },
+      error: { code: "55000", message: "table public.orders is still a shell" },
     });
     expect(await answer(herd, "SELECT undistribute_table('undo_me')")).toMatchObject({
       error: { code: "42P16", message: 'cannot undistribute table because relation "undo_me" is not distributed' },
