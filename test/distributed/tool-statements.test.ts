@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { herdClient, onServer, placements } from "../faults/fault-kit.js";
+import { divergentShards, herdClient, onServer, placements } from "../faults/fault-kit.js";
 import { answer, expectSameAnswer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { type PlainTwin, startPlainTwin } from "../helpers/postgres.js";
@@ -268,6 +268,81 @@ describe("Citus's session settings", () => {
     expect(notices).toEqual([
       "herd does not act on citus.enable_schema_based_sharding; the setting is kept but changes nothing",
     ]);
+  });
+});
+
+describe("MERGE into distributed tables", () => {
+  it("runs shard group by shard group when the source is colocated and joined on the key, as PostgreSQL answers", async () => {
+    for (const sql of [
+      "CREATE TABLE order_changes (id int PRIMARY KEY, total numeric, note text)",
+      "INSERT INTO order_changes SELECT i, CASE WHEN i % 5 = 0 THEN NULL ELSE i * 3 END, 'changed ' || i FROM generate_series(480, 620) i",
+    ])
+      await same(sql);
+    await herd.query("SELECT create_distributed_table('order_changes', 'id', colocate_with => 'orders')");
+    await same(
+      `MERGE INTO orders o USING order_changes c ON o.id = c.id
+         WHEN MATCHED AND c.total IS NULL THEN DELETE
+         WHEN MATCHED THEN UPDATE SET total = c.total, note = c.note
+         WHEN NOT MATCHED THEN INSERT (id, customer, total, note) VALUES (c.id, c.id % 9, c.total, c.note)`,
+      "SELECT * FROM orders ORDER BY id",
+      `MERGE INTO orders AS o USING order_changes AS c ON c.id = o.id AND c.id > 600
+         WHEN MATCHED THEN UPDATE SET note = 'again'
+         RETURNING merge_action(), o.id, o.note`,
+      `MERGE INTO orders o USING order_changes c ON o.id = c.id
+         WHEN NOT MATCHED BY SOURCE AND o.id < 5 THEN DELETE`,
+      "SELECT * FROM orders ORDER BY id",
+    );
+    const plan = (
+      await herd.query("EXPLAIN MERGE INTO orders o USING order_changes c ON o.id = c.id WHEN MATCHED THEN DELETE")
+    ).rows
+      .map((row) => row["QUERY PLAN"])
+      .join("\n");
+    expect(plan).toMatch(
+      /^Route write shards=\[[0-9,]+\] sql=MERGE INTO orders_[0-9]+ AS o USING order_changes_[0-9]+ AS c /,
+    );
+  });
+
+  it("several clients merging the same rows at once end where one after the other would, both copies alike", async () => {
+    const merge = `MERGE INTO orders o USING order_changes c ON o.id = c.id
+      WHEN MATCHED THEN UPDATE SET total = coalesce(c.total, 0) + 1
+      WHEN NOT MATCHED THEN INSERT (id, customer, total) VALUES (c.id, 1, coalesce(c.total, 0) + 1)`;
+    const clients = await Promise.all([1, 2, 3].map(() => herdClient(herdUp.cluster)));
+    try {
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let i = 0; i < 4; i++) await client.query(merge);
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+    }
+    await plain.query(merge);
+    await expectSameAnswer(herd, plain, "SELECT * FROM orders ORDER BY id");
+    expect(await divergentShards(herdUp.cluster, herd, "orders")).toEqual([]);
+  });
+
+  it("is refused as Citus refuses it when the rows could not meet in one shard group", async () => {
+    await herd.query("CREATE TABLE order_other (id int, total numeric)");
+    await herd.query("SELECT create_distributed_table('order_other', 'id', colocate_with => 'none')");
+    for (const [sql, detail] of [
+      ["MERGE INTO orders o USING order_other x ON o.id = x.id WHEN MATCHED THEN DELETE", /not colocated/],
+      ["MERGE INTO orders o USING order_changes c ON o.customer = c.id WHEN MATCHED THEN DELETE", /o\.id = c\.id/],
+      ["MERGE INTO orders o USING few f ON o.id = f.id WHEN MATCHED THEN DELETE", /not a distributed table/],
+    ] as const) {
+      const refused = await answer(herd, sql);
+      expect(refused, sql).toMatchObject({ error: { code: "0A000" } });
+      expect(JSON.stringify(refused)).toMatch(/co-located and joined on their distribution columns/);
+      const { detail: said } = (await herd.query(sql).catch((error) => error)) as { detail?: string };
+      expect(said).toMatch(detail);
+    }
+    expect(
+      await answer(
+        herd,
+        "MERGE INTO orders o USING order_changes c ON o.id = c.id WHEN NOT MATCHED THEN INSERT (id, customer) VALUES (c.id + 1, 1)",
+      ),
+    ).toMatchObject({
+      error: { code: "0A000", message: "MERGE INSERT must use the source table distribution column value" },
+    });
   });
 });
 

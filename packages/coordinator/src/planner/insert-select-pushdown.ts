@@ -88,10 +88,10 @@ const MOMENTS = new Set(["now", "transaction_timestamp", "statement_timestamp"])
  * (date_trunc, to_char) give every placement the same value: the workers share the session's
  * settings.
  */
-function differsByPlacement(insert: AnyNode, target: DistributedTable, catalog: CatalogSnapshot): boolean {
+export function differsByPlacement(statement: AnyNode, target: DistributedTable, catalog: CatalogSnapshot): boolean {
   const replicated = target.shards.some((shard) => shard.placements.length > 1);
   let differs = false;
-  walk(insert, (node, key) => {
+  walk(statement, (node, key) => {
     if (key === "FuncCall") {
       const name = names(node.funcname).at(-1) as string;
       if (catalog.functions.volatile.has(name) || (replicated && MOMENTS.has(name))) differs = true;

@@ -18,6 +18,7 @@ import { planFunctionCall } from "./function-call.js";
 import { planInsert, planInsertSelect } from "./insert-planner.js";
 import { pushDownInsertSelect } from "./insert-select-pushdown.js";
 import { planMaintenance } from "./maintenance-planner.js";
+import { planMergeStatement } from "./merge-statement-planner.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { planSubPlans } from "./recursive-planning.js";
 import { unsupportedStatement } from "./refusal-words.js";
@@ -103,6 +104,7 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   }
   const created = planCreateTableAs(type, node, statement, (query) => planStatement(query, catalog));
   if (created) return created;
+  if (type === "MergeStmt") return planMergeStatement(node, statement, catalog, refs);
   if (type === "DeclareCursorStmt") return planDeclareCursor(node, statement, (query) => planStatement(query, catalog));
   const recursive = planSubPlans(statement, catalog, semantics, (rewritten) => planStatement(rewritten, catalog));
   if (recursive) return recursive;
