@@ -462,6 +462,36 @@ describe("Citus's everyday catalog", () => {
     });
   });
 
+  it("alter_distributed_table changes a table's shard count or distribution column, keeping its rows", async () => {
+    for (const client of [herd, plain]) {
+      await client.query("CREATE TABLE reshaped (id int, grp int, v text)");
+      await client.query("INSERT INTO reshaped SELECT i, i % 7, 'v' || i FROM generate_series(1, 400) i");
+    }
+    await herd.query("SELECT create_distributed_table('reshaped', 'id', shard_count => 4)");
+    const shape = async () =>
+      (
+        await herd.query(
+          "SELECT distribution_column, shard_count::int AS shards FROM citus_tables WHERE table_name = 'reshaped'::regclass",
+        )
+      ).rows;
+    await herd.query("SELECT alter_distributed_table('reshaped', shard_count => 6)");
+    expect(await shape()).toEqual([{ distribution_column: "id", shards: 6 }]);
+    await same("SELECT * FROM reshaped ORDER BY id");
+    await herd.query("SELECT alter_distributed_table('reshaped', distribution_column => 'grp')");
+    expect(await shape()).toEqual([{ distribution_column: "grp", shards: 6 }]);
+    await same("SELECT * FROM reshaped ORDER BY id", "SELECT grp, count(*) FROM reshaped GROUP BY grp ORDER BY grp");
+    // in a block it is part of the block: rolled back with it
+    await herd.query("BEGIN");
+    await herd.query("SELECT alter_distributed_table('reshaped', shard_count => 3)");
+    expect(await shape()).toEqual([{ distribution_column: "grp", shards: 3 }]);
+    await herd.query("ROLLBACK");
+    expect(await shape()).toEqual([{ distribution_column: "grp", shards: 6 }]);
+    await same("SELECT count(*) FROM reshaped");
+    expect(await answer(herd, "SELECT alter_distributed_table('reshaped')")).toMatchObject({
+      error: { code: "22023", message: "alter_distributed_table: nothing to change" },
+    });
+  });
+
   it("truncate_local_data_after_distributing_table empties the shell, as herd did already", async () => {
     expect((await herd.query("SELECT truncate_local_data_after_distributing_table('orders') AS t")).rows).toEqual([
       { t: "" },

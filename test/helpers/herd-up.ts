@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { sleep } from "@herd/shared";
 import { afterAll, beforeAll } from "vitest";
 import { freePortRange } from "./ports.js";
+import { processesMentioning } from "./processes.js";
 import { scratchDir } from "./scratch-dir.js";
 
 export const REPO = join(import.meta.dirname, "..", "..");
@@ -48,15 +49,19 @@ export async function clusterPorts(workers: number): Promise<{ sqlPort: number; 
 /**
  * Starts `herd up` as a separate process and waits until it says the cluster is up. Free ports
  * are picked at random while other test files start servers too; when one is taken between the
- * pick and herd's start, herd refuses at once and the start is retried on other ports.
+ * pick and herd's start (or PostgreSQL's), the start is retried on other ports, in an emptied
+ * data directory.
  */
 export async function startHerdUp(options: HerdUpOptions): Promise<HerdUp> {
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await startHerdUpOnce(options);
     } catch (error) {
-      const portTaken = /port \d+ is not available|EADDRINUSE/.test((error as Error).message);
+      // herd's own check, or a PostgreSQL that found its port taken after the check
+      const portTaken = /port \d+ is not available|EADDRINUSE|Address already in use/.test((error as Error).message);
       if (!portTaken || options.ports || attempt >= 3) throw error;
+      // what the failed start made (the cluster file, initdb's data directories) names its ports
+      await emptyDirectory(options.dataDir);
     }
   }
 }
@@ -173,4 +178,21 @@ export function useHerdCluster(name: string, options: Omit<HerdUpOptions, "dataD
       return scratch.path;
     },
   };
+}
+
+/**
+ * Empties a failed start's data directory once its processes are gone (the bots stop their
+ * PostgreSQL when `herd up` dies; whatever is left after 15 s is killed).
+ */
+async function emptyDirectory(dir: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (processesMentioning(dir).length > 0 && Date.now() < deadline) await sleep(100);
+  for (const { pid } of processesMentioning(dir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  for (const entry of await readdir(dir)) await rm(join(dir, entry), { recursive: true, force: true });
 }

@@ -730,6 +730,12 @@ export const MIGRATIONS: readonly Migration[] = [
           DELETE FROM herd.distributed_tables t WHERE t.relation = forget_undistributed.relation;
         END $$;
 
+      CREATE FUNCTION pg_catalog.alter_distributed_table(table_name regclass, distribution_column text DEFAULT NULL,
+          shard_count integer DEFAULT NULL, colocate_with text DEFAULT NULL, cascade_to_colocated boolean DEFAULT NULL)
+        RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'alter_distributed_table() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+
       CREATE FUNCTION pg_catalog.undistribute_table(table_name regclass, cascade_via_foreign_keys boolean DEFAULT false)
         RETURNS void LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'undistribute_table() runs only as a statement of its own (SELECT f(…) with constant or parameter arguments), not inside another query, a function or a DO block'

@@ -4,6 +4,7 @@ import { hashOfText, type ValueSource } from "../executor/distribution-value.js"
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { parameterValue } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
+import { alterDistributedTable } from "./alter-distributed-table.js";
 import { distributeTable, truncateLocalData } from "./distribute-table.js";
 import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
 import { runCommandOnWorkers } from "./run-command.js";
@@ -26,7 +27,8 @@ export interface FunctionCall {
     | SizeFunction
     | "truncate_local_data_after_distributing_table"
     | "run_command_on_workers"
-    | "undistribute_table";
+    | "undistribute_table"
+    | "alter_distributed_table";
   /** The column name the result goes under (the function's name or the alias). */
   readonly column: string;
   readonly positional: readonly ValueSource[];
@@ -202,6 +204,23 @@ export async function callHerdFunction(
         ],
         rows,
       };
+    }
+    case "alter_distributed_table": {
+      if (arg(4, "cascade_to_colocated") === "true" || arg(4, "cascade_to_colocated") === "t")
+        throw new HerdError("cascade_to_colocated is not supported; alter each table", {
+          sqlState: SqlState.featureNotSupported,
+        });
+      const shardCount = arg(2, "shard_count");
+      await alterDistributedTable(
+        {
+          table: required(arg(0, "table_name"), "table_name"),
+          distributionColumn: arg(1, "distribution_column") ?? undefined,
+          shardCount: shardCount === undefined || shardCount === null ? undefined : integer(shardCount, "shard_count"),
+          colocateWith: arg(3, "colocate_with") ?? undefined,
+        },
+        port,
+      );
+      return value(VOID_OID, "");
     }
     case "undistribute_table": {
       if (arg(1, "cascade_via_foreign_keys") === "true" || arg(1, "cascade_via_foreign_keys") === "t")

@@ -23,6 +23,7 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "truncate_local_data_after_distributing_table",
   "run_command_on_workers",
   "undistribute_table",
+  "alter_distributed_table",
 ]);
 
 /** herd's functions that return a set of rows, called as `SELECT * FROM f(…)`. */
