@@ -1,10 +1,9 @@
 import { Local } from "../executor/primitives/local.js";
+import { CreateMaterializedView } from "../executor/primitives/materialized-view.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
-import { Refuse } from "../executor/primitives/refuse.js";
 import { SubPlans } from "../executor/primitives/subplans.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, as, deparse, walk } from "../parser/ast.js";
-import { PlannerErrors } from "./planner-errors.js";
 
 /**
  * `CREATE TABLE t AS <query>` and `SELECT … INTO t` over distributed tables: the query runs first
@@ -12,8 +11,8 @@ import { PlannerErrors } from "./planner-errors.js";
  * citus.max_intermediate_result_size) and stand in for it as a VALUES list, and the table is
  * created on the coordinator's PostgreSQL from them: an ordinary table, with the query's column
  * names and types, which create_distributed_table can then distribute. `WITH NO DATA` needs no
- * rows: PostgreSQL makes the empty table from the shells. A materialized view is refused (its
- * REFRESH would read the shells).
+ * rows: PostgreSQL makes the empty table from the shells. A materialized view is made and
+ * refreshed with the tables' rows brought to the coordinator (executor/primitives/materialized-view.ts).
  */
 export function planCreateTableAs(
   type: string,
@@ -28,14 +27,7 @@ export function planCreateTableAs(
     const { intoClause, ...select } = node;
     ctas = { query: { SelectStmt: select }, into: intoClause, objtype: "OBJECT_TABLE" };
   } else return undefined;
-  if (ctas.objtype === "OBJECT_MATVIEW") {
-    return new Refuse(
-      PlannerErrors.notSupported(
-        "materialized views over distributed tables",
-        "Use CREATE TABLE … AS (run it again to refresh), or a view: herd plans queries through views.",
-      ),
-    );
-  }
+  if (ctas.objtype === "OBJECT_MATVIEW") return new CreateMaterializedView(statement);
   if ((ctas.into as AnyNode).skipData) return new Local();
   const tree = type === "CreateTableAsStmt" ? statement : { CreateTableAsStmt: ctas };
   const query = ctas.query as AnyNode;

@@ -4,6 +4,7 @@ import { Explain } from "../executor/primitives/explain.js";
 import { HONORED_CITUS_SETTINGS, IgnoredSetting } from "../executor/primitives/ignored-setting.js";
 import { Local } from "../executor/primitives/local.js";
 import { LockTables } from "../executor/primitives/lock-tables.js";
+import { RefreshMaterializedView } from "../executor/primitives/materialized-view.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
 import { SqlDeallocate, SqlExecute, SqlPrepare } from "../executor/primitives/sql-prepared.js";
@@ -79,6 +80,7 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
     const copyOut = planCopyTo(node, catalog, (query) => planStatement(query, catalog));
     if (copyOut) return copyOut;
   }
+  if (type === "RefreshMatViewStmt") return new RefreshMaterializedView(node.relation);
   const roles = planRoleStatement(type, node, statement, catalog);
   if (roles) return roles;
   const shellRead = shellReadProblem(statement, catalog);
@@ -95,7 +97,13 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   }
   const semantics = analyzeStatement(statement, catalog);
   const refs = semantics.relations;
-  if (!refs.some((ref) => ref.table)) return LOCAL;
+  // CREATE TABLE/MATERIALIZED VIEW … AS a query of views over distributed tables reads them too
+  const viaViews =
+    (type === "CreateTableAsStmt" || (type === "SelectStmt" && node.intoClause)) &&
+    refs.some((ref) =>
+      catalog.resolveView(ref.rangeVar.schemaname as string | undefined, ref.rangeVar.relname as string),
+    );
+  if (!refs.some((ref) => ref.table) && !viaViews) return LOCAL;
   if (type === "InsertStmt") {
     const pushed = pushDownInsertSelect(node, statement, catalog);
     if (pushed) return pushed;

@@ -24,7 +24,9 @@ export type PrimitiveKind =
   | "explain"
   | "subplans"
   | "catalog-ddl"
-  | "role-ddl";
+  | "role-ddl"
+  | "create-matview"
+  | "refresh-matview";
 
 /** What describing a plan may look at: this execution's parameters and, after EXPLAIN ANALYZE runs it, its figures. */
 export interface DescribeContext {
