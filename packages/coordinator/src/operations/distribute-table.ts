@@ -15,9 +15,9 @@ import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
-import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { inOperationTransaction } from "./operation-transaction.js";
 import { readServerSecurity, syncServer } from "./role-propagation.js";
-import { readShellDefinition, shardDefinition } from "./shell-definition.js";
+import { copyColumns, readShellDefinition, shardDefinition } from "./shell-definition.js";
 import { distributedTable } from "./table-size.js";
 
 export interface DistributeRequest {
@@ -57,7 +57,6 @@ interface ShellTable {
  * workers shard by shard, so joins on the distribution column stay on one worker.
  */
 export async function distributeTable(request: DistributeRequest, port: ExecutionPort): Promise<void> {
-  const inBlock = port.inTransactionBlock();
   await port.catalog.reload();
   const catalog = port.catalog.current;
   const defaults = port.defaults;
@@ -143,10 +142,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     const problem = foreignKeyProblem(constraint, owner, catalog);
     if (problem) throw problem;
   }
-  const transaction = inBlock
-    ? port.transaction
-    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
-  try {
+  await inOperationTransaction(port, async (transaction) => {
     // the new shards are nobody else's yet: no shard to lock, but the coordinator's transaction opens
     await transaction.lockShards(new Map());
     transaction.writesOnCoordinator();
@@ -224,18 +220,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     if (failed) throw (failed as PromiseRejectedResult).reason;
     await emptyShell(backend, shell);
     await backend.query("SELECT herd.guard_shell($1::oid::regclass)", [String(shell.oid)]);
-    if (inBlock) {
-      await port.catalog.changedInBlock();
-      return;
-    }
-    await transaction.commit();
-  } catch (error) {
-    // a block's part is rolled back with the block (the failed statement fails the block)
-    if (!inBlock) await transaction.rollback();
-    throw error;
-  } finally {
-    if (!inBlock) await port.catalog.reload();
-  }
+  });
 }
 
 /** The FOREIGN KEY constraints of a shell's definition (its ALTER TABLE … ADD CONSTRAINT statements). */
@@ -452,17 +437,12 @@ async function takeRows(
           ),
         )
       : 0;
-  const columnList = await backend.query(
-    `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-      WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
-    [String(shell.oid)],
-  );
   const splitter = new CopyRowSplitter(TEXT_FORMAT);
   const rows: Buffer[][] = Array.from({ length: shardCount }, () => []);
   let failure: Error | undefined;
   const collector = new ResultCollector();
   const w = new BufferWriter(128);
-  const columns = firstValue(columnList) as string;
+  const columns = await copyColumns(backend, shell.oid);
   encodeQuery(w, `COPY ${quoted(shell)} (${columns}) TO STDOUT`);
   await backend.exchange(w.flush(), {
     message(frame: Frame) {

@@ -6,8 +6,8 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import type { StatementRun } from "../executor/statement-run.js";
 import { type DistributedTable, shardOf, type WorkerNode } from "../metadata/catalog-types.js";
-import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { type ShardLock, shardLock } from "../transaction/shard-lock.js";
+import { inOperationTransaction } from "./operation-transaction.js";
 
 /** A DDL command on distributed and reference tables, as the planner prepared it. */
 export interface DdlChange {
@@ -57,11 +57,8 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
       perNode.set(node.id, entry);
     }
   }
-  const transaction = inBlock
-    ? port.transaction
-    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
   const backend = port.backend;
-  try {
+  return inOperationTransaction(port, async (transaction) => {
     await transaction.lockShards(placements);
     transaction.writesOnCoordinator();
     // the shell's guard trigger lets this transaction's own TRUNCATE through, and the shell guard
@@ -93,17 +90,6 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     );
     const failed = outcomes.find((outcome) => outcome.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    if (inBlock) {
-      await port.catalog.changedInBlock();
-      return shell.tag;
-    }
-    await transaction.commit();
     return shell.tag;
-  } catch (error) {
-    // a block's part is rolled back with the block (the failed statement fails the block)
-    if (!inBlock) await transaction.rollback();
-    throw error;
-  } finally {
-    if (!inBlock) await port.catalog.reload();
-  }
+  });
 }

@@ -1,10 +1,10 @@
 import { HerdError, SqlState } from "@herd/shared";
-import { firstValue } from "../connection/pg-connection.js";
 import { streamCopy } from "../copy/copy-stream.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
 import { qualifiedName } from "../parser/identifiers.js";
+import { copyColumns } from "./shell-definition.js";
 
 /**
  * The distributed and reference tables a materialized view reads, through views too (its
@@ -62,13 +62,7 @@ export async function distributedTablesRead(matview: number, port: ExecutionPort
 /** Every row of `table`, from one active copy of each shard, into its (empty) shell. */
 async function fillShell(table: DistributedTable, port: ExecutionPort): Promise<void> {
   const shell = qualifiedName(table.schema, table.name);
-  const columns = firstValue(
-    await port.backend.query(
-      `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-        WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
-      [String(table.oid)],
-    ),
-  ) as string;
+  const columns = await copyColumns(port.backend, table.oid);
   const shards = table.kind === "reference" ? table.shards.slice(0, 1) : table.shards;
   for (const shard of shards) {
     const node = activeNodes(shard, port.catalog.current.nodes)[0];

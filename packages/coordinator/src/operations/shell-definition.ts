@@ -55,6 +55,19 @@ export async function readShellDefinition(backend: Pick<WorkerConnection, "query
 }
 
 /**
+ * The columns a COPY of the table carries (not generated, not dropped), quoted, in order, as a
+ * column list: what moves rows between a shell and its shards in either direction.
+ */
+export async function copyColumns(backend: Pick<WorkerConnection, "query">, oid: number): Promise<string> {
+  const result = await backend.query(
+    `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+      WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
+    [String(oid)],
+  );
+  return result.rows[0]?.[0]?.toString("utf8") ?? "";
+}
+
+/**
  * The shell's definition for shard `index` of `table` (which need not be in the catalog yet):
  * the table renamed to its shard, indexes and index-owning constraints suffixed with the shard
  * id, foreign keys pointed at the colocated shard or a reference table's shard.

@@ -6,8 +6,9 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import { shardName } from "../metadata/catalog-types.js";
 import { qualifiedName } from "../parser/identifiers.js";
-import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { shardLock } from "../transaction/shard-lock.js";
+import { inOperationTransaction } from "./operation-transaction.js";
+import { copyColumns } from "./shell-definition.js";
 import { distributedTable } from "./table-size.js";
 
 /**
@@ -44,22 +45,12 @@ export async function undistributeTable(relation: string, port: ExecutionPort): 
     });
   }
   const catalog = port.catalog.current;
-  const inBlock = port.inTransactionBlock();
-  const transaction = inBlock
-    ? port.transaction
-    : new DistributedTransaction({ backend, pool: port.workers, logger: port.logger }, "statement");
   const shell = qualifiedName(table.schema, table.name);
-  try {
+  await inOperationTransaction(port, async (transaction) => {
     await transaction.lockShards(new Map(table.shards.map((shard) => [shard.id, shardLock(table, shard)])));
     transaction.writesOnCoordinator();
     await backend.query("SET LOCAL herd.shell_writes = on; SET LOCAL herd.shell_guard = off");
-    const columns = firstValue(
-      await backend.query(
-        `SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-          WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped AND attgenerated = ''`,
-        [oid],
-      ),
-    ) as string;
+    const columns = await copyColumns(backend, table.oid);
     const settings = asHerd(port.settings());
     // a reference table's one shard holds every row: read it once
     const shards = table.kind === "reference" ? table.shards.slice(0, 1) : table.shards;
@@ -95,15 +86,5 @@ export async function undistributeTable(relation: string, port: ExecutionPort): 
         await connection.query(`DROP TABLE IF EXISTS ${qualifiedName(table.schema, shardName(table, shard.id))}`);
       }
     }
-    if (inBlock) {
-      await port.catalog.changedInBlock();
-      return;
-    }
-    await transaction.commit();
-  } catch (error) {
-    if (!inBlock) await transaction.rollback();
-    throw error;
-  } finally {
-    if (!inBlock) await port.catalog.reload();
-  }
+  });
 }

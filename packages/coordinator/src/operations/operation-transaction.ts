@@ -1,0 +1,32 @@
+import type { ExecutionPort } from "../executor/execution-port.js";
+import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+
+/**
+ * Runs an operation that changes distributed tables and their metadata (DDL, distributing,
+ * undistributing) in the transaction it belongs to. In the session's transaction block, it is
+ * part of the block's distributed transaction: nothing commits until the block does, and the
+ * block's statements after it plan with the block's own metadata. Outside a block, in a
+ * transaction of its own that commits in two phases when `work` returns and rolls back when it
+ * throws; the shared catalog is loaded again either way.
+ */
+export async function inOperationTransaction<T>(
+  port: ExecutionPort,
+  work: (transaction: DistributedTransaction, inBlock: boolean) => Promise<T>,
+): Promise<T> {
+  const inBlock = port.inTransactionBlock();
+  const transaction = inBlock
+    ? port.transaction
+    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
+  try {
+    const result = await work(transaction, inBlock);
+    if (inBlock) await port.catalog.changedInBlock();
+    else await transaction.commit();
+    return result;
+  } catch (error) {
+    // a block's part is rolled back with the block (the failed statement fails the block)
+    if (!inBlock) await transaction.rollback();
+    throw error;
+  } finally {
+    if (!inBlock) await port.catalog.reload();
+  }
+}
