@@ -66,9 +66,9 @@ export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 9
     /** The admin API's token (cluster.json). */
     adminToken: () => cluster.clusterFile?.adminToken ?? "",
     clusterFile: undefined,
-    /** The password for `port`: herd's SQL port takes the SQL one, the coordinator's PostgreSQL herd's own. */
+    /** The password for `port`: herd's SQL port takes the SQL one; every PostgreSQL (coordinator's, workers') herd's own. */
     passwordFor(port, sqlPassword) {
-      return port === cluster.postgresPort ? cluster.internalPassword : sqlPassword;
+      return port === cluster.sqlPort ? sqlPassword : cluster.internalPassword;
     },
     output: () => output,
     stop() {
