@@ -1,7 +1,7 @@
 import { HerdError, SqlState } from "@herd/shared";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { distributeTable } from "./distribute-table.js";
-import { distributedTable } from "./table-size.js";
+import { distributedTable } from "./table-lookup.js";
 import { undistributeTable } from "./undistribute-table.js";
 
 export interface AlterDistribution {

@@ -15,10 +15,11 @@ import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
-import { inOperationTransaction } from "./operation-transaction.js";
+import { inCoordinatorTransaction, inOperationTransaction } from "./operation-transaction.js";
 import { readServerSecurity, syncServer } from "./role-propagation.js";
+import { CLOSE_SHELLS, OPEN_SHELLS } from "./shell-access.js";
 import { copyColumns, readShellDefinition, shardDefinition } from "./shell-definition.js";
-import { distributedTable } from "./table-size.js";
+import { distributedTable, ensureOwner } from "./table-lookup.js";
 
 export interface DistributeRequest {
   /** The table as the user wrote it (resolved with the session's search_path). */
@@ -65,10 +66,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
   if (catalog.byOid(shell.oid)) {
     throw new HerdError(`table "${shell.name}" is already distributed`, { sqlState: SqlState.invalidTableDefinition });
   }
-  // as in Citus, only the table's owner (or a member of its role) distributes it
-  if (firstValue(await backend.query("SELECT herd.owns($1::oid::regclass)", [String(shell.oid)])) !== "t") {
-    throw new HerdError(`must be owner of table ${shell.name}`, { sqlState: SqlState.insufficientPrivilege });
-  }
+  await ensureOwner(backend, shell.oid, shell.name);
   const workers = [...catalog.nodes.values()].filter((node) => node.state === "active");
   const columnType =
     request.kind === "hash" ? await distributionColumnType(backend, shell, request.column as string) : undefined;
@@ -265,9 +263,7 @@ export async function truncateLocalData(relation: string, port: ExecutionPort): 
       new HerdError("supplied parameter is not a distributed relation", { sqlState: SqlState.invalidParameterValue }),
   );
   const backend = port.backend;
-  const own = !port.inTransactionBlock();
-  if (own) await backend.query("BEGIN");
-  try {
+  await inCoordinatorTransaction(port, async () => {
     await purgeShells(backend, table.oid);
     await backend.query("SET LOCAL herd.shell_guard = off");
     const left = firstValue(
@@ -281,11 +277,7 @@ export async function truncateLocalData(relation: string, port: ExecutionPort): 
         hint: "Distribute the referencing tables too, or delete their rows that reference it.",
       });
     }
-    if (own) await backend.query("COMMIT");
-  } catch (error) {
-    if (own) await backend.query("ROLLBACK").catch(() => {});
-    throw error;
-  }
+  });
 }
 
 /**
@@ -294,7 +286,7 @@ export async function truncateLocalData(relation: string, port: ExecutionPort): 
  * rows. The session's own rights apply: a shell it may not empty is left as it is.
  */
 async function purgeShells(backend: PgConnection, also: number): Promise<void> {
-  await backend.query("SET LOCAL herd.shell_guard = off; SET LOCAL herd.shell_writes = on");
+  await backend.query(OPEN_SHELLS);
   await backend.query("SELECT pg_catalog.set_config('herd.purge_also', $1, true)", [String(also)]);
   // (a failure aborts the transaction, which undoes the settings too)
   await backend.query(
@@ -314,7 +306,7 @@ async function purgeShells(backend: PgConnection, also: number): Promise<void> {
          END LOOP;
        END $purge$`,
   );
-  await backend.query("RESET herd.shell_guard; RESET herd.shell_writes; RESET herd.purge_also");
+  await backend.query(`${CLOSE_SHELLS}; RESET herd.purge_also`);
 }
 
 async function resolveShell(backend: PgConnection, name: string): Promise<ShellTable> {

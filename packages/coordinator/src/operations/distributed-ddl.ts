@@ -8,6 +8,7 @@ import type { StatementRun } from "../executor/statement-run.js";
 import { type DistributedTable, shardOf, type WorkerNode } from "../metadata/catalog-types.js";
 import { type ShardLock, shardLock } from "../transaction/shard-lock.js";
 import { inOperationTransaction } from "./operation-transaction.js";
+import { CLOSE_SHELLS, OPEN_SHELLS } from "./shell-access.js";
 
 /** A DDL command on distributed and reference tables, as the planner prepared it. */
 export interface DdlChange {
@@ -64,12 +65,12 @@ export async function runDistributedDdl(change: DdlChange, run: StatementRun, po
     // the shell's guard trigger lets this transaction's own TRUNCATE through, and the shell guard
     // library the checks PostgreSQL makes of the change (a new foreign key's validation queries both
     // shells: empty, they pass; the placements validate the rows)
-    await backend.query("SET LOCAL herd.shell_writes = on; SET LOCAL herd.shell_guard = off");
+    await backend.query(OPEN_SHELLS);
     const collector = new ResultCollector();
     await backend.exchange(backendRequest({ ...run, sql: change.shellSql, describe: false }), collector);
     const shell = collector.result();
     // in a block, the settings would outlast the command (SET LOCAL lasts until the block ends)
-    if (inBlock) await backend.query("RESET herd.shell_writes; RESET herd.shell_guard");
+    if (inBlock) await backend.query(CLOSE_SHELLS);
     if (change.action === "drop-tables") {
       // the shell is gone (the session's role was allowed to drop it): so is its metadata
       await backend.query("SELECT herd.forget_dropped_tables($1::oid[])", [

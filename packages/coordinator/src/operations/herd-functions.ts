@@ -1,5 +1,4 @@
 import { HerdError, SqlState, shardIndexForHash } from "@herd/shared";
-import { firstValue } from "../connection/pg-connection.js";
 import { hashOfText, type ValueSource } from "../executor/distribution-value.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { parameterValue } from "../executor/shard-selection.js";
@@ -8,6 +7,7 @@ import { alterDistributedTable } from "./alter-distributed-table.js";
 import { distributeTable, truncateLocalData } from "./distribute-table.js";
 import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
 import { runCommandOnWorkers } from "./run-command.js";
+import { tableOid } from "./table-lookup.js";
 import { distributedTableSize, type SizeFunction } from "./table-size.js";
 import { undistributeTable } from "./undistribute-table.js";
 
@@ -245,10 +245,6 @@ function recordText(fields: readonly string[]): string {
     field === "" || /[(),"\\\s]/.test(field) ? `"${field.replaceAll("\\", "\\\\").replaceAll('"', '""')}"` : field,
   );
   return `(${quoted.join(",")})`;
-}
-
-async function tableOid(table: string, port: ExecutionPort): Promise<number> {
-  return Number(firstValue(await port.backend.query("SELECT $1::regclass::oid", [table])));
 }
 
 async function shardIdFor(table: string, value: string | null, port: ExecutionPort): Promise<number> {

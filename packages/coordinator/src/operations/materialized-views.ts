@@ -1,10 +1,9 @@
-import { HerdError, SqlState } from "@herd/shared";
-import { streamCopy } from "../copy/copy-stream.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
-import { activeNodes } from "../executor/shard-selection.js";
-import { type DistributedTable, shardName } from "../metadata/catalog-types.js";
+import type { DistributedTable, WorkerNode } from "../metadata/catalog-types.js";
 import { qualifiedName } from "../parser/identifiers.js";
-import { copyColumns } from "./shell-definition.js";
+import { inCoordinatorTransaction } from "./operation-transaction.js";
+import { CLOSE_SHELLS, copyShardsIntoShell, OPEN_SHELLS } from "./shell-access.js";
 
 /**
  * The distributed and reference tables a materialized view reads, through views too (its
@@ -34,21 +33,15 @@ const TABLES_READ = `WITH RECURSIVE reads (relid) AS (
  */
 export async function refreshWithShards(matview: number, refresh: string, port: ExecutionPort): Promise<string> {
   const backend = port.backend;
-  const own = !port.inTransactionBlock();
-  if (own) await backend.query("BEGIN");
-  try {
+  return inCoordinatorTransaction(port, async () => {
     const tables = await distributedTablesRead(matview, port);
-    await backend.query("SET LOCAL herd.shell_writes = on; SET LOCAL herd.shell_guard = off");
-    for (const table of tables) await fillShell(table, port);
+    await backend.query(OPEN_SHELLS);
+    for (const table of tables) await copyShardsIntoShell(table, port, (node) => shardReader(node, port));
     const tag = (await backend.query(refresh)).tag;
     for (const table of tables) await backend.query(`DELETE FROM ONLY ${qualifiedName(table.schema, table.name)}`);
-    await backend.query("RESET herd.shell_writes; RESET herd.shell_guard");
-    if (own) await backend.query("COMMIT");
+    await backend.query(CLOSE_SHELLS);
     return tag;
-  } catch (error) {
-    if (own && backend.status !== "I") await backend.query("ROLLBACK").catch(() => {});
-    throw error;
-  }
+  });
 }
 
 /** The distributed and reference tables the materialized view `matview` reads. */
@@ -59,33 +52,20 @@ export async function distributedTablesRead(matview: number, port: ExecutionPort
     .filter((table): table is DistributedTable => table !== undefined);
 }
 
-/** Every row of `table`, from one active copy of each shard, into its (empty) shell. */
-async function fillShell(table: DistributedTable, port: ExecutionPort): Promise<void> {
-  const shell = qualifiedName(table.schema, table.name);
-  const columns = await copyColumns(port.backend, table.oid);
-  const shards = table.kind === "reference" ? table.shards.slice(0, 1) : table.shards;
-  for (const shard of shards) {
-    const node = activeNodes(shard, port.catalog.current.nodes)[0];
-    if (!node) {
-      throw new HerdError(`shard ${shard.id} of ${table.name} has no active placement to read`, {
-        sqlState: SqlState.connectionFailure,
-      });
-    }
-    const sql = `COPY ${qualifiedName(table.schema, shardName(table, shard.id))} (${columns}) TO STDOUT (FORMAT binary)`;
-    const into = `COPY ${shell} (${columns}) FROM STDIN (FORMAT binary)`;
-    if (port.transaction.active) {
-      // a block that reached workers reads through its own transactions: it sees its own writes
-      const { connection, opening } = await port.transaction.join(node, port.settings());
-      if (opening) await connection.query(opening);
-      await streamCopy(connection, sql, port.backend, into);
-      continue;
-    }
-    // herd's own login: the coordinator's PostgreSQL checks the view owner's rights when it refreshes
-    const connection = await port.workers.acquire(node);
-    try {
-      await streamCopy(connection, sql, port.backend, into);
-    } finally {
-      port.workers.release(connection);
-    }
+/**
+ * Where a refresh reads a worker's shards: a block that reached workers through its own
+ * transactions (it sees its own writes); otherwise a pooled connection with herd's own login
+ * (the coordinator's PostgreSQL checks the view owner's rights when it refreshes).
+ */
+async function shardReader(
+  node: WorkerNode,
+  port: ExecutionPort,
+): Promise<{ connection: WorkerConnection; done(): void }> {
+  if (port.transaction.active) {
+    const { connection, opening } = await port.transaction.join(node, port.settings());
+    if (opening) await connection.query(opening);
+    return { connection, done: () => {} };
   }
+  const connection = await port.workers.acquire(node);
+  return { connection, done: () => port.workers.release(connection) };
 }

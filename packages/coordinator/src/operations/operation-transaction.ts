@@ -30,3 +30,22 @@ export async function inOperationTransaction<T>(
     if (!inBlock) await port.catalog.reload();
   }
 }
+
+/**
+ * Runs `work` in the coordinator's transaction it belongs to: the session's block, or one of its
+ * own that commits when `work` returns and rolls back when it throws. For operations whose
+ * worker reads need no transaction of their own (a refresh, emptying a shell).
+ */
+export async function inCoordinatorTransaction<T>(port: ExecutionPort, work: () => Promise<T>): Promise<T> {
+  const backend = port.backend;
+  const own = !port.inTransactionBlock();
+  if (own) await backend.query("BEGIN");
+  try {
+    const result = await work();
+    if (own) await backend.query("COMMIT");
+    return result;
+  } catch (error) {
+    if (own && backend.status !== "I") await backend.query("ROLLBACK").catch(() => {});
+    throw error;
+  }
+}

@@ -2,8 +2,9 @@ import { HerdError, SqlState } from "@herd/shared";
 import { firstValue } from "../connection/pg-connection.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
-import { type DistributedTable, shardName, type WorkerNode } from "../metadata/catalog-types.js";
+import { shardName, type WorkerNode } from "../metadata/catalog-types.js";
 import { qualifiedName } from "../parser/identifiers.js";
+import { distributedTable } from "./table-lookup.js";
 
 /** Citus's size functions, and the PostgreSQL function each sums over the shards. */
 const SIZE_FUNCTIONS = {
@@ -61,16 +62,4 @@ export async function distributedTableSize(
     }),
   );
   return sizes.reduce((total, size) => total + size, 0n);
-}
-
-/** The distributed or reference table `relation` names (as the session resolves it), else `notDistributed`. */
-export async function distributedTable(
-  relation: string,
-  port: ExecutionPort,
-  notDistributed: (name: string) => HerdError,
-): Promise<DistributedTable> {
-  const oid = Number(firstValue(await port.backend.query("SELECT $1::regclass::oid", [relation])));
-  const table = port.catalog.current.byOid(oid);
-  if (!table) throw notDistributed(relation);
-  return table;
 }

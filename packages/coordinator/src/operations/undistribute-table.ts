@@ -1,15 +1,13 @@
 import { HerdError, SqlState } from "@herd/shared";
-import { firstValue } from "../connection/pg-connection.js";
 import { asHerd } from "../connection/session-settings.js";
-import { streamCopy } from "../copy/copy-stream.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import { shardName } from "../metadata/catalog-types.js";
 import { qualifiedName } from "../parser/identifiers.js";
 import { shardLock } from "../transaction/shard-lock.js";
 import { inOperationTransaction } from "./operation-transaction.js";
-import { copyColumns } from "./shell-definition.js";
-import { distributedTable } from "./table-size.js";
+import { CLOSE_SHELLS, copyShardsIntoShell, OPEN_SHELLS } from "./shell-access.js";
+import { distributedTable, ensureOwner } from "./table-lookup.js";
 
 /**
  * undistribute_table: a distributed or reference table becomes an ordinary table on the
@@ -30,9 +28,7 @@ export async function undistributeTable(relation: string, port: ExecutionPort): 
   );
   const backend = port.backend;
   const oid = String(table.oid);
-  if (firstValue(await backend.query("SELECT herd.owns($1::oid::regclass)", [oid])) !== "t") {
-    throw new HerdError(`must be owner of table ${table.name}`, { sqlState: SqlState.insufficientPrivilege });
-  }
+  await ensureOwner(backend, table.oid, table.name);
   const keys = await backend.query(
     `SELECT conname FROM pg_constraint
       WHERE contype = 'f' AND conrelid <> confrelid AND (conrelid = $1::oid OR confrelid = $1::oid) LIMIT 1`,
@@ -49,35 +45,21 @@ export async function undistributeTable(relation: string, port: ExecutionPort): 
   await inOperationTransaction(port, async (transaction) => {
     await transaction.lockShards(new Map(table.shards.map((shard) => [shard.id, shardLock(table, shard)])));
     transaction.writesOnCoordinator();
-    await backend.query("SET LOCAL herd.shell_writes = on; SET LOCAL herd.shell_guard = off");
-    const columns = await copyColumns(backend, table.oid);
+    await backend.query(OPEN_SHELLS);
     const settings = asHerd(port.settings());
-    // a reference table's one shard holds every row: read it once
-    const shards = table.kind === "reference" ? table.shards.slice(0, 1) : table.shards;
-    for (const shard of shards) {
-      const source = activeNodes(shard, catalog.nodes)[0];
-      if (!source) {
-        throw new HerdError(`shard ${shard.id} of ${table.name} has no active placement to copy from`, {
-          sqlState: SqlState.objectNotInPrerequisiteState,
-        });
-      }
-      const { connection, opening } = await transaction.join(source, settings);
+    // read through the transaction: its locks hold the shards still while they are copied
+    await copyShardsIntoShell(table, port, async (node) => {
+      const { connection, opening } = await transaction.join(node, settings);
       if (opening) await connection.query(opening);
-      const name = qualifiedName(table.schema, shardName(table, shard.id));
-      await streamCopy(
-        connection,
-        `COPY ${name} (${columns}) TO STDOUT (FORMAT binary)`,
-        backend,
-        `COPY ${shell} (${columns}) FROM STDIN (FORMAT binary)`,
-      );
-    }
+      return { connection, done: () => {} };
+    });
     const trigger = await backend.query(
       "SELECT quote_ident(tgname) FROM pg_trigger WHERE tgrelid = $1::oid AND tgname LIKE 'herd\\_shell\\_guard%'",
       [oid],
     );
     for (const row of trigger.rows) await backend.query(`DROP TRIGGER ${(row[0] as Buffer).toString()} ON ${shell}`);
     await backend.query("SELECT herd.forget_undistributed($1::oid::regclass)", [oid]);
-    await backend.query("RESET herd.shell_writes; RESET herd.shell_guard");
+    await backend.query(CLOSE_SHELLS);
     for (const shard of table.shards) {
       for (const node of activeNodes(shard, catalog.nodes)) {
         const { connection, opening } = await transaction.join(node, settings);

@@ -1,5 +1,7 @@
 import { firstValue } from "../../connection/pg-connection.js";
 import { distributedTablesRead, refreshWithShards } from "../../operations/materialized-views.js";
+import { inCoordinatorTransaction } from "../../operations/operation-transaction.js";
+import { tableOid } from "../../operations/table-lookup.js";
 import { type AnyNode, deparse } from "../../parser/ast.js";
 import { qualifiedName, quoteIdent } from "../../parser/identifiers.js";
 import { backendRequest } from "../backend-request.js";
@@ -9,11 +11,11 @@ import type { StatementRun } from "../statement-run.js";
 import { NO_INPUTS, type Primitive } from "./primitive.js";
 
 /** The OID of the relation a RangeVar names, as the session resolves it. */
-async function oidOf(port: ExecutionPort, relation: AnyNode): Promise<number> {
+function oidOf(port: ExecutionPort, relation: AnyNode): Promise<number> {
   const name = relation.schemaname
     ? qualifiedName(relation.schemaname as string, relation.relname as string)
     : quoteIdent(relation.relname as string);
-  return Number(firstValue(await port.backend.query("SELECT $1::regclass::oid", [name])));
+  return tableOid(name, port);
 }
 
 /**
@@ -33,25 +35,17 @@ export class CreateMaterializedView implements Primitive {
     const empty = structuredClone(this.statement);
     empty.CreateTableAsStmt.into.skipData = true;
     const backend = port.backend;
-    const own = !port.inTransactionBlock();
-    if (own) await backend.query("BEGIN");
-    try {
+    const tag = await inCoordinatorTransaction(port, async () => {
       await backend.query(deparse(empty));
-      let tag = "CREATE MATERIALIZED VIEW";
-      if (!into.skipData) {
-        const oid = await oidOf(port, into.rel as AnyNode);
-        // regclass's text: the name, quoted and qualified as the session needs it
-        const name = firstValue(await backend.query("SELECT $1::oid::regclass::text", [String(oid)])) as string;
-        await refreshWithShards(oid, `REFRESH MATERIALIZED VIEW ${name}`, port);
-        tag = `SELECT ${firstValue(await backend.query(`SELECT count(*) FROM ${name}`))}`;
-      }
-      if (own) await backend.query("COMMIT");
-      if (run.describe && run.bind) sink.noData();
-      sink.complete(tag);
-    } catch (error) {
-      if (own && backend.status !== "I") await backend.query("ROLLBACK").catch(() => {});
-      throw error;
-    }
+      if (into.skipData) return "CREATE MATERIALIZED VIEW";
+      const oid = await oidOf(port, into.rel as AnyNode);
+      // regclass's text: the name, quoted and qualified as the session needs it
+      const name = firstValue(await backend.query("SELECT $1::oid::regclass::text", [String(oid)])) as string;
+      await refreshWithShards(oid, `REFRESH MATERIALIZED VIEW ${name}`, port);
+      return `SELECT ${firstValue(await backend.query(`SELECT count(*) FROM ${name}`))}`;
+    });
+    if (run.describe && run.bind) sink.noData();
+    sink.complete(tag);
   }
 
   describe(): string {
