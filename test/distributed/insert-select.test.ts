@@ -190,6 +190,41 @@ describe("INSERT … SELECT", () => {
       expect(await pushed(sql)).not.toMatch(/^Route write/);
   });
 
+  it("streams a large one in batches between tables that are not colocated: RETURNING gives every row, a failure in a late batch leaves none", async () => {
+    await same("CREATE TABLE wide (id int PRIMARY KEY, site_id int, note text)", undefined);
+    // distributed by id: not colocated with http_request (site_id), so the rows pass the coordinator
+    await herd.query("SELECT create_distributed_table('wide', 'id', shard_count => 3)");
+    // 30 000 rows are three batches and more (RowSpool: 10 000 rows a batch)
+    await same(
+      "INSERT INTO wide SELECT g, 1 + g % 12, md5(g::text) FROM generate_series(1, 30000) g RETURNING id, note",
+      undefined,
+      "wide",
+    );
+    // (the window's ORDER BY numbers the rows alike on both; RETURNING's order is the shards')
+    await expectSameAnswer(
+      herd,
+      plain,
+      `INSERT INTO wide (id, site_id, note)
+         SELECT 40000 + row_number() OVER (ORDER BY site_id, ingest_time, url, ip_address), site_id, url FROM http_request
+       RETURNING id % 7 AS bucket`,
+      undefined,
+      { ordered: false },
+    );
+    // the duplicate comes after 25 000 new rows (third batch): nothing of the statement stays
+    await same(
+      "INSERT INTO wide SELECT 100000 + g, 1, 'late' FROM generate_series(1, 25000) g UNION ALL SELECT 7, 1, 'dup'",
+      undefined,
+      "wide",
+    );
+    await same("INSERT INTO wide SELECT * FROM wide WHERE false RETURNING *", undefined, "wide");
+    // into an ordinary table from a distributed one, in batches, in the client's block
+    await same("CREATE TABLE wide_copy (id int, note text)", undefined);
+    await same("BEGIN", undefined);
+    await same("INSERT INTO wide_copy SELECT id, note FROM wide WHERE id % 2 = 0", undefined);
+    await same("INSERT INTO wide SELECT id + 200000, 3, note FROM wide_copy RETURNING id", undefined);
+    await same("ROLLBACK", undefined, "wide", "wide_copy");
+  });
+
   it("several clients rolling up the same rows at once end where one after the other would", async () => {
     const window = ["2026-12-01 10:00:00+00", "2026-12-01 10:40:00+00"];
     const clients = await Promise.all([1, 2, 3, 4].map(() => herdClient(herdUp.cluster)));

@@ -417,13 +417,20 @@ describe("Citus's everyday catalog", () => {
   });
 
   it("citus_relation_size, citus_table_size and citus_total_relation_size sum one copy of each shard", async () => {
-    // what each shard's first copy measures, on its worker; a vacuum on a worker between the two
-    // readings can add a visibility map to a copy, so both are read again until they agree
+    // what each shard's first copy (herd's catalog order: by node id, as reads pick) measures, on
+    // its worker; a vacuum on a worker between the two readings can add a visibility map to a
+    // copy, so both are read again until they agree
     await herd.query("VACUUM orders");
+    const nodeIds = new Map(
+      (await herd.query("SELECT nodeport, nodeid FROM pg_dist_node")).rows.map((row) => [row.nodeport, row.nodeid]),
+    );
     const measure = async () => {
       const expected = { pg_relation_size: 0, pg_table_size: 0, pg_total_relation_size: 0 };
       const measured = new Set<string>();
-      for (const placement of await placements(herd, "orders")) {
+      const byNodeId = (await placements(herd, "orders")).sort(
+        (a, b) => Number(a.shardid) - Number(b.shardid) || nodeIds.get(a.nodeport) - nodeIds.get(b.nodeport),
+      );
+      for (const placement of byNodeId) {
         if (measured.has(placement.shardid) || placement.shardstate !== 1) continue;
         measured.add(placement.shardid);
         const [row] = await onServer<Record<keyof typeof expected, string>>(

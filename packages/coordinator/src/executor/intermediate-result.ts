@@ -33,20 +33,13 @@ export function intermediateResultLimit(setting: string | undefined | null): num
 }
 
 /**
- * The rows of a subplan, kept as text on the coordinator until the statement that uses them
- * runs (after Citus's intermediate results). Rows past the limit are not kept: `check()` then
- * fails the statement with the setting's name.
+ * A sink that takes a statement's rows as text (RowDescription, DataRows, notices): what a
+ * subplan's rows are kept as. `add` decides where each row goes.
  */
-export class IntermediateResult implements ResultSink {
-  /** The subplan's result columns. */
+export abstract class TextRowSink implements ResultSink {
+  /** The statement's result columns. */
   columns: readonly FieldDescription[] = [];
-  readonly rows: (string | null)[][] = [];
   readonly notices: NoticeFields[] = [];
-  /** Bytes of the rows kept (as text, with a length word per value). */
-  bytes = 0;
-  private exceeded = false;
-
-  constructor(private readonly limitBytes: number) {}
 
   raw(message: Buffer): boolean {
     for (const frame of new MessageFramer(1 << 30).push(message)) {
@@ -54,7 +47,7 @@ export class IntermediateResult implements ResultSink {
       else if (frame.type === BackendMessage.rowDescription) this.columns = decodeRowDescription(frame.body);
       else if (frame.type === BackendMessage.noticeResponse) this.notices.push(decodeNotice(frame.body));
     }
-    return true;
+    return this.accepting();
   }
 
   onceDrained(resume: () => void): void {
@@ -83,6 +76,53 @@ export class IntermediateResult implements ResultSink {
 
   flush(): void {}
 
+  /** Takes one row. */
+  protected abstract add(values: readonly (Buffer | string | null)[]): void;
+
+  /** False: the sender should wait for `onceDrained` before sending more. */
+  protected accepting(): boolean {
+    return true;
+  }
+}
+
+/** A row's values as text, and their size as IntermediateResult and RowSpool count it (a length word per value). */
+export function textRow(values: readonly (Buffer | string | null)[]): { row: (string | null)[]; bytes: number } {
+  let bytes = 0;
+  const row = values.map((value) => {
+    if (value === null) {
+      bytes += 4;
+      return null;
+    }
+    const text = value.toString();
+    bytes += text.length + 4;
+    return text;
+  });
+  return { row, bytes };
+}
+
+/** Rows as a bare `VALUES (…), (…)` of typed literals (at least one row). */
+export function valuesListOf(rows: readonly (readonly (string | null)[])[], typeNames: readonly string[]): AnyNode {
+  const valuesLists = rows.map((row) => ({
+    List: { items: row.map((value, i) => literalNode(value, typeNames[i] as string)) },
+  }));
+  return { SelectStmt: { valuesLists, limitOption: "LIMIT_OPTION_DEFAULT", op: "SETOP_NONE" } };
+}
+
+/**
+ * The rows of a subplan, kept as text on the coordinator until the statement that uses them
+ * runs (after Citus's intermediate results). Rows past the limit are not kept: `check()` then
+ * fails the statement with the setting's name.
+ */
+export class IntermediateResult extends TextRowSink {
+  readonly rows: (string | null)[][] = [];
+  /** Bytes of the rows kept (as text, with a length word per value). */
+  bytes = 0;
+  private exceeded = false;
+
+  constructor(private readonly limitBytes: number) {
+    super();
+  }
+
   /** Throws when the rows grew past the limit. */
   check(): void {
     if (!this.exceeded) return;
@@ -100,14 +140,6 @@ export class IntermediateResult implements ResultSink {
    * The rows as a subquery PostgreSQL reads like the one they came from: `SELECT * FROM (VALUES
    * ('1'::integer), …) v (b)`, or with no rows `SELECT NULL::integer AS b WHERE false`.
    */
-  /** The rows as a bare `VALUES (…), (…)` of typed literals (at least one row). */
-  valuesList(typeNames: readonly string[]): AnyNode {
-    const valuesLists = this.rows.map((row) => ({
-      List: { items: row.map((value, i) => literalNode(value, typeNames[i] as string)) },
-    }));
-    return { SelectStmt: { valuesLists, limitOption: "LIMIT_OPTION_DEFAULT", op: "SETOP_NONE" } };
-  }
-
   valuesSelect(typeNames: readonly string[]): AnyNode {
     const names = this.columns.map((field) => field.name);
     if (this.rows.length === 0) {
@@ -121,9 +153,7 @@ export class IntermediateResult implements ResultSink {
         },
       };
     }
-    const valuesLists = this.rows.map((row) => ({
-      List: { items: row.map((value, i) => literalNode(value, typeNames[i] as string)) },
-    }));
+    const { valuesLists } = valuesListOf(this.rows, typeNames).SelectStmt;
     return {
       SelectStmt: {
         targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
@@ -140,10 +170,10 @@ export class IntermediateResult implements ResultSink {
     };
   }
 
-  private add(values: readonly (Buffer | string | null)[]): void {
+  protected add(values: readonly (Buffer | string | null)[]): void {
     if (this.exceeded) return;
-    const row = values.map((value) => (value === null ? null : value.toString()));
-    for (const value of row) this.bytes += (value?.length ?? 0) + 4;
+    const { row, bytes } = textRow(values);
+    this.bytes += bytes;
     if (this.bytes > this.limitBytes) {
       this.exceeded = true;
       this.rows.length = 0;

@@ -1,8 +1,8 @@
 import { HerdError, SqlState } from "@herd/shared";
 import { Insert } from "../executor/primitives/insert.js";
+import { InsertSelect } from "../executor/primitives/insert-select.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
-import { SubPlans } from "../executor/primitives/subplans.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
 import { type AnyNode, as, deparse } from "../parser/ast.js";
@@ -11,12 +11,12 @@ import { type RelationRef, tableMentions } from "./relations.js";
 import { valueSource } from "./value-source.js";
 
 /**
- * INSERT … SELECT where the target or the SELECT is distributed: the SELECT is planned as a
- * statement of its own (any shape herd answers: one shard, merged, recursive) and run first; its
- * rows (kept on the coordinator, up to citus.max_intermediate_result_size) replace it as a VALUES
- * list, and the INSERT runs as INSERT … VALUES: into a distributed table routed by shard in one
- * two-phase commit, with defaults, ON CONFLICT and RETURNING as written; into an ordinary table on
- * the coordinator. Undefined for INSERT … VALUES.
+ * INSERT … SELECT where the target or the SELECT is distributed (and not pushed down whole,
+ * insert-select-pushdown.ts): the SELECT is planned as a statement of its own (any shape herd
+ * answers: one shard, merged, recursive) and run first; its rows, spooled in batches, are
+ * inserted a batch at a time as INSERT … VALUES: into a distributed table routed by shard, with
+ * defaults, ON CONFLICT and RETURNING as written; into an ordinary table on the coordinator; all
+ * in one transaction (executor/primitives/insert-select.ts). Undefined for INSERT … VALUES.
  */
 export function planInsertSelect(
   insert: AnyNode,
@@ -34,20 +34,7 @@ export function planInsertSelect(
     );
   }
   const query: AnyNode = { SelectStmt: select };
-  return new SubPlans(
-    statement,
-    [
-      {
-        path: ["InsertStmt"],
-        field: "selectStmt",
-        asValues: true,
-        statement: query,
-        sql: deparse(query),
-        plan: plan(query),
-      },
-    ],
-    plan,
-  );
+  return new InsertSelect(statement, { statement: query, sql: deparse(query), plan: plan(query) }, plan);
 }
 
 /**

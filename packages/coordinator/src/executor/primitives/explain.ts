@@ -7,7 +7,7 @@ import type { StatementRun } from "../statement-run.js";
 import { describeTree, type Primitive, type PrimitiveKind, prepareTree } from "./primitive.js";
 
 /** The steps EXPLAIN ANALYZE runs (they read or write rows); of others it shows the plan only. */
-const RUNS_UNDER_ANALYZE = new Set<PrimitiveKind>(["route", "merge", "insert", "subplans"]);
+const RUNS_UNDER_ANALYZE = new Set<PrimitiveKind>(["route", "merge", "insert", "subplans", "insert-select"]);
 
 /**
  * EXPLAIN of a statement on distributed tables: the distributed plan, each step's describe()

@@ -67,8 +67,10 @@ export class Insert implements Primitive {
       parameterTypes = [];
       groups = this.groupByShard(evaluated.distributionValues, undefined);
     }
+    // the statement without its rows, copied per shard (the rows are shared, not copied: nothing changes them)
+    const template = withoutRows(spec.tree);
     const tasks = [...groups].map(([index, { rows: rowNumbers, hashes }]) => {
-      const copy = structuredClone(spec.tree);
+      const copy = structuredClone(template);
       const insert = copy.InsertStmt as AnyNode;
       insert.cols = columns.map((name) => ({ ResTarget: { name } }));
       insert.selectStmt.SelectStmt.valuesLists = rowNumbers.map((row) => ({ List: { items: rows[row] } }));
@@ -185,4 +187,11 @@ export class Insert implements Primitive {
   inputs(): readonly Primitive[] {
     return NO_INPUTS;
   }
+}
+
+/** The INSERT … VALUES tree with an empty VALUES list, the rest as it is (not copied). */
+function withoutRows(tree: AnyNode): AnyNode {
+  const insert = tree.InsertStmt as AnyNode;
+  const select = insert.selectStmt.SelectStmt as AnyNode;
+  return { InsertStmt: { ...insert, selectStmt: { SelectStmt: { ...select, valuesLists: [] } } } };
 }

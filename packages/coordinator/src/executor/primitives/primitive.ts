@@ -23,6 +23,7 @@ export type PrimitiveKind =
   | "sql-deallocate"
   | "explain"
   | "subplans"
+  | "insert-select"
   | "catalog-ddl"
   | "role-ddl"
   | "create-matview"

@@ -1,4 +1,6 @@
+import type { PgConnection } from "../../connection/pg-connection.js";
 import { type AnyNode, deparse, nodeAtPath } from "../../parser/ast.js";
+import type { FieldDescription } from "../../protocol/backend-messages.js";
 import type { ExecutionPort } from "../execution-port.js";
 import { IntermediateResult, intermediateResultLimit, MAX_INTERMEDIATE_RESULT_SIZE } from "../intermediate-result.js";
 import type { ResultSink } from "../result-sink.js";
@@ -18,11 +20,6 @@ export interface SubPlan {
    */
   readonly field: string;
   readonly table?: string;
-  /**
-   * The rows replace the subquery as a bare VALUES list (INSERT … SELECT: the INSERT then runs as
-   * INSERT … VALUES); with no rows the statement is answered `INSERT 0 0` without running it.
-   */
-  readonly asValues?: boolean;
   /** The subquery as a statement of its own, its text, and its plan. */
   readonly statement: AnyNode;
   readonly sql: string;
@@ -50,9 +47,7 @@ export class SubPlans implements Primitive {
     const backend = port.backend;
     const [setting, parameterTypes] = await Promise.all([
       backend.query(`SELECT pg_catalog.current_setting($1, true)`, [MAX_INTERMEDIATE_RESULT_SIZE]),
-      run.bind && (run.parameterTypes.length < run.bind.parameters.length || run.parameterTypes.includes(0))
-        ? describeStatement(backend, run.sql, run.parameterTypes).then((description) => description.parameterTypes)
-        : Promise.resolve(run.parameterTypes),
+      statementParameterTypes(backend, run),
     ]);
     const limit = intermediateResultLimit(setting.rows[0]?.[0]?.toString());
     const tree = structuredClone(this.statement);
@@ -68,22 +63,11 @@ export class SubPlans implements Primitive {
         result,
       );
       result.check();
-      const types = await backend.query(
-        "SELECT pg_catalog.format_type(t, m) FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS c (t, m, n) ORDER BY n",
-        [
-          `{${result.columns.map((column) => column.typeOid).join(",")}}`,
-          `{${result.columns.map((column) => column.typeModifier).join(",")}}`,
-        ],
-      );
+      const typeNames = await columnTypeNames(backend, result.columns);
       rows += result.rows.length;
       bytes += result.bytes;
-      if (subPlan.asValues && result.rows.length === 0) {
-        sink.complete("INSERT 0 0");
-        return;
-      }
       const holder = nodeAtPath(tree, subPlan.path);
-      const typeNames = types.rows.map((row) => row[0]?.toString() ?? "text");
-      const values = subPlan.asValues ? result.valuesList(typeNames) : result.valuesSelect(typeNames);
+      const values = result.valuesSelect(typeNames);
       if (subPlan.table !== undefined) replaceRangeVar(holder, values, subPlan.table);
       else holder[subPlan.field] = values;
     }
@@ -108,4 +92,27 @@ export class SubPlans implements Primitive {
   inputs(): readonly Primitive[] {
     return this.subPlans.map((subPlan) => subPlan.plan);
   }
+}
+
+/**
+ * The types of the statement's parameters as PostgreSQL gives them for the whole statement (the
+ * client may have left some unspecified), so that a subplan given only some of them still knows
+ * each one's type.
+ */
+export async function statementParameterTypes(backend: PgConnection, run: StatementRun): Promise<readonly number[]> {
+  if (!run.bind || (run.parameterTypes.length >= run.bind.parameters.length && !run.parameterTypes.includes(0)))
+    return run.parameterTypes;
+  return (await describeStatement(backend, run.sql, run.parameterTypes)).parameterTypes;
+}
+
+/** The SQL names of result columns' types (with their modifiers), to cast literals of their values to. */
+export async function columnTypeNames(backend: PgConnection, columns: readonly FieldDescription[]): Promise<string[]> {
+  const types = await backend.query(
+    "SELECT pg_catalog.format_type(t, m) FROM unnest($1::oid[], $2::int[]) WITH ORDINALITY AS c (t, m, n) ORDER BY n",
+    [
+      `{${columns.map((column) => column.typeOid).join(",")}}`,
+      `{${columns.map((column) => column.typeModifier).join(",")}}`,
+    ],
+  );
+  return types.rows.map((row) => row[0]?.toString() ?? "text");
 }
