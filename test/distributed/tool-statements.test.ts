@@ -483,6 +483,100 @@ describe("Citus's everyday catalog", () => {
     );
   });
 
+  it("run_command_on_shards runs a command once per shard on every copy, its %s the shard's name", async () => {
+    for (const client of [herd, plain]) {
+      await client.query("CREATE TABLE per_shard (id int PRIMARY KEY, v int)");
+      await client.query("INSERT INTO per_shard SELECT i, i % 5 FROM generate_series(1, 200) i");
+    }
+    await herd.query("SELECT create_distributed_table('per_shard', 'id', shard_count => 4)");
+    const shardIds = (await placements(herd, "per_shard")).map((p) => Number(p.shardid));
+    const counted = (await herd.query("SELECT * FROM run_command_on_shards('per_shard', 'SELECT count(*) FROM %s')"))
+      .rows;
+    expect(counted.map((row) => Number(row.shardid))).toEqual([...new Set(shardIds)].sort((a, b) => a - b));
+    expect(counted.every((row) => row.success === true)).toBe(true);
+    expect(counted.reduce((sum, row) => sum + Number(row.result), 0)).toBe(200);
+    // a change reaches both copies of each shard: the copies stay alike, the table is what one PostgreSQL has
+    const deleted = (await herd.query("SELECT run_command_on_shards('per_shard', $$DELETE FROM %s WHERE v = 0$$)"))
+      .rows;
+    expect(deleted).toHaveLength(4);
+    for (const row of deleted) expect(row.run_command_on_shards).toMatch(/^\(\d+,t,"DELETE \d+"\)$/);
+    await plain.query("DELETE FROM per_shard WHERE v = 0");
+    await same("SELECT * FROM per_shard ORDER BY id");
+    expect(await divergentShards(herdUp.cluster, herd, "per_shard")).toEqual([]);
+    // %I and %L as format() has them; a failing command fails its shard, naming the worker
+    const named = (await herd.query("SELECT * FROM run_command_on_shards('per_shard', 'SELECT %L')")).rows;
+    expect(named.map((row) => row.result)).toEqual(
+      shardIds
+        .filter((id, i) => shardIds.indexOf(id) === i)
+        .sort((a, b) => a - b)
+        .map((id) => `per_shard_${id}`),
+    );
+    const failed = (await herd.query("SELECT * FROM run_command_on_shards('per_shard', 'SELECT nope FROM %s')")).rows;
+    for (const row of failed) {
+      expect(row.success).toBe(false);
+      expect(row.result).toMatch(/^herd-\d+: column "nope" does not exist$/);
+    }
+    expect(await answer(herd, "SELECT * FROM run_command_on_shards('per_shard', 'SELECT %s %s')")).toMatchObject({
+      error: { code: "22023" },
+    });
+    expect(await answer(herd, "SELECT * FROM run_command_on_shards('pg_class', 'SELECT 1')")).toMatchObject({
+      error: { code: "42P16" },
+    });
+    expect(await answer(herd, "SELECT count(*) FROM run_command_on_shards('per_shard', 'SELECT 1')")).toMatchObject({
+      error: { code: "0A000" },
+    });
+  });
+
+  it("citus_stat_activity shows every server's activity, with the statements herd runs for its sessions", async () => {
+    const busy = await herdClient(herdUp.cluster);
+    try {
+      await busy.query("SET application_name = 'busy-app'");
+      // a routed statement: the coordinator's backend of that session sits idle while a worker runs it
+      const sleeping = busy.query("SELECT pg_sleep(3), id FROM orders WHERE id = 7");
+      let rows: Record<string, unknown>[] = [];
+      await within(10_000, "the sleeping statement shows", async () => {
+        rows = (
+          await herd.query(
+            `SELECT nodeid, is_worker_query, global_pid, pid, state, query, application_name
+               FROM citus_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()`,
+          )
+        ).rows;
+        return rows.some((row) => !row.is_worker_query) && rows.some((row) => row.is_worker_query);
+      });
+      const session = rows.find((row) => !row.is_worker_query) as Record<string, unknown>;
+      expect(session).toMatchObject({
+        nodeid: 99999999,
+        state: "active",
+        application_name: "busy-app",
+        query: "SELECT pg_sleep(3), id FROM orders WHERE id = 7",
+      });
+      expect(String(session.global_pid)).toBe(String(99999999n * 10000000000n + BigInt(session.pid as number)));
+      // the shard statement on the worker that holds id 7
+      const worker = rows.find((row) => row.is_worker_query) as Record<string, unknown>;
+      expect(worker.state).toBe("active");
+      expect(String(worker.query)).toMatch(/orders_\d+/);
+      const nodeIds = (await herd.query("SELECT nodeid FROM pg_dist_node")).rows.map((row) => row.nodeid);
+      expect(nodeIds).toContain(worker.nodeid);
+      await sleeping;
+    } finally {
+      await busy.end();
+    }
+    // every worker answers; filters, joins and ORDER BY run over the whole cluster's rows
+    const byNode = await herd.query(
+      `SELECT a.nodeid, count(*) > 0 AS some FROM pg_catalog.citus_stat_activity a
+         LEFT JOIN pg_dist_node n USING (nodeid) GROUP BY 1 ORDER BY 1`,
+    );
+    expect(byNode.rows.map((row) => row.nodeid)).toHaveLength(3);
+    // described like the view (the extended protocol asks before it runs)
+    const prepared = await herd.query({
+      name: "activity",
+      text: "SELECT datname, backend_start FROM citus_stat_activity WHERE pid = $1",
+      values: [0],
+    });
+    expect(prepared.fields.map((field) => field.name)).toEqual(["datname", "backend_start"]);
+    expect(prepared.rows).toEqual([]);
+  });
+
   it("undistribute_table brings a table's rows back to the coordinator as an ordinary table", async () => {
     for (const client of [herd, plain]) {
       await client.query("CREATE TABLE undo_me (id int PRIMARY KEY, v text, n numeric)");

@@ -8,6 +8,7 @@ import { PlacementsChanged } from "../transaction/placements-changed.js";
 import type { ExecutionPort } from "./execution-port.js";
 import { TransactionControl } from "./primitives/transaction-control.js";
 import type { ResultSink } from "./result-sink.js";
+import { statementActivity } from "./statement-activity.js";
 import type { StatementRun } from "./statement-run.js";
 
 /** How many times a write is planned again when placements changed under it before it gives up. */
@@ -56,6 +57,7 @@ export class QueryEngine {
     await port.quiesce();
     // a victim mark left from a statement the cancel came too late for is not this one's
     activeTransactions.takeVictim(port.backend.processId);
+    statementActivity.started(port.backend.processId, run.sql);
     try {
       for (let attempt = 1; ; attempt += 1) {
         try {
@@ -76,6 +78,7 @@ export class QueryEngine {
         }
       }
     } finally {
+      statementActivity.ended(port.backend.processId);
       const held = port.heldWrite;
       port.heldWrite = undefined;
       await held?.rollback();

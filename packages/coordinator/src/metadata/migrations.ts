@@ -757,4 +757,29 @@ export const MIGRATIONS: readonly Migration[] = [
           USING ERRCODE = 'feature_not_supported'; END $$;
     `,
   },
+  {
+    version: 14,
+    description: "citus_stat_activity and run_command_on_shards",
+    sql: `
+      -- Citus's cluster-wide pg_stat_activity. herd answers a query that reads it with every
+      -- server's rows (the coordinator's, with the statements herd runs for its sessions, and each
+      -- worker's); this view, read any other way (inside a function), shows the coordinator's alone.
+      -- nodeid 99999999 is Citus's for a node not in its metadata (herd's coordinator is not).
+      SET LOCAL allow_system_table_mods = on;
+      CREATE VIEW pg_catalog.citus_stat_activity AS
+        SELECT 99999999::bigint * 10000000000 + a.pid AS global_pid, 99999999 AS nodeid, false AS is_worker_query,
+               a.datid, a.datname, a.pid, a.leader_pid, a.usesysid, a.usename, a.application_name, a.client_addr,
+               a.client_hostname, a.client_port, a.backend_start, a.xact_start, a.query_start, a.state_change,
+               a.wait_event_type, a.wait_event, a.state, a.backend_xid, a.backend_xmin, a.query_id, a.query,
+               a.backend_type
+          FROM pg_catalog.pg_stat_activity a;
+      GRANT SELECT ON pg_catalog.citus_stat_activity TO PUBLIC;
+
+      CREATE FUNCTION pg_catalog.run_command_on_shards(table_name regclass, command text, parallel boolean DEFAULT true,
+          OUT shardid bigint, OUT success boolean, OUT result text)
+        RETURNS SETOF record LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'run_command_on_shards() runs only as a statement of its own (SELECT * FROM run_command_on_shards(…) with constants or parameters), not inside another query, a function or a DO block'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+    `,
+  },
 ];

@@ -6,8 +6,8 @@ import type { StatementRun } from "../executor/statement-run.js";
 import { alterDistributedTable } from "./alter-distributed-table.js";
 import { distributeTable, truncateLocalData } from "./distribute-table.js";
 import { findNode, type PlacementCopyRequest } from "./placement-repair.js";
-import { runCommandOnWorkers } from "./run-command.js";
-import { tableOid } from "./table-lookup.js";
+import { runCommandOnShards, runCommandOnWorkers } from "./run-command.js";
+import { distributedTable, tableOid } from "./table-lookup.js";
 import { distributedTableSize, type SizeFunction } from "./table-size.js";
 import { undistributeTable } from "./undistribute-table.js";
 
@@ -27,6 +27,7 @@ export interface FunctionCall {
     | SizeFunction
     | "truncate_local_data_after_distributing_table"
     | "run_command_on_workers"
+    | "run_command_on_shards"
     | "undistribute_table"
     | "alter_distributed_table";
   /** The column name the result goes under (the function's name or the alias). */
@@ -199,6 +200,26 @@ export async function callHerdFunction(
         columns: [
           { name: "nodename", typeOid: TEXT_OID },
           { name: "nodeport", typeOid: INT4_OID },
+          { name: "success", typeOid: BOOL_OID },
+          { name: "result", typeOid: TEXT_OID },
+        ],
+        rows,
+      };
+    }
+    case "run_command_on_shards": {
+      const relation = required(arg(0, "table_name"), "table_name");
+      const table = await distributedTable(
+        relation,
+        port,
+        (name) => new HerdError(`relation ${name} is not distributed`, { sqlState: SqlState.invalidTableDefinition }),
+      );
+      const results = await runCommandOnShards(table, required(arg(1, "command"), "command"), port);
+      const rows = results.map((row) => [String(row.shardId), row.success ? "t" : "f", row.result]);
+      if (call.asRecords)
+        return { columns: [{ name: call.column, typeOid: RECORD_OID }], rows: rows.map((row) => [recordText(row)]) };
+      return {
+        columns: [
+          { name: "shardid", typeOid: INT8_OID },
           { name: "success", typeOid: BOOL_OID },
           { name: "result", typeOid: TEXT_OID },
         ],

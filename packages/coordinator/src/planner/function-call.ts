@@ -22,14 +22,19 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "citus_total_relation_size",
   "truncate_local_data_after_distributing_table",
   "run_command_on_workers",
+  "run_command_on_shards",
   "undistribute_table",
   "alter_distributed_table",
 ]);
 
 /** herd's functions that return a set of rows, called as `SELECT * FROM f(…)`. */
-const SET_FUNCTIONS = new Set<FunctionCall["name"]>(["get_rebalance_table_shards_plan", "run_command_on_workers"]);
+const SET_FUNCTIONS = new Set<FunctionCall["name"]>([
+  "get_rebalance_table_shards_plan",
+  "run_command_on_workers",
+  "run_command_on_shards",
+]);
 /** Set-returning functions also answered as `SELECT f(…)`: one record per row, as PostgreSQL shows them. */
-const RECORD_FUNCTIONS = new Set<FunctionCall["name"]>(["run_command_on_workers"]);
+const RECORD_FUNCTIONS = new Set<FunctionCall["name"]>(["run_command_on_workers", "run_command_on_shards"]);
 
 /**
  * `SELECT create_distributed_table('events', 'tenant_id')` and the like: a SELECT of exactly

@@ -11,6 +11,7 @@ import { SqlDeallocate, SqlExecute, SqlPrepare } from "../executor/primitives/sq
 import { TransactionControl } from "../executor/primitives/transaction-control.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import { type AnyNode, deparse, unwrap } from "../parser/ast.js";
+import { planClusterActivity } from "./cluster-activity-planner.js";
 import { planCopy, planCopyTo } from "./copy-planner.js";
 import { planCreateLike, planCreateTableAs } from "./create-table-as.js";
 import { planDeclareCursor } from "./cursor-planner.js";
@@ -91,6 +92,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   if (ddl) return ddl;
   if (type === "ViewStmt" || type === "CreateFunctionStmt") return planCatalogDdl(type, node, catalog);
   if (QUERIES.has(type)) {
+    const activity = planClusterActivity(statement, (rewritten) => planStatement(rewritten, catalog));
+    if (activity) return activity;
     const inlined = inlineViews(statement, catalog);
     if (inlined instanceof HerdError) return new Refuse(inlined);
     if (inlined !== statement) return planStatement(inlined, catalog);

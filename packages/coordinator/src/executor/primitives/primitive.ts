@@ -24,6 +24,7 @@ export type PrimitiveKind =
   | "explain"
   | "subplans"
   | "insert-select"
+  | "cluster-activity"
   | "catalog-ddl"
   | "role-ddl"
   | "create-matview"

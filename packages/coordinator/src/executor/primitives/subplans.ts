@@ -63,6 +63,7 @@ export class SubPlans implements Primitive {
         result,
       );
       result.check();
+      for (const notice of result.notices) sink.notice(notice);
       const typeNames = await columnTypeNames(backend, result.columns);
       rows += result.rows.length;
       bytes += result.bytes;

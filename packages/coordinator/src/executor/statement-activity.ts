@@ -1,0 +1,25 @@
+/** A statement herd is running for a session, as citus_stat_activity shows it. */
+export interface RunningStatement {
+  readonly query: string;
+  readonly since: Date;
+}
+
+/**
+ * The statements herd runs itself (routed, merged, herd's functions), by the session's
+ * coordinator-side backend pid. While one runs on the workers, that backend sits idle, so
+ * pg_stat_activity would show the session's last local statement instead: citus_stat_activity
+ * shows this one (executor/primitives/cluster-activity.ts). One map per coordinator process.
+ */
+const running = new Map<number, RunningStatement>();
+
+export const statementActivity = {
+  started(processId: number, query: string): void {
+    running.set(processId, { query, since: new Date() });
+  },
+  ended(processId: number): void {
+    running.delete(processId);
+  },
+  of(processId: number): RunningStatement | undefined {
+    return running.get(processId);
+  },
+};
