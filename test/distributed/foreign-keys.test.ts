@@ -159,6 +159,39 @@ describe("keys in migrations and under concurrent writers", () => {
     await expectSameAnswer(herd, plain, "SELECT * FROM impressions ORDER BY 1, 2, 3");
   });
 
+  it("a key added by ALTER TABLE to an ordinary table, as Knex writes it: taken while the table is empty, enforced once it is distributed", async () => {
+    await herd.query(
+      "CREATE TABLE invoices (company_id bigint NOT NULL, id bigint NOT NULL, PRIMARY KEY (company_id, id))",
+    );
+    await herd.query("CREATE TABLE notes (company_id bigint NOT NULL, body text)");
+    await herd.query("INSERT INTO notes VALUES (1, 'kept')");
+    // the check of a new key would read the distributed table's rows, which are on the workers
+    expect(
+      await answer(
+        herd,
+        "ALTER TABLE notes ADD CONSTRAINT notes_company FOREIGN KEY (company_id) REFERENCES companies (id)",
+      ),
+    ).toMatchObject({ error: { code: "0A000", message: expect.stringContaining("holds rows") } });
+    expect(
+      (await herd.query("SELECT count(*)::int AS n FROM pg_constraint WHERE conname = 'notes_company'")).rows,
+    ).toEqual([{ n: 0 }]);
+    await herd.query(
+      "ALTER TABLE invoices ADD CONSTRAINT invoices_company FOREIGN KEY (company_id) REFERENCES companies (id)",
+    );
+    // its use before it is distributed is refused (the key's checks would read the shell)
+    expect(await answer(herd, "INSERT INTO invoices VALUES (1, 1)")).toMatchObject({ error: { code: "0A000" } });
+    await herd.query("SELECT create_distributed_table('invoices', 'company_id', colocate_with => 'companies')");
+    await herd.query("INSERT INTO invoices VALUES (1, 1)");
+    expect(await answer(herd, "INSERT INTO invoices VALUES (999, 1)")).toMatchObject({ error: { code: "23503" } });
+    // the shell guard is on again after the ALTER, in the same block too
+    await herd.query("BEGIN");
+    await herd.query("CREATE TABLE receipts (company_id bigint NOT NULL)");
+    await herd.query("ALTER TABLE receipts ADD FOREIGN KEY (company_id) REFERENCES companies (id)");
+    expect((await herd.query("SHOW herd.shell_guard")).rows).toEqual([{ "herd.shell_guard": "on" }]);
+    await herd.query("ROLLBACK");
+    await herd.query("DROP TABLE notes");
+  });
+
   it("writers adding campaigns while another deletes their company leave both copies alike and the key whole", async () => {
     const clients = await Promise.all([1, 2, 3, 4].map(() => herdClient(herdUp.cluster)));
     try {

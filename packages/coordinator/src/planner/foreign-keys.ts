@@ -1,7 +1,8 @@
 import { HerdError, SqlState } from "@herd/shared";
+import { KeyToDistributed } from "../executor/primitives/key-to-distributed.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, names } from "../parser/ast.js";
+import { type AnyNode, as, names } from "../parser/ast.js";
 
 /** The referencing side of a foreign key: a distributed or reference table, or one being made so. */
 export type ForeignKeyOwner = Pick<
@@ -79,4 +80,22 @@ function notColocated(): HerdError {
         "A distributed table can only have foreign keys if it is referencing another colocated hash distributed table (on the distribution column, at the same position in both column lists) or a reference table",
     },
   );
+}
+
+/**
+ * ALTER TABLE of an ordinary table that adds a foreign key to a distributed or reference table
+ * (Knex writes every key so, after its CREATE TABLE): KeyToDistributed runs it on the
+ * coordinator. Undefined for any other statement.
+ */
+export function planKeyToDistributed(node: AnyNode, catalog: CatalogSnapshot): KeyToDistributed | undefined {
+  const relation = node.relation as AnyNode | undefined;
+  if (!relation || catalog.resolve(relation.schemaname, relation.relname)) return undefined;
+  for (const item of (node.cmds ?? []) as unknown[]) {
+    const cmd = as(item, "AlterTableCmd");
+    const constraint = cmd?.subtype === "AT_AddConstraint" ? as(cmd.def, "Constraint") : undefined;
+    const pktable = constraint?.contype === "CONSTR_FOREIGN" ? (constraint.pktable as AnyNode) : undefined;
+    const referenced = pktable && catalog.resolve(pktable.schemaname, pktable.relname);
+    if (referenced) return new KeyToDistributed(relation, referenced.name);
+  }
+  return undefined;
 }

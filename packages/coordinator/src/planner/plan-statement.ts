@@ -16,6 +16,7 @@ import { planCopy, planCopyTo } from "./copy-planner.js";
 import { planCreateLike, planCreateTableAs } from "./create-table-as.js";
 import { planDeclareCursor } from "./cursor-planner.js";
 import { planDdl } from "./ddl-planner.js";
+import { planKeyToDistributed } from "./foreign-keys.js";
 import { planFunctionCall } from "./function-call.js";
 import { planInsert, planInsertSelect } from "./insert-planner.js";
 import { pushDownInsertSelect } from "./insert-select-pushdown.js";
@@ -142,6 +143,10 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
       // a new ordinary table whose foreign key references a distributed one: PostgreSQL's, until it
       // is distributed too (its key then holds on the shards; the shell guard refuses its use before)
       if (type === "CreateStmt" && (node.inhRelations?.length ?? 0) === 0) return LOCAL;
+      if (type === "AlterTableStmt") {
+        const key = planKeyToDistributed(node, catalog);
+        if (key) return key;
+      }
       return new Refuse(unsupportedStatement(type, node));
   }
 }

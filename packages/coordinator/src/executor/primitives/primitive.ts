@@ -25,6 +25,7 @@ export type PrimitiveKind =
   | "subplans"
   | "insert-select"
   | "cluster-activity"
+  | "key-to-distributed"
   | "catalog-ddl"
   | "role-ddl"
   | "create-matview"
