@@ -351,13 +351,70 @@ describe("MERGE into distributed tables", () => {
     expect(await divergentShards(herdUp.cluster, herd, "orders")).toEqual([]);
   });
 
-  it("is refused as Citus refuses it when the rows could not meet in one shard group", async () => {
-    await herd.query("CREATE TABLE order_other (id int, total numeric)");
+  it("runs through the coordinator when the source is not colocated: another group's table, a reference or ordinary table, a subquery", async () => {
+    for (const client of [herd, plain]) {
+      await client.query("CREATE TABLE order_other (id int, total numeric)");
+      await client.query(
+        "INSERT INTO order_other SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE i * 5 END FROM generate_series(450, 720, 3) i",
+      );
+      await client.query("CREATE TABLE ref_changes (id int PRIMARY KEY, note text)");
+      await client.query("INSERT INTO ref_changes SELECT i, 'ref ' || i FROM generate_series(1, 600, 11) i");
+      await client.query("CREATE TABLE few_totals (id int, total numeric)");
+      await client.query("INSERT INTO few_totals VALUES (900, 1), (901, 2), (5, 3)");
+    }
     await herd.query("SELECT create_distributed_table('order_other', 'id', colocate_with => 'none')");
+    await herd.query("SELECT create_reference_table('ref_changes')");
+    await same(
+      `MERGE INTO orders o USING order_other x ON o.id = x.id
+         WHEN MATCHED AND x.total IS NULL THEN DELETE
+         WHEN MATCHED THEN UPDATE SET total = x.total
+         WHEN NOT MATCHED THEN INSERT (id, customer, total) VALUES (x.id, 2, x.total)`,
+      "SELECT * FROM orders ORDER BY id",
+      `MERGE INTO orders o USING ref_changes r ON r.id = o.id
+         WHEN MATCHED THEN UPDATE SET note = r.note RETURNING merge_action(), o.id, o.note`,
+      "MERGE INTO orders o USING few_totals f ON o.id = f.id WHEN NOT MATCHED THEN INSERT (id, customer, note) VALUES (f.id, 3, 'from few')",
+      `MERGE INTO orders o USING (SELECT customer AS cid, sum(total) AS t FROM orders GROUP BY customer) s ON o.id = s.cid
+         WHEN MATCHED THEN UPDATE SET total = s.t`,
+      // every shard runs: target rows no source row matches change too
+      "MERGE INTO orders o USING order_other x ON o.id = x.id WHEN NOT MATCHED BY SOURCE AND o.id > 700 THEN DELETE",
+      "MERGE INTO orders o USING (SELECT id FROM order_other WHERE false) x ON o.id = x.id WHEN MATCHED THEN DELETE",
+      // a target row matched twice: PostgreSQL's own error, all of the statement undone
+      `MERGE INTO orders o USING (SELECT 6 AS id UNION ALL SELECT 900 UNION ALL SELECT 6) d ON o.id = d.id
+         WHEN MATCHED THEN UPDATE SET note = 'twice'`,
+      "SELECT * FROM orders ORDER BY id",
+    );
+    // several clients at once on the same rows: each MERGE whole, as one after the other
+    const bump = `MERGE INTO orders o USING ref_changes r ON o.id = r.id
+      WHEN MATCHED THEN UPDATE SET total = coalesce(o.total, 0) + 1
+      WHEN NOT MATCHED THEN INSERT (id, customer, total) VALUES (r.id, 4, 1)`;
+    const clients = await Promise.all([1, 2, 3].map(() => herdClient(herdUp.cluster)));
+    try {
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let i = 0; i < 3; i++) await client.query(bump);
+        }),
+      );
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+    }
+    for (let i = 0; i < 9; i++) await plain.query(bump);
+    await same("SELECT * FROM orders ORDER BY id");
+    expect(await divergentShards(herdUp.cluster, herd, "orders")).toEqual([]);
+    const plan = (
+      await herd.query("EXPLAIN MERGE INTO orders o USING few_totals f ON o.id = f.id WHEN MATCHED THEN DELETE")
+    ).rows
+      .map((row) => row["QUERY PLAN"])
+      .join("\n");
+    expect(plan).toMatch(/^Merge via the coordinator into orders/);
+  });
+
+  it("is refused as Citus refuses it when no source column meets the target's key", async () => {
     for (const [sql, detail] of [
-      ["MERGE INTO orders o USING order_other x ON o.id = x.id WHEN MATCHED THEN DELETE", /not colocated/],
-      ["MERGE INTO orders o USING order_changes c ON o.customer = c.id WHEN MATCHED THEN DELETE", /o\.id = c\.id/],
-      ["MERGE INTO orders o USING few f ON o.id = f.id WHEN MATCHED THEN DELETE", /not a distributed table/],
+      ["MERGE INTO orders o USING order_changes c ON o.customer = c.id WHEN MATCHED THEN DELETE", /o\.id = c\./],
+      [
+        "MERGE INTO orders o USING few_totals f ON o.id = f.id WHEN MATCHED AND EXISTS (SELECT FROM order_other) THEN DELETE",
+        /another distributed table/,
+      ],
     ] as const) {
       const refused = await answer(herd, sql);
       expect(refused, sql).toMatchObject({ error: { code: "0A000" } });
@@ -365,14 +422,27 @@ describe("MERGE into distributed tables", () => {
       const { detail: said } = (await herd.query(sql).catch((error) => error)) as { detail?: string };
       expect(said).toMatch(detail);
     }
+    for (const source of ["order_changes c", "few_totals c"])
+      expect(
+        await answer(
+          herd,
+          `MERGE INTO orders o USING ${source} ON o.id = c.id WHEN NOT MATCHED THEN INSERT (id, customer) VALUES (c.id + 1, 1)`,
+        ),
+      ).toMatchObject({
+        error: { code: "0A000", message: "MERGE INSERT must use the source table distribution column value" },
+      });
     expect(
       await answer(
         herd,
-        "MERGE INTO orders o USING order_changes c ON o.id = c.id WHEN NOT MATCHED THEN INSERT (id, customer) VALUES (c.id + 1, 1)",
+        "MERGE INTO orders o USING (SELECT 5::numeric AS id) s ON o.id = s.id WHEN MATCHED THEN DELETE",
       ),
-    ).toMatchObject({
-      error: { code: "0A000", message: "MERGE INSERT must use the source table distribution column value" },
-    });
+    ).toMatchObject({ error: { code: "0A000", message: expect.stringContaining("another type") } });
+    expect(
+      await answer(
+        herd,
+        "MERGE INTO orders o USING (SELECT NULL::int AS id) s ON o.id = s.id WHEN NOT MATCHED THEN INSERT (id, customer) VALUES (s.id, 1)",
+      ),
+    ).toMatchObject({ error: { code: "22004" } });
   });
 });
 

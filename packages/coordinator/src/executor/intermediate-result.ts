@@ -141,33 +141,11 @@ export class IntermediateResult extends TextRowSink {
    * ('1'::integer), …) v (b)`, or with no rows `SELECT NULL::integer AS b WHERE false`.
    */
   valuesSelect(typeNames: readonly string[]): AnyNode {
-    const names = this.columns.map((field) => field.name);
-    if (this.rows.length === 0) {
-      return {
-        SelectStmt: {
-          targetList: names.map((name, i) => ({
-            ResTarget: { name, val: literalNode(null, typeNames[i] as string) },
-          })),
-          whereClause: { A_Const: { boolval: { boolval: false } } },
-          op: "SETOP_NONE",
-        },
-      };
-    }
-    const { valuesLists } = valuesListOf(this.rows, typeNames).SelectStmt;
-    return {
-      SelectStmt: {
-        targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
-        fromClause: [
-          {
-            RangeSubselect: {
-              subquery: { SelectStmt: { valuesLists, op: "SETOP_NONE" } },
-              alias: { aliasname: "herd_subplan", colnames: names.map((name) => ({ String: { sval: name } })) },
-            },
-          },
-        ],
-        op: "SETOP_NONE",
-      },
-    };
+    return rowsSelect(
+      this.columns.map((field) => field.name),
+      this.rows,
+      typeNames,
+    );
   }
 
   protected add(values: readonly (Buffer | string | null)[]): void {
@@ -185,4 +163,41 @@ export class IntermediateResult extends TextRowSink {
   private limitText(): string {
     return this.limitBytes === Number.POSITIVE_INFINITY ? "-1" : `${Math.round(this.limitBytes / 1024)}kB`;
   }
+}
+
+/**
+ * Rows as a subquery with the columns `names`: `SELECT * FROM (VALUES ('1'::integer), …)
+ * herd_subplan (b)`, or with no rows `SELECT NULL::integer AS b WHERE false`.
+ */
+export function rowsSelect(
+  names: readonly string[],
+  rows: readonly (readonly (string | null)[])[],
+  typeNames: readonly string[],
+): AnyNode {
+  if (rows.length === 0) {
+    return {
+      SelectStmt: {
+        targetList: names.map((name, i) => ({
+          ResTarget: { name, val: literalNode(null, typeNames[i] as string) },
+        })),
+        whereClause: { A_Const: { boolval: { boolval: false } } },
+        op: "SETOP_NONE",
+      },
+    };
+  }
+  const { valuesLists } = valuesListOf(rows, typeNames).SelectStmt;
+  return {
+    SelectStmt: {
+      targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
+      fromClause: [
+        {
+          RangeSubselect: {
+            subquery: { SelectStmt: { valuesLists, op: "SETOP_NONE" } },
+            alias: { aliasname: "herd_subplan", colnames: names.map((name) => ({ String: { sval: name } })) },
+          },
+        },
+      ],
+      op: "SETOP_NONE",
+    },
+  };
 }

@@ -1,11 +1,12 @@
 import { HerdError, SqlState } from "@herd/shared";
+import { MergeViaCoordinator } from "../executor/primitives/merge-via-coordinator.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
 import { Route } from "../executor/primitives/route.js";
 import { ShardStatements } from "../executor/shard-statements.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, as, names } from "../parser/ast.js";
+import { type AnyNode, as, deparse, names } from "../parser/ast.js";
 import { differsByPlacement } from "./insert-select-pushdown.js";
 import { type RelationRef, tableMentions } from "./relations.js";
 
@@ -14,14 +15,18 @@ import { type RelationRef, tableMentions } from "./relations.js";
  * table colocated with the target and the join condition ties the two distribution columns, a
  * target row and the source rows it can match live in the same shard group, and so does every row
  * a WHEN NOT MATCHED … INSERT makes from the source's key. Each group then runs
- * `MERGE INTO target_i USING source_i …` on every placement, in one two-phase write. Anything
- * else is refused as Citus refuses it (Citus repartitions some; herd does not yet).
+ * `MERGE INTO target_i USING source_i …` on every placement, in one two-phase write. Any other
+ * source (a reference or ordinary table, a subquery, a table of another colocation group) joined
+ * on the target's distribution column runs first and its rows go to the shards their keys hash
+ * to (MergeViaCoordinator). Anything else is refused with Citus's message and a detail saying
+ * which condition failed.
  */
 export function planMergeStatement(
   node: AnyNode,
   statement: AnyNode,
   catalog: CatalogSnapshot,
   refs: readonly RelationRef[],
+  plan: (statement: AnyNode) => Primitive,
 ): Primitive {
   const refuse = (why: string) =>
     new Refuse(
@@ -33,42 +38,80 @@ export function planMergeStatement(
   const target = catalog.resolve(node.relation?.schemaname, node.relation?.relname);
   if (target?.kind !== "hash" || !target.distributionColumn)
     return refuse("The target is not a hash-distributed table.");
-  const sourceVar = as(node.sourceRelation, "RangeVar");
-  const source = sourceVar && catalog.resolve(sourceVar.schemaname, sourceVar.relname);
-  if (!sourceVar || source?.kind !== "hash" || !source.distributionColumn)
-    return refuse("The source is not a distributed table (a subquery, an ordinary or a reference table).");
-  if (source.colocationId !== target.colocationId) return refuse("The source is not colocated with the target.");
   if (node.withClause) return refuse("MERGE with a WITH clause is not supported.");
+  const sourceVar = as(node.sourceRelation, "RangeVar");
+  const sourceSelect = as(node.sourceRelation, "RangeSubselect");
+  const sourceName = (sourceVar?.alias?.aliasname ?? sourceVar?.relname ?? sourceSelect?.alias?.aliasname) as
+    | string
+    | undefined;
+  if (!sourceName || (!sourceVar && !sourceSelect))
+    return refuse("The source is neither a table, a view nor a subquery with a name.");
+  const source = sourceVar && catalog.resolve(sourceVar.schemaname, sourceVar.relname);
   const targetName = (node.relation.alias?.aliasname as string | undefined) ?? (node.relation.relname as string);
-  const sourceName = (sourceVar.alias?.aliasname as string | undefined) ?? (sourceVar.relname as string);
   const isColumn = (expr: unknown, table: string, column: string) => {
     const fields = names(as(expr, "ColumnRef")?.fields);
     return fields.length === 2 && fields[0] === table && fields[1] === column;
   };
-  const keyJoin = conjuncts(node.joinCondition).some((item) => {
+  // the source columns the join condition ties to the target's distribution column
+  const tied = conjuncts(node.joinCondition).flatMap((item) => {
     const expr = as(item, "A_Expr");
-    if (expr?.kind !== "AEXPR_OP" || names(expr.name).at(-1) !== "=") return false;
-    const tie = (left: unknown, right: unknown) =>
-      isColumn(left, targetName, target.distributionColumn as string) &&
-      isColumn(right, sourceName, source.distributionColumn as string);
-    return tie(expr.lexpr, expr.rexpr) || tie(expr.rexpr, expr.lexpr);
+    if (expr?.kind !== "AEXPR_OP" || names(expr.name).at(-1) !== "=") return [];
+    const tie = (left: unknown, right: unknown) => {
+      if (!isColumn(left, targetName, target.distributionColumn as string)) return [];
+      const fields = names(as(right, "ColumnRef")?.fields);
+      return fields.length === 2 && fields[0] === sourceName ? [fields[1] as string] : [];
+    };
+    return [...tie(expr.lexpr, expr.rexpr), ...tie(expr.rexpr, expr.lexpr)];
   });
-  if (!keyJoin)
+  const colocated =
+    source?.kind === "hash" &&
+    source.colocationId === target.colocationId &&
+    tied.includes(source.distributionColumn as string);
+  const keyColumn = colocated ? (source?.distributionColumn as string) : tied[0];
+  if (keyColumn === undefined)
     return refuse(
-      `The join condition must include ${targetName}.${target.distributionColumn} = ${sourceName}.${source.distributionColumn}.`,
+      `The join condition must include ${targetName}.${target.distributionColumn} = ${sourceName}.<a column of the source>.`,
     );
   for (const item of (node.mergeWhenClauses ?? []) as unknown[]) {
     const clause = as(item, "MergeWhenClause") as AnyNode;
-    const problem = actionProblem(clause, target, sourceName, source, isColumn);
+    const problem = actionProblem(clause, target, sourceName, keyColumn, isColumn);
     if (problem) return problem;
   }
   if (differsByPlacement(node, target, catalog))
     return refuse("A volatile function, or the current time on a replicated table, would differ between copies.");
+  if (!colocated) {
+    // the tables the rest of the statement names: the target alone (a subquery in a WHEN clause
+    // reading another distributed table would need its rows on every shard)
+    const outside = refs.filter((ref) => !ref.path.includes("sourceRelation"));
+    if (outside.some((ref) => ref.table && ref.table !== target))
+      return refuse("A WHEN clause reads another distributed table.");
+    const query: AnyNode = sourceVar
+      ? {
+          SelectStmt: {
+            targetList: [starTarget()],
+            fromClause: [{ RangeVar: { ...sourceVar, alias: undefined } }],
+            op: "SETOP_NONE",
+          },
+        }
+      : (sourceSelect?.subquery as AnyNode);
+    const clauses = ((node.mergeWhenClauses ?? []) as unknown[]).map((item) => as(item, "MergeWhenClause") as AnyNode);
+    return new MergeViaCoordinator({
+      tree: statement,
+      target,
+      targetMentions: tableMentions(outside, true),
+      sourceName,
+      keyColumn,
+      source: { statement: query, sql: deparse(query), plan: plan(query) },
+      inserts: clauses.some((clause) => clause.commandType === "CMD_INSERT"),
+      bySource: clauses.some((clause) => clause.matchKind === "MERGE_WHEN_NOT_MATCHED_BY_SOURCE"),
+      workers: catalog.nodes,
+    });
+  }
   return new Route({
     statements: new ShardStatements(statement, tableMentions(refs, true)),
     anchors: [
       { table: target, pin: undefined },
-      { table: source, pin: undefined },
+      { table: source as DistributedTable, pin: undefined },
     ],
     references: [],
     target,
@@ -83,7 +126,7 @@ function actionProblem(
   clause: AnyNode,
   target: DistributedTable,
   sourceName: string,
-  source: DistributedTable,
+  keyColumn: string,
   isColumn: (expr: unknown, table: string, column: string) => boolean,
 ): Refuse | undefined {
   const key = target.distributionColumn as string;
@@ -100,11 +143,11 @@ function actionProblem(
       ? targets.map((item) => item.name as string)
       : target.columns.filter((c) => !c.generated).map((c) => c.name);
   const value = ((clause.values ?? []) as unknown[])[columns.indexOf(key)];
-  if (isColumn(value, sourceName, source.distributionColumn as string)) return undefined;
+  if (isColumn(value, sourceName, keyColumn)) return undefined;
   return new Refuse(
     new HerdError("MERGE INSERT must use the source table distribution column value", {
       sqlState: SqlState.featureNotSupported,
-      detail: `Insert ${sourceName}.${source.distributionColumn} into ${target.name}.${key}, so the new row stays in its shard.`,
+      detail: `Insert ${sourceName}.${keyColumn} into ${target.name}.${key}, so the new row stays in its shard.`,
     }),
   );
 }
@@ -114,4 +157,8 @@ function conjuncts(expr: unknown): unknown[] {
   const bool = as(expr, "BoolExpr");
   if (bool?.boolop === "AND_EXPR") return ((bool.args ?? []) as unknown[]).flatMap(conjuncts);
   return [expr];
+}
+
+function starTarget(): AnyNode {
+  return { ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } };
 }

@@ -116,7 +116,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   }
   const created = planCreateTableAs(type, node, statement, (query) => planStatement(query, catalog));
   if (created) return created;
-  if (type === "MergeStmt") return planMergeStatement(node, statement, catalog, refs);
+  if (type === "MergeStmt")
+    return planMergeStatement(node, statement, catalog, refs, (query) => planStatement(query, catalog));
   if (type === "DeclareCursorStmt") return planDeclareCursor(node, statement, (query) => planStatement(query, catalog));
   const recursive = planSubPlans(statement, catalog, semantics, (rewritten) => planStatement(rewritten, catalog));
   if (recursive) return recursive;

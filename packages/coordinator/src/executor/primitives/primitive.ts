@@ -26,6 +26,7 @@ export type PrimitiveKind =
   | "insert-select"
   | "cluster-activity"
   | "key-to-distributed"
+  | "merge-via-coordinator"
   | "catalog-ddl"
   | "role-ddl"
   | "create-matview"
