@@ -1,6 +1,14 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { herdClient, within } from "../faults/fault-kit.js";
+import {
+  divergentShards,
+  herdClient,
+  killPostgres,
+  placements,
+  preparedTransactions,
+  untilServerAnswers,
+  within,
+} from "../faults/fault-kit.js";
 import { answer, expectSameAnswer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { type PlainTwin, startPlainTwin } from "../helpers/postgres.js";
@@ -9,7 +17,7 @@ import { type PlainTwin, startPlainTwin } from "../helpers/postgres.js";
 // PostgreSQL 18 with the same data: the statements' answers (tags, RETURNING rows, errors) and
 // the tables afterwards compared. The rollup is the Citus real-time analytics tutorial's
 // (http_request → http_request_1min, with its ON CONFLICT upsert), on generated requests.
-const herdUp = useHerdCluster("insert-select", { workers: 2 });
+const herdUp = useHerdCluster("insert-select", { workers: 2, env: { HERD_REPAIR_INTERVAL_MS: "1000" } });
 let twin: PlainTwin;
 let herd: pg.Client;
 let plain: pg.Client;
@@ -223,6 +231,41 @@ describe("INSERT … SELECT", () => {
     await same("INSERT INTO wide_copy SELECT id, note FROM wide WHERE id % 2 = 0", undefined);
     await same("INSERT INTO wide SELECT id + 200000, 3, note FROM wide_copy RETURNING id", undefined);
     await same("ROLLBACK", undefined, "wide", "wide_copy");
+  });
+
+  it("a worker's PostgreSQL killed in the middle of a streamed one: all of it or none, the copies alike once repaired", async () => {
+    await herd.query("CREATE TABLE streamed (id int PRIMARY KEY, note text)");
+    await herd.query("SELECT create_distributed_table('streamed', 'id', shard_count => 4)");
+    const client = await herdClient(herdUp.cluster);
+    client.on("error", () => {});
+    try {
+      const sent = client
+        .query("INSERT INTO streamed SELECT g, repeat('y', 100) FROM generate_series(1, 60000) g")
+        .then(
+          () => "committed",
+          (error: { code?: string }) => `failed ${error.code}`,
+        );
+      // some batches are in by now (any moment is a fair one: the answer must be whole either way)
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await killPostgres(herdUp.cluster, 2);
+      const outcome = await sent;
+      await untilServerAnswers(herdUp.cluster, 2);
+      // the killed worker's part of a decided commit is finished by recovery once it is back
+      // (until then, its copies do not show the rows to other sessions): then count
+      await within(60_000, "every placement active", async () =>
+        (await placements(herd, "streamed")).every((p) => p.shardstate === 1),
+      );
+      for (const ordinal of [1, 2])
+        await within(30_000, `nothing left prepared on herd-${ordinal}`, async () => {
+          return (await preparedTransactions(herdUp.cluster, ordinal)).length === 0;
+        });
+      const count = Number((await herd.query("SELECT count(*) FROM streamed")).rows[0].count);
+      expect([0, 60_000]).toContain(count);
+      if (outcome === "committed") expect(count).toBe(60_000);
+      expect(await divergentShards(herdUp.cluster, herd, "streamed")).toEqual([]);
+    } finally {
+      await client.end().catch(() => {});
+    }
   });
 
   it("several clients rolling up the same rows at once end where one after the other would", async () => {
