@@ -1,8 +1,9 @@
 // pnpm bench protocol: the coordinator's protocol path. pgbench's select-only workload straight to
 // the coordinator's own PostgreSQL ("postgres", SQL port + 1) and through herd's SQL port ("herd"),
 // alternated run by run, in both query modes; reported as herd / postgres ratios of median TPS.
-import { ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
+import { cpuTable, ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
+import { coordinatorProcesses, profileSummary, takeCpuProfile } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
@@ -39,6 +40,7 @@ export async function run(argv, { signal }) {
   const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
   passwordFor = (port) => cluster.passwordFor(port, password);
   let runs;
+  let profile;
   try {
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
     started = Date.now();
@@ -51,14 +53,20 @@ export async function run(argv, { signal }) {
       warmup: options.warmup,
       pgbenchRun: (mode, target, seconds) => pgbenchAt(select(mode, seconds), ports[target]),
       progress,
+      coordinator: await coordinatorProcesses(cluster),
     });
+    // one more prepared run through herd, profiled (not counted: sampling costs a little)
+    const profiling = takeCpuProfile(cluster, Math.max(1, options.seconds - 1));
+    await pgbenchAt(select("prepared", options.seconds), ports.herd);
+    profile = profileSummary(await profiling);
   } finally {
     progress("stopping the cluster");
     await cluster.stop();
   }
 
   const table = ratioTable("mode", runs, TARGET_RATIO);
-  process.stdout.write(`\n${table}\n`);
+  const cpu = cpuTable("mode", runs, { prepared: 1, simple: 1 });
+  process.stdout.write(`\n${table}\n\n${cpu}\n\n${profile.table}\n`);
 
   const command = ["pnpm bench protocol", ...argv].join(" ");
   await writeBenchmarkSection(
@@ -78,6 +86,16 @@ TPS without initial connection time; runs in order. pgbench, the coordinator and
 share the machine's ${machine.nproc} cores.
 
 ${table}
+
+The coordinator's CPU per statement of the herd runs (user + system time of its processes from
+\`/proc\`, over the run, divided by the statements pgbench counted):
+
+${cpu}
+
+A CPU profile of the coordinator (\`POST /v1/debug/cpu-profile\`) over one more prepared run through
+herd, the functions with the most self time (busy ${(profile.busyShare * 100).toFixed(0)} % of the sampled time):
+
+${profile.table}
 `,
   );
   progress("wrote the protocol section of docs/benchmarks.md");

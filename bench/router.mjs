@@ -4,8 +4,9 @@
 // PostgreSQL, SQL port + 1, in a schema of its own), alternated run by run; reported as
 // herd / postgres ratios of median TPS.
 import pg from "pg";
-import { ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
+import { cpuTable, ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
+import { coordinatorProcesses, profileSummary, takeCpuProfile } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
@@ -16,9 +17,11 @@ export const description =
 
 /** pgbench's built-in scripts, each run with -M prepared. */
 const WORKLOADS = [
-  { name: "select-only", args: ["-S"] },
-  { name: "simple-update", args: ["-N"] },
-  { name: "tpcb-like", args: ["-b", "tpcb-like"] },
+  { name: "select-only", args: ["-S"], statements: 1 },
+  // BEGIN; UPDATE; SELECT; INSERT; END
+  { name: "simple-update", args: ["-N"], statements: 5 },
+  // BEGIN; UPDATE; SELECT; UPDATE; UPDATE; INSERT; END
+  { name: "tpcb-like", args: ["-b", "tpcb-like"], statements: 7 },
 ];
 const CLIENTS = ["-c", "8", "-j", "2"];
 const WORKERS = 3;
@@ -65,6 +68,7 @@ export async function run(argv, { signal }) {
     );
   let runs;
   let shardCount;
+  let profile;
   try {
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
     started = Date.now();
@@ -92,14 +96,27 @@ export async function run(argv, { signal }) {
       warmup: options.warmup,
       pgbenchRun: (name, target, seconds) => pgbenchOn(target, workload(name, seconds)),
       progress,
+      coordinator: await coordinatorProcesses(cluster),
     });
+    // one more select-only run through herd, profiled (not counted: sampling costs a little)
+    const profiling = takeCpuProfile(cluster, Math.max(1, options.seconds - 1));
+    await pgbenchOn("herd", workload(TARGET_WORKLOAD, options.seconds));
+    profile = profileSummary(await profiling);
+    progress(
+      `profiled ${TARGET_WORKLOAD} through herd: the coordinator was busy ${(profile.busyShare * 100).toFixed(0)} % of the time`,
+    );
   } finally {
     progress("stopping the cluster");
     await cluster.stop();
   }
 
   const table = ratioTable("workload (-M prepared)", runs, TARGET_RATIO, (name) => name === TARGET_WORKLOAD);
-  process.stdout.write(`\n${table}\n`);
+  const cpu = cpuTable(
+    "workload (-M prepared)",
+    runs,
+    Object.fromEntries(WORKLOADS.map(({ name, statements }) => [name, statements])),
+  );
+  process.stdout.write(`\n${table}\n\n${cpu}\n\n${profile.table}\n`);
 
   const command = ["pnpm bench router", ...argv].join(" ");
   await writeBenchmarkSection(
@@ -129,12 +146,18 @@ machine's ${machine.nproc} cores, while the baseline is one PostgreSQL.
 
 ${table}
 
-Where the time goes (CPU profile of the coordinator, select-only, Nov 2026): about a third of
-the coordinator's CPU is the two loopback socket writes each routed statement needs (the answer
-to the client, the statement to the worker), the planning and routing JavaScript a few per cent;
-the rest of the two cores goes to pgbench and the PostgreSQL servers. A routed statement crosses
-one more process and two more sockets than the baseline, on the same two cores: the plain relay
-of the protocol section (no routing at all) reaches 0.35, which bounds this design here.
+The coordinator's CPU per transaction of the herd runs (user + system time of its processes from
+\`/proc\`, over the run, divided by the transactions pgbench counted; "statements" are what pgbench
+sends per transaction, BEGIN and END included):
+
+${cpu}
+
+Where it goes: a CPU profile of the coordinator (V8's sampler, \`POST /v1/debug/cpu-profile\`)
+over one more ${TARGET_WORKLOAD} run through herd, the ${profile.table.split("\n").length - 2} functions with the most self time
+(the coordinator was busy ${(profile.busyShare * 100).toFixed(0)} % of the sampled time; "(program)" and "(garbage
+collector)" are V8's own; \`writev\`/\`writeBuffer\` and the like are the socket syscalls):
+
+${profile.table}
 
 Writes commit atomically on both placements (two-phase commit with a commit record on the
 coordinator, docs/distributed-tables.md). Round trips a write waits for, in order (each to one

@@ -1,5 +1,6 @@
 // The side-by-side protocol every pgbench benchmark here follows: a warm-up through herd, then
 // rounds in which each case runs on "postgres", then on "herd", so both see the same machine state.
+import { cpuSeconds } from "./coordinator-cpu.mjs";
 import { parsePgbenchReport } from "./pgbench.mjs";
 import { markdownTable, median } from "./table.mjs";
 
@@ -7,9 +8,11 @@ export const TARGETS = ["postgres", "herd"];
 
 /**
  * Runs `cases` (names) alternately; `pgbenchRun(name, target, seconds)` resolves with pgbench's
- * output. Resolves with the TPS of every run: runs[name][target] = [tps, …].
+ * output. Resolves with the TPS of every run: runs[name][target] = [tps, …]; with `coordinator`
+ * (its process ids), also the coordinator's CPU per transaction of each herd run:
+ * runs[name].cpuPerTransaction = [seconds, …].
  */
-export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRun, progress }) {
+export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRun, progress, coordinator }) {
   const width = Math.max(...cases.map((name) => name.length));
   if (warmup > 0) {
     for (const name of cases) {
@@ -17,15 +20,22 @@ export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRu
       progress(`warm-up    ${name.padEnd(width)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
     }
   }
-  const runs = Object.fromEntries(cases.map((name) => [name, { postgres: [], herd: [] }]));
+  const runs = Object.fromEntries(cases.map((name) => [name, { postgres: [], herd: [], cpuPerTransaction: [] }]));
   for (let round = 1; round <= rounds; round += 1) {
     for (const name of cases) {
       for (const target of TARGETS) {
+        const cpuBefore = coordinator && target === "herd" ? cpuSeconds(coordinator) : undefined;
         const report = parsePgbenchReport(await pgbenchRun(name, target, seconds));
         if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${name}, ${target})`);
         runs[name][target].push(report.tps);
+        let cpu = "";
+        if (cpuBefore !== undefined) {
+          const perTransaction = (cpuSeconds(coordinator) - cpuBefore) / report.processed;
+          runs[name].cpuPerTransaction.push(perTransaction);
+          cpu = `, coordinator ${(perTransaction * 1e6).toFixed(0)} µs CPU each`;
+        }
         progress(
-          `round ${round}/${rounds}  ${name.padEnd(width)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions)`,
+          `round ${round}/${rounds}  ${name.padEnd(width)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions${cpu})`,
         );
       }
     }
@@ -63,4 +73,31 @@ export function ratioTable(firstHeader, runs, targetRatio, hasTarget = () => tru
 
 export function tps(value) {
   return Math.round(value).toLocaleString("en-US");
+}
+
+/**
+ * The coordinator's CPU (user + system, all its processes) per transaction and per statement of
+ * the herd runs, medians; `statements[name]` is how many statements a transaction of that case sends.
+ */
+export function cpuTable(firstHeader, runs, statements) {
+  return markdownTable(
+    [
+      firstHeader,
+      "coordinator CPU µs / transaction (median)",
+      "statements / transaction",
+      "µs / statement",
+      "runs (µs / transaction)",
+    ],
+    Object.entries(runs).map(([name, { cpuPerTransaction }]) => {
+      const perTransaction = median(cpuPerTransaction) * 1e6;
+      return [
+        name,
+        perTransaction.toFixed(0),
+        String(statements[name]),
+        (perTransaction / statements[name]).toFixed(0),
+        cpuPerTransaction.map((value) => (value * 1e6).toFixed(0)).join(" / "),
+      ];
+    }),
+    ["l", "r", "r", "r", "r"],
+  );
 }

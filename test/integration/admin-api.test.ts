@@ -318,3 +318,31 @@ describe("probes, metrics and docs", () => {
     expect((await app.inject({ method: "GET", url: "/v1/nope", headers: auth })).statusCode).toBe(404);
   });
 });
+
+describe("CPU profile of the coordinator", () => {
+  it("samples the process for the time asked and answers a .cpuprofile; one at a time; only with the token", async () => {
+    const ask = (seconds: number, headers: Record<string, string> = auth) =>
+      app.inject({ method: "POST", url: "/v1/debug/cpu-profile", headers, payload: { seconds } });
+    expect((await ask(0.2, {})).statusCode).toBe(401);
+    expect((await ask(0)).statusCode).toBe(400);
+    // work for the sampler to see while it runs
+    const busy = setInterval(() => {
+      let x = 0;
+      for (let i = 0; i < 200_000; i += 1) x += Math.sqrt(i);
+      return x;
+    }, 5);
+    try {
+      const [first, second] = await Promise.all([ask(0.5), new Promise((r) => setTimeout(r, 50)).then(() => ask(0.2))]);
+      expect(second.statusCode).toBe(409);
+      expect(first.statusCode).toBe(200);
+      const profile = first.json();
+      expect(profile.nodes.length).toBeGreaterThan(1);
+      expect(profile.samples.length).toBeGreaterThan(100);
+      expect(profile.endTime - profile.startTime).toBeGreaterThanOrEqual(400_000);
+    } finally {
+      clearInterval(busy);
+    }
+    // free again once the first is done
+    expect((await ask(0.1)).statusCode).toBe(200);
+  });
+});

@@ -14,6 +14,7 @@ import { jobRoutes } from "./routes/job-routes.js";
 import { metricsRoutes } from "./routes/metrics-routes.js";
 import { nodeRoutes } from "./routes/node-routes.js";
 import { placementRoutes } from "./routes/placement-routes.js";
+import { profileRoutes } from "./routes/profile-routes.js";
 
 export interface AdminDeps {
   readonly nodes: NodeRegistry;
@@ -80,6 +81,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       await v1.register(nodeRoutes, { nodes: deps.nodes, verify: deps.verify });
       await v1.register(placementRoutes, { placements: () => deps.placements?.() });
       await v1.register(jobRoutes, { jobs: () => deps.jobs?.() });
+      await v1.register(profileRoutes);
     },
     { prefix: "/v1" },
   );
