@@ -1,7 +1,8 @@
 /** A statement herd is running for a session, as citus_stat_activity shows it. */
 export interface RunningStatement {
   readonly query: string;
-  readonly since: Date;
+  /** When it began (ms since the epoch: no Date is made per statement). */
+  readonly since: number;
 }
 
 /**
@@ -14,7 +15,7 @@ const running = new Map<number, RunningStatement>();
 
 export const statementActivity = {
   started(processId: number, query: string): void {
-    running.set(processId, { query, since: new Date() });
+    running.set(processId, { query, since: Date.now() });
   },
   ended(processId: number): void {
     running.delete(processId);

@@ -1,7 +1,6 @@
 import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
 import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
 import { asHerd } from "../connection/session-settings.js";
-import { copyRowsInto } from "../copy/copy-in.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
 import { hashOfText, isHashableType } from "../executor/distribution-value.js";
 import { ExecutionErrors } from "../executor/execution-errors.js";
@@ -17,6 +16,7 @@ import { BackendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { inCoordinatorTransaction, inOperationTransaction } from "./operation-transaction.js";
 import { readServerSecurity, syncServer } from "./role-propagation.js";
+import { ShardRowFiles } from "./shard-row-files.js";
 import { CLOSE_SHELLS, OPEN_SHELLS } from "./shell-access.js";
 import { copyColumns, readShellDefinition, shardDefinition } from "./shell-definition.js";
 import { distributedTable, ensureOwner } from "./table-lookup.js";
@@ -187,35 +187,40 @@ export async function distributeTable(request: DistributeRequest, port: Executio
         ]);
       }
     }
-    const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType);
-    // what the shards' owner, grantees, policies' roles and schema need on each worker, as it is now
-    const security = await readServerSecurity(backend, shell.schema === "public" ? [] : [shell.schema]);
-    // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
-    const settings = asHerd(port.settings());
-    const outcomes = await Promise.allSettled(
-      workers.map(async (node) => {
-        const mine = shardIds
-          .map((id, index) => ({ id, index }))
-          .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
-        if (mine.length === 0) return;
-        const { connection, opening } = await transaction.join(node, settings);
-        if (opening) await connection.query(opening);
-        for (const { id } of mine) transaction.wrote(node.id, id);
-        if (shell.schema !== "public")
-          await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
-        await syncServer(security, connection, port.cluster.credentials);
-        for (const { id, index } of mine) {
-          for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
-          const shardRows = rows[index] ?? [];
-          if (shardRows.length > 0) {
-            const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
-            await copyRowsInto(connection, `COPY ${target} (${columns}) FROM STDIN`, shardRows);
+    // the shell's rows sorted by shard on the coordinator's disk (memory holds a few buffers of them)
+    const files = new ShardRowFiles(shardCount);
+    try {
+      const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType, files);
+      // what the shards' owner, grantees, policies' roles and schema need on each worker, as it is now
+      const security = await readServerSecurity(backend, shell.schema === "public" ? [] : [shell.schema]);
+      // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
+      const settings = asHerd(port.settings());
+      const outcomes = await Promise.allSettled(
+        workers.map(async (node) => {
+          const mine = shardIds
+            .map((id, index) => ({ id, index }))
+            .filter(({ index }) => placementsOf(index).some((n) => n.id === node.id));
+          if (mine.length === 0) return;
+          const { connection, opening } = await transaction.join(node, settings);
+          if (opening) await connection.query(opening);
+          for (const { id } of mine) transaction.wrote(node.id, id);
+          if (shell.schema !== "public")
+            await connection.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(shell.schema)}`);
+          await syncServer(security, connection, port.cluster.credentials);
+          for (const { id, index } of mine) {
+            for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
+            if (rows > 0 && files.has(index)) {
+              const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
+              await files.copyInto(index, connection, `COPY ${target} (${columns}) FROM STDIN`);
+            }
           }
-        }
-      }),
-    );
-    const failed = outcomes.find((outcome) => outcome.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+        }),
+      );
+      const failed = outcomes.find((outcome) => outcome.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    } finally {
+      await files.dispose();
+    }
     await emptyShell(backend, shell);
     await backend.query("SELECT herd.guard_shell($1::oid::regclass)", [String(shell.oid)]);
   });
@@ -409,14 +414,19 @@ function colocationSource(
   return source;
 }
 
-/** The shell's rows (COPY text format), by shard index; the shell is locked, so none can be added meanwhile. */
+/**
+ * The shell's rows (COPY text format) sorted by shard index into `files`, streamed (the
+ * coordinator's PostgreSQL is paused while a full buffer goes to disk); the shell is locked, so
+ * none can be added meanwhile. Resolves with how many rows and the column list the COPYs name.
+ */
 async function takeRows(
   backend: PgConnection,
   shell: ShellTable,
   request: DistributeRequest,
   shardCount: number,
   columnType: number | undefined,
-): Promise<{ rows: Buffer[][]; columns: string }> {
+  files: ShardRowFiles,
+): Promise<{ rows: number; columns: string }> {
   const columnIndex =
     request.kind === "hash"
       ? Number(
@@ -430,7 +440,6 @@ async function takeRows(
         )
       : 0;
   const splitter = new CopyRowSplitter(TEXT_FORMAT);
-  const rows: Buffer[][] = Array.from({ length: shardCount }, () => []);
   let failure: Error | undefined;
   const collector = new ResultCollector();
   const w = new BufferWriter(128);
@@ -452,13 +461,17 @@ async function takeRows(
           }
           index = shardIndexForHash(hashOfText(columnType as number, value), shardCount);
         }
-        (rows[index] as Buffer[]).push(row);
+        if (!files.add(index, row)) {
+          backend.pause();
+          files.onceDrained(() => backend.resume());
+        }
       }
     },
   });
   collector.result();
   if (failure) throw failure;
-  return { rows, columns };
+  await files.finish();
+  return { rows: files.rows, columns };
 }
 
 function quoted(shell: ShellTable): string {

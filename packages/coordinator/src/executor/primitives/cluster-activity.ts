@@ -72,8 +72,9 @@ export class ClusterActivity implements Primitive {
       if (running && row[query] !== null && row[query]?.toString() !== "<insufficient privilege>") {
         values[state] = "active";
         values[query] = running.query;
-        values[queryStart] = running.since.toISOString();
-        values[stateChange] = running.since.toISOString();
+        const since = new Date(running.since).toISOString();
+        values[queryStart] = since;
+        values[stateChange] = since;
       }
       sink.row(values);
     }
