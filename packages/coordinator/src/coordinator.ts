@@ -18,6 +18,7 @@ import { MoveCleanup } from "./operations/move-cleanup.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
 import { type MoveRequest, PlacementService } from "./operations/placement-service.js";
 import { RoleSync } from "./operations/role-propagation.js";
+import { NormalizedStatements } from "./parser/normalized-statements.js";
 import { loadParser, StatementCache } from "./parser/statement-cache.js";
 import { ProtocolServer } from "./protocol/protocol-server.js";
 import { Conversation } from "./session/conversation.js";
@@ -134,6 +135,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     });
     opened.push({ close: async () => workers.close() });
     const statements = new StatementCache();
+    const literals = new NormalizedStatements(statements);
     const recovery = new PreparedTransactionRecovery({
       metadata: pool,
       catalog,
@@ -218,6 +220,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           {
             engine,
             statements,
+            literals,
             catalog,
             pool: workers,
             defaults,

@@ -57,7 +57,7 @@ export class QueryEngine {
     await port.quiesce();
     // a victim mark left from a statement the cancel came too late for is not this one's
     activeTransactions.takeVictim(port.backend.processId);
-    statementActivity.started(port.backend.processId, run.sql);
+    statementActivity.started(port.backend.processId, run.clientSql ?? run.sql);
     try {
       for (let attempt = 1; ; attempt += 1) {
         try {

@@ -19,6 +19,11 @@ export interface StatementRun {
    * combine query, which the session's PostgreSQL then answers in the client's format.
    */
   readonly copyOf?: (query: string) => string;
+  /**
+   * The statement as the client wrote it, when herd runs it with its literals as parameters
+   * (parser/normalized-statements.ts): what citus_stat_activity shows.
+   */
+  readonly clientSql?: string;
   /** Where steps record what they did (EXPLAIN ANALYZE); undefined: nobody asks. */
   readonly stats?: ExecutionStats;
 }

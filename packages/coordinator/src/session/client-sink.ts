@@ -53,3 +53,34 @@ export class ClientSink implements ResultSink {
     this.output.flush();
   }
 }
+
+/**
+ * The answer to a simple Query that herd ran with its literals as parameters (through Bind):
+ * the same messages, less NoData, which the extended protocol sends for a statement without
+ * rows and a simple Query's answer never holds.
+ */
+export class SimpleQuerySink extends ClientSink {
+  override raw(message: Buffer): boolean {
+    return super.raw(withoutNoData(message));
+  }
+
+  override noData(): void {}
+}
+
+/** `messages` (whole protocol messages) without their NoData messages; the same buffer when there is none. */
+function withoutNoData(messages: Buffer): Buffer {
+  let kept: Buffer[] | undefined;
+  let start = 0;
+  for (let offset = 0; offset + 5 <= messages.length; ) {
+    const end = offset + 1 + messages.readInt32BE(offset + 1);
+    if (messages[offset] === BackendMessage.noData) {
+      kept ??= [];
+      kept.push(messages.subarray(start, offset));
+      start = end;
+    }
+    offset = end;
+  }
+  if (!kept) return messages;
+  kept.push(messages.subarray(start));
+  return Buffer.concat(kept);
+}

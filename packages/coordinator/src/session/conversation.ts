@@ -12,6 +12,7 @@ import type { StatementRun } from "../executor/statement-run.js";
 import type { Catalog } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { AnyNode } from "../parser/ast.js";
+import type { NormalizedStatement, NormalizedStatements } from "../parser/normalized-statements.js";
 import type { StatementCache } from "../parser/statement-cache.js";
 import {
   decodeRowDescription,
@@ -39,7 +40,7 @@ import { type Frame, joinFrames } from "../protocol/message-framer.js";
 import { ProtocolError } from "../protocol/protocol-error.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { BackendRelay } from "./backend-relay.js";
-import { ClientSink } from "./client-sink.js";
+import { ClientSink, SimpleQuerySink } from "./client-sink.js";
 import { FrameQueue } from "./frame-queue.js";
 import { type HerdPortal, type PreparedStatement, PreparedStatements } from "./prepared-statements.js";
 import { SessionPort } from "./session-port.js";
@@ -89,6 +90,8 @@ const SHARED_SETTINGS = [
 export interface ConversationOptions {
   readonly engine: QueryEngine;
   readonly statements: StatementCache;
+  /** Simple-protocol statements with their literals as parameters (undefined: run them as written). */
+  readonly literals?: NormalizedStatements;
   readonly catalog: Catalog;
   readonly pool: WorkerPool;
   readonly defaults: DistributeDefaults;
@@ -122,6 +125,7 @@ export class Conversation {
   /** Where herd's statements run (the ExecutionPort) and where their answers go. */
   private readonly port: SessionPort;
   private readonly sink: ClientSink;
+  private readonly simpleSink: SimpleQuerySink;
   private readonly queue = new FrameQueue();
   private waiting: ((frame: Frame) => void) | undefined;
   private running = false;
@@ -156,6 +160,7 @@ export class Conversation {
   ) {
     this.output = new ClientOutput(socket);
     this.sink = new ClientSink(this.output);
+    this.simpleSink = new SimpleQuerySink(this.output);
     this.login = options.startupParameters.get("user") ?? "postgres";
     this.sharedSettings = { values: this.settingValues, key: "[]", login: this.login };
     const extraFloatDigits = options.startupParameters.get("extra_float_digits");
@@ -307,6 +312,10 @@ export class Conversation {
 
   private handleQuery(frame: Frame): Promise<void> | undefined {
     const sql = decodeQuery(frame.body);
+    // statements that differ only in their literals share one parse and one plan
+    const normalized = this.options.literals?.of(sql);
+    if (normalized && this.claims(normalized.text, normalized.statement, false))
+      return this.normalizedQuery(sql, normalized);
     const parsed = this.options.statements.parse(sql);
     const statements = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
     for (const raw of statements) this.noteChanges(raw.stmt as AnyNode, sql);
@@ -351,6 +360,37 @@ export class Conversation {
         await this.reportError(error);
         break;
       }
+    }
+    encodeReadyForQuery(this.output.writer, this.backend.status);
+  }
+
+  /** A simple Query herd runs with its literals as parameters (NormalizedStatements): answered as a simple Query. */
+  private async normalizedQuery(sql: string, normalized: NormalizedStatement): Promise<void> {
+    await this.backendIdle();
+    try {
+      this.refuseInFailedTransaction(normalized.statement);
+      this.statements += 1;
+      await this.readTimeouts();
+      await this.options.engine.run(
+        {
+          sql: normalized.text,
+          statement: normalized.statement,
+          parameterTypes: normalized.parameterTypes,
+          bind: {
+            portal: "",
+            statement: "",
+            parameterFormats: [],
+            parameters: normalized.parameters,
+            resultFormats: [],
+          },
+          describe: true,
+          clientSql: sql,
+        },
+        this.port,
+        this.simpleSink,
+      );
+    } catch (error) {
+      await this.reportError(error);
     }
     encodeReadyForQuery(this.output.writer, this.backend.status);
   }

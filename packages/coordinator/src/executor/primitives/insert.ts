@@ -16,6 +16,7 @@ import { castNode, expressionNode, literalNode, nullNode } from "../sql-nodes.js
 import type { StatementRun } from "../statement-run.js";
 import { inWriteTransaction } from "../write-transaction.js";
 import { NO_INPUTS, type Primitive } from "./primitive.js";
+import { statementParameterTypes } from "./subplans.js";
 
 /** An INSERT … VALUES as the planner read it. */
 export interface InsertSpec {
@@ -32,6 +33,8 @@ export interface InsertSpec {
   readonly distributionValues: readonly (ValueSource | undefined)[];
   /** The rows must be evaluated on the coordinator first (defaults, sequences, functions). */
   readonly needsEvaluation: boolean;
+  /** Parameters stand outside VALUES too (ON CONFLICT … SET, RETURNING): they stay bound once the rows are literals. */
+  readonly parametersOutsideValues: boolean;
   /** The workers of the catalog snapshot it was planned against. */
   readonly workers: ReadonlyMap<number, WorkerNode>;
 }
@@ -59,12 +62,20 @@ export class Insert implements Primitive {
     let parameterTypes = run.parameterTypes;
     let groups = spec.needsEvaluation ? undefined : this.groupByShard(spec.distributionValues, bind);
     if (!groups || (groups.size > 1 && (run.bind?.parameters.length ?? 0) > 0)) {
-      const evaluated = await this.evaluate(port, run);
+      // every parameter typed (the client may have left some unspecified): the evaluation's Parse
+      // and the shards' statements declare all of them, whichever each one uses
+      const types = (run.bind?.parameters.length ?? 0) > 0 ? await statementParameterTypes(port.backend, run) : [];
+      const evaluated = await this.evaluate(port, { ...run, parameterTypes: types });
       columns = evaluated.columns;
       rows = evaluated.rows;
-      // the rows are literals now: no parameter left (nor its declared type)
-      bind = bind && { ...bind, parameterFormats: [], parameters: [] };
-      parameterTypes = [];
+      if (spec.parametersOutsideValues) {
+        // the rows are literals now; the parameters ON CONFLICT or RETURNING use stay, each typed
+        parameterTypes = types;
+      } else {
+        // the rows are literals now: no parameter left (nor its declared type)
+        bind = bind && { ...bind, parameterFormats: [], parameters: [] };
+        parameterTypes = [];
+      }
       groups = this.groupByShard(evaluated.distributionValues, undefined);
     }
     // the statement without its rows, copied per shard (the rows are shared, not copied: nothing changes them)
