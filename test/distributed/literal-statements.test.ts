@@ -105,7 +105,9 @@ describe("statements with literals, through the simple protocol", () => {
           (i % 2 === 0 ? herd : other).query(`SELECT id, name FROM items WHERE id = ${i + 1}`),
         ),
       );
-      results.forEach((result, i) => expect(result.rows).toEqual([{ id: i + 1, name: `item ${i + 1}` }]));
+      results.forEach((result, i) => {
+        expect(result.rows).toEqual([{ id: i + 1, name: `item ${i + 1}` }]);
+      });
     } finally {
       await other.end();
     }
