@@ -314,8 +314,13 @@ export class Conversation {
     const sql = decodeQuery(frame.body);
     // statements that differ only in their literals share one parse and one plan
     const normalized = this.options.literals?.of(sql);
-    if (normalized && this.claims(normalized.text, normalized.statement, false))
-      return this.normalizedQuery(sql, normalized);
+    if (normalized) {
+      this.noteChanges(normalized.statement, sql);
+      if (this.claims(normalized.text, normalized.statement, false)) return this.normalizedQuery(sql, normalized);
+      // literals do not change which tables a statement reads: PostgreSQL answers it as written
+      this.forward(frame, true);
+      return undefined;
+    }
     const parsed = this.options.statements.parse(sql);
     const statements = parsed.ok ? ((parsed.tree.stmts ?? []) as AnyNode[]) : [];
     for (const raw of statements) this.noteChanges(raw.stmt as AnyNode, sql);
