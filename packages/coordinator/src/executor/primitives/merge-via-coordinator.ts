@@ -7,7 +7,7 @@ import { ExecutionErrors } from "../execution-errors.js";
 import type { ExecutionPort } from "../execution-port.js";
 import { runShardTasks } from "../fan-out.js";
 import {
-  IntermediateResult,
+  type IntermediateResult,
   intermediateResultLimit,
   MAX_INTERMEDIATE_RESULT_SIZE,
   rowsSelect,
@@ -20,7 +20,7 @@ import type { StatementRun } from "../statement-run.js";
 import { inWriteTransaction } from "../write-transaction.js";
 import type { InsertSource } from "./insert-select.js";
 import type { DescribeContext, Primitive } from "./primitive.js";
-import { columnTypeNames, statementParameterTypes } from "./subplans.js";
+import { columnTypeNames, runSubPlan, statementParameterTypes } from "./subplans.js";
 
 /** A MERGE whose source is not colocated with its target, as the planner read it. */
 export interface CoordinatorMergeSpec {
@@ -68,22 +68,9 @@ export class MergeViaCoordinator implements Primitive {
       backend.query("SELECT pg_catalog.current_setting($1, true)", [MAX_INTERMEDIATE_RESULT_SIZE]),
       statementParameterTypes(backend, run),
     ]);
-    const rows = new IntermediateResult(intermediateResultLimit(setting.rows[0]?.[0]?.toString()));
     const started = performance.now();
-    await spec.source.plan.execute(
-      port,
-      {
-        ...run,
-        sql: spec.source.sql,
-        statement: spec.source.statement,
-        parameterTypes,
-        bind: run.bind && { ...run.bind, resultFormats: [] },
-        describe: true,
-      },
-      rows,
-    );
-    rows.check();
-    for (const notice of rows.notices) sink.notice(notice);
+    const limit = intermediateResultLimit(setting.rows[0]?.[0]?.toString());
+    const rows = await runSubPlan(port, run, spec.source, parameterTypes, limit, sink);
     run.stats?.record(this, { timeMs: performance.now() - started, rows: rows.rows.length, bytes: rows.bytes });
     const names = rows.columns.map((column) => column.name);
     const typeNames = await columnTypeNames(backend, rows.columns);

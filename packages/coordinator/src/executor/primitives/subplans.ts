@@ -55,15 +55,7 @@ export class SubPlans implements Primitive {
     let rows = 0;
     let bytes = 0;
     for (const subPlan of this.subPlans) {
-      const result = new IntermediateResult(limit);
-      const textRows = run.bind && { ...run.bind, resultFormats: [] };
-      await subPlan.plan.execute(
-        port,
-        { ...run, sql: subPlan.sql, statement: subPlan.statement, parameterTypes, bind: textRows, describe: true },
-        result,
-      );
-      result.check();
-      for (const notice of result.notices) sink.notice(notice);
+      const result = await runSubPlan(port, run, subPlan, parameterTypes, limit, sink);
       const typeNames = await columnTypeNames(backend, result.columns);
       rows += result.rows.length;
       bytes += result.bytes;
@@ -116,4 +108,29 @@ export async function columnTypeNames(backend: PgConnection, columns: readonly F
     ],
   );
   return types.rows.map((row) => row[0]?.toString() ?? "text");
+}
+
+/**
+ * Runs a subquery planned on its own (`subPlan`: its statement, text and plan) with the
+ * statement's parameters, its rows kept as text on the coordinator up to `limit` bytes (else
+ * 54000, naming citus.max_intermediate_result_size); its notices go to `sink`.
+ */
+export async function runSubPlan(
+  port: ExecutionPort,
+  run: StatementRun,
+  subPlan: { readonly statement: AnyNode; readonly sql: string; readonly plan: Primitive },
+  parameterTypes: readonly number[],
+  limit: number,
+  sink: ResultSink,
+): Promise<IntermediateResult> {
+  const result = new IntermediateResult(limit);
+  const textRows = run.bind && { ...run.bind, resultFormats: [] };
+  await subPlan.plan.execute(
+    port,
+    { ...run, sql: subPlan.sql, statement: subPlan.statement, parameterTypes, bind: textRows, describe: true },
+    result,
+  );
+  result.check();
+  for (const notice of result.notices) sink.notice(notice);
+  return result;
 }
