@@ -79,6 +79,11 @@ describe("normalizeLiterals", () => {
   ])("%s", (sql, text) => {
     expect(normalizeLiterals(sql)?.text).toEqual(text);
   });
+  it("leaves a long statement as written (a bulk INSERT: seldom repeated, and PostgreSQL takes at most 65 535 parameters)", () => {
+    const values = Array.from({ length: 3000 }, (_, i) => `(${i}, 'v')`).join(", ");
+    expect(normalizeLiterals(`INSERT INTO t VALUES ${values}`)).toBeUndefined();
+    expect(normalizeLiterals("INSERT INTO t VALUES (1, 'v')")?.values).toEqual(["1", "v"]);
+  });
 });
 
 describe("NormalizedStatements", () => {

@@ -55,8 +55,15 @@ const OPERATOR_CHARS = "+-*/<>=~!@#%^&|`?";
 const INT4_MAX = 2147483647n;
 const INT8_MAX = 9223372036854775807n;
 
+/**
+ * Longer statements (a bulk INSERT … VALUES) are left as written: each is seldom repeated, the
+ * caches keep none of them, and PostgreSQL takes at most 65 535 parameters.
+ */
+export const MAX_NORMALIZED_LENGTH = 16 * 1024;
+
 /** The statement with its literals as parameters; undefined when nothing was replaced or it cannot be. */
 export function normalizeLiterals(sql: string): NormalizedText | undefined {
+  if (sql.length > MAX_NORMALIZED_LENGTH) return undefined;
   const out: string[] = [];
   const values: string[] = [];
   const types: number[] = [];
