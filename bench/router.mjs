@@ -11,6 +11,7 @@ import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
 import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
+import { median } from "./lib/table.mjs";
 
 export const description =
   "pgbench -S, -N and tpcb-like, prepared: pgbench_accounts distributed by aid over 3 workers vs one PostgreSQL";
@@ -71,6 +72,7 @@ export async function run(argv, { signal }) {
   let runs;
   let shardCount;
   let profile;
+  const latency = { postgres: [], herd: [] };
   try {
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
     started = Date.now();
@@ -100,6 +102,15 @@ export async function run(argv, { signal }) {
       progress,
       coordinator: await coordinatorProcesses(cluster),
     });
+    // the latency herd adds: one client, one routed read at a time, on each target in turn
+    for (let round = 0; round < options.rounds; round += 1) {
+      for (const target of TARGETS) {
+        const output = await pgbenchOn(target, ["-n", "-S", "-M", "prepared", "-c", "1", "-j", "1", "-T", "5"]);
+        const average = Number(/^latency average = ([\d.]+) ms$/m.exec(output)?.[1]);
+        latency[target].push(average);
+        progress(`latency, 1 client, ${target}: ${average.toFixed(3)} ms`);
+      }
+    }
     // one more select-only run through herd, profiled (not counted: sampling costs a little)
     const profiling = takeCpuProfile(cluster, Math.max(1, options.seconds - 1));
     await pgbenchOn("herd", workload(TARGET_WORKLOAD, options.seconds));
@@ -123,7 +134,9 @@ export async function run(argv, { signal }) {
     runs,
     Object.fromEntries(WORKLOADS.map(({ name, statements }) => [name, statements])),
   );
-  process.stdout.write(`\n${table}\n\n${cpu}\n\n${profile.table}\n`);
+  const added = (median(latency.herd) - median(latency.postgres)) * 1000;
+  const latencyLine = `One client (\`pgbench -n -S -M prepared -c 1 -T 5\`, ${options.rounds} runs each): a routed read takes ${median(latency.herd).toFixed(3)} ms through herd and ${median(latency.postgres).toFixed(3)} ms on one PostgreSQL (medians): herd adds **${added.toFixed(0)} µs** (target ≤ 100 µs).`;
+  process.stdout.write(`\n${table}\n\n${cpu}\n\n${latencyLine}\n\n${profile.table}\n`);
 
   const command = ["pnpm bench router", ...argv].join(" ");
   await writeBenchmarkSection(
@@ -152,6 +165,8 @@ pgbench, the coordinator, its PostgreSQL, the ${WORKERS} workers' bots and Postg
 machine's ${machine.nproc} cores, while the baseline is one PostgreSQL.
 
 ${table}
+
+${latencyLine}
 
 The coordinator's CPU per transaction of the herd runs (user + system time of its processes from
 \`/proc\`, over the run, divided by the transactions pgbench counted; "statements" are what pgbench
