@@ -1,8 +1,5 @@
-import type { FileHandle } from "node:fs/promises";
-import { mkdtemp, open, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { TextRowSink, textRow } from "./intermediate-result.js";
+import { SpillFiles } from "./spill-files.js";
 
 /** A batch of rows as text, in the order they came. */
 export type RowBatch = readonly (readonly (string | null)[])[];
@@ -26,14 +23,10 @@ export class RowSpool extends TextRowSink {
   bytes = 0;
   private batch: (string | null)[][] = [];
   private batchBytes = 0;
+  /** Where each full batch is in the file. */
   private readonly written: { offset: number; length: number }[] = [];
-  private file: { directory: string; handle: FileHandle } | undefined;
   private end = 0;
-  /** The write of a full batch under way (and the first error of any). */
-  private writing: Promise<void> = Promise.resolve();
-  private failure: unknown;
-  /** Full batches not yet on disk. */
-  private queued = 0;
+  private readonly files = new SpillFiles("herd-spool-");
 
   constructor(
     private readonly batchBytesLimit = SPOOL_BATCH_BYTES,
@@ -43,30 +36,23 @@ export class RowSpool extends TextRowSink {
   }
 
   override onceDrained(resume: () => void): void {
-    void this.writing.then(resume, resume);
+    this.files.onceWritten(resume);
   }
 
   /** The batches in order; the rows of each are not kept once the next is asked for. */
   async *batches(): AsyncGenerator<RowBatch> {
-    await this.writing;
-    if (this.failure) throw this.failure;
-    const handle = this.file?.handle;
+    await this.files.settled();
     for (const { offset, length } of this.written) {
       const buffer = Buffer.allocUnsafe(length);
-      await (handle as FileHandle).read(buffer, 0, length, offset);
+      await this.files.read(0, buffer, length, offset);
       yield JSON.parse(buffer.toString("utf8")) as RowBatch;
     }
     if (this.batch.length > 0) yield this.batch;
   }
 
   /** Removes the temporary file (safe to call more than once). */
-  async dispose(): Promise<void> {
-    await this.writing.catch(() => {});
-    const file = this.file;
-    this.file = undefined;
-    if (!file) return;
-    await file.handle.close().catch(() => {});
-    await rm(file.directory, { recursive: true, force: true });
+  dispose(): Promise<void> {
+    return this.files.dispose();
   }
 
   protected add(values: readonly (Buffer | string | null)[]): void {
@@ -79,32 +65,15 @@ export class RowSpool extends TextRowSink {
   }
 
   protected override accepting(): boolean {
-    return this.queued === 0;
+    return this.files.pending === 0;
   }
 
   private writeBatch(): void {
-    const full = this.batch;
+    const data = Buffer.from(JSON.stringify(this.batch), "utf8");
     this.batch = [];
     this.batchBytes = 0;
-    this.queued += 1;
-    this.writing = this.writing.then(async () => {
-      if (this.failure) return;
-      try {
-        this.file ??= await openSpoolFile();
-        const data = Buffer.from(JSON.stringify(full), "utf8");
-        await this.file.handle.write(data, 0, data.length, this.end);
-        this.written.push({ offset: this.end, length: data.length });
-        this.end += data.length;
-      } catch (error) {
-        this.failure = error;
-      } finally {
-        this.queued -= 1;
-      }
-    });
+    this.written.push({ offset: this.end, length: data.length });
+    this.end += data.length;
+    this.files.append(0, data);
   }
-}
-
-async function openSpoolFile(): Promise<{ directory: string; handle: FileHandle }> {
-  const directory = await mkdtemp(join(tmpdir(), "herd-spool-"));
-  return { directory, handle: await open(join(directory, "rows"), "w+", 0o600) };
 }

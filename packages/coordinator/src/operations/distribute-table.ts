@@ -190,7 +190,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     // the shell's rows sorted by shard on the coordinator's disk (memory holds a few buffers of them)
     const files = new ShardRowFiles(shardCount);
     try {
-      const { rows, columns } = await takeRows(backend, shell, request, shardCount, columnType, files);
+      const columns = await takeRows(backend, shell, request, shardCount, columnType, files);
       // what the shards' owner, grantees, policies' roles and schema need on each worker, as it is now
       const security = await readServerSecurity(backend, shell.schema === "public" ? [] : [shell.schema]);
       // the coordinator's PostgreSQL checked the session's privileges on the shell: herd does the rest
@@ -209,7 +209,7 @@ export async function distributeTable(request: DistributeRequest, port: Executio
           await syncServer(security, connection, port.cluster.credentials);
           for (const { id, index } of mine) {
             for (const sql of shardDefinition(definition, shell, id, index, catalog)) await connection.query(sql);
-            if (rows > 0 && files.has(index)) {
+            if (files.has(index)) {
               const target = `${quoteIdent(shell.schema)}.${quoteIdent(shardName(shell, id))}`;
               await files.copyInto(index, connection, `COPY ${target} (${columns}) FROM STDIN`);
             }
@@ -417,7 +417,7 @@ function colocationSource(
 /**
  * The shell's rows (COPY text format) sorted by shard index into `files`, streamed (the
  * coordinator's PostgreSQL is paused while a full buffer goes to disk); the shell is locked, so
- * none can be added meanwhile. Resolves with how many rows and the column list the COPYs name.
+ * none can be added meanwhile. Resolves with the column list the COPYs name.
  */
 async function takeRows(
   backend: PgConnection,
@@ -426,7 +426,7 @@ async function takeRows(
   shardCount: number,
   columnType: number | undefined,
   files: ShardRowFiles,
-): Promise<{ rows: number; columns: string }> {
+): Promise<string> {
   const columnIndex =
     request.kind === "hash"
       ? Number(
@@ -471,7 +471,7 @@ async function takeRows(
   collector.result();
   if (failure) throw failure;
   await files.finish();
-  return { rows: files.rows, columns };
+  return columns;
 }
 
 function quoted(shell: ShellTable): string {

@@ -194,17 +194,12 @@ export async function callHerdFunction(
       const command = required(arg(0, "command"), "command");
       const results = await runCommandOnWorkers(command, port);
       const rows = results.map((row) => [row.host, String(row.port), row.success ? "t" : "f", row.result]);
-      if (call.asRecords)
-        return { columns: [{ name: call.column, typeOid: RECORD_OID }], rows: rows.map((row) => [recordText(row)]) };
-      return {
-        columns: [
-          { name: "nodename", typeOid: TEXT_OID },
-          { name: "nodeport", typeOid: INT4_OID },
-          { name: "success", typeOid: BOOL_OID },
-          { name: "result", typeOid: TEXT_OID },
-        ],
-        rows,
-      };
+      return setAnswer(call, rows, [
+        { name: "nodename", typeOid: TEXT_OID },
+        { name: "nodeport", typeOid: INT4_OID },
+        { name: "success", typeOid: BOOL_OID },
+        { name: "result", typeOid: TEXT_OID },
+      ]);
     }
     case "run_command_on_shards": {
       const relation = required(arg(0, "table_name"), "table_name");
@@ -215,16 +210,11 @@ export async function callHerdFunction(
       );
       const results = await runCommandOnShards(table, required(arg(1, "command"), "command"), port);
       const rows = results.map((row) => [String(row.shardId), row.success ? "t" : "f", row.result]);
-      if (call.asRecords)
-        return { columns: [{ name: call.column, typeOid: RECORD_OID }], rows: rows.map((row) => [recordText(row)]) };
-      return {
-        columns: [
-          { name: "shardid", typeOid: INT8_OID },
-          { name: "success", typeOid: BOOL_OID },
-          { name: "result", typeOid: TEXT_OID },
-        ],
-        rows,
-      };
+      return setAnswer(call, rows, [
+        { name: "shardid", typeOid: INT8_OID },
+        { name: "success", typeOid: BOOL_OID },
+        { name: "result", typeOid: TEXT_OID },
+      ]);
     }
     case "alter_distributed_table": {
       if (arg(4, "cascade_to_colocated") === "true" || arg(4, "cascade_to_colocated") === "t")
@@ -258,6 +248,16 @@ export async function callHerdFunction(
       return value(INT8_OID, String(id));
     }
   }
+}
+
+/**
+ * A set-returning function's answer: its rows under `columns` (`SELECT * FROM f(…)`), or one
+ * record per row (`SELECT f(…)`, Citus's habit).
+ */
+function setAnswer(call: FunctionCall, rows: readonly string[][], columns: FunctionAnswer["columns"]): FunctionAnswer {
+  if (call.asRecords)
+    return { columns: [{ name: call.column, typeOid: RECORD_OID }], rows: rows.map((row) => [recordText(row)]) };
+  return { columns, rows };
 }
 
 /** A row as PostgreSQL writes a record: (a,b,"c d"), quoting fields that need it. */

@@ -1,5 +1,7 @@
 import { errorMessage } from "@herd/shared";
+import type { QueryResult } from "../connection/pg-connection.js";
 import { applySettings } from "../connection/session-settings.js";
+import type { WorkerConnection } from "../connection/worker-connection.js";
 import type { ExecutionPort } from "../executor/execution-port.js";
 import { activeNodes } from "../executor/shard-selection.js";
 import { type DistributedTable, shardName, type WorkerNode } from "../metadata/catalog-types.js";
@@ -14,34 +16,18 @@ export interface WorkerCommandResult {
 }
 
 /**
- * run_command_on_workers(command): the command on every active worker at once, each in its own
- * connection logged in as the session's role with the session's settings (so the worker checks
- * the same privileges), outside any transaction block of the session's. The connections are
- * closed afterwards rather than pooled: the command may change their settings.
+ * run_command_on_workers(command): the command on every active worker at once, each as the
+ * session's role (onWorkerAsSession).
  */
 export async function runCommandOnWorkers(command: string, port: ExecutionPort): Promise<WorkerCommandResult[]> {
-  const settings = port.settings();
-  const workers = [...port.catalog.current.nodes.values()]
-    .filter((node) => node.state === "active")
-    .sort((a, b) => a.id - b.id);
   return Promise.all(
-    workers.map(async (node): Promise<WorkerCommandResult> => {
+    activeWorkers(port).map(async (node): Promise<WorkerCommandResult> => {
       const answer = { host: node.host, port: node.port };
-      let connection: Awaited<ReturnType<typeof port.workers.acquire>> | undefined;
       try {
-        connection = await port.workers.acquire(node, settings.login);
-        await applySettings(connection, settings);
-        const result = await connection.query(command);
-        const first = result.rows[0]?.[0];
-        const text = first === undefined ? result.tag : first === null ? "" : first.toString("utf8");
-        return { ...answer, success: true, result: text };
+        const result = await onWorkerAsSession(port, node, (connection) => connection.query(command));
+        return { ...answer, success: true, result: firstText(result) };
       } catch (error) {
         return { ...answer, success: false, result: errorMessage(error) };
-      } finally {
-        if (connection) {
-          connection.destroy();
-          port.workers.release(connection);
-        }
       }
     }),
   );
@@ -69,7 +55,6 @@ export async function runCommandOnShards(
   command: string,
   port: ExecutionPort,
 ): Promise<ShardCommandResult[]> {
-  const settings = port.settings();
   const catalog = port.catalog.current;
   const shards = [...table.shards].sort((a, b) => a.id - b.id);
   // the commands as PostgreSQL's format() writes them, the names quoted only where they need it,
@@ -93,28 +78,21 @@ export async function runCommandOnShards(
   const answers = shards.map(() => [] as { node: WorkerNode; success: boolean; result: string }[]);
   await Promise.all(
     [...byNode.values()].map(async ({ node, items }) => {
-      let connection: Awaited<ReturnType<typeof port.workers.acquire>> | undefined;
+      const answer = (shard: number, success: boolean, result: string) =>
+        answers[shard]?.push({ node, success, result });
       try {
-        connection = await port.workers.acquire(node, settings.login);
-        await applySettings(connection, settings);
-      } catch (error) {
-        for (const item of items) answers[item.shard]?.push({ node, success: false, result: errorMessage(error) });
-        return;
-      }
-      try {
-        for (const item of items) {
-          try {
-            const result = await connection.query(item.command);
-            const first = result.rows[0]?.[0];
-            const text = first === undefined ? result.tag : first === null ? "" : first.toString("utf8");
-            answers[item.shard]?.push({ node, success: true, result: text });
-          } catch (error) {
-            answers[item.shard]?.push({ node, success: false, result: errorMessage(error) });
+        await onWorkerAsSession(port, node, async (connection) => {
+          for (const item of items) {
+            try {
+              answer(item.shard, true, firstText(await connection.query(item.command)));
+            } catch (error) {
+              answer(item.shard, false, errorMessage(error));
+            }
           }
-        }
-      } finally {
-        connection.destroy();
-        port.workers.release(connection);
+        });
+      } catch (error) {
+        // the login failed (each command's own failure is answered above): so did its shards
+        for (const item of items) answer(item.shard, false, errorMessage(error));
       }
     }),
   );
@@ -124,4 +102,37 @@ export async function runCommandOnShards(
     if (failed) return { shardId: shard.id, success: false, result: `${failed.node.name}: ${failed.result}` };
     return { shardId: shard.id, success: true, result: copies[0]?.result ?? "" };
   });
+}
+
+/** The active workers, in node id order. */
+export function activeWorkers(port: ExecutionPort): WorkerNode[] {
+  return [...port.catalog.current.nodes.values()].filter((node) => node.state === "active").sort((a, b) => a.id - b.id);
+}
+
+/**
+ * Runs `work` on a connection to `node` logged in as the session's role with the session's
+ * settings (so the worker checks the same privileges), outside any transaction block of the
+ * session's. The connection is closed afterwards rather than pooled (what ran may have changed its
+ * settings), also when `work` or the login fails.
+ */
+export async function onWorkerAsSession<T>(
+  port: ExecutionPort,
+  node: WorkerNode,
+  work: (connection: WorkerConnection) => Promise<T>,
+): Promise<T> {
+  const settings = port.settings();
+  const connection = await port.workers.acquire(node, settings.login);
+  try {
+    await applySettings(connection, settings);
+    return await work(connection);
+  } finally {
+    connection.destroy();
+    port.workers.release(connection);
+  }
+}
+
+/** What a command answered, as Citus's run_command functions show it: its first value, else its tag. */
+function firstText(result: QueryResult): string {
+  const first = result.rows[0]?.[0];
+  return first === undefined ? result.tag : first === null ? "" : first.toString("utf8");
 }

@@ -1,8 +1,6 @@
-import { type FileHandle, mkdtemp, open, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type Exchange, ResultCollector } from "../connection/pg-connection.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
+import { SpillFiles } from "../executor/spill-files.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeCopyData, encodeCopyDone, encodeQuery } from "../protocol/frontend-messages.js";
 import { BackendMessage } from "../protocol/message-codes.js";
@@ -25,17 +23,11 @@ export class ShardRowFiles {
   rows = 0;
   private readonly buffers: Buffer[][];
   private readonly buffered: number[];
-  private readonly files: ({ handle: FileHandle; size: number } | undefined)[];
-  private directory: Promise<string> | undefined;
-  /** Writes under way, in order (one chain: the disk is one resource), and the first failure. */
-  private writing: Promise<void> = Promise.resolve();
-  private queued = 0;
-  private failure: unknown;
+  private readonly files = new SpillFiles("herd-distribute-");
 
   constructor(shardCount: number) {
     this.buffers = Array.from({ length: shardCount }, () => []);
     this.buffered = new Array(shardCount).fill(0);
-    this.files = new Array(shardCount).fill(undefined);
   }
 
   /** Adds a row to shard `index`; false: wait for `onceDrained` before adding more. */
@@ -44,28 +36,28 @@ export class ShardRowFiles {
     (this.buffers[index] as Buffer[]).push(row);
     this.buffered[index] = (this.buffered[index] as number) + row.length;
     if ((this.buffered[index] as number) >= BUFFER_BYTES) this.write(index);
-    return this.queued === 0;
+    return this.files.pending === 0;
   }
 
-  /** Shard `index` has rows. */
+  /** Shard `index` has rows (once `finish` resolved). */
   has(index: number): boolean {
-    return this.files[index] !== undefined;
+    return this.files.has(index);
   }
 
   onceDrained(resume: () => void): void {
-    void this.writing.then(resume, resume);
+    this.files.onceWritten(resume);
   }
 
   /** Writes what is still buffered; throws the first write failure. */
   async finish(): Promise<void> {
     for (let index = 0; index < this.buffers.length; index += 1) if (this.buffered[index]) this.write(index);
-    await this.writing;
-    if (this.failure) throw this.failure;
+    await this.files.settled();
   }
 
   /** Streams shard `index`'s rows into `sql` (a COPY … FROM STDIN) on `connection`; resolves with its tag. */
   async copyInto(index: number, connection: WorkerConnection, sql: string): Promise<string> {
-    const file = this.files[index];
+    const files = this.files;
+    const size = files.size(index);
     const collector = new ResultCollector();
     let sending: Promise<void> = Promise.resolve();
     // the server answered (an error stops the COPY): nothing more to send
@@ -79,8 +71,8 @@ export class ShardRowFiles {
         sending = (async () => {
           const w = new BufferWriter(CHUNK_BYTES + 64);
           const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-          for (let offset = 0; file && offset < file.size && !answered; ) {
-            const { bytesRead } = await file.handle.read(chunk, 0, Math.min(CHUNK_BYTES, file.size - offset), offset);
+          for (let offset = 0; offset < size && !answered; ) {
+            const bytesRead = await files.read(index, chunk, Math.min(CHUNK_BYTES, size - offset), offset);
             if (bytesRead === 0) break;
             offset += bytesRead;
             encodeCopyData(w, chunk.subarray(0, bytesRead));
@@ -103,38 +95,14 @@ export class ShardRowFiles {
   }
 
   /** Removes the files (safe to call more than once). */
-  async dispose(): Promise<void> {
-    await this.writing.catch(() => {});
-    const directory = this.directory;
-    this.directory = undefined;
-    for (const file of this.files) await file?.handle.close().catch(() => {});
-    this.files.fill(undefined);
-    if (directory) await rm(await directory, { recursive: true, force: true });
+  dispose(): Promise<void> {
+    return this.files.dispose();
   }
 
   private write(index: number): void {
     const rows = this.buffers[index] as Buffer[];
     this.buffers[index] = [];
     this.buffered[index] = 0;
-    this.queued += 1;
-    this.writing = this.writing.then(async () => {
-      try {
-        if (this.failure) return;
-        this.directory ??= mkdtemp(join(tmpdir(), "herd-distribute-"));
-        const directory = await this.directory;
-        let file = this.files[index];
-        if (!file) {
-          file = { handle: await open(join(directory, `shard-${index}`), "w+", 0o600), size: 0 };
-          this.files[index] = file;
-        }
-        const data = Buffer.concat(rows);
-        await file.handle.write(data, 0, data.length, file.size);
-        file.size += data.length;
-      } catch (error) {
-        this.failure ??= error;
-      } finally {
-        this.queued -= 1;
-      }
-    });
+    this.files.append(index, Buffer.concat(rows));
   }
 }

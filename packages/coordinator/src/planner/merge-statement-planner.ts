@@ -6,7 +6,7 @@ import { Route } from "../executor/primitives/route.js";
 import { ShardStatements } from "../executor/shard-statements.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse, names } from "../parser/ast.js";
+import { type AnyNode, as, conjuncts, deparse, names } from "../parser/ast.js";
 import { differsByPlacement } from "./insert-select-pushdown.js";
 import { type RelationRef, tableMentions } from "./relations.js";
 
@@ -72,8 +72,8 @@ export function planMergeStatement(
     return refuse(
       `The join condition must include ${targetName}.${target.distributionColumn} = ${sourceName}.<a column of the source>.`,
     );
-  for (const item of (node.mergeWhenClauses ?? []) as unknown[]) {
-    const clause = as(item, "MergeWhenClause") as AnyNode;
+  const clauses = ((node.mergeWhenClauses ?? []) as unknown[]).map((item) => as(item, "MergeWhenClause") as AnyNode);
+  for (const clause of clauses) {
     const problem = actionProblem(clause, target, sourceName, keyColumn, isColumn);
     if (problem) return problem;
   }
@@ -94,7 +94,6 @@ export function planMergeStatement(
           },
         }
       : (sourceSelect?.subquery as AnyNode);
-    const clauses = ((node.mergeWhenClauses ?? []) as unknown[]).map((item) => as(item, "MergeWhenClause") as AnyNode);
     return new MergeViaCoordinator({
       tree: statement,
       target,
@@ -150,13 +149,6 @@ function actionProblem(
       detail: `Insert ${sourceName}.${keyColumn} into ${target.name}.${key}, so the new row stays in its shard.`,
     }),
   );
-}
-
-/** The items of an AND tree (one item when it is not an AND). */
-function conjuncts(expr: unknown): unknown[] {
-  const bool = as(expr, "BoolExpr");
-  if (bool?.boolop === "AND_EXPR") return ((bool.args ?? []) as unknown[]).flatMap(conjuncts);
-  return [expr];
 }
 
 function starTarget(): AnyNode {

@@ -1,5 +1,5 @@
 import { errorMessage } from "@herd/shared";
-import { applySettings } from "../../connection/session-settings.js";
+import { activeWorkers, onWorkerAsSession } from "../../operations/run-command.js";
 import type { ExecutionPort } from "../execution-port.js";
 import type { ResultSink } from "../result-sink.js";
 import { statementActivity } from "../statement-activity.js";
@@ -35,29 +35,20 @@ export class ClusterActivity implements Primitive {
   readonly kind = "cluster-activity";
 
   async execute(port: ExecutionPort, _run: StatementRun, sink: ResultSink): Promise<void> {
-    const settings = port.settings();
-    const workers = [...port.catalog.current.nodes.values()]
-      .filter((node) => node.state === "active")
-      .sort((a, b) => a.id - b.id);
     const [coordinator, ...others] = await Promise.all([
       port.backend.query(ACTIVITY_SQL, [String(COORDINATOR_NODE_ID), "false"]),
-      ...workers.map(async (node) => {
-        const connection = await port.workers.acquire(node, settings.login);
-        try {
-          await applySettings(connection, settings);
-          return await connection.query(ACTIVITY_SQL, [String(node.id), "true"]);
-        } catch (error) {
-          sink.notice({
-            severity: "WARNING",
-            code: "01000",
-            message: `citus_stat_activity leaves out ${node.name}: ${errorMessage(error)}`,
-          });
-          return undefined;
-        } finally {
-          connection.destroy();
-          port.workers.release(connection);
-        }
-      }),
+      ...activeWorkers(port).map((node) =>
+        onWorkerAsSession(port, node, (connection) => connection.query(ACTIVITY_SQL, [String(node.id), "true"])).catch(
+          (error) => {
+            sink.notice({
+              severity: "WARNING",
+              code: "01000",
+              message: `citus_stat_activity leaves out ${node.name}: ${errorMessage(error)}`,
+            });
+            return undefined;
+          },
+        ),
+      ),
     ]);
     const fields = coordinator.fields;
     const column = (name: string) => fields.findIndex((field) => field.name === name);

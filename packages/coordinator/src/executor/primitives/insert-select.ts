@@ -52,7 +52,7 @@ export class InsertSelect implements Primitive {
       for (const notice of spool.notices) sink.notice(notice);
       run.stats?.record(this, { timeMs: performance.now() - started, rows: spool.count, bytes: spool.bytes });
       if (spool.count === 0) {
-        await answerNoRows(port, run, parameterTypes, sink);
+        await answerNothingWritten(port, run, parameterTypes, sink, "INSERT 0 0");
         return;
       }
       const typeNames = await columnTypeNames(port.backend, spool.columns);
@@ -116,20 +116,23 @@ async function inOneTransaction(port: ExecutionPort, work: () => Promise<void>):
   else await backend.query("COMMIT");
 }
 
-/** With no row to insert, nothing runs: the answer is the statement's description and `INSERT 0 0`. */
-async function answerNoRows(
+/**
+ * A write with no source row runs nowhere: its answer is the statement's description (RETURNING:
+ * PostgreSQL describes the columns even when no row comes) and `tag` (`INSERT 0 0`, `MERGE 0`).
+ */
+export async function answerNothingWritten(
   port: ExecutionPort,
   run: StatementRun,
   parameterTypes: readonly number[],
   sink: ResultSink,
+  tag: string,
 ): Promise<void> {
   if (run.describe) {
-    // RETURNING: PostgreSQL describes the columns even when no row comes
     const { fields } = await describeStatement(port.backend, run.sql, parameterTypes);
     if (fields.length > 0) sink.fields(fields);
     else if (run.bind) sink.noData();
   }
-  sink.complete("INSERT 0 0");
+  sink.complete(tag);
 }
 
 /**

@@ -27,12 +27,13 @@ export class KeyToDistributed implements Primitive {
 
   async execute(port: ExecutionPort, run: StatementRun, sink: ResultSink): Promise<void> {
     const backend = port.backend;
-    const table = deparse({ RangeVar: { ...this.relation, alias: undefined } });
+    const relation = { RangeVar: { ...this.relation, alias: undefined } };
+    const table = deparse(relation);
     await inCoordinatorTransaction(port, async () => {
       const probe = deparse({
         SelectStmt: {
           targetList: [{ ResTarget: { val: { A_Const: { boolval: { boolval: true } } } } }],
-          fromClause: [{ RangeVar: { ...this.relation, alias: undefined } }],
+          fromClause: [relation],
           limitCount: { A_Const: { ival: { ival: 1 } } },
           limitOption: "LIMIT_OPTION_COUNT",
           op: "SETOP_NONE",

@@ -15,10 +15,9 @@ import {
 import type { ResultSink } from "../result-sink.js";
 import { activeNodes } from "../shard-selection.js";
 import { renameToShards, type TableMention } from "../shard-statements.js";
-import { describeStatement } from "../statement-description.js";
 import type { StatementRun } from "../statement-run.js";
 import { inWriteTransaction } from "../write-transaction.js";
-import type { InsertSource } from "./insert-select.js";
+import { answerNothingWritten, type InsertSource } from "./insert-select.js";
 import type { DescribeContext, Primitive } from "./primitive.js";
 import { columnTypeNames, runSubPlan, statementParameterTypes } from "./subplans.js";
 
@@ -78,12 +77,7 @@ export class MergeViaCoordinator implements Primitive {
     const indexes = spec.bySource ? spec.target.shards.map((shard) => shard.index) : [...groups.keys()];
     if (indexes.length === 0) {
       // no source row: nothing can match or be inserted
-      if (run.describe) {
-        const { fields } = await describeStatement(backend, run.sql, parameterTypes);
-        if (fields.length > 0) sink.fields(fields);
-        else if (run.bind) sink.noData();
-      }
-      sink.complete("MERGE 0");
+      await answerNothingWritten(port, run, parameterTypes, sink, "MERGE 0");
       return;
     }
     const template = structuredClone({
