@@ -89,33 +89,8 @@ describe("Knex", () => {
   });
 
   it("a migration that fails half-way leaves nothing of itself, and the next run goes on from there", async () => {
-    const failing: Record<string, Migration> = {
-      ...SCHEMA,
-      "003_tasks_then_failure": {
-        async up(knex) {
-          await knex.schema.createTable("tasks", (t) => {
-            t.integer("tenant_id").notNullable();
-            t.integer("id").notNullable();
-            t.primary(["tenant_id", "id"]);
-          });
-          await knex.raw("SELECT create_distributed_table('tasks', 'tenant_id', colocate_with => 'projects')");
-          await knex.schema.alterTable("projects", (t) => t.integer("priority"));
-          await knex.raw("SELECT 1/0");
-        },
-        async down(knex) {
-          await knex.schema.dropTable("tasks");
-        },
-      },
-    };
-    await expect(db.migrate.latest({ migrationSource: source(failing) })).rejects.toThrow(/division by zero/);
-    expect(await db.schema.hasTable("tasks")).toBe(false);
-    expect(await db.schema.hasColumn("projects", "priority")).toBe(false);
-    expect(
-      (await db.raw("SELECT count(*)::int AS n FROM pg_dist_partition WHERE logicalrelid::text = 'tasks'")).rows,
-    ).toEqual([{ n: 0 }]);
-    // the same migration, fixed, then applies
-    const fixed = { ...failing };
-    fixed["003_tasks_then_failure"] = {
+    /** Creates and distributes `tasks`; `thenFail`: also alters projects, then fails. */
+    const tasks = (thenFail: boolean): Migration => ({
       async up(knex) {
         await knex.schema.createTable("tasks", (t) => {
           t.integer("tenant_id").notNullable();
@@ -123,11 +98,23 @@ describe("Knex", () => {
           t.primary(["tenant_id", "id"]);
         });
         await knex.raw("SELECT create_distributed_table('tasks', 'tenant_id', colocate_with => 'projects')");
+        if (!thenFail) return;
+        await knex.schema.alterTable("projects", (t) => t.integer("priority"));
+        await knex.raw("SELECT 1/0");
       },
       async down(knex) {
         await knex.schema.dropTable("tasks");
       },
-    };
+    });
+    const failing: Record<string, Migration> = { ...SCHEMA, "003_tasks_then_failure": tasks(true) };
+    await expect(db.migrate.latest({ migrationSource: source(failing) })).rejects.toThrow(/division by zero/);
+    expect(await db.schema.hasTable("tasks")).toBe(false);
+    expect(await db.schema.hasColumn("projects", "priority")).toBe(false);
+    expect(
+      (await db.raw("SELECT count(*)::int AS n FROM pg_dist_partition WHERE logicalrelid::text = 'tasks'")).rows,
+    ).toEqual([{ n: 0 }]);
+    // the same migration, fixed, then applies
+    const fixed: Record<string, Migration> = { ...SCHEMA, "003_tasks_then_failure": tasks(false) };
     const [batch, log] = await db.migrate.latest({ migrationSource: source(fixed) });
     expect([batch, log]).toEqual([2, ["003_tasks_then_failure"]]);
     await db.migrate.rollback({ migrationSource: source(fixed) });
