@@ -100,4 +100,26 @@ describe("clients on the same rows", () => {
       });
     }
   });
+  it("a write acknowledged to one client is what another client's next statement reads", async () => {
+    // the workers' COMMIT PREPAREDs finish after the writer is answered: a reader that comes
+    // right after (as a web app's next request on another pooled connection does) must still
+    // see the write, as with one PostgreSQL
+    await herd.query("CREATE TABLE seen (id int PRIMARY KEY, n int NOT NULL)");
+    await herd.query("SELECT create_distributed_table('seen', 'id', shard_count => 4)");
+    await herd.query("INSERT INTO seen SELECT g, 0 FROM generate_series(1, 8) g");
+    const reader = await herdClient(herdUp.cluster);
+    try {
+      const missed: string[] = [];
+      for (let round = 1; round <= 150; round += 1) {
+        // one row (two placements: two phases) and every row (every worker), in turn
+        const where = round % 2 === 0 ? "WHERE id = 3" : "";
+        await herd.query(`UPDATE seen SET n = $1 ${where}`, [round]);
+        const { rows } = await reader.query("SELECT min(n)::int AS n FROM seen WHERE n > 0 AND id = 3");
+        if (rows[0].n !== round) missed.push(`round ${round}: read ${rows[0].n}`);
+      }
+      expect(missed).toEqual([]);
+    } finally {
+      await reader.end();
+    }
+  });
 });

@@ -58,7 +58,7 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   }
   const statements = plan.shardStatements;
   const transaction = new DistributedTransaction(
-    { backend: port.backend, pool: port.workers, logger: port.logger },
+    { backend: port.backend, pool: port.workers, logger: port.logger, catalog: port.catalog },
     "statement",
   );
   try {

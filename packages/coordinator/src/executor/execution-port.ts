@@ -79,7 +79,7 @@ export interface ExecutionPort {
    * client is answered; `quiesce` waits for all of them.
    */
   afterCommit(finishing: Promise<void>): void;
-  /** Resolves once every commit handed to afterCommit has finished on its workers. */
+  /** Resolves once every commit acknowledged before (in any session of the process) has finished on its workers. */
   quiesce(): Promise<void>;
   /** Shard count and replication factor of new distributed tables. */
   readonly defaults: DistributeDefaults;

@@ -127,6 +127,8 @@ describe("a write that reaches several placements, outside a transaction block",
     expect(workers.prepared.size).toBe(0);
     // 32 shards, 2 rows each: the replicas' copies are not counted twice
     expect(sink.tags).toEqual(["UPDATE 64"]);
+    // nothing in the metadata changed: the catalog is not loaded again
+    expect(port.catalogReloads).toBe(0);
   });
 
   it("rolls every worker's part back when one placement fails, and gives that error", async () => {
@@ -162,6 +164,8 @@ describe("a write that reaches several placements, outside a transaction block",
     expect(port.coordinator.stale.sort()).toEqual(onSecond.map((s) => `${s.id}:${secondId}`).sort());
     expect([...port.coordinator.records.values()]).not.toContain(secondId);
     expect(port.lines.join("\n")).toMatch(/placements marked stale: they missed a committed write/);
+    // the client is answered with the catalog loaded again: no later statement reads the stale copies
+    expect(port.catalogReloads).toBe(1);
   });
 
   it("writes nothing when its shard's placements changed since the plan, and says so (the engine re-plans)", async () => {

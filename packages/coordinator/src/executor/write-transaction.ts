@@ -44,6 +44,7 @@ function ownTransaction(port: ExecutionPort): DistributedTransaction {
       backend: port.backend,
       pool: port.workers,
       logger: port.logger,
+      catalog: port.catalog,
       defer: (finishing) => port.afterCommit(finishing),
     },
     "statement",

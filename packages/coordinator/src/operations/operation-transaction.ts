@@ -16,7 +16,10 @@ export async function inOperationTransaction<T>(
   const inBlock = port.inTransactionBlock();
   const transaction = inBlock
     ? port.transaction
-    : new DistributedTransaction({ backend: port.backend, pool: port.workers, logger: port.logger }, "statement");
+    : new DistributedTransaction(
+        { backend: port.backend, pool: port.workers, logger: port.logger, catalog: port.catalog },
+        "statement",
+      );
   try {
     const result = await work(transaction, inBlock);
     if (inBlock) await port.catalog.changedInBlock();

@@ -58,7 +58,7 @@ export async function runRoleStatement(
   serverStatement: string | undefined,
 ): Promise<string> {
   const transaction = new DistributedTransaction(
-    { backend: port.backend, pool: port.workers, logger: port.logger },
+    { backend: port.backend, pool: port.workers, logger: port.logger, catalog: port.catalog },
     "statement",
   );
   try {

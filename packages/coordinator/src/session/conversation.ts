@@ -179,6 +179,7 @@ export class Conversation {
           backend,
           pool: options.pool,
           logger: options.executorLogger,
+          catalog: options.catalog,
           defer: (finishing) => this.port.afterCommit(finishing),
         },
         "block",

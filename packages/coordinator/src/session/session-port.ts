@@ -11,6 +11,7 @@ import type { Catalog, SessionCatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { finishingCommits } from "../transaction/finishing-commits.js";
 import type { BackendRelay } from "./backend-relay.js";
 
 /** What a session lends its port. */
@@ -55,15 +56,13 @@ export class SessionPort implements ExecutionPort {
     this.logger = parts.logger;
   }
 
-  private readonly finishing = new Set<Promise<void>>();
-
   afterCommit(finishing: Promise<void>): void {
-    this.finishing.add(finishing);
-    void finishing.finally(() => this.finishing.delete(finishing));
+    finishingCommits.add(finishing);
   }
 
-  async quiesce(): Promise<void> {
-    while (this.finishing.size > 0) await Promise.allSettled([...this.finishing]);
+  /** Every session's acknowledged commits, not only this one's: another client may read next. */
+  quiesce(): Promise<void> {
+    return finishingCommits.settled();
   }
 
   async relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean> {

@@ -11,6 +11,7 @@ import type { SessionCatalogSource } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { FinishingCommits } from "../transaction/finishing-commits.js";
 import { FakeCoordinator } from "./fake-coordinator.js";
 import type { FakeWorkers } from "./fake-workers.js";
 
@@ -64,6 +65,8 @@ export class FakePort implements ExecutionPort {
     syncRoles: async () => 0,
   };
   readonly lines: string[] = [];
+  /** How many times a statement loaded the catalog again (after changing the metadata). */
+  catalogReloads = 0;
   readonly logger: Logger;
   readonly coordinator: FakeCoordinator;
   private readonly inBlock: boolean;
@@ -72,7 +75,9 @@ export class FakePort implements ExecutionPort {
     this.catalog = {
       current: options.catalog,
       relationsEpoch: 0,
-      reload: async () => {},
+      reload: async () => {
+        this.catalogReloads += 1;
+      },
       blockSnapshot: () => undefined,
       changedInBlock: async () => {},
       blockEnded: async () => {},
@@ -87,6 +92,7 @@ export class FakePort implements ExecutionPort {
         backend: this.backend,
         pool: options.workers,
         logger: this.logger,
+        catalog: this.catalog,
         defer: (finishing) => this.afterCommit(finishing),
       },
       "block",
@@ -111,15 +117,14 @@ export class FakePort implements ExecutionPort {
     return this.inBlock;
   }
 
-  private readonly finishing = new Set<Promise<void>>();
+  private readonly finishing = new FinishingCommits();
 
   afterCommit(finishing: Promise<void>): void {
     this.finishing.add(finishing);
-    void finishing.finally(() => this.finishing.delete(finishing));
   }
 
-  async quiesce(): Promise<void> {
-    while (this.finishing.size > 0) await Promise.allSettled([...this.finishing]);
+  quiesce(): Promise<void> {
+    return this.finishing.settled();
   }
 
   settings(): SessionSettings {

@@ -14,6 +14,12 @@ export interface TransactionDeps {
   readonly pool: ConnectionPool;
   readonly logger: Logger;
   /**
+   * The catalog statements plan with: loaded again before a commit that marked placements stale
+   * is answered, so that no statement after it (of any session) reads the placements that missed
+   * the write.
+   */
+  readonly catalog: { reload(): Promise<void> };
+  /**
    * Takes the workers' COMMIT PREPAREDs of a decided transaction, to finish after the client is
    * answered; the session awaits them before its next statement reaches a worker (read-your-writes).
    * Without it, commit() waits for them.
@@ -47,6 +53,8 @@ interface Decision {
   readonly onePhase: Participant | undefined;
   /** The commit records' insert, sent in the coordinator's transaction (not awaited yet). */
   readonly recording: Promise<unknown> | undefined;
+  /** Placements it marks stale (they missed the writes), in the same coordinator transaction. */
+  readonly marksStale: boolean;
 }
 
 const GID_PREFIX = "herd";
@@ -369,7 +377,10 @@ export class DistributedTransaction {
         hint: "Recovery commits or rolls back its prepared parts within seconds; check whether the change is there.",
       });
     }
+    // the NOTIFY of the stale marks reaches the catalog on its own, but maybe after the next read
+    const reloading = decision.marksStale ? this.deps.catalog.reload() : undefined;
     await this.complete(decision, true);
+    await reloading;
   }
 
   /** Rolls every worker's part back (prepared or not) and a statement's own coordinator transaction. */
@@ -402,7 +413,7 @@ export class DistributedTransaction {
   private async decide(): Promise<Decision> {
     const writers = [...this.participants.values()].filter(isWriter);
     if (writers.length === 0 && this.missedWrites.size === 0)
-      return { prepared: new Map(), onePhase: undefined, recording: undefined };
+      return { prepared: new Map(), onePhase: undefined, recording: undefined, marksStale: false };
     if (writers.length === 1 && this.missedWrites.size === 0 && !writers[0]?.prepared && !this.coordinatorWrites) {
       const only = writers[0] as Participant;
       try {
@@ -416,7 +427,7 @@ export class DistributedTransaction {
           hint: "Check whether the change is there before running it again.",
         });
       }
-      return { prepared: new Map(), onePhase: only, recording: undefined };
+      return { prepared: new Map(), onePhase: only, recording: undefined, marksStale: false };
     }
     const results = await Promise.allSettled(
       writers.map(async (participant) => {
@@ -460,7 +471,7 @@ export class DistributedTransaction {
         placements: missed.map((m) => `${m.shardId}@${m.nodeId}`).join(" "),
       });
     }
-    return { prepared, onePhase: undefined, recording };
+    return { prepared, onePhase: undefined, recording, marksStale: missed.length > 0 };
   }
 
   /** Every shard a lost worker wrote must have been written by a worker still in the transaction. */
