@@ -1,11 +1,10 @@
+import type { Server } from "node:net";
 import { errorMessage, type Logger } from "@herd/shared";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { buildAdminApp } from "./admin/build-admin-app.js";
 import { ClusterCredentials } from "./connection/cluster-credentials.js";
-import { PgConnection } from "./connection/pg-connection.js";
 import { WorkerPool } from "./connection/worker-pool.js";
-import { QueryEngine } from "./executor/query-engine.js";
 import { Catalog } from "./metadata/catalog.js";
 import { adoptCatalogExtension } from "./metadata/catalog-extension.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
@@ -18,11 +17,14 @@ import { MoveCleanup } from "./operations/move-cleanup.js";
 import { type PlacementCopyRequest, PlacementRepair } from "./operations/placement-repair.js";
 import { type MoveRequest, PlacementService } from "./operations/placement-service.js";
 import { RoleSync } from "./operations/role-propagation.js";
-import { NormalizedStatements } from "./parser/normalized-statements.js";
-import { loadParser, StatementCache } from "./parser/statement-cache.js";
-import { ProtocolServer } from "./protocol/protocol-server.js";
-import { Conversation } from "./session/conversation.js";
-import { activeTransactions } from "./transaction/active-transactions.js";
+import { loadParser } from "./parser/statement-cache.js";
+import { clusterTransactions } from "./processes/cluster-transactions.js";
+import { answerHere } from "./processes/peer-operations.js";
+import { installPeers, NO_PEERS } from "./processes/peers.js";
+import { shareOfLimits } from "./processes/sql-process-config.js";
+import { SqlProcesses } from "./processes/sql-processes.js";
+import { sqlService } from "./processes/sql-service.js";
+import type { ProtocolServer } from "./protocol/protocol-server.js";
 import { DeadlockDetector } from "./transaction/deadlock-detector.js";
 import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
@@ -47,6 +49,11 @@ export interface CoordinatorOptions {
   readonly shardCount: number;
   /** Connections a multi-shard read opens per worker at most (its shards spread over them). */
   readonly shardConnectionsPerWorker?: number;
+  /**
+   * Processes serving the SQL port (default 1): this one and others it forks (processes/), which
+   * share the port, so that statements use every core. The connection limits are split between them.
+   */
+  readonly sqlProcesses?: number;
   /** How often stale placements are looked for and repaired (ms). */
   readonly repairIntervalMs?: number;
   /** The SQL port's limits: authenticated sessions, connections still authenticating, time to authenticate (ms). */
@@ -134,8 +141,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       logger: logger.child("workers"),
     });
     opened.push({ close: async () => workers.close() });
-    const statements = new StatementCache();
-    const literals = new NormalizedStatements(statements);
     const recovery = new PreparedTransactionRecovery({
       metadata: pool,
       catalog,
@@ -148,7 +153,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       metadata: pool,
       catalog,
       pool: workers,
-      transactions: activeTransactions,
+      transactions: clusterTransactions,
       logger: logger.child("deadlocks"),
     });
     deadlocks.start();
@@ -201,43 +206,52 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         await repair.copyPlacement(request);
       },
     };
-    const engine = new QueryEngine(catalog);
-    const executorLogger = logger.child("executor");
-    const defaults = { shardCount: options.shardCount, replicationFactor: options.replicationFactor };
-    const sql = new ProtocolServer({
-      host: options.sqlHost,
-      port: options.sqlPort,
-      credentials: (user) => credentials.login(pool, user),
-      backend: { host: options.metadata.host, port: options.metadata.port },
-      maxConnections: options.connectionLimits?.maxConnections,
-      reservedForSuperusers: options.connectionLimits?.reservedForSuperusers,
-      maxUnauthenticated: options.connectionLimits?.maxUnauthenticated,
-      limits: options.connectionLimits && { authTimeoutMs: options.connectionLimits.authTimeoutMs },
-      openSession: ({ socket, backend, startupParameters, fail }) =>
-        new Conversation(
-          socket,
-          new PgConnection(backend, `${options.metadata.host}:${options.metadata.port}`),
-          {
-            engine,
-            statements,
-            literals,
-            catalog,
-            pool: workers,
-            defaults,
-            cluster,
-            logger: logger.child("sql"),
-            executorLogger,
-            startupParameters,
-            reported: backend.parameters,
-            metadataDatabase: options.metadata.database,
-          },
-          fail,
-        ),
+    const processes = Math.max(1, options.sqlProcesses ?? 1);
+    const limits = options.connectionLimits && shareOfLimits(options.connectionLimits, processes);
+    const metadata = { host: options.metadata.host, port: options.metadata.port, database: options.metadata.database };
+    const sql = sqlService({
+      metadata,
+      metadataPool: pool,
+      credentials,
+      catalog,
+      workers,
+      cluster,
+      sqlHost: options.sqlHost,
+      sqlPort: options.sqlPort,
+      shardCount: options.shardCount,
+      replicationFactor: options.replicationFactor,
+      connectionLimits: limits,
       tls: options.tls,
-      logger: logger.child("sql"),
+      logger,
     });
     await sql.listen();
     opened.push(sql);
+    if (processes > 1) {
+      const others = new SqlProcesses({
+        count: processes,
+        config: {
+          metadata: options.metadata,
+          sqlPassword: options.sqlPassword,
+          sqlHost: options.sqlHost,
+          sqlPort: options.sqlPort,
+          shardCount: options.shardCount,
+          replicationFactor: options.replicationFactor,
+          shardConnectionsPerWorker: options.shardConnectionsPerWorker,
+          connectionLimits: limits,
+          tls: options.tls && { cert: options.tls.cert.toString(), key: options.tls.key.toString() },
+        },
+        listening: sql.listening as Server,
+        cluster,
+        here: (call) => answerHere(call, { catalog, cancels: sql.cancels }),
+        logger,
+      });
+      // before the SQL port closes (pushed after it: closed first)
+      opened.push({ close: () => others.stop() });
+      installPeers(others.peers);
+      opened.push({ close: async () => installPeers(NO_PEERS) });
+      sql.cancels.elsewhere = (processId, secretKey) => others.peers.cancel(processId, secretKey);
+      await others.start();
+    }
     logger.info("coordinator serving", {
       sql: `${options.sqlHost}:${options.sqlPort}`,
       admin: `${options.adminHost}:${options.adminPort}`,

@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { Defaults, HerdError, type PodIdentity, parsePodName, type Role, roleForOrdinal, SqlState } from "@herd/shared";
 
 /** Everything a bot needs to know, read once from its environment (the Pod spec, or `herd up`). */
@@ -32,6 +32,11 @@ export interface BotConfig {
   readonly shardCount: number;
   /** Connections a multi-shard read opens per worker (`HERD_SHARD_CONNECTIONS`, default 2). */
   readonly shardConnectionsPerWorker: number;
+  /**
+   * Coordinator processes serving the SQL port (`HERD_SQL_PROCESSES`: a number, or `auto` for one
+   * per core; default 1). They share the port and split the connection limits.
+   */
+  readonly sqlProcesses: number;
   /** How often the coordinator looks for stale placements to repair (`HERD_REPAIR_INTERVAL_MS`, default 5000). */
   readonly repairIntervalMs: number;
   /**
@@ -114,6 +119,8 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     internalPassword: env.HERD_INTERNAL_PASSWORD ?? required(env, "HERD_PASSWORD"),
     shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
     shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
+    sqlProcesses:
+      env.HERD_SQL_PROCESSES === "auto" ? availableParallelism() : integer(env, "HERD_SQL_PROCESSES", 1, 1, 256),
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
     connectionLimits: {
       maxConnections: integer(env, "HERD_MAX_CONNECTIONS", 250, 1, 100_000),

@@ -14,6 +14,9 @@ import type { SqlPreparedStatement } from "./primitives/sql-prepared.js";
 import type { ResultSink } from "./result-sink.js";
 import type { SessionNames } from "./session-names.js";
 
+/** What herd's SQL functions use of the job runner (which runs in the first coordinator process). */
+export type ClusterJobs = Pick<JobRunner, "plan" | "startRebalance" | "startDrain" | "list" | "wait">;
+
 /** Cluster-wide services a statement may call on (herd's SQL functions). */
 export interface ClusterServices {
   /** One pass of prepared-transaction recovery now; resolves with how many it finished. */
@@ -23,7 +26,7 @@ export interface ClusterServices {
   /** citus_move_shard_placement: moves a shard and those colocated with it to another worker, online. */
   moveShardPlacement(request: MoveRequest): Promise<unknown>;
   /** Rebalances and drains (citus_rebalance_start, citus_rebalance_wait, citus_drain_node). */
-  jobs(): JobRunner | undefined;
+  jobs(): ClusterJobs | undefined;
   /** The passwords herd's own logins use (role sync gives each role's to the workers). */
   readonly credentials: ClusterCredentials;
   /** Makes every active worker's roles the coordinator's now; resolves with how many statements it took. */
@@ -76,9 +79,9 @@ export interface ExecutionPort {
   nextClientMessage(): Promise<Frame>;
   /**
    * Takes the workers' end of a committed transaction (COMMIT PREPARED), to finish while the
-   * client is answered; `quiesce` waits for all of them.
+   * client is answered; `quiesce` waits for all of them. Resolves when the client may be answered.
    */
-  afterCommit(finishing: Promise<void>): void;
+  afterCommit(finishing: Promise<void>): Promise<void>;
   /** Resolves once every commit acknowledged before (in any session of the process) has finished on its workers. */
   quiesce(): Promise<void>;
   /** Shard count and replication factor of new distributed tables. */

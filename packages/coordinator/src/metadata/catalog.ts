@@ -1,5 +1,6 @@
 import type { Logger } from "@herd/shared";
 import type pg from "pg";
+import { peers } from "../processes/peers.js";
 import { readCatalog } from "./catalog-reader.js";
 import { type CatalogSnapshot, catalogSnapshot } from "./catalog-snapshot.js";
 
@@ -65,7 +66,7 @@ export class Catalog implements CatalogSource {
       // DDL somewhere: names may mean other relations now, and views or functions may read
       // distributed tables now
       if (message.channel === RELATIONS_CHANNEL) this.relationsEpoch += 1;
-      void this.reload();
+      void this.reloadHere();
     });
     client.on("error", (error) => this.logger.warn("metadata listener failed", { error: error.message }));
     await client.query(`LISTEN ${NOTIFY_CHANNEL}; LISTEN ${RELATIONS_CHANNEL}`);
@@ -76,8 +77,17 @@ export class Catalog implements CatalogSource {
     this.listener = undefined;
   }
 
-  /** Loads again (coalescing concurrent requests); resolves once a load that began after the call ends. */
-  reload(): Promise<void> {
+  /**
+   * Loads again here and in every other coordinator process, after a change this process made and
+   * is about to answer a client for: no statement after the answer, in any process, plans with
+   * the metadata as it was (the NOTIFY reaches them too, but maybe later).
+   */
+  async reload(): Promise<void> {
+    await Promise.all([this.reloadHere(), peers().reloadCatalogs()]);
+  }
+
+  /** Loads again in this process (coalescing concurrent requests); resolves once a load that began after the call ends. */
+  reloadHere(): Promise<void> {
     if (this.reloading) {
       this.reloadAgain = true;
       return this.reloading;

@@ -24,8 +24,20 @@ export class CancelRegistry {
     this.sessions.delete(processId);
   }
 
+  /**
+   * Where a key this process does not hold is tried next (the other coordinator processes: a
+   * CancelRequest comes on a new connection, which any of them may have accepted).
+   */
+  elsewhere: ((processId: number, secretKey: number) => Promise<boolean>) | undefined;
+
   /** Cancels when the key matches; a wrong key is ignored silently, as PostgreSQL does. */
   async cancel(processId: number, secretKey: number): Promise<boolean> {
+    if (this.sessions.has(processId)) return this.cancelHere(processId, secretKey);
+    return (await this.elsewhere?.(processId, secretKey)) ?? false;
+  }
+
+  /** Cancels when this process holds the session and the key matches. */
+  async cancelHere(processId: number, secretKey: number): Promise<boolean> {
     const entry = this.sessions.get(processId);
     if (!entry) return false;
     const expected = Buffer.alloc(4);

@@ -27,6 +27,12 @@ export interface ProtocolServerOptions {
    */
   readonly maxUnauthenticated?: number;
   readonly limits?: Partial<SessionLimits>;
+  /**
+   * The SQL port's listening socket, opened by the first coordinator process and handed to this
+   * one: every process accepts from it (the kernel gives each new connection to one of them).
+   * Without it, `listen` opens the port.
+   */
+  readonly shared?: Server;
   readonly logger: Logger;
 }
 
@@ -77,7 +83,8 @@ export class ProtocolServer {
       },
     };
     const maxUnauthenticated = options.maxUnauthenticated ?? 32;
-    const server = createServer({ noDelay: true }, (socket: Socket) => {
+    const accept = (socket: Socket) => {
+      socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
       if (this.count(false) >= maxUnauthenticated) {
         options.logger.warn("refused a connection: too many connections are still authenticating", {
@@ -94,10 +101,21 @@ export class ProtocolServer {
       const session = new ClientSession(socket, context);
       this.sessions.add(session);
       session.onClose(() => this.sessions.delete(session));
-    });
+    };
+    if (options.shared) {
+      options.shared.on("connection", accept);
+      this.server = options.shared;
+      return;
+    }
+    const server = createServer(accept);
     server.on("error", (error) => options.logger.error("SQL port error", { error: error.message }));
     await listen(server, options.port, options.host);
     this.server = server;
+  }
+
+  /** The listening socket, to hand to other coordinator processes (after `listen`). */
+  get listening(): Server | undefined {
+    return this.server;
   }
 
   /** Sessions that have (or have not yet) authenticated. */

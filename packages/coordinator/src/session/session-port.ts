@@ -9,6 +9,7 @@ import { SessionNames } from "../executor/session-names.js";
 import { BlockCatalog } from "../metadata/block-catalog.js";
 import type { Catalog, SessionCatalogSource } from "../metadata/catalog.js";
 import type { DistributeDefaults } from "../operations/distribute-table.js";
+import { peers } from "../processes/peers.js";
 import type { Frame } from "../protocol/message-framer.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { finishingCommits } from "../transaction/finishing-commits.js";
@@ -56,8 +57,8 @@ export class SessionPort implements ExecutionPort {
     this.logger = parts.logger;
   }
 
-  afterCommit(finishing: Promise<void>): void {
-    finishingCommits.add(finishing);
+  afterCommit(finishing: Promise<void>): Promise<void> {
+    return finishingCommits.add(finishing, peers().count > 0);
   }
 
   /** Every session's acknowledged commits, not only this one's: another client may read next. */

@@ -119,8 +119,8 @@ export class FakePort implements ExecutionPort {
 
   private readonly finishing = new FinishingCommits();
 
-  afterCommit(finishing: Promise<void>): void {
-    this.finishing.add(finishing);
+  afterCommit(finishing: Promise<void>): Promise<void> {
+    return this.finishing.add(finishing);
   }
 
   quiesce(): Promise<void> {

@@ -1,6 +1,6 @@
 /** The backends of one distributed transaction on each server, as a deadlock search needs them. */
 export interface TransactionBackends {
-  /** Order of registration: a higher number is a younger transaction. */
+  /** When it registered (µs since the epoch): a higher number is a younger transaction. */
   readonly id: number;
   /** The coordinator's PostgreSQL backend that decides it (the session's). */
   readonly coordinatorPid: number;
@@ -16,11 +16,16 @@ export interface TransactionBackends {
 export class ActiveTransactions {
   private readonly active = new Map<number, () => Omit<TransactionBackends, "id">>();
   private readonly victims = new Set<number>();
-  private nextId = 1;
+  private lastId = 0;
 
-  /** A transaction began to take locks or workers; returns its id, for `unregister`. */
+  /**
+   * A transaction began to take locks or workers; returns its id, for `unregister`. Ids are
+   * microseconds since the epoch (made unique here), so that transactions of different
+   * coordinator processes compare by age too.
+   */
   register(backends: () => Omit<TransactionBackends, "id">): number {
-    const id = this.nextId++;
+    const id = Math.max(this.lastId + 1, Math.floor((performance.timeOrigin + performance.now()) * 1000));
+    this.lastId = id;
     this.active.set(id, backends);
     return id;
   }

@@ -4,7 +4,14 @@ import { PeriodicPass } from "../connection/periodic-pass.js";
 import { applySettings, INTERNAL_SETTINGS } from "../connection/session-settings.js";
 import type { ConnectionPool } from "../connection/worker-connection.js";
 import type { CatalogSource } from "../metadata/catalog.js";
-import type { ActiveTransactions, TransactionBackends } from "./active-transactions.js";
+import type { TransactionBackends } from "./active-transactions.js";
+
+/** The distributed transactions under way, in every coordinator process (processes/cluster-transactions.ts). */
+export interface TransactionsView {
+  snapshot(): Promise<TransactionBackends[]>;
+  /** Marks the session of coordinator backend `pid` as a victim, wherever it runs, before its statement is cancelled. */
+  markVictim(pid: number): Promise<void>;
+}
 
 /** Who waits for whom on one server: each waiting backend and the backends blocking it. */
 const WAITS = `SELECT pid, pg_catalog.pg_blocking_pids(pid) AS blockers
@@ -15,7 +22,7 @@ export interface DeadlockDetectorOptions {
   readonly metadata: pg.Pool;
   readonly catalog: CatalogSource;
   readonly pool: ConnectionPool;
-  readonly transactions: ActiveTransactions;
+  readonly transactions: TransactionsView;
   readonly logger: Logger;
   /** How often to look, in ms (Citus: 2 × deadlock_timeout). */
   readonly intervalMs?: number;
@@ -57,7 +64,7 @@ export class DeadlockDetector {
   }
 
   private async pass(): Promise<number> {
-    const transactions = this.options.transactions.snapshot();
+    const transactions = await this.options.transactions.snapshot();
     // a cycle across servers needs two of herd's transactions at least
     if (transactions.length < 2) {
       this.suspects.clear();
@@ -102,7 +109,7 @@ export class DeadlockDetector {
       this.options.logger.warn("distributed deadlock: cancelling the youngest transaction of the cycle", {
         waiting: waiting.join(" "),
       });
-      this.options.transactions.markVictim(victim.coordinatorPid);
+      await this.options.transactions.markVictim(victim.coordinatorPid);
       await this.cancel(waiting);
       this.suspects.delete(id);
     }

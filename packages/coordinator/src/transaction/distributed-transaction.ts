@@ -21,10 +21,10 @@ export interface TransactionDeps {
   readonly catalog: { reload(): Promise<void> };
   /**
    * Takes the workers' COMMIT PREPAREDs of a decided transaction, to finish after the client is
-   * answered; the session awaits them before its next statement reaches a worker (read-your-writes).
-   * Without it, commit() waits for them.
+   * answered (transaction/finishing-commits.ts: later statements wait for them); resolves when the
+   * client may be answered. Without it, commit() waits for them.
    */
-  readonly defer?: (finishing: Promise<void>) => void;
+  readonly defer?: (finishing: Promise<void>) => Promise<void>;
 }
 
 /** A worker's part in the transaction. */
@@ -520,7 +520,7 @@ export class DistributedTransaction {
       for (const participant of participants) this.deps.pool.release(participant.connection);
     });
     this.reset();
-    if (committed && this.deps.defer) this.deps.defer(finishing);
+    if (committed && this.deps.defer) await this.deps.defer(finishing);
     else await finishing;
   }
 

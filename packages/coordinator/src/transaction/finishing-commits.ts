@@ -5,14 +5,21 @@
  * Until they finish, a worker still shows the rows as they were before the transaction, so a
  * statement that begins after a commit was acknowledged, in any session of this process, first
  * waits for the commits acknowledged before it: a client told "COMMIT" (or "COPY 20000") whose
- * other connection reads next sees what it wrote, as with one PostgreSQL.
+ * other connection reads next sees what it wrote, as with one PostgreSQL. With several coordinator
+ * processes, a reader may be in another: commits are answered once their COMMIT PREPAREDs are done.
  */
 export class FinishingCommits {
   private readonly pending = new Set<Promise<void>>();
 
-  add(finishing: Promise<void>): void {
+  /**
+   * @param waitForIt the statements that must see the commit may run where they cannot wait for
+   *   it (another coordinator process): the client is answered after the COMMIT PREPAREDs then.
+   * @returns what the committer awaits before answering its client
+   */
+  add(finishing: Promise<void>, waitForIt = false): Promise<void> {
     this.pending.add(finishing);
     void finishing.finally(() => this.pending.delete(finishing));
+    return waitForIt ? finishing : Promise.resolve();
   }
 
   /** Resolves once every commit added before this call has finished on its workers. */

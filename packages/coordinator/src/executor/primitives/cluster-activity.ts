@@ -35,7 +35,8 @@ export class ClusterActivity implements Primitive {
   readonly kind = "cluster-activity";
 
   async execute(port: ExecutionPort, _run: StatementRun, sink: ResultSink): Promise<void> {
-    const [coordinator, ...others] = await Promise.all([
+    const [runningStatement, coordinator, ...others] = await Promise.all([
+      statementActivity.everywhere(),
       port.backend.query(ACTIVITY_SQL, [String(COORDINATOR_NODE_ID), "false"]),
       ...activeWorkers(port).map((node) =>
         onWorkerAsSession(port, node, (connection) => connection.query(ACTIVITY_SQL, [String(node.id), "true"])).catch(
@@ -58,7 +59,7 @@ export class ClusterActivity implements Primitive {
     sink.fields(fields);
     for (const row of coordinator.rows) {
       const values: (Buffer | string | null)[] = [...row];
-      const running = statementActivity.of(Number(row[pid]?.toString()));
+      const running = runningStatement(Number(row[pid]?.toString()));
       // a statement herd runs: the row shows it only to whom PostgreSQL shows the backend's own query
       if (running && row[query] !== null && row[query]?.toString() !== "<insufficient privilege>") {
         values[state] = "active";

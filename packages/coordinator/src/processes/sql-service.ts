@@ -1,0 +1,87 @@
+import type { Server } from "node:net";
+import type { Logger } from "@herd/shared";
+import type pg from "pg";
+import type { ClusterCredentials } from "../connection/cluster-credentials.js";
+import { PgConnection } from "../connection/pg-connection.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
+import type { ClusterServices } from "../executor/execution-port.js";
+import { QueryEngine } from "../executor/query-engine.js";
+import type { Catalog } from "../metadata/catalog.js";
+import { NormalizedStatements } from "../parser/normalized-statements.js";
+import { StatementCache } from "../parser/statement-cache.js";
+import { ProtocolServer } from "../protocol/protocol-server.js";
+import { Conversation } from "../session/conversation.js";
+
+/** What one coordinator process needs to serve the SQL port. */
+export interface SqlServiceOptions {
+  /** The coordinator's own PostgreSQL (sessions' own connections, logins, the metadata). */
+  readonly metadata: { readonly host: string; readonly port: number; readonly database: string };
+  readonly metadataPool: pg.Pool;
+  readonly credentials: ClusterCredentials;
+  readonly catalog: Catalog;
+  readonly workers: WorkerPool;
+  readonly cluster: ClusterServices;
+  readonly sqlHost: string;
+  readonly sqlPort: number;
+  readonly shardCount: number;
+  readonly replicationFactor: number;
+  /** This process's share of the SQL port's limits. */
+  readonly connectionLimits?: {
+    readonly maxConnections: number;
+    readonly reservedForSuperusers?: number;
+    readonly maxUnauthenticated: number;
+    readonly authTimeoutMs: number;
+  };
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /** The listening socket of the first process, for the others (protocol-server.ts). */
+  readonly shared?: Server;
+  readonly logger: Logger;
+}
+
+/**
+ * The SQL port of one coordinator process: its statement caches, its engine, and a Conversation
+ * with the coordinator's PostgreSQL for every client it accepts. Every process (the first, and
+ * the others of processes/sql-processes.ts) builds its own; not yet listening.
+ */
+export function sqlService(options: SqlServiceOptions): ProtocolServer {
+  const { metadata, logger } = options;
+  const statements = new StatementCache();
+  const literals = new NormalizedStatements(statements);
+  const engine = new QueryEngine(options.catalog);
+  const executorLogger = logger.child("executor");
+  const defaults = { shardCount: options.shardCount, replicationFactor: options.replicationFactor };
+  const limits = options.connectionLimits;
+  return new ProtocolServer({
+    host: options.sqlHost,
+    port: options.sqlPort,
+    credentials: (user) => options.credentials.login(options.metadataPool, user),
+    backend: { host: metadata.host, port: metadata.port },
+    maxConnections: limits?.maxConnections,
+    reservedForSuperusers: limits?.reservedForSuperusers,
+    maxUnauthenticated: limits?.maxUnauthenticated,
+    limits: limits && { authTimeoutMs: limits.authTimeoutMs },
+    openSession: ({ socket, backend, startupParameters, fail }) =>
+      new Conversation(
+        socket,
+        new PgConnection(backend, `${metadata.host}:${metadata.port}`),
+        {
+          engine,
+          statements,
+          literals,
+          catalog: options.catalog,
+          pool: options.workers,
+          defaults,
+          cluster: options.cluster,
+          logger: logger.child("sql"),
+          executorLogger,
+          startupParameters,
+          reported: backend.parameters,
+          metadataDatabase: metadata.database,
+        },
+        fail,
+      ),
+    tls: options.tls,
+    shared: options.shared,
+    logger: logger.child("sql"),
+  });
+}
