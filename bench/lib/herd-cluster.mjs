@@ -14,10 +14,12 @@ const READY = "Press Ctrl-C to stop.";
  * waits until it is ready. The SQL port is `sqlPort`; the coordinator's own PostgreSQL listens on
  * `sqlPort + 1` (see packages/worker-bot/src/cli/port-layout.ts).
  *
+ * `env` adds to the environment the bots get (HERD_* settings, e.g. HERD_SQL_PROCESSES).
+ *
  * `stop()` Ctrl-Cs the cluster, waits for it, and removes the scratch directory; it is safe to call
  * more than once. An abort of `signal` while starting stops what has started and rejects.
  */
-export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 90_000 } = {}) {
+export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 90_000, env = {} } = {}) {
   const { sqlPort, adminPort } = await clusterPorts(workers);
   const dataDir = await scratchDir();
   const child = spawn(
@@ -36,6 +38,7 @@ export async function startHerdCluster({ workers = 1, signal, startTimeoutMs = 9
     ],
     {
       cwd: REPO,
+      env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
       // its own process group: a terminal's Ctrl-C reaches only us, and we stop the cluster in order
       detached: true,

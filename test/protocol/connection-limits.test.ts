@@ -7,8 +7,12 @@ import { RawClient } from "../helpers/raw-client.js";
 
 // The SQL port's admission: sockets that never authenticate have their own small limit and a
 // short time to do so, so they cannot take the slots of clients that can (before, 50 of them held
-// everyone out for 60 s at the 250-connection limit). Small limits here, to reach them.
+// everyone out for 60 s at the 250-connection limit). Small limits here, to reach them. One
+// coordinator process: the limit of sockets still authenticating is each process's own (which of
+// them accepts a socket is the kernel's choice); sql-processes.test.ts checks the session slots,
+// counted for all processes, with several.
 const LIMITS = {
+  HERD_SQL_PROCESSES: "1",
   HERD_MAX_CONNECTIONS: "4",
   HERD_SUPERUSER_RESERVED_CONNECTIONS: "2",
   HERD_MAX_UNAUTHENTICATED: "5",

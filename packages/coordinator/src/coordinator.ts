@@ -21,11 +21,16 @@ import { loadParser } from "./parser/statement-cache.js";
 import { clusterTransactions } from "./processes/cluster-transactions.js";
 import { answerHere } from "./processes/peer-operations.js";
 import { installPeers, NO_PEERS } from "./processes/peers.js";
-import { shareOfLimits } from "./processes/sql-process-config.js";
 import { SqlProcesses } from "./processes/sql-processes.js";
 import { sqlService } from "./processes/sql-service.js";
-import type { ProtocolServer } from "./protocol/protocol-server.js";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_RESERVED_CONNECTIONS,
+  type ProtocolServer,
+} from "./protocol/protocol-server.js";
+import { SessionSlots } from "./protocol/session-slots.js";
 import { DeadlockDetector } from "./transaction/deadlock-detector.js";
+import { finishingCommits } from "./transaction/finishing-commits.js";
 import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
 export interface CoordinatorOptions {
@@ -138,6 +143,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       credentials,
       database: options.metadata.database,
       connectionsPerWorker: options.shardConnectionsPerWorker,
+      beforeUse: (target) => finishingCommits.on(target),
       logger: logger.child("workers"),
     });
     opened.push({ close: async () => workers.close() });
@@ -207,7 +213,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       },
     };
     const processes = Math.max(1, options.sqlProcesses ?? 1);
-    const limits = options.connectionLimits && shareOfLimits(options.connectionLimits, processes);
+    const limits = options.connectionLimits;
+    // session slots, counted here for every process (protocol/session-slots.ts)
+    const slots = new SessionSlots(
+      options.connectionLimits?.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      options.connectionLimits?.reservedForSuperusers ?? DEFAULT_RESERVED_CONNECTIONS,
+    );
     const metadata = { host: options.metadata.host, port: options.metadata.port, database: options.metadata.database };
     const sql = sqlService({
       metadata,
@@ -222,6 +233,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       replicationFactor: options.replicationFactor,
       connectionLimits: limits,
       tls: options.tls,
+      admission: slots.admission(0),
       logger,
     });
     await sql.listen();
@@ -242,6 +254,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         },
         listening: sql.listening as Server,
         cluster,
+        slots,
         here: (call) => answerHere(call, { catalog, cancels: sql.cancels }),
         logger,
       });

@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { HerdError } from "@herd/shared";
 import { describe, expect, it } from "vitest";
 import { loadBotConfig } from "./bot-config.js";
@@ -17,6 +17,19 @@ function configError(env: NodeJS.ProcessEnv): HerdError {
 }
 
 describe("loadBotConfig", () => {
+  it("reads how many coordinator processes serve the SQL port: a number, or auto for one per core", () => {
+    expect(loadBotConfig({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "4" }).sqlProcesses).toBe(4);
+    expect(loadBotConfig({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "auto" }).sqlProcesses).toBe(
+      availableParallelism(),
+    );
+    expect(configError({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "0" }).message).toMatch(
+      /HERD_SQL_PROCESSES/,
+    );
+    expect(configError({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "many" }).message).toMatch(
+      /HERD_SQL_PROCESSES/,
+    );
+  });
+
   it("gives a coordinator its defaults", () => {
     const config = loadBotConfig({ POD_NAME: "herd-0", ...SECRETS });
     expect(config).toEqual({
@@ -39,6 +52,7 @@ describe("loadBotConfig", () => {
       replaceLostAfterMs: 900_000,
       shardCount: 32,
       shardConnectionsPerWorker: 2,
+      sqlProcesses: 1,
       repairIntervalMs: 5_000,
       connectionLimits: {
         maxConnections: 250,

@@ -12,6 +12,11 @@ export interface WorkerPoolOptions {
   readonly maxIdlePerServer?: number;
   /** Connections a multi-shard read uses per worker at most (its shards are spread over them). */
   readonly connectionsPerWorker?: number;
+  /**
+   * What to wait for before a connection to `target` is lent (undefined: nothing): the commits
+   * acknowledged on it that are still finishing (transaction/finishing-commits.ts).
+   */
+  readonly beforeUse?: (target: string) => Promise<void> | undefined;
   readonly logger: Logger;
 }
 
@@ -52,6 +57,8 @@ export class WorkerPool implements ConnectionPool {
 
   async acquire(server: ServerAddress, login: string = Defaults.superuser): Promise<WorkerConnection> {
     const key = `${server.host}:${server.port}`;
+    const finishing = this.options.beforeUse?.(key);
+    if (finishing) await finishing;
     const list = this.idle.get(`${login}@${key}`);
     while (list && list.length > 0) {
       const connection = list.pop() as WorkerConnection;

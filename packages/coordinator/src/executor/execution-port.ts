@@ -79,10 +79,15 @@ export interface ExecutionPort {
   nextClientMessage(): Promise<Frame>;
   /**
    * Takes the workers' end of a committed transaction (COMMIT PREPARED), to finish while the
-   * client is answered; `quiesce` waits for all of them. Resolves when the client may be answered.
+   * client is answered (transaction/finishing-commits.ts); `targets` are the workers it commits on.
+   * Resolves when the client may be answered.
    */
-  afterCommit(finishing: Promise<void>): Promise<void>;
-  /** Resolves once every commit acknowledged before (in any session of the process) has finished on its workers. */
+  afterCommit(finishing: Promise<void>, targets: readonly string[]): Promise<void>;
+  /**
+   * Resolves once the commits acknowledged before, on the workers this session's transaction block
+   * already holds connections to, have finished there (the pool waits for the others' when it lends
+   * a connection).
+   */
   quiesce(): Promise<void>;
   /** Shard count and replication factor of new distributed tables. */
   readonly defaults: DistributeDefaults;

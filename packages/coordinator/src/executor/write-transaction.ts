@@ -45,7 +45,7 @@ function ownTransaction(port: ExecutionPort): DistributedTransaction {
       pool: port.workers,
       logger: port.logger,
       catalog: port.catalog,
-      defer: (finishing) => port.afterCommit(finishing),
+      defer: (finishing, targets) => port.afterCommit(finishing, targets),
     },
     "statement",
   );

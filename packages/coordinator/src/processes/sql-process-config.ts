@@ -17,7 +17,10 @@ export interface SqlProcessConfig {
   readonly shardCount: number;
   readonly replicationFactor: number;
   readonly shardConnectionsPerWorker?: number;
-  /** This process's share of the SQL port's limits. */
+  /**
+   * The SQL port's limits: session slots are counted for all processes by the first (SessionSlots);
+   * each process refuses a flood of connections still authenticating on its own.
+   */
   readonly connectionLimits?: {
     readonly maxConnections: number;
     readonly reservedForSuperusers?: number;
@@ -25,18 +28,4 @@ export interface SqlProcessConfig {
     readonly authTimeoutMs: number;
   };
   readonly tls?: { readonly cert: string; readonly key: string };
-}
-
-/** One process's share of the SQL port's limits, when `processes` share the port. */
-export function shareOfLimits<
-  T extends { maxConnections: number; reservedForSuperusers?: number; maxUnauthenticated: number },
->(limits: T, processes: number): T {
-  if (processes <= 1) return limits;
-  return {
-    ...limits,
-    maxConnections: Math.max(1, Math.ceil(limits.maxConnections / processes)),
-    // (ProtocolServer's default: 3, as PostgreSQL's superuser_reserved_connections)
-    reservedForSuperusers: Math.ceil((limits.reservedForSuperusers ?? 3) / processes),
-    maxUnauthenticated: Math.max(1, Math.ceil(limits.maxUnauthenticated / processes)),
-  };
 }

@@ -7,6 +7,7 @@ import type { ClusterJobs, ClusterServices } from "../executor/execution-port.js
 import { Catalog } from "../metadata/catalog.js";
 import { loadParser } from "../parser/statement-cache.js";
 import type { ProtocolServer } from "../protocol/protocol-server.js";
+import { finishingCommits } from "../transaction/finishing-commits.js";
 import { answerHere, type PeerCall, peersThrough } from "./peer-operations.js";
 import { installPeers } from "./peers.js";
 import { type IpcChannel, ProcessLink } from "./process-link.js";
@@ -23,7 +24,11 @@ let running: { sql: ProtocolServer; catalog: Catalog; workers: WorkerPool; pool:
 // the first process is gone (stopped or crashed): so is this one
 process.on("disconnect", () => process.exit(0));
 
-link.handle("start", async (payload, handle) => {
+let prepared: ((listening: Server) => ProtocolServer) | undefined;
+
+// Everything that takes time first: a process accepts connections as soon as it holds the
+// listening socket, so it is handed over ("serve") only once this process can take them.
+link.handle("start", async (payload) => {
   const config = payload as SqlProcessConfig;
   const logger = createLogger(`coordinator sql-${config.index}`);
   const pool = new pg.Pool({ ...config.metadata, max: 4, application_name: "herd-coordinator" });
@@ -36,23 +41,8 @@ link.handle("start", async (payload, handle) => {
     credentials,
     database: config.metadata.database,
     connectionsPerWorker: config.shardConnectionsPerWorker,
+    beforeUse: (target) => finishingCommits.on(target),
     logger: logger.child("workers"),
-  });
-  const sql = sqlService({
-    metadata: config.metadata,
-    metadataPool: pool,
-    credentials,
-    catalog,
-    workers,
-    cluster: remoteCluster(credentials),
-    sqlHost: config.sqlHost,
-    sqlPort: config.sqlPort,
-    shardCount: config.shardCount,
-    replicationFactor: config.replicationFactor,
-    connectionLimits: config.connectionLimits,
-    tls: config.tls,
-    shared: handle as Server,
-    logger,
   });
   installPeers(
     peersThrough(
@@ -60,12 +50,44 @@ link.handle("start", async (payload, handle) => {
       (call) => link.request("peers", call),
     ),
   );
-  sql.cancels.elsewhere = (processId, secretKey) =>
-    link.request<boolean>("peers", { kind: "cancel", args: [processId, secretKey] });
-  link.handle("local", (call) => answerHere(call as PeerCall, { catalog, cancels: sql.cancels }));
-  await sql.listen();
-  running = { sql, catalog, workers, pool };
+  prepared = (listening) => {
+    const sql = sqlService({
+      metadata: config.metadata,
+      metadataPool: pool,
+      credentials,
+      catalog,
+      workers,
+      cluster: remoteCluster(credentials),
+      sqlHost: config.sqlHost,
+      sqlPort: config.sqlPort,
+      shardCount: config.shardCount,
+      replicationFactor: config.replicationFactor,
+      connectionLimits: config.connectionLimits,
+      tls: config.tls,
+      shared: listening,
+      admission: {
+        take: async (superuser) => {
+          await link.request("admit", { superuser });
+        },
+        release: () => {
+          link.request("release").catch(() => {});
+        },
+      },
+      logger,
+    });
+    sql.cancels.elsewhere = (processId, secretKey) =>
+      link.request<boolean>("peers", { kind: "cancel", args: [processId, secretKey] });
+    link.handle("local", (call) => answerHere(call as PeerCall, { catalog, cancels: sql.cancels }));
+    running = { sql, catalog, workers, pool };
+    return sql;
+  };
   return null;
+});
+
+// (synchronous up to the connection listener: no connection accepted meanwhile goes unserved)
+link.handle("serve", (_payload, handle) => {
+  if (!prepared) throw new Error("serve before start");
+  return prepared(handle as Server).listen();
 });
 
 link.handle("stop", async () => {
@@ -92,7 +114,7 @@ function remoteCluster(credentials: ClusterCredentials): ClusterServices {
   const call =
     (service: "cluster" | "jobs", method: ClusterMethod | JobMethod) =>
     (...args: unknown[]) =>
-      link.request<never>(service, { service, method, args }, undefined, Number.POSITIVE_INFINITY);
+      link.request<never>("cluster", { service, method, args }, undefined, Number.POSITIVE_INFINITY);
   const jobs: ClusterJobs = {
     plan: call("jobs", "plan"),
     startRebalance: call("jobs", "startRebalance"),

@@ -3,6 +3,7 @@ import type { Server } from "node:net";
 import { fileURLToPath } from "node:url";
 import { errorMessage, type Logger } from "@herd/shared";
 import type { ClusterJobs, ClusterServices } from "../executor/execution-port.js";
+import type { SessionSlots } from "../protocol/session-slots.js";
 import { mergeAnswers, type PeerCall, peersThrough } from "./peer-operations.js";
 import type { Peers } from "./peers.js";
 import { ProcessLink } from "./process-link.js";
@@ -31,6 +32,8 @@ export interface SqlProcessesOptions {
   readonly listening: Server;
   /** This process's cluster services, which the others call on (moves, jobs, recovery, roles). */
   readonly cluster: ClusterServices;
+  /** The session slots of every process (the others take theirs through the link). */
+  readonly slots: SessionSlots;
   /** This process's own part of a peer operation. */
   readonly here: (call: PeerCall) => Promise<unknown>;
   readonly logger: Logger;
@@ -87,8 +90,18 @@ export class SqlProcesses {
     this.children.set(index, child);
     link.handle("cluster", (payload) => this.callCluster(payload as ClusterCall));
     link.handle("peers", (payload) => this.ask(payload as PeerCall, index));
+    link.handle("admit", (payload) => {
+      this.options.slots.take(index, (payload as { superuser: boolean }).superuser);
+      return null;
+    });
+    link.handle("release", () => {
+      this.options.slots.release(index);
+      return null;
+    });
     process.on("exit", (code, signal) => {
       if (this.children.get(index) === child) this.children.delete(index);
+      // its sessions are gone with it
+      this.options.slots.dropHolder(index);
       if (this.stopping) return;
       logger.error("a coordinator process exited; starting it again", { process: index, code, signal });
       setTimeout(() => {
@@ -97,7 +110,8 @@ export class SqlProcesses {
     });
     try {
       const config: SqlProcessConfig = { ...this.options.config, index, processes: this.options.count };
-      await link.request("start", config, this.options.listening, START_TIMEOUT_MS);
+      await link.request("start", config, undefined, START_TIMEOUT_MS);
+      await link.request("serve", undefined, this.options.listening, START_TIMEOUT_MS);
       child.ready = true;
       logger.info("coordinator process serving", { process: index, pid: process.pid });
     } catch (error) {

@@ -10,6 +10,7 @@ import type { Catalog } from "../metadata/catalog.js";
 import { NormalizedStatements } from "../parser/normalized-statements.js";
 import { StatementCache } from "../parser/statement-cache.js";
 import { ProtocolServer } from "../protocol/protocol-server.js";
+import type { SessionAdmission } from "../protocol/session-slots.js";
 import { Conversation } from "../session/conversation.js";
 
 /** What one coordinator process needs to serve the SQL port. */
@@ -25,7 +26,7 @@ export interface SqlServiceOptions {
   readonly sqlPort: number;
   readonly shardCount: number;
   readonly replicationFactor: number;
-  /** This process's share of the SQL port's limits. */
+  /** The SQL port's limits (sessions are counted through `admission`). */
   readonly connectionLimits?: {
     readonly maxConnections: number;
     readonly reservedForSuperusers?: number;
@@ -35,6 +36,8 @@ export interface SqlServiceOptions {
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** The listening socket of the first process, for the others (protocol-server.ts). */
   readonly shared?: Server;
+  /** Where sessions take their slots (the coordinator's SessionSlots). */
+  readonly admission: SessionAdmission;
   readonly logger: Logger;
 }
 
@@ -82,6 +85,7 @@ export function sqlService(options: SqlServiceOptions): ProtocolServer {
       ),
     tls: options.tls,
     shared: options.shared,
+    admission: options.admission,
     logger: logger.child("sql"),
   });
 }

@@ -33,6 +33,7 @@ import {
   ScramServerExchange,
   type ScramVerifier,
 } from "./scram.js";
+import type { SessionAdmission } from "./session-slots.js";
 
 export interface SessionLimits {
   /** Largest message accepted once authenticated. */
@@ -62,8 +63,8 @@ export interface SessionContext {
   readonly cancels: CancelRegistry;
   /** Takes over an authenticated connection: what runs the client's statements. */
   readonly openSession: OpenSession;
-  /** Asked once the password is right: an error (53300) when no session slot is free for such a role. */
-  readonly admit?: (superuser: boolean) => HerdError | undefined;
+  /** A slot is taken once the password is right (53300 when none is free for such a role), given back at close. */
+  readonly admission?: SessionAdmission;
   readonly limits: SessionLimits;
   readonly logger: Logger;
 }
@@ -113,6 +114,8 @@ export class ClientSession {
   private handler: SessionHandler | undefined;
   private parameters: ReadonlyMap<string, string> = new Map();
   private scram: ScramServerExchange | undefined;
+  /** It holds a session slot (given back at close). */
+  private admitted = false;
   private credential: LoginCredential | undefined;
   private key: { processId: number; secretKey: number } | undefined;
   private authTimer: NodeJS.Timeout | undefined;
@@ -330,15 +333,25 @@ export class ClientSession {
         severity: "FATAL",
       });
     }
-    const refused = this.context.admit?.(this.credential.superuser);
-    if (refused) throw refused;
+    // (the client waits for the answer: anything it sends meanwhile is a protocol violation)
+    this.phase = "connecting";
+    this.socket.pause();
+    void this.admit(this.credential.superuser, serverFinal).catch((error) => this.fail(error));
+  }
+
+  /** Takes a session slot (53300 when none is left), then tells the client it is in and connects. */
+  private async admit(superuser: boolean, serverFinal: string): Promise<void> {
+    await this.context.admission?.take(superuser);
+    if (this.phase === "closed") {
+      this.context.admission?.release();
+      return;
+    }
+    this.admitted = true;
     encodeAuthentication(this.out, AuthCode.saslFinal, Buffer.from(serverFinal));
     encodeAuthentication(this.out, AuthCode.ok);
     this.socket.write(this.out.flush());
     clearTimeout(this.authTimer);
-    this.phase = "connecting";
-    this.socket.pause();
-    void this.connect();
+    await this.connect();
   }
 
   private scramStep<T>(step: () => T): T {
@@ -434,6 +447,8 @@ export class ClientSession {
     if (this.phase === "closed") return;
     this.phase = "closed";
     clearTimeout(this.authTimer);
+    if (this.admitted) this.context.admission?.release();
+    this.admitted = false;
     if (this.key) this.context.cancels.unregister(this.key.processId);
     // a statement still running on the coordinator's PostgreSQL (a lock wait, a merge) ends now,
     // and the handler cancels what runs on the workers

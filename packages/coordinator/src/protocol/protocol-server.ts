@@ -5,6 +5,7 @@ import { encodeHerdError } from "./backend-messages.js";
 import { BufferWriter } from "./buffer-writer.js";
 import { CancelRegistry } from "./cancel-registry.js";
 import { ClientSession, type OpenSession, type SessionContext, type SessionLimits } from "./client-session.js";
+import { type SessionAdmission, SessionSlots } from "./session-slots.js";
 
 export interface ProtocolServerOptions {
   readonly host: string;
@@ -33,8 +34,17 @@ export interface ProtocolServerOptions {
    * Without it, `listen` opens the port.
    */
   readonly shared?: Server;
+  /**
+   * Where sessions take their slots: the coordinator's SessionSlots when several processes share
+   * the port. Without it, this server counts its own (maxConnections, reservedForSuperusers).
+   */
+  readonly admission?: SessionAdmission;
   readonly logger: Logger;
 }
+
+export const DEFAULT_MAX_CONNECTIONS = 250;
+/** As PostgreSQL's superuser_reserved_connections. */
+export const DEFAULT_RESERVED_CONNECTIONS = 3;
 
 const DEFAULT_LIMITS: SessionLimits = {
   maxMessageBytes: 256 * 1024 * 1024,
@@ -55,8 +65,8 @@ export class ProtocolServer {
 
   async listen(): Promise<void> {
     const { options } = this;
-    const maxConnections = options.maxConnections ?? 250;
-    const reserved = Math.min(options.reservedForSuperusers ?? 3, maxConnections);
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const reserved = options.reservedForSuperusers ?? DEFAULT_RESERVED_CONNECTIONS;
     const context: SessionContext = {
       credentials: options.credentials,
       backend: options.backend,
@@ -65,22 +75,7 @@ export class ProtocolServer {
       openSession: options.openSession,
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       logger: options.logger,
-      admit: (superuser) => {
-        const sessions = this.count(true);
-        if (sessions >= maxConnections) {
-          return new HerdError("sorry, too many clients already", {
-            sqlState: SqlState.tooManyConnections,
-            severity: "FATAL",
-          });
-        }
-        if (!superuser && sessions >= maxConnections - reserved) {
-          return new HerdError("remaining connection slots are reserved for roles with the SUPERUSER attribute", {
-            sqlState: SqlState.tooManyConnections,
-            severity: "FATAL",
-          });
-        }
-        return undefined;
-      },
+      admission: options.admission ?? new SessionSlots(maxConnections, reserved).admission(0),
     };
     const maxUnauthenticated = options.maxUnauthenticated ?? 32;
     const accept = (socket: Socket) => {

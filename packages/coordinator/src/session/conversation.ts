@@ -39,6 +39,7 @@ import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import { type Frame, joinFrames } from "../protocol/message-framer.js";
 import { ProtocolError } from "../protocol/protocol-error.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
+import { finishingCommits } from "../transaction/finishing-commits.js";
 import { BackendRelay } from "./backend-relay.js";
 import { ClientSink, SimpleQuerySink } from "./client-sink.js";
 import { FrameQueue } from "./frame-queue.js";
@@ -180,7 +181,7 @@ export class Conversation {
           pool: options.pool,
           logger: options.executorLogger,
           catalog: options.catalog,
-          defer: (finishing) => this.port.afterCommit(finishing),
+          defer: (finishing, targets) => this.port.afterCommit(finishing, targets),
         },
         "block",
       ),
@@ -254,7 +255,7 @@ export class Conversation {
     // is what tells the client its statement is done)
     if (!this.running && this.midBatch && this.queue.length > 0) void this.drain();
     while ((this.running || this.midBatch) && !this.closed) await sleep(10);
-    await this.port.quiesce();
+    await finishingCommits.settled();
   }
 
   private async drain(): Promise<void> {

@@ -57,13 +57,12 @@ export class SessionPort implements ExecutionPort {
     this.logger = parts.logger;
   }
 
-  afterCommit(finishing: Promise<void>): Promise<void> {
-    return finishingCommits.add(finishing, peers().count > 0);
+  afterCommit(finishing: Promise<void>, targets: readonly string[]): Promise<void> {
+    return finishingCommits.add(finishing, targets, peers().count > 0);
   }
 
-  /** Every session's acknowledged commits, not only this one's: another client may read next. */
   quiesce(): Promise<void> {
-    return finishingCommits.settled();
+    return finishingCommits.settled(this.transaction.targets());
   }
 
   async relay(request: Buffer, sink: ResultSink, extended: boolean): Promise<boolean> {

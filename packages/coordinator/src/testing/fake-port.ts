@@ -93,7 +93,7 @@ export class FakePort implements ExecutionPort {
         pool: options.workers,
         logger: this.logger,
         catalog: this.catalog,
-        defer: (finishing) => this.afterCommit(finishing),
+        defer: (finishing, targets) => this.afterCommit(finishing, targets),
       },
       "block",
     );
@@ -119,10 +119,11 @@ export class FakePort implements ExecutionPort {
 
   private readonly finishing = new FinishingCommits();
 
-  afterCommit(finishing: Promise<void>): Promise<void> {
-    return this.finishing.add(finishing);
+  afterCommit(finishing: Promise<void>, targets: readonly string[]): Promise<void> {
+    return this.finishing.add(finishing, targets);
   }
 
+  /** (every commit: tests look at what the workers were sent once it is all done) */
   quiesce(): Promise<void> {
     return this.finishing.settled();
   }

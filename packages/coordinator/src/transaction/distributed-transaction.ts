@@ -24,7 +24,7 @@ export interface TransactionDeps {
    * answered (transaction/finishing-commits.ts: later statements wait for them); resolves when the
    * client may be answered. Without it, commit() waits for them.
    */
-  readonly defer?: (finishing: Promise<void>) => Promise<void>;
+  readonly defer?: (finishing: Promise<void>, targets: readonly string[]) => Promise<void>;
 }
 
 /** A worker's part in the transaction. */
@@ -110,6 +110,11 @@ export class DistributedTransaction {
 
   get active(): boolean {
     return this.participants.size > 0;
+  }
+
+  /** The workers (`host:port`) it holds connections to. */
+  targets(): string[] {
+    return [...this.participants.values()].map((participant) => participant.connection.target);
   }
 
   has(nodeId: number): boolean {
@@ -520,7 +525,8 @@ export class DistributedTransaction {
       for (const participant of participants) this.deps.pool.release(participant.connection);
     });
     this.reset();
-    if (committed && this.deps.defer) await this.deps.defer(finishing);
+    const targets = [...decision.prepared.values()].map((participant) => participant.connection.target);
+    if (committed && this.deps.defer) await this.deps.defer(finishing, targets);
     else await finishing;
   }
 
