@@ -200,7 +200,8 @@ server, or to several in parallel):
 - one statement on two placements, outside a block, 3: the coordinator's write lock (with BEGIN;
   it answers the transaction's id and the placement versions); the statement and PREPARE
   TRANSACTION pipelined on both workers; the decision (commit record and COMMIT) on the
-  coordinator. COMMIT PREPARED goes out after the client has its answer.
+  coordinator. COMMIT PREPARED goes out after the client has its answer (with one coordinator
+  process; with several, before it).
 - pgbench simple-update (BEGIN; UPDATE; SELECT; INSERT; END on one shard group), 7: BEGIN, the
   lock before the UPDATE and the decision on the coordinator (the INSERT into the colocated
   pgbench_history needs no lock of its own: locks cover a shard group); UPDATE, SELECT, INSERT and

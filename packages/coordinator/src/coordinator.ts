@@ -21,6 +21,7 @@ import { loadParser } from "./parser/statement-cache.js";
 import { clusterTransactions } from "./processes/cluster-transactions.js";
 import { answerHere } from "./processes/peer-operations.js";
 import { installPeers, NO_PEERS } from "./processes/peers.js";
+import type { ConnectionLimits, MetadataServer } from "./processes/sql-process-config.js";
 import { SqlProcesses } from "./processes/sql-processes.js";
 import { sqlService } from "./processes/sql-service.js";
 import {
@@ -35,13 +36,7 @@ import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
 export interface CoordinatorOptions {
   /** The coordinator's own PostgreSQL, which holds the metadata (password: the internal one). */
-  readonly metadata: {
-    readonly host: string;
-    readonly port: number;
-    readonly user: string;
-    readonly password: string;
-    readonly database: string;
-  };
+  readonly metadata: MetadataServer;
   /** The SQL user `postgres`'s password on the SQL port (HERD_PASSWORD). */
   readonly sqlPassword: string;
   /** The cluster's id (the volume identities of its nodes carry it). */
@@ -62,12 +57,7 @@ export interface CoordinatorOptions {
   /** How often stale placements are looked for and repaired (ms). */
   readonly repairIntervalMs?: number;
   /** The SQL port's limits: authenticated sessions, connections still authenticating, time to authenticate (ms). */
-  readonly connectionLimits?: {
-    readonly maxConnections: number;
-    readonly reservedForSuperusers?: number;
-    readonly maxUnauthenticated: number;
-    readonly authTimeoutMs: number;
-  };
+  readonly connectionLimits?: ConnectionLimits;
   readonly replicationFactor: number;
   /** A worker that joins gets reference tables and a rebalance starts (default on). */
   readonly autoRebalance?: boolean;

@@ -12,6 +12,7 @@ import { StatementCache } from "../parser/statement-cache.js";
 import { ProtocolServer } from "../protocol/protocol-server.js";
 import type { SessionAdmission } from "../protocol/session-slots.js";
 import { Conversation } from "../session/conversation.js";
+import type { ConnectionLimits } from "./sql-process-config.js";
 
 /** What one coordinator process needs to serve the SQL port. */
 export interface SqlServiceOptions {
@@ -27,12 +28,7 @@ export interface SqlServiceOptions {
   readonly shardCount: number;
   readonly replicationFactor: number;
   /** The SQL port's limits (sessions are counted through `admission`). */
-  readonly connectionLimits?: {
-    readonly maxConnections: number;
-    readonly reservedForSuperusers?: number;
-    readonly maxUnauthenticated: number;
-    readonly authTimeoutMs: number;
-  };
+  readonly connectionLimits?: ConnectionLimits;
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /** The listening socket of the first process, for the others (protocol-server.ts). */
   readonly shared?: Server;
