@@ -84,9 +84,9 @@ export class SqlProcesses {
 
   private async fork(index: number): Promise<void> {
     const { logger } = this.options;
-    const process = fork(ENTRY, [], { stdio: "inherit", serialization: "json" });
-    const link = new ProcessLink(process, `sql-${index}`);
-    const child: Child = { index, process, link, ready: false };
+    const forked = fork(ENTRY, [], { stdio: "inherit", serialization: "json" });
+    const link = new ProcessLink(forked, `sql-${index}`);
+    const child: Child = { index, process: forked, link, ready: false };
     this.children.set(index, child);
     link.handle("cluster", (payload) => this.callCluster(payload as ClusterCall));
     link.handle("peers", (payload) => this.ask(payload as PeerCall, index));
@@ -98,7 +98,7 @@ export class SqlProcesses {
       this.options.slots.release(index);
       return null;
     });
-    process.on("exit", (code, signal) => {
+    forked.on("exit", (code, signal) => {
       if (this.children.get(index) === child) this.children.delete(index);
       // its sessions are gone with it
       this.options.slots.dropHolder(index);
@@ -113,10 +113,10 @@ export class SqlProcesses {
       await link.request("start", config, undefined, START_TIMEOUT_MS);
       await link.request("serve", undefined, this.options.listening, START_TIMEOUT_MS);
       child.ready = true;
-      logger.info("coordinator process serving", { process: index, pid: process.pid });
+      logger.info("coordinator process serving", { process: index, pid: forked.pid });
     } catch (error) {
       logger.error("a coordinator process did not start", { process: index, error: errorMessage(error) });
-      process.kill("SIGKILL");
+      forked.kill("SIGKILL");
       throw error;
     }
   }
