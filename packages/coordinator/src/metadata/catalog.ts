@@ -48,6 +48,10 @@ export class Catalog implements CatalogSource {
   private listener: pg.PoolClient | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
+  /** Loads begun: each snapshot's version (versions grow with every load). */
+  private loads = 0;
+  /** The database snapshot `current` was read in. */
+  private installed: DatabaseSnapshot = { xmax: 0n, running: 0 };
 
   constructor(
     private readonly pool: pg.Pool,
@@ -59,7 +63,8 @@ export class Catalog implements CatalogSource {
   }
 
   async start(): Promise<void> {
-    await this.load();
+    // LISTEN before the first load: a change committed after the load began is NOTIFYed, one
+    // committed before it is in the load (another process may change the metadata meanwhile)
     const client = await this.pool.connect();
     this.listener = client;
     client.on("notification", (message) => {
@@ -70,6 +75,7 @@ export class Catalog implements CatalogSource {
     });
     client.on("error", (error) => this.logger.warn("metadata listener failed", { error: error.message }));
     await client.query(`LISTEN ${NOTIFY_CHANNEL}; LISTEN ${RELATIONS_CHANNEL}`);
+    await this.load();
   }
 
   stop(): void {
@@ -111,12 +117,21 @@ export class Catalog implements CatalogSource {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      // the transaction's snapshot, taken by this first statement: loads may overlap (the first
+      // one and a NOTIFY's), and one that read an older snapshot must not replace a newer one
+      const { rows } = await client.query<{ xmax: string; running: number }>(
+        "SELECT pg_catalog.pg_snapshot_xmax(s)::text AS xmax, (SELECT count(*) FROM pg_catalog.pg_snapshot_xip(s))::int AS running FROM pg_catalog.pg_current_snapshot() s",
+      );
+      const taken = { xmax: BigInt(rows[0]?.xmax ?? "0"), running: rows[0]?.running ?? 0 };
       const snapshot = await readCatalog(
         <T>(sql: string) => client.query(sql) as unknown as Promise<{ rows: T[] }>,
-        this.current.version + 1,
+        ++this.loads,
       );
       await client.query("COMMIT");
-      this.current = snapshot;
+      if (newerOrSame(taken, this.installed)) {
+        this.installed = taken;
+        this.current = snapshot;
+      }
     } catch (error) {
       await client.query("ROLLBACK").catch(() => {});
       throw error;
@@ -124,4 +139,18 @@ export class Catalog implements CatalogSource {
       client.release();
     }
   }
+}
+
+/** Where a metadata read's database snapshot stands: its xmax and how many transactions it saw running. */
+interface DatabaseSnapshot {
+  readonly xmax: bigint;
+  readonly running: number;
+}
+
+/**
+ * Whether snapshot `a` sees at least what `b` saw: a later snapshot has a higher xmax, or the same
+ * with no more transactions still running (those that ended between them are visible to it).
+ */
+function newerOrSame(a: DatabaseSnapshot, b: DatabaseSnapshot): boolean {
+  return a.xmax > b.xmax || (a.xmax === b.xmax && a.running <= b.running);
 }

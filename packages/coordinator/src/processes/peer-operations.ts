@@ -12,14 +12,17 @@ export interface PeerCall {
   readonly args?: readonly number[];
 }
 
-/** This process's own part of a peer operation. */
-export function answerHere(call: PeerCall, here: { catalog: Catalog; cancels: CancelRegistry }): Promise<unknown> {
+/**
+ * This process's own part of a peer operation. A process still starting has no catalog or no
+ * SQL port yet: nothing to reload (its first load comes after the change) and no session to cancel.
+ */
+export function answerHere(call: PeerCall, here: { catalog?: Catalog; cancels?: CancelRegistry }): Promise<unknown> {
   const [first = 0, second = 0] = call.args ?? [];
   switch (call.kind) {
     case "reloadCatalogs":
-      return here.catalog.reloadHere().then(() => null);
+      return (here.catalog?.reloadHere() ?? Promise.resolve()).then(() => null);
     case "cancel":
-      return here.cancels.cancelHere(first, second);
+      return here.cancels?.cancelHere(first, second) ?? Promise.resolve(false);
     case "runningStatements":
       // (entries: what crosses the IPC channel is JSON)
       return Promise.resolve([...statementActivity.here()]);

@@ -6,6 +6,7 @@ import { WorkerPool } from "../connection/worker-pool.js";
 import type { ClusterJobs, ClusterServices } from "../executor/execution-port.js";
 import { Catalog } from "../metadata/catalog.js";
 import { loadParser } from "../parser/statement-cache.js";
+import type { CancelRegistry } from "../protocol/cancel-registry.js";
 import type { ProtocolServer } from "../protocol/protocol-server.js";
 import { finishingCommits } from "../transaction/finishing-commits.js";
 import { answerHere, type PeerCall, peersThrough } from "./peer-operations.js";
@@ -20,6 +21,9 @@ import { sqlService } from "./sql-service.js";
 
 const link = new ProcessLink(process as IpcChannel, "first");
 let running: { sql: ProtocolServer; catalog: Catalog; workers: WorkerPool; pool: pg.Pool } | undefined;
+/** What this process answers for itself, from the moment it starts (the others' broadcasts reach it then). */
+const here: { catalog?: Catalog; cancels?: CancelRegistry } = {};
+link.handle("local", (call) => answerHere(call as PeerCall, here));
 
 // the first process is gone (stopped or crashed): so is this one
 process.on("disconnect", () => process.exit(0));
@@ -36,6 +40,7 @@ link.handle("start", async (payload) => {
   const credentials = new ClusterCredentials(config.metadata.password, config.sqlPassword);
   await loadParser();
   const catalog = new Catalog(pool, logger.child("catalog"));
+  here.catalog = catalog;
   await catalog.start();
   const workers = new WorkerPool({
     credentials,
@@ -77,7 +82,7 @@ link.handle("start", async (payload) => {
     });
     sql.cancels.elsewhere = (processId, secretKey) =>
       link.request<boolean>("peers", { kind: "cancel", args: [processId, secretKey] });
-    link.handle("local", (call) => answerHere(call as PeerCall, { catalog, cancels: sql.cancels }));
+    here.cancels = sql.cancels;
     running = { sql, catalog, workers, pool };
     return sql;
   };

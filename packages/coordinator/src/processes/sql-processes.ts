@@ -20,7 +20,6 @@ interface Child {
   readonly index: number;
   readonly process: ChildProcess;
   readonly link: ProcessLink;
-  ready: boolean;
 }
 
 export interface SqlProcessesOptions {
@@ -86,7 +85,7 @@ export class SqlProcesses {
     const { logger } = this.options;
     const forked = fork(ENTRY, [], { stdio: "inherit", serialization: "json" });
     const link = new ProcessLink(forked, `sql-${index}`);
-    const child: Child = { index, process: forked, link, ready: false };
+    const child: Child = { index, process: forked, link };
     this.children.set(index, child);
     link.handle("cluster", (payload) => this.callCluster(payload as ClusterCall));
     link.handle("peers", (payload) => this.ask(payload as PeerCall, index));
@@ -112,7 +111,6 @@ export class SqlProcesses {
       const config: SqlProcessConfig = { ...this.options.config, index, processes: this.options.count };
       await link.request("start", config, undefined, START_TIMEOUT_MS);
       await link.request("serve", undefined, this.options.listening, START_TIMEOUT_MS);
-      child.ready = true;
       logger.info("coordinator process serving", { process: index, pid: forked.pid });
     } catch (error) {
       logger.error("a coordinator process did not start", { process: index, error: errorMessage(error) });
@@ -129,7 +127,8 @@ export class SqlProcesses {
     const answers = await Promise.allSettled([
       ...(from === undefined ? [] : [this.options.here(call)]),
       ...[...this.children.values()]
-        .filter((child) => child.ready && child.index !== from)
+        // (a process still starting too: a change it missed in its first catalog load must reach it)
+        .filter((child) => child.index !== from)
         .map((child) => child.link.request("local", call, undefined, PEER_TIMEOUT_MS)),
     ]);
     for (const answer of answers) {
