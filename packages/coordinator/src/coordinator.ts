@@ -4,7 +4,6 @@ import type { FastifyInstance } from "fastify";
 import pg from "pg";
 import { buildAdminApp } from "./admin/build-admin-app.js";
 import { ClusterCredentials } from "./connection/cluster-credentials.js";
-import { WorkerPool } from "./connection/worker-pool.js";
 import { Catalog } from "./metadata/catalog.js";
 import { adoptCatalogExtension } from "./metadata/catalog-extension.js";
 import { ClusterSettings } from "./metadata/cluster-settings.js";
@@ -23,7 +22,7 @@ import { answerHere } from "./processes/peer-operations.js";
 import { installPeers, NO_PEERS } from "./processes/peers.js";
 import type { ConnectionLimits, MetadataServer } from "./processes/sql-process-config.js";
 import { SqlProcesses } from "./processes/sql-processes.js";
-import { sqlService } from "./processes/sql-service.js";
+import { sqlService, sqlWorkerPool } from "./processes/sql-service.js";
 import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_RESERVED_CONNECTIONS,
@@ -31,7 +30,6 @@ import {
 } from "./protocol/protocol-server.js";
 import { SessionSlots } from "./protocol/session-slots.js";
 import { DeadlockDetector } from "./transaction/deadlock-detector.js";
-import { finishingCommits } from "./transaction/finishing-commits.js";
 import { PreparedTransactionRecovery } from "./transaction/recovery.js";
 
 export interface CoordinatorOptions {
@@ -129,13 +127,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const catalog = new Catalog(pool, logger.child("catalog"));
     await catalog.start();
     opened.push({ close: async () => catalog.stop() });
-    const workers = new WorkerPool({
-      credentials,
-      database: options.metadata.database,
-      connectionsPerWorker: options.shardConnectionsPerWorker,
-      beforeUse: (target) => finishingCommits.on(target),
-      logger: logger.child("workers"),
-    });
+    const workers = sqlWorkerPool(credentials, options.metadata.database, options.shardConnectionsPerWorker, logger);
     opened.push({ close: async () => workers.close() });
     const recovery = new PreparedTransactionRecovery({
       metadata: pool,

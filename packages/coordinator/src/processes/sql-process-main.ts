@@ -2,19 +2,18 @@ import type { Server } from "node:net";
 import { createLogger, errorMessage } from "@herd/shared";
 import pg from "pg";
 import { ClusterCredentials } from "../connection/cluster-credentials.js";
-import { WorkerPool } from "../connection/worker-pool.js";
+import type { WorkerPool } from "../connection/worker-pool.js";
 import type { ClusterJobs, ClusterServices } from "../executor/execution-port.js";
 import { Catalog } from "../metadata/catalog.js";
 import { loadParser } from "../parser/statement-cache.js";
 import type { CancelRegistry } from "../protocol/cancel-registry.js";
 import type { ProtocolServer } from "../protocol/protocol-server.js";
-import { finishingCommits } from "../transaction/finishing-commits.js";
 import { answerHere, type PeerCall, peersThrough } from "./peer-operations.js";
 import { installPeers } from "./peers.js";
 import { type IpcChannel, ProcessLink } from "./process-link.js";
 import type { SqlProcessConfig } from "./sql-process-config.js";
 import type { ClusterMethod, JobMethod } from "./sql-processes.js";
-import { sqlService } from "./sql-service.js";
+import { sqlService, sqlWorkerPool } from "./sql-service.js";
 
 // A coordinator process other than the first (sql-processes.ts forks it): it serves the SQL port
 // it is handed, and nothing else; cluster services and peer operations go through the first.
@@ -42,13 +41,7 @@ link.handle("start", async (payload) => {
   const catalog = new Catalog(pool, logger.child("catalog"));
   here.catalog = catalog;
   await catalog.start();
-  const workers = new WorkerPool({
-    credentials,
-    database: config.metadata.database,
-    connectionsPerWorker: config.shardConnectionsPerWorker,
-    beforeUse: (target) => finishingCommits.on(target),
-    logger: logger.child("workers"),
-  });
+  const workers = sqlWorkerPool(credentials, config.metadata.database, config.shardConnectionsPerWorker, logger);
   installPeers(
     peersThrough(
       () => config.processes - 1,

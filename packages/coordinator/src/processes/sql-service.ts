@@ -3,7 +3,7 @@ import type { Logger } from "@herd/shared";
 import type pg from "pg";
 import type { ClusterCredentials } from "../connection/cluster-credentials.js";
 import { PgConnection } from "../connection/pg-connection.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
+import { WorkerPool } from "../connection/worker-pool.js";
 import type { ClusterServices } from "../executor/execution-port.js";
 import { QueryEngine } from "../executor/query-engine.js";
 import type { Catalog } from "../metadata/catalog.js";
@@ -12,6 +12,7 @@ import { StatementCache } from "../parser/statement-cache.js";
 import { ProtocolServer } from "../protocol/protocol-server.js";
 import type { SessionAdmission } from "../protocol/session-slots.js";
 import { Conversation } from "../session/conversation.js";
+import { finishingCommits } from "../transaction/finishing-commits.js";
 import type { ConnectionLimits } from "./sql-process-config.js";
 
 /** What one coordinator process needs to serve the SQL port. */
@@ -35,6 +36,25 @@ export interface SqlServiceOptions {
   /** Where sessions take their slots (the coordinator's SessionSlots). */
   readonly admission: SessionAdmission;
   readonly logger: Logger;
+}
+
+/**
+ * The worker pool of one coordinator process: it lends a connection to a worker once the commits
+ * acknowledged there have finished (transaction/finishing-commits.ts).
+ */
+export function sqlWorkerPool(
+  credentials: ClusterCredentials,
+  database: string,
+  connectionsPerWorker: number | undefined,
+  logger: Logger,
+): WorkerPool {
+  return new WorkerPool({
+    credentials,
+    database,
+    connectionsPerWorker,
+    beforeUse: (target) => finishingCommits.on(target),
+    logger: logger.child("workers"),
+  });
 }
 
 /**

@@ -81,7 +81,7 @@ export class ProtocolServer {
     const accept = (socket: Socket) => {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 60_000);
-      if (this.count(false) >= maxUnauthenticated) {
+      if (this.authenticating() >= maxUnauthenticated) {
         options.logger.warn("refused a connection: too many connections are still authenticating", {
           limit: maxUnauthenticated,
         });
@@ -113,10 +113,10 @@ export class ProtocolServer {
     return this.server;
   }
 
-  /** Sessions that have (or have not yet) authenticated. */
-  private count(authenticated: boolean): number {
+  /** Connections still authenticating (counted apart from sessions, which take slots). */
+  private authenticating(): number {
     let n = 0;
-    for (const session of this.sessions) if (session.authenticated === authenticated) n += 1;
+    for (const session of this.sessions) if (!session.authenticated) n += 1;
     return n;
   }
 

@@ -62,6 +62,7 @@ export class SessionPort implements ExecutionPort {
   }
 
   quiesce(): Promise<void> {
+    if (finishingCommits.idle) return Promise.resolve();
     return finishingCommits.settled(this.transaction.targets());
   }
 

@@ -39,6 +39,11 @@ export class FinishingCommits {
     return waitForIt ? finishing : Promise.resolve();
   }
 
+  /** No commit is finishing (what nearly every statement finds: it need not look further). */
+  get idle(): boolean {
+    return this.pending.size === 0;
+  }
+
   /** Resolves once the commits on `target` acknowledged so far have finished; undefined when there are none. */
   on(target: string): Promise<void> | undefined {
     const set = this.pending.get(target);
