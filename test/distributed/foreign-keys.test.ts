@@ -125,7 +125,37 @@ describe("the multi-tenant tutorial's foreign keys", () => {
          FROM ads a JOIN campaigns c ON c.company_id = a.company_id AND c.id = a.campaign_id
         WHERE a.company_id = 9 GROUP BY a.campaign_id ORDER BY a.campaign_id`,
     );
+    // a tenant's rows with a correlated check on the key (pushed down to the tenant's shard group)
+    await expectSameAnswer(
+      herd,
+      plain,
+      `SELECT c.id FROM campaigns c WHERE c.company_id = $1
+          AND NOT EXISTS (SELECT 1 FROM ads a WHERE a.company_id = c.company_id AND a.campaign_id = c.id) ORDER BY 1`,
+      [5],
+    );
     await sameTables();
+  });
+
+  it("keeps materialized views over tables with keys (their shells' keys are met while they refresh)", async () => {
+    for (const sql of [
+      "CREATE MATERIALIZED VIEW ad_totals AS SELECT company_id, count(*) AS ads, sum(impressions_count) AS impressions FROM ads GROUP BY 1",
+      "INSERT INTO ads VALUES (7000, 8, (SELECT min(id) FROM campaigns WHERE company_id = 8), 'late ad', 9)",
+      "REFRESH MATERIALIZED VIEW ad_totals",
+    ])
+      await same(sql);
+    await expectSameAnswer(herd, plain, "SELECT * FROM ad_totals ORDER BY 1");
+    // nothing stays in the shells
+    const coordinator = await serverClient(herdUp.cluster, 0);
+    try {
+      await coordinator.query("SET herd.shell_guard = off");
+      const shells = await coordinator.query(
+        "SELECT (SELECT count(*) FROM ONLY ads) + (SELECT count(*) FROM ONLY campaigns) + (SELECT count(*) FROM ONLY companies) AS n",
+      );
+      expect(shells.rows).toEqual([{ n: "0" }]);
+    } finally {
+      await coordinator.end();
+    }
+    await same("DROP MATERIALIZED VIEW ad_totals");
   });
 
   it("adds a key later with ALTER TABLE, checked against the rows already there", async () => {

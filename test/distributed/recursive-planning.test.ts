@@ -203,3 +203,28 @@ describe("EXPLAIN shows each subplan; EXPLAIN ANALYZE its rows", () => {
     }
   });
 });
+
+// A pin bounds the statement's rows only where its table's rows bound them. Before: an outer
+// join's ON pinned the preserved side too (`o LEFT JOIN l ON l.l_orderkey = o.o_orderkey AND
+// l.l_orderkey = 7` answered from one shard group: the other orders were lost), and a table
+// pinned beside an unpinned subquery table was refused as a complex join.
+describe("pins of outer joins and of subqueries correlated on the distribution column", () => {
+  sameAnswers(sides, [
+    "SELECT count(*) FROM orders o LEFT JOIN lineitem l ON l.l_orderkey = o.o_orderkey AND l.l_orderkey = 7",
+    "SELECT count(*) FROM lineitem l RIGHT JOIN orders o ON l.l_orderkey = o.o_orderkey AND o.o_orderkey = 7",
+    "SELECT count(l.l_orderkey) FROM orders o LEFT JOIN lineitem l ON l.l_orderkey = o.o_orderkey AND o.o_orderkey IN (7, 9)",
+    `SELECT count(*) FROM orders o LEFT JOIN (lineitem l JOIN returns r ON r.r_orderkey = l.l_orderkey AND l.l_orderkey = 7)
+       ON l.l_orderkey = o.o_orderkey`,
+    "SELECT count(*) FROM orders o LEFT JOIN lineitem l ON l.l_orderkey = o.o_orderkey WHERE o.o_orderkey = 7",
+    "SELECT count(*) FROM orders o LEFT JOIN lineitem l ON l.l_orderkey = o.o_orderkey WHERE l.l_orderkey = 7",
+    "SELECT count(*) FROM orders o WHERE o.o_orderkey = 7 AND NOT EXISTS (SELECT 1 FROM returns r WHERE r.r_orderkey = o.o_orderkey)",
+    "SELECT count(*) FROM orders o WHERE o.o_orderkey = 7 AND EXISTS (SELECT 1 FROM lineitem l WHERE l.l_orderkey = o.o_orderkey)",
+    "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM lineitem l WHERE l.l_orderkey = o.o_orderkey AND l.l_orderkey = 7)",
+    `SELECT count(*) FROM orders o WHERE o.o_orderkey IN (7, 9)
+       AND NOT EXISTS (SELECT 1 FROM lineitem l WHERE l.l_orderkey = o.o_orderkey AND l.l_orderkey = 7)`,
+    {
+      sql: "SELECT o_orderkey FROM orders o WHERE o.o_orderkey = $1 AND NOT EXISTS (SELECT 1 FROM returns r WHERE r.r_orderkey = o.o_orderkey) ORDER BY 1",
+      params: [11],
+    },
+  ] satisfies Case[]);
+});

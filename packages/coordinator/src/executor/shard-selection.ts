@@ -16,6 +16,11 @@ export type Pin =
 export interface Anchor {
   readonly table: DistributedTable;
   readonly pin: Pin | undefined;
+  /**
+   * Its rows bound the statement's: a table of the statement's own level, not on the nullable
+   * side of an outer join (a subquery's table bounds only the subquery's rows).
+   */
+  readonly bounds?: boolean;
 }
 
 /**

@@ -34,11 +34,12 @@ const TABLES_READ = `WITH RECURSIVE reads (relid) AS (
 export async function refreshWithShards(matview: number, refresh: string, port: ExecutionPort): Promise<string> {
   const backend = port.backend;
   return inCoordinatorTransaction(port, async () => {
-    const tables = await distributedTablesRead(matview, port);
+    const tables = await withReferencedTables(await distributedTablesRead(matview, port), port);
     await backend.query(OPEN_SHELLS);
     for (const table of tables) await copyShardsIntoShell(table, port, (node) => shardReader(node, port));
     const tag = (await backend.query(refresh)).tag;
-    for (const table of tables) await backend.query(`DELETE FROM ONLY ${qualifiedName(table.schema, table.name)}`);
+    for (const table of tables.toReversed())
+      await backend.query(`DELETE FROM ONLY ${qualifiedName(table.schema, table.name)}`);
     await backend.query(CLOSE_SHELLS);
     return tag;
   });
@@ -50,6 +51,40 @@ export async function distributedTablesRead(matview: number, port: ExecutionPort
   return read.rows
     .map((row) => port.catalog.current.byOid(Number((row[0] as Buffer).toString())))
     .filter((table): table is DistributedTable => table !== undefined);
+}
+
+const FOREIGN_KEYS = `SELECT DISTINCT conrelid::int, confrelid::int FROM pg_catalog.pg_constraint
+  WHERE contype = 'f' AND conrelid = ANY($1::oid[]) AND confrelid <> conrelid`;
+
+/**
+ * `tables` and the distributed tables their foreign keys reference, through every key, each after
+ * the tables it references: a shell's keys are checked when its rows are copied in, so what they
+ * reference must be there first (a view over campaigns copies companies before it).
+ */
+async function withReferencedTables(tables: DistributedTable[], port: ExecutionPort): Promise<DistributedTable[]> {
+  const references = new Map<number, number[]>();
+  let frontier = tables.map((table) => table.oid);
+  while (frontier.length > 0) {
+    for (const oid of frontier) references.set(oid, []);
+    const keys = await port.backend.query(FOREIGN_KEYS, [`{${frontier.join(",")}}`]);
+    const next = new Set<number>();
+    for (const [from, to] of keys.rows.map((row) => row.map((cell) => Number((cell as Buffer).toString())))) {
+      references.get(from as number)?.push(to as number);
+      if (!references.has(to as number) && port.catalog.current.byOid(to as number)) next.add(to as number);
+    }
+    frontier = [...next];
+  }
+  const ordered: DistributedTable[] = [];
+  const placed = new Set<number>();
+  const place = (oid: number) => {
+    if (placed.has(oid)) return;
+    placed.add(oid);
+    for (const referenced of references.get(oid) ?? []) place(referenced);
+    const table = port.catalog.current.byOid(oid);
+    if (table) ordered.push(table);
+  };
+  for (const table of tables) place(table.oid);
+  return ordered;
 }
 
 /**

@@ -31,10 +31,14 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
   if (local) return new Refuse(PlannerErrors.mixedLocal(local.rangeVar.relname, first.rangeVar.relname));
 
   const pins = pinRelations(semantics);
-  const anchors = distributedRefs.map((ref) => ({ table: ref.table as DistributedTable, pin: pins.get(ref.rangeVar) }));
-  const colocation = anchors[0]?.table.colocationId;
-  if (anchors.some((anchor) => anchor.table.colocationId !== colocation))
-    return new Refuse(PlannerErrors.complexJoin());
+  const bounding = new Set(semantics.top?.entries.filter((entry) => !entry.nullable).map((entry) => entry.rangeVar));
+  const anchors = distributedRefs.map((ref) => ({
+    table: ref.table as DistributedTable,
+    pin: pins.get(ref.rangeVar),
+    bounds: bounding.has(ref.rangeVar),
+  }));
+  const group = anchors[0]?.table.colocationId;
+  if (anchors.some((anchor) => anchor.table.colocationId !== group)) return new Refuse(PlannerErrors.complexJoin());
   const references = unique(
     refs.filter((ref) => ref.table?.kind === "reference").map((ref) => ref.table as DistributedTable),
   );
@@ -48,7 +52,8 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
     const problem = modificationProblem(type, node, target as DistributedTable, catalog);
     if (problem) return new Refuse(problem);
   }
-  const multiShard = anchors.length === 0 ? APPEND : planMultiShard(statement, catalog, semantics);
+  const ties = anchors.length === 0 ? undefined : analyzeColocation(semantics, catalog);
+  const multiShard = ties ? planMultiShard(statement, catalog, semantics, ties) : APPEND;
   const route = new Route({
     statements: new ShardStatements(statement, tableMentions(refs, true)),
     anchors,
@@ -57,6 +62,7 @@ export function planRoute(statement: AnyNode, catalog: CatalogSnapshot, semantic
     workers: catalog.nodes,
     locksRows: type === "SelectStmt" && ((node.lockingClause as unknown[] | undefined)?.length ?? 0) > 0,
     severalShards: multiShard.kind === "error" ? multiShard.error : undefined,
+    tied: ties !== undefined && ties.problem === undefined,
   });
   return multiShard.kind === "merge" ? new MergeRoute(route, multiShard.split) : route;
 }
@@ -102,8 +108,12 @@ const APPEND: MultiShard = { kind: "append" };
  * tied to the others by their distribution columns (colocation.ts); then a SELECT's rows are
  * appended when they are final and unordered, or merged on the coordinator (merge-planner.ts).
  */
-function planMultiShard(statement: AnyNode, catalog: CatalogSnapshot, semantics: Semantics): MultiShard {
-  const colocation = analyzeColocation(semantics, catalog);
+function planMultiShard(
+  statement: AnyNode,
+  catalog: CatalogSnapshot,
+  semantics: Semantics,
+  colocation = analyzeColocation(semantics, catalog),
+): MultiShard {
   if (colocation.problem) return { kind: "error", error: colocation.problem };
   const [type, select] = unwrap(statement) as [string, AnyNode];
   if (type !== "SelectStmt") return APPEND;

@@ -11,7 +11,7 @@ import { valueSource } from "./value-source.js";
  * statement, so the statement can go to the shards holding those values only.
  *
  * Each query level (semantics/analyze.ts) is looked at on its own: the conjuncts of its WHERE
- * clause and of its join conditions (not of FULL joins, which keep unmatched rows of both sides).
+ * clause and of its inner joins' conditions (not of outer joins, which keep unmatched rows).
  * Equalities between columns put them into one equivalence class; an equality with a constant or
  * a parameter, an IN list or `= ANY(...)` pins a class to values. A table of the level is pinned
  * when its distribution column's class is.
@@ -49,7 +49,9 @@ function levelClasses(semantics: Semantics, level: QueryLevel): EquivalenceClass
       classes.set(key, { kind: "values", values: values as ValueSource[] });
   };
   for (const { node, source } of level.conditions) {
-    if (source === "full-join") continue;
+    // an outer join's ON does not bound the preserved side's rows: `c LEFT JOIN p ON p.id =
+    // c.k AND p.id = 5` keeps every row of c, so neither its equalities nor its values pin
+    if (source === "full-join" || source === "outer-join") continue;
     const expr = as(node, "A_Expr");
     if (!expr || operatorName(expr) !== "=") continue;
     const left = keyOf(expr.lexpr);

@@ -32,6 +32,12 @@ export interface RouteSpec {
    * given when the parameters lead there); undefined: the groups' rows are simply appended.
    */
   readonly severalShards: HerdError | undefined;
+  /**
+   * Every distributed table is tied to the others by equal distribution columns (colocation.ts):
+   * each row the statement makes is made in one shard group, so when the anchors' pins lead to
+   * different groups, the groups the bounding anchors lead to hold every answer row.
+   */
+  readonly tied?: boolean;
 }
 
 /**
@@ -98,11 +104,14 @@ export class Route implements Primitive {
     const { anchors } = this.spec;
     if (anchors.length === 0) return [0];
     const perAnchor = anchors.map((anchor) => shardIndexesOf(anchor, bind));
-    const first = perAnchor[0] as number[];
+    let first = perAnchor[0] as number[];
     const same = perAnchor.every(
       (indexes) => indexes.length === first.length && indexes.every((v, i) => v === first[i]),
     );
-    if (!same) throw ExecutionErrors.complexJoin();
+    if (!same) {
+      if (!this.spec.tied) throw ExecutionErrors.complexJoin();
+      first = boundingIndexes(anchors, perAnchor);
+    }
     if (first.length === 0) return [0]; // pinned to NULL only: no rows anywhere, any shard answers
     if (first.length > 1 && this.spec.severalShards) throw this.spec.severalShards;
     return first;
@@ -157,4 +166,20 @@ export class Route implements Primitive {
     const { target, anchors, references } = this.spec;
     return target ?? anchors[0]?.table ?? (references[0] as DistributedTable);
   }
+}
+
+/**
+ * The shard groups that can make rows of a statement whose tables are tied by their distribution
+ * columns: those every bounding anchor's pins lead to (`WHERE c.k = 5 AND NOT EXISTS (SELECT …
+ * FROM p WHERE p.id = c.k)`: c's group of 5 — p's rows that matter are there too); every group
+ * when no bounding anchor is pinned.
+ */
+function boundingIndexes(anchors: readonly Anchor[], perAnchor: readonly number[][]): number[] {
+  let indexes: number[] | undefined;
+  anchors.forEach((anchor, i) => {
+    if (!anchor.bounds) return;
+    const mine = new Set(perAnchor[i]);
+    indexes = (indexes ?? (perAnchor[i] as number[])).filter((index) => mine.has(index));
+  });
+  return indexes ?? Array.from({ length: anchors[0]?.table.shards.length ?? 1 }, (_, i) => i);
 }

@@ -93,7 +93,7 @@ describe("query levels and what a column reference means", () => {
       ["o", true, true],
       ["pg_class", false, false],
     ]);
-    expect(semantics.top?.conditions.map((condition) => condition.source)).toEqual(["join"]);
+    expect(semantics.top?.conditions.map((condition) => condition.source)).toEqual(["outer-join"]);
   });
 
   it("gives a statement that is no query its relations and no levels", () => {

@@ -293,7 +293,11 @@ class Analyzer {
         level.preservesRowsWithoutShards = true;
       if (type === "JOIN_LEFT" || type === "JOIN_FULL") for (const entry of right) entry.nullable = true;
       if (type === "JOIN_RIGHT" || type === "JOIN_FULL") for (const entry of left) entry.nullable = true;
-      this.conditions(join.quals, type === "JOIN_FULL" ? "full-join" : "join", level);
+      this.conditions(
+        join.quals,
+        type === "JOIN_FULL" ? "full-join" : type === "JOIN_INNER" ? "join" : "outer-join",
+        level,
+      );
       for (const column of names(join.usingClause)) {
         const l = left.find((entry) => entry.columns.has(column))?.columns.get(column);
         const r = right.find((entry) => entry.columns.has(column))?.columns.get(column);

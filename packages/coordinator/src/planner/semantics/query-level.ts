@@ -30,8 +30,12 @@ export interface RangeEntry {
 /** A condition of a query level: a conjunct of WHERE or of a join's ON, and which. */
 export interface Condition {
   readonly node: AnyNode;
-  /** "join" for INNER/LEFT/RIGHT joins; a FULL join keeps unmatched rows of both sides. */
-  readonly source: "where" | "join" | "full-join";
+  /**
+   * "join" for INNER joins; "outer-join" for LEFT/RIGHT joins (the ON restricts only which rows
+   * of the nullable side match, never the preserved side's rows); a FULL join keeps unmatched
+   * rows of both sides.
+   */
+  readonly source: "where" | "join" | "outer-join" | "full-join";
 }
 
 /**
