@@ -523,17 +523,62 @@ describe("Citus's everyday catalog", () => {
       pg_table_size: await size("citus_table_size"),
       pg_total_relation_size: await size("citus_total_relation_size"),
     });
+    // the same sizes read inside queries, as Citus's users read them: the table taken from the
+    // rows, a call inside another function, citus_tables' pretty size
+    const inQueries = async () => {
+      const [row] = (
+        await herd.query(
+          `SELECT citus_relation_size(logicalrelid) AS pg_relation_size, citus_table_size(logicalrelid) AS pg_table_size,
+                  citus_total_relation_size(logicalrelid) AS pg_total_relation_size,
+                  pg_size_pretty(citus_total_relation_size('orders')) AS pretty,
+                  (SELECT table_size FROM citus_tables WHERE table_name = 'orders'::regclass) AS listed
+             FROM pg_dist_partition WHERE logicalrelid = 'orders'::regclass`,
+        )
+      ).rows;
+      return row;
+    };
     let last: unknown;
     await within(15_000, "herd's sizes are the copies' sizes", async () => {
-      const [expected, given] = [await measure(), await answers()];
-      last = { expected, given };
-      return JSON.stringify(expected) === JSON.stringify(given);
+      const [expected, given, queried] = [await measure(), await answers(), await inQueries()];
+      const pretty = (await plain.query("SELECT pg_size_pretty($1::bigint) AS p", [expected.pg_total_relation_size]))
+        .rows[0].p;
+      const asQueried = {
+        pg_relation_size: Number(queried.pg_relation_size),
+        pg_table_size: Number(queried.pg_table_size),
+        pg_total_relation_size: Number(queried.pg_total_relation_size),
+      };
+      last = { expected, given, queried, pretty };
+      return (
+        JSON.stringify(expected) === JSON.stringify(given) &&
+        JSON.stringify(expected) === JSON.stringify(asQueried) &&
+        queried.pretty === pretty &&
+        queried.listed === pretty
+      );
     }).catch((error) => {
       throw new Error(`${(error as Error).message}: ${JSON.stringify(last)}`);
     });
     expect(await answer(herd, "SELECT citus_table_size('pg_class')")).toMatchObject({
       error: { code: "42P16", message: "cannot calculate the size because relation 'pg_class' is not distributed" },
     });
+    expect(await answer(herd, "SELECT pg_size_pretty(citus_table_size('pg_class'))")).toMatchObject({
+      error: { code: "42P16" },
+    });
+    // every copy of every shard in citus_shards, with its size on its worker
+    const shards = (
+      await herd.query(
+        "SELECT shard_name, nodeport, shard_size FROM citus_shards WHERE table_name = 'orders'::regclass ORDER BY 1, 2",
+      )
+    ).rows;
+    expect(shards).toHaveLength(8);
+    for (const shard of shards) {
+      const [row] = await onServer(
+        herdUp.cluster,
+        shard.nodeport - herdUp.cluster.sqlPort - 1,
+        "SELECT pg_total_relation_size($1::regclass)::text AS size",
+        [shard.shard_name],
+      );
+      expect(shard.shard_size, shard.shard_name).toBe(row?.size);
+    }
   });
 
   it("run_command_on_workers runs a command on every worker, as the session's role, in both of Citus's forms", async () => {
@@ -592,9 +637,25 @@ describe("Citus's everyday catalog", () => {
     expect(await answer(herd, "SELECT * FROM run_command_on_shards('pg_class', 'SELECT 1')")).toMatchObject({
       error: { code: "42P16" },
     });
-    expect(await answer(herd, "SELECT count(*) FROM run_command_on_shards('per_shard', 'SELECT 1')")).toMatchObject({
-      error: { code: "0A000" },
-    });
+    // a query over its rows runs over all of them (ORDER BY, LIMIT, WHERE, an alias with column names)
+    const firstTwo = (
+      await herd.query(
+        "SELECT shardid, result FROM run_command_on_shards('per_shard', 'SELECT count(*) FROM %s') ORDER BY result::int DESC, shardid LIMIT 2",
+      )
+    ).rows;
+    const current = (await herd.query("SELECT * FROM run_command_on_shards('per_shard', 'SELECT count(*) FROM %s')"))
+      .rows;
+    const byCount = current
+      .map((row) => ({ shardid: row.shardid, result: row.result }))
+      .sort((a, b) => Number(b.result) - Number(a.result) || Number(a.shardid) - Number(b.shardid));
+    expect(firstTwo).toEqual(byCount.slice(0, 2));
+    const filtered = await herd.query(
+      "SELECT count(*)::int AS n, sum(rows::int)::int AS total FROM run_command_on_shards('per_shard', 'SELECT count(*) FROM %s') AS s (id, ok, rows) WHERE ok",
+    );
+    expect(filtered.rows).toEqual([{ n: 4, total: 160 }]);
+    expect(
+      (await herd.query("SELECT count(*)::int AS n FROM run_command_on_workers('SELECT 1') WHERE success")).rows,
+    ).toEqual([{ n: 2 }]);
   });
 
   it("citus_stat_activity shows every server's activity, with the statements herd runs for its sessions", async () => {

@@ -48,6 +48,7 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
   const from = (select.fromClause ?? []) as unknown[];
   let call: AnyNode | undefined;
   let sets = false;
+  if (!bare(select)) return undefined;
   if (from.length === 0) {
     if (targets.length !== 1 || select.whereClause) return undefined;
     call = as(target?.val, "FuncCall");
@@ -109,6 +110,26 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     named,
     asRecords,
   });
+}
+
+/**
+ * Nothing but a target list and FROM: any ORDER BY, LIMIT, DISTINCT, GROUP BY, WITH, INTO or
+ * locking clause makes it a query over the call (herd-function-subplans.ts).
+ */
+function bare(select: AnyNode): boolean {
+  return (
+    !select.sortClause &&
+    !select.limitCount &&
+    !select.limitOffset &&
+    !select.distinctClause &&
+    !select.groupClause &&
+    !select.havingClause &&
+    !select.windowClause &&
+    !select.withClause &&
+    !select.intoClause &&
+    !select.lockingClause &&
+    (!select.op || select.op === "SETOP_NONE")
+  );
 }
 
 function isStar(value: unknown): boolean {

@@ -18,6 +18,7 @@ import { planDeclareCursor } from "./cursor-planner.js";
 import { planDdl } from "./ddl-planner.js";
 import { planKeyToDistributed } from "./foreign-keys.js";
 import { planFunctionCall } from "./function-call.js";
+import { planHerdFunctionSubplans } from "./herd-function-subplans.js";
 import { planInsert, planInsertSelect } from "./insert-planner.js";
 import { pushDownInsertSelect } from "./insert-select-pushdown.js";
 import { planMaintenance } from "./maintenance-planner.js";
@@ -29,6 +30,7 @@ import { planRoleStatement } from "./role-planner.js";
 import { planRoute } from "./route-planner.js";
 import { planSecurityDdl } from "./security-planner.js";
 import { analyzeStatement } from "./semantics/analyze.js";
+import { planShardSizes } from "./shard-sizes-planner.js";
 import { functionReadsDistributed, shellReadProblem } from "./shell-readers.js";
 import { inlineViews } from "./view-inlining.js";
 
@@ -67,6 +69,9 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   if (type === "DeallocateStmt") return new SqlDeallocate(node.isall || !node.name ? undefined : (node.name as string));
   if (type === "SelectStmt") {
     const call = planFunctionCall(node);
+    if (call && call.kind !== "refuse") return call;
+    const inQuery = planHerdFunctionSubplans(statement, (rewritten) => planStatement(rewritten, catalog));
+    if (inQuery) return inQuery;
     if (call) return call;
   }
   if (type === "ExplainStmt") {
@@ -95,6 +100,8 @@ export function planStatement(statement: AnyNode, catalog: CatalogSnapshot): Pri
   if (QUERIES.has(type)) {
     const activity = planClusterActivity(statement, (rewritten) => planStatement(rewritten, catalog));
     if (activity) return activity;
+    const sizes = planShardSizes(statement, (rewritten) => planStatement(rewritten, catalog));
+    if (sizes) return sizes;
     const inlined = inlineViews(statement, catalog);
     if (inlined instanceof HerdError) return new Refuse(inlined);
     if (inlined !== statement) return planStatement(inlined, catalog);

@@ -25,6 +25,7 @@ export type PrimitiveKind =
   | "subplans"
   | "insert-select"
   | "cluster-activity"
+  | "shard-sizes"
   | "key-to-distributed"
   | "merge-via-coordinator"
   | "catalog-ddl"
