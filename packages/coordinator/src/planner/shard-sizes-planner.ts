@@ -18,7 +18,8 @@ const SHARDS_WITH_SIZES = `SELECT ${PLAIN}.table_name, ${PLAIN}.shardid, ${PLAIN
 
 /** citus_tables with each table's size: one copy of each shard, pretty-printed, as Citus shows it. */
 const TABLES_WITH_SIZES = `SELECT ${PLAIN}.table_name, ${PLAIN}.citus_table_type, ${PLAIN}.distribution_column, ${PLAIN}.colocation_id,
-       (SELECT pg_catalog.pg_size_pretty(sum(z.total_size)) FROM ${SIZES} z
+       (SELECT pg_catalog.pg_size_pretty(CASE WHEN bool_and(z.total_size IS NOT NULL) THEN sum(z.total_size) END)
+          FROM ${SIZES} z
          WHERE z.measured AND z.relation = ${PLAIN}.table_name::pg_catalog.oid) AS table_size,
        ${PLAIN}.shard_count, ${PLAIN}.table_owner, ${PLAIN}.access_method
   FROM pg_catalog.citus_tables ${PLAIN}`;
@@ -44,8 +45,9 @@ const VIEWS: Record<string, string> = { citus_shards: SHARDS_WITH_SIZES, citus_t
 export function planShardSizes(statement: AnyNode, plan: (statement: AnyNode) => Primitive): Primitive | undefined {
   let reads = false;
   let taken = false;
+  const sizesRead = readsSizeColumn(statement);
   walk(statement, (node, key) => {
-    if (key === "RangeVar" && sizedView(node)) reads = true;
+    if (key === "RangeVar" && sizedView(node) && sizesRead) reads = true;
     if (key === "RangeVar" && node.relname === SIZES) taken = true;
     if (key === "FuncCall" && sizeColumn(node) && !constantArguments(node)) reads = true;
     return undefined;
@@ -72,8 +74,9 @@ export function planShardSizes(statement: AnyNode, plan: (statement: AnyNode) =>
 /** Puts the views' rewrites and the size calls' subqueries in place, in `tree` itself. */
 function rewrite(tree: AnyNode): void {
   const places: { path: (string | number)[]; kind: "view" | "call" }[] = [];
+  const sizesRead = readsSizeColumn(tree);
   walkWithPath(tree, (node, key, path) => {
-    if (key === "RangeVar" && sizedView(node)) {
+    if (key === "RangeVar" && sizedView(node) && sizesRead) {
       places.push({ path: path.slice(0, -1), kind: "view" });
       return false;
     }
@@ -95,9 +98,11 @@ function rewrite(tree: AnyNode): void {
       };
     } else {
       const call = holder.FuncCall as AnyNode;
+      const column = sizeColumn(call) as string;
       const relation = ((call.args ?? []) as unknown[])[0];
       const sum = parseStatements(
-        `SELECT (SELECT sum(z.${sizeColumn(call)})::pg_catalog.int8 FROM ${SIZES} z
+        `SELECT (SELECT (CASE WHEN bool_and(z.${column} IS NOT NULL) THEN sum(z.${column}) END)::pg_catalog.int8
+                   FROM ${SIZES} z
                   WHERE z.measured AND z.relation = (NULL)::pg_catalog.regclass::pg_catalog.oid)`,
       )[0] as AnyNode;
       const subLink = (sum.SelectStmt.targetList[0] as AnyNode).ResTarget.val as AnyNode;
@@ -117,6 +122,23 @@ function rewrite(tree: AnyNode): void {
       }
     }
   }
+}
+
+/**
+ * Whether the statement may read a view's size column (names it, or a `*`): only then are the
+ * placements measured, which asks every worker (a query of where shards live must not depend on
+ * every worker answering).
+ */
+function readsSizeColumn(statement: AnyNode): boolean {
+  let reads = false;
+  walk(statement, (node, key) => {
+    if (key !== "ColumnRef") return undefined;
+    const last = ((node.fields ?? []) as AnyNode[]).at(-1);
+    if (last?.A_Star !== undefined || last?.String?.sval === "shard_size" || last?.String?.sval === "table_size")
+      reads = true;
+    return false;
+  });
+  return reads;
 }
 
 function sizeColumn(call: AnyNode): string | undefined {

@@ -1,3 +1,4 @@
+import { errorMessage } from "@herd/shared";
 import type { DistributedTable, WorkerNode } from "../../metadata/catalog-types.js";
 import { shardName } from "../../metadata/catalog-types.js";
 import { qualifiedName } from "../../parser/identifiers.js";
@@ -73,7 +74,18 @@ export class ShardSizes implements Primitive {
       }
     }
     const measured = await Promise.all(
-      [...byNode.values()].map((entry) => measure(entry.node, entry.placements, port)),
+      [...byNode.values()].map((entry) =>
+        measure(entry.node, entry.placements, port).catch((error) => {
+          // a worker that cannot answer leaves its copies unmeasured (NULL): the views still show
+          // where shards live, and a size that needs one of them is NULL rather than too small
+          sink.notice({
+            severity: "WARNING",
+            code: "01000",
+            message: `sizes leave out ${entry.node.name}: ${errorMessage(error)}`,
+          });
+          return [...entry.placements.values()].map((placement) => sizeRow(entry.node, placement, [null, null, null]));
+        }),
+      ),
     );
     sink.fields(FIELDS);
     let count = 0;
@@ -115,16 +127,19 @@ async function measure(
   for (const [id, relationSize, tableSize, totalSize] of result.rows) {
     const placement = placements.get(Number(id?.toString()));
     if (!placement) continue;
-    rows.push([
-      String(placement.table.oid),
-      String(placement.shardId),
-      node.host,
-      String(node.port),
-      placement.measured ? "t" : "f",
-      relationSize?.toString() ?? null,
-      tableSize?.toString() ?? null,
-      totalSize?.toString() ?? null,
-    ]);
+    const sizes = [relationSize, tableSize, totalSize].map((size) => size?.toString() ?? null);
+    rows.push(sizeRow(node, placement, sizes));
   }
   return rows;
+}
+
+function sizeRow(node: WorkerNode, placement: Placement, sizes: readonly (string | null)[]): (string | null)[] {
+  return [
+    String(placement.table.oid),
+    String(placement.shardId),
+    node.host,
+    String(node.port),
+    placement.measured ? "t" : "f",
+    ...sizes,
+  ];
 }
