@@ -1,7 +1,8 @@
-import { availableParallelism, hostname } from "node:os";
+import { hostname } from "node:os";
 import { HerdError } from "@herd/shared";
 import { describe, expect, it } from "vitest";
 import { loadBotConfig } from "./bot-config.js";
+import { usableCores } from "./usable-cores.js";
 
 const SECRETS = { HERD_PASSWORD: "pw", HERD_ADMIN_TOKEN: "tok", HERD_INTERNAL_PASSWORD: "internal" };
 
@@ -20,8 +21,10 @@ describe("loadBotConfig", () => {
   it("reads how many coordinator processes serve the SQL port: a number, or auto for one per core", () => {
     expect(loadBotConfig({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "4" }).sqlProcesses).toBe(4);
     expect(loadBotConfig({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "auto" }).sqlProcesses).toBe(
-      availableParallelism(),
+      usableCores(),
     );
+    // auto by default
+    expect(loadBotConfig({ POD_NAME: "herd-0", ...SECRETS }).sqlProcesses).toBe(usableCores());
     expect(configError({ POD_NAME: "herd-0", ...SECRETS, HERD_SQL_PROCESSES: "0" }).message).toMatch(
       /HERD_SQL_PROCESSES/,
     );
@@ -52,7 +55,7 @@ describe("loadBotConfig", () => {
       replaceLostAfterMs: 900_000,
       shardCount: 32,
       shardConnectionsPerWorker: 2,
-      sqlProcesses: 1,
+      sqlProcesses: usableCores(),
       repairIntervalMs: 5_000,
       connectionLimits: {
         maxConnections: 250,

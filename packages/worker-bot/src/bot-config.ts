@@ -1,5 +1,6 @@
-import { availableParallelism, hostname } from "node:os";
+import { hostname } from "node:os";
 import { Defaults, HerdError, type PodIdentity, parsePodName, type Role, roleForOrdinal, SqlState } from "@herd/shared";
+import { usableCores } from "./usable-cores.js";
 
 /** Everything a bot needs to know, read once from its environment (the Pod spec, or `herd up`). */
 export interface BotConfig {
@@ -33,8 +34,9 @@ export interface BotConfig {
   /** Connections a multi-shard read opens per worker (`HERD_SHARD_CONNECTIONS`, default 2). */
   readonly shardConnectionsPerWorker: number;
   /**
-   * Coordinator processes serving the SQL port (`HERD_SQL_PROCESSES`: a number, or `auto` for one
-   * per core; default 1). They share the port and split the connection limits.
+   * Coordinator processes serving the SQL port (`HERD_SQL_PROCESSES`: a number, or `auto`, the
+   * default: one per core the process may use, its cgroup's CPU limit counted). They share the port
+   * and the connection limits.
    */
   readonly sqlProcesses: number;
   /** How often the coordinator looks for stale placements to repair (`HERD_REPAIR_INTERVAL_MS`, default 5000). */
@@ -120,7 +122,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     shardCount: integer(env, "HERD_SHARD_COUNT", Defaults.shardCount, 1, 10_000),
     shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
     sqlProcesses:
-      env.HERD_SQL_PROCESSES === "auto" ? availableParallelism() : integer(env, "HERD_SQL_PROCESSES", 1, 1, 256),
+      (env.HERD_SQL_PROCESSES ?? "auto") === "auto" ? usableCores() : integer(env, "HERD_SQL_PROCESSES", 1, 1, 256),
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
     connectionLimits: {
       maxConnections: integer(env, "HERD_MAX_CONNECTIONS", 250, 1, 100_000),

@@ -65,6 +65,11 @@ export interface ExecutionPort {
   /** Worker connections running one of this session's statements now (what a cancel reaches). */
   readonly busyWorkers: Set<WorkerConnection>;
   /**
+   * A CancelRequest came for the statement under way: nothing more of it starts on a worker (a
+   * part not sent yet when the cancel came would otherwise run to its end).
+   */
+  cancelRequested: boolean;
+  /**
    * A role statement ran inside the transaction block: once the block has ended, the workers'
    * roles are synced before the session's next statement reaches them.
    */

@@ -29,9 +29,10 @@ const workerOf = (nodeId: number) => {
 const tenantOneWorkers = (customers?.shards[1]?.placements ?? []).map((placement) => workerOf(placement.nodeId));
 const oneRowPerShard: Script = (sql) => ({ columns: ["shard"], rows: [[shardOf(sql)]] });
 
-async function run(sql: string, workers: FakeWorkers, options: { inBlock?: boolean } = {}) {
+async function run(sql: string, workers: FakeWorkers, options: { inBlock?: boolean; cancelled?: boolean } = {}) {
   const statement = parseStatements(sql)[0] as AnyNode;
   const port = new FakePort({ catalog, workers, inBlock: options.inBlock });
+  port.cancelRequested = options.cancelled ?? false;
   const sink = new CollectingSink();
   const plan = planStatement(statement, catalog);
   const outcome = await plan
@@ -62,6 +63,15 @@ describe("a read of several shards", () => {
     for (const worker of [first, second, third]) {
       expect(workers.acquired.filter((connection) => connection.target === worker).length).toBeLessThanOrEqual(2);
     }
+    expect(workers.released).toHaveLength(workers.acquired.length);
+  });
+
+  it("sends nothing more once a CancelRequest came for the statement, and fails it with 57014", async () => {
+    const workers = new FakeWorkers(oneRowPerShard);
+    const { sink, error } = await run("SELECT name FROM customers", workers, { cancelled: true });
+    expect(error).toMatchObject({ sqlState: "57014", message: "canceling statement due to user request" });
+    expect(workers.log.filter((entry) => shardOf(entry.sql))).toEqual([]);
+    expect(sink.rows).toEqual([]);
     expect(workers.released).toHaveLength(workers.acquired.length);
   });
 

@@ -346,6 +346,7 @@ async function runWork(
   prepare: DistributedTransaction | undefined,
 ): Promise<void> {
   const connection = work.connection as WorkerConnection;
+  if (port.cancelRequested) throw cancelledByUser();
   port.busyWorkers.add(connection);
   const w = new BufferWriter(256);
   const answers: Promise<unknown>[] = [];
@@ -412,4 +413,9 @@ function checkReplicas(tasks: readonly ShardTask[], results: NodeWork["items"], 
     if (tags.size > 1)
       logger.error("shard replicas disagree on a write", { sql: task.sql, tags: [...tags].join(" / ") });
   }
+}
+
+/** PostgreSQL's own words for a statement a CancelRequest ended. */
+function cancelledByUser(): HerdError {
+  return new HerdError("canceling statement due to user request", { sqlState: SqlState.queryCanceled });
 }

@@ -230,12 +230,19 @@ export class Conversation {
    */
   async cancelWorkers(): Promise<void> {
     const statement = this.statements;
+    if (this.running) this.port.cancelRequested = true;
     for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
       const busy = [...this.port.busyWorkers];
       if (busy.length === 0 || this.statements !== statement) return;
       await Promise.all(busy.map((connection) => connection.cancel()));
       await sleep(CANCEL_RETRY_MS);
     }
+  }
+
+  /** A new statement begins: what was cancelled before it does not touch it. */
+  private nextStatement(): void {
+    this.statements += 1;
+    this.port.cancelRequested = false;
   }
 
   close(): void {
@@ -344,7 +351,7 @@ export class Conversation {
       try {
         if (this.claims(text, statement, false)) {
           this.refuseInFailedTransaction(statement);
-          this.statements += 1;
+          this.nextStatement();
           await this.readTimeouts();
           try {
             await this.options.engine.run(
@@ -376,7 +383,7 @@ export class Conversation {
     await this.backendIdle();
     try {
       this.refuseInFailedTransaction(normalized.statement);
-      this.statements += 1;
+      this.nextStatement();
       await this.readTimeouts();
       await this.options.engine.run(
         {
@@ -513,7 +520,7 @@ export class Conversation {
         describe: portal.describe,
       };
       portal.describe = false;
-      this.statements += 1;
+      this.nextStatement();
       await this.readTimeouts();
       try {
         await this.options.engine.run(run, this.port, this.sink);

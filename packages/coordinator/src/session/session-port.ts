@@ -41,6 +41,7 @@ export class SessionPort implements ExecutionPort {
   readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly busyWorkers = new Set<WorkerConnection>();
+  cancelRequested = false;
   readonly sqlPrepared = new Map<string, SqlPreparedStatement>();
   readonly names: SessionNames;
   heldWrite: DistributedTransaction | undefined;

@@ -52,6 +52,7 @@ export class FakePort implements ExecutionPort {
   readonly workers: FakeWorkers;
   readonly transaction: DistributedTransaction;
   readonly busyWorkers = new Set<WorkerConnection>();
+  cancelRequested = false;
   readonly sqlPrepared = new Map<string, SqlPreparedStatement>();
   heldWrite: DistributedTransaction | undefined;
   rolesChanged = false;
