@@ -1,5 +1,5 @@
-import { availableParallelism } from "node:os";
 import { sleep } from "@herd/shared";
+import { usableCores } from "@herd/worker-bot";
 import type pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { type HerdUp, startHerdUp } from "../helpers/herd-up.js";
@@ -24,8 +24,9 @@ import { seeded } from "./ledger-model.js";
 // the decision. Afterwards every balance is exactly what the recorded transfers made it, every
 // acknowledged transfer is recorded, no refused one is, and no prepared transaction is left.
 /** Coordinator processes of the clusters (HERD_SQL_PROCESSES, as herd up reads it). */
+/** The coordinator processes the cluster runs: HERD_SQL_PROCESSES as the bot reads it (auto by default). */
 const SQL_PROCESSES =
-  process.env.HERD_SQL_PROCESSES === "auto" ? availableParallelism() : Number(process.env.HERD_SQL_PROCESSES ?? 1);
+  (process.env.HERD_SQL_PROCESSES ?? "auto") === "auto" ? usableCores() : Number(process.env.HERD_SQL_PROCESSES);
 const ACCOUNTS = 60;
 const INITIAL = 1_000;
 const ROUNDS = Number(process.env.HERD_FAULT_ROUNDS ?? 2);

@@ -5,6 +5,7 @@ export { apiStatus, inClusterKubeApi, type KubeApi } from "./kubernetes/kube-api
 export { PodLabeler, type PodLabelerOptions } from "./kubernetes/pod-labeler.js";
 export { type DiscoveredNodes, WorkerPodDiscovery } from "./kubernetes/worker-pod-discovery.js";
 export * from "./postgres/index.js";
+export { usableCores } from "./usable-cores.js";
 export { claimVolume, type VolumeIdentity } from "./volume-identity.js";
 export { ProbeServer } from "./worker/probe-server.js";
 export { Registrar, type RegistrarOptions } from "./worker/registrar.js";

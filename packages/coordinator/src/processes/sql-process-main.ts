@@ -26,6 +26,9 @@ link.handle("local", (call) => answerHere(call as PeerCall, here));
 
 // the first process is gone (stopped or crashed): so is this one
 process.on("disconnect", () => process.exit(0));
+// a Ctrl-C or SIGTERM sent to the whole process group is the first process's to act on: it stops
+// this one when its sessions are done (exiting here would only have it started again meanwhile)
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => {});
 
 let prepared: ((listening: Server) => ProtocolServer) | undefined;
 

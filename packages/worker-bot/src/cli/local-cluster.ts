@@ -109,6 +109,16 @@ export class LocalCluster {
           member.child?.kill("SIGKILL");
           await member.exited;
         }
+        // what the bot started in its own process group (the coordinator's other processes) goes
+        // with it, as everything in a pod goes when its PID 1 exits
+        const pid = member.child?.pid;
+        if (pid !== undefined) {
+          try {
+            process.kill(-pid, "SIGKILL");
+          } catch {
+            // nothing left in the group
+          }
+        }
       }),
     );
   }
