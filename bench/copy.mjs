@@ -7,12 +7,12 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import pg from "pg";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
 import { coordinatorProcesses, cpuSeconds } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
+import { connect } from "./lib/pg-client.mjs";
 import { markdownTable, median } from "./lib/table.mjs";
 
 export const description = "COPY FROM STDIN (psql \\copy) of N rows: rf 1 and rf 2 vs one PostgreSQL";
@@ -145,12 +145,6 @@ async function psqlCopy(port, password, table, file) {
     { env: { ...process.env, PGPASSWORD: password } },
   );
   return performance.now() - started;
-}
-
-async function connect(port, password) {
-  const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
-  await client.connect();
-  return client;
 }
 
 function progress(message) {

@@ -3,12 +3,12 @@
 // next to the time one PostgreSQL takes to copy the same rows into a new table (CREATE TABLE AS).
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
 import { coordinatorProcesses } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
+import { connect } from "./lib/pg-client.mjs";
 import { markdownTable } from "./lib/table.mjs";
 
 export const description =
@@ -116,12 +116,6 @@ ${table}
 `,
   );
   progress("wrote the distribute section of docs/benchmarks.md");
-}
-
-async function connect(port, password) {
-  const client = new pg.Client({ host: "127.0.0.1", port, user: "postgres", password, database: "postgres" });
-  await client.connect();
-  return client;
 }
 
 /** Resident memory of the processes, kB. */
