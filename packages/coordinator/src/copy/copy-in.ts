@@ -1,9 +1,12 @@
 import { type Exchange, ResultCollector } from "../connection/pg-connection.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
-import { encodeCopyData, encodeCopyDone, encodeQuery } from "../protocol/frontend-messages.js";
-import { BackendMessage } from "../protocol/message-codes.js";
+import { encodeCopyDone, encodeQuery } from "../protocol/frontend-messages.js";
+import { BackendMessage, FrontendMessage } from "../protocol/message-codes.js";
 import type { Frame } from "../protocol/message-framer.js";
+
+/** Bytes of rows put in one CopyData message. */
+const COPY_DATA_BYTES = 64 * 1024;
 
 /**
  * Runs `COPY … FROM STDIN` on a worker with the given rows: the statement, the rows as CopyData
@@ -19,10 +22,19 @@ export async function copyRowsInto(
   const exchange: Exchange = {
     message(frame: Frame) {
       if (frame.type === BackendMessage.copyInResponse) {
+        // rows several to a CopyData message (PostgreSQL takes rows cut anywhere between messages)
+        let inMessage = 0;
         for (const row of rows) {
-          encodeCopyData(w, row);
-          if (w.length > 256 * 1024) connection.write(w.flush());
+          if (inMessage === 0) w.begin(FrontendMessage.copyData);
+          w.bytes(row);
+          inMessage += row.length;
+          if (inMessage >= COPY_DATA_BYTES) {
+            w.end();
+            inMessage = 0;
+            if (w.length > 256 * 1024) connection.write(w.flush());
+          }
         }
+        if (inMessage > 0) w.end();
         encodeCopyDone(w);
         connection.write(w.flush());
         return;

@@ -15,6 +15,25 @@ describe("CopyRowSplitter", () => {
     expect(splitter.ended).toBe(true);
   });
 
+  it("knows the end marker with a CR LF line end or none, and not a row that only starts with it", () => {
+    const crlf = new CopyRowSplitter(TEXT_FORMAT);
+    expect([...crlf.push(Buffer.from("1\r\n\\.\r\n2\n"))].map(String)).toEqual(["1\r\n"]);
+    expect(crlf.ended).toBe(true);
+    const last = new CopyRowSplitter(TEXT_FORMAT);
+    expect([...last.push(Buffer.from("1\n\\.")), ...last.end()].map(String)).toEqual(["1\n"]);
+    const not = new CopyRowSplitter(TEXT_FORMAT);
+    expect([...not.push(Buffer.from("\\.x\n\\.\t\n"))].map(String)).toEqual(["\\.x\n", "\\.\t\n"]);
+    expect(not.ended).toBe(false);
+  });
+
+  it("gives rows that stay as they were when the buffer they came in is used again", () => {
+    const splitter = new CopyRowSplitter(TEXT_FORMAT);
+    const received = Buffer.from("1\ta\n2\tb\n");
+    const rows = splitter.push(received);
+    received.fill(0x78);
+    expect(rows.map(String)).toEqual(["1\ta\n", "2\tb\n"]);
+  });
+
   it("keeps a CSV row whole across a quoted newline, and ends a last row without newline", () => {
     const splitter = new CopyRowSplitter(CSV);
     const rows = [...splitter.push(Buffer.from('1,"multi\nline",x\n2,"say ""hi"""')), ...splitter.end()];

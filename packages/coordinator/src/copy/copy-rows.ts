@@ -36,7 +36,10 @@ export class CopyRowSplitter {
 
   constructor(private readonly format: CopyFormat) {}
 
-  push(chunk: Buffer): Buffer[] {
+  push(received: Buffer): Buffer[] {
+    // rows outlive the message they came in (they wait in batches), and a message may be a view
+    // of a read buffer that is used again: one copy of the chunk, the rows views of it
+    const chunk = Buffer.from(received);
     const rows: Buffer[] = [];
     let start = 0;
     for (let i = 0; i < chunk.length; i += 1) {
@@ -71,15 +74,21 @@ export class CopyRowSplitter {
   }
 
   private take(tail: Buffer): Buffer {
-    const row = this.pending.length === 0 ? Buffer.from(tail) : Buffer.concat([...this.pending, tail]);
+    const row = this.pending.length === 0 ? tail : Buffer.concat([...this.pending, tail]);
     this.pending = [];
     this.scanned = 0;
     return row;
   }
 
+  /** `\.` alone on its line (with its line end, LF or CR LF). */
   private isEndMarker(row: Buffer): boolean {
-    const text = row.toString("latin1").replace(/\r?\n$/, "");
-    return text === "\\.";
+    if (row.length > 4 || row[0] !== BACKSLASH || row[1] !== 0x2e) return false;
+    const rest = row.length - 2;
+    return (
+      rest === 0 ||
+      (rest === 1 && row[2] === NEWLINE) ||
+      (rest === 2 && row[2] === CARRIAGE_RETURN && row[3] === NEWLINE)
+    );
   }
 }
 
