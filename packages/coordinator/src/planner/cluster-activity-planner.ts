@@ -1,7 +1,8 @@
 import { ClusterActivity } from "../executor/primitives/cluster-activity.js";
 import type { Primitive } from "../executor/primitives/primitive.js";
-import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
-import { type AnyNode, parseStatements, walkWithPath } from "../parser/ast.js";
+import { SubPlans } from "../executor/primitives/subplans.js";
+import type { AnyNode } from "../parser/ast.js";
+import { standInSubPlans } from "./stand-in-subplans.js";
 
 const VIEW = "citus_stat_activity";
 const VIEW_SQL = `SELECT * FROM pg_catalog.${VIEW}`;
@@ -16,19 +17,13 @@ export function planClusterActivity(
   statement: AnyNode,
   plan: (statement: AnyNode) => Primitive,
 ): Primitive | undefined {
-  const subPlans: SubPlan[] = [];
-  walkWithPath(statement, (node, key, path) => {
-    if (key !== "RangeVar" || node.relname !== VIEW) return undefined;
-    if (node.schemaname !== undefined && node.schemaname !== "pg_catalog") return undefined;
-    subPlans.push({
-      path: path.slice(0, -1),
-      field: "RangeVar",
-      table: VIEW,
-      statement: parseStatements(VIEW_SQL)[0] as AnyNode,
-      sql: VIEW_SQL,
-      plan: new ClusterActivity(),
-    });
-    return false;
-  });
+  const subPlans = standInSubPlans(
+    statement,
+    (rangeVar) =>
+      rangeVar.relname === VIEW && (rangeVar.schemaname === undefined || rangeVar.schemaname === "pg_catalog"),
+    VIEW,
+    VIEW_SQL,
+    () => new ClusterActivity(),
+  );
   return subPlans.length === 0 ? undefined : new SubPlans(statement, subPlans, plan);
 }

@@ -54,9 +54,8 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     call = as(target?.val, "FuncCall");
   } else if (from.length === 1) {
     const range = as(from[0], "RangeFunction");
-    const functions = (range?.functions ?? []) as unknown[];
-    if (!range || functions.length !== 1) return undefined;
-    call = as((as(functions[0], "List")?.items as unknown[] | undefined)?.[0], "FuncCall");
+    if (!range) return undefined;
+    call = rangeFunctionCall(range);
     const name = call ? names(call.funcname).at(-1) : undefined;
     if (!SET_FUNCTIONS.has(name as FunctionCall["name"])) return undefined;
     const plain =
@@ -75,9 +74,8 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     sets = true;
   }
   if (!call) return undefined;
-  const qualified = names(call.funcname);
-  const name = qualified.at(-1) as FunctionCall["name"];
-  if (!HERD_FUNCTIONS.has(name) || (qualified.length > 1 && qualified[0] !== "pg_catalog")) return undefined;
+  const name = catalogFunctionName(call) as FunctionCall["name"];
+  if (!HERD_FUNCTIONS.has(name)) return undefined;
   // Citus's habit: SELECT run_command_on_workers(…), one record per worker
   const asRecords = !sets && RECORD_FUNCTIONS.has(name);
   if (SET_FUNCTIONS.has(name) !== sets && !asRecords) {
@@ -110,6 +108,26 @@ export function planFunctionCall(select: AnyNode): HerdFunction | Refuse | undef
     named,
     asRecords,
   });
+}
+
+/** The function's name when it is called unqualified or as pg_catalog's (herd's functions live there). */
+export function catalogFunctionName(call: AnyNode): string | undefined {
+  const qualified = names(call.funcname);
+  return qualified.length > 1 && qualified[0] !== "pg_catalog" ? undefined : qualified.at(-1);
+}
+
+/** The call of a FROM function (`FROM f(…)`), when it names exactly one. */
+export function rangeFunctionCall(range: AnyNode): AnyNode | undefined {
+  const functions = (range.functions ?? []) as unknown[];
+  if (functions.length !== 1) return undefined;
+  return as((as(functions[0], "List")?.items as unknown[] | undefined)?.[0], "FuncCall");
+}
+
+/** Every argument of the call is a constant or a parameter (named or not). */
+export function constantArguments(call: AnyNode): boolean {
+  return ((call.args ?? []) as unknown[]).every(
+    (arg) => valueSource(as(arg, "NamedArgExpr")?.arg ?? arg) !== undefined,
+  );
 }
 
 /**

@@ -1,8 +1,7 @@
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
-import { type AnyNode, as, deparse, names, nodeAtPath, walkWithPath } from "../parser/ast.js";
-import { planFunctionCall } from "./function-call.js";
-import { valueSource } from "./value-source.js";
+import { type AnyNode, deparse, nodeAtPath, walkWithPath } from "../parser/ast.js";
+import { catalogFunctionName, constantArguments, planFunctionCall, rangeFunctionCall } from "./function-call.js";
 
 /**
  * herd's functions that only read, and so may be used inside a larger query: their answer does
@@ -36,9 +35,8 @@ export function planHerdFunctionSubplans(
   const calls: { path: (string | number)[]; inFrom: boolean }[] = [];
   walkWithPath(statement, (node, key, path) => {
     if (key === "RangeFunction") {
-      const functions = (node.functions ?? []) as unknown[];
-      const call = as((as(functions[0], "List")?.items as unknown[] | undefined)?.[0], "FuncCall");
-      if (functions.length === 1 && !node.ordinality && !node.lateral && call && reading(call)) {
+      const call = rangeFunctionCall(node);
+      if (!node.ordinality && !node.lateral && call && reading(call)) {
         calls.push({ path: path.slice(0, -1), inFrom: true });
         return false;
       }
@@ -55,10 +53,8 @@ export function planHerdFunctionSubplans(
   for (const { path, inFrom } of calls) {
     const holder = nodeAtPath(tree, path);
     const range = holder.RangeFunction as AnyNode | undefined;
-    const call = (
-      inFrom ? as(as(((range?.functions ?? []) as unknown[])[0], "List")?.items?.[0], "FuncCall") : holder.FuncCall
-    ) as AnyNode;
-    const name = names(call.funcname).at(-1) as string;
+    const call = (range ? rangeFunctionCall(range) : holder.FuncCall) as AnyNode;
+    const name = catalogFunctionName(call) as string;
     const select = inFrom
       ? {
           targetList: [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }],
@@ -89,10 +85,5 @@ export function planHerdFunctionSubplans(
 
 /** A call of one of herd's reading functions whose arguments are constants or parameters. */
 function reading(call: AnyNode): boolean {
-  const qualified = names(call.funcname);
-  if (!READING_FUNCTIONS.has(qualified.at(-1) as string)) return false;
-  if (qualified.length > 1 && qualified[0] !== "pg_catalog") return false;
-  return ((call.args ?? []) as unknown[]).every(
-    (arg) => valueSource(as(arg, "NamedArgExpr")?.arg ?? arg) !== undefined,
-  );
+  return READING_FUNCTIONS.has(catalogFunctionName(call) as string) && constantArguments(call);
 }

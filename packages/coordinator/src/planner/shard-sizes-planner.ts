@@ -1,8 +1,9 @@
 import type { Primitive } from "../executor/primitives/primitive.js";
 import { ShardSizes } from "../executor/primitives/shard-sizes.js";
-import { type SubPlan, SubPlans } from "../executor/primitives/subplans.js";
+import { SubPlans } from "../executor/primitives/subplans.js";
 import { type AnyNode, as, names, nodeAtPath, parseStatements, walk, walkWithPath } from "../parser/ast.js";
-import { valueSource } from "./value-source.js";
+import { catalogFunctionName, constantArguments } from "./function-call.js";
+import { standInSubPlans } from "./stand-in-subplans.js";
 
 /** The name the measured placements stand under until their rows replace them. */
 const SIZES = "herd_shard_sizes";
@@ -43,50 +44,36 @@ const VIEWS: Record<string, string> = { citus_shards: SHARDS_WITH_SIZES, citus_t
  * reads none of them (a size call with constant arguments is herd-function-subplans.ts's).
  */
 export function planShardSizes(statement: AnyNode, plan: (statement: AnyNode) => Primitive): Primitive | undefined {
-  let reads = false;
-  let taken = false;
   const sizesRead = readsSizeColumn(statement);
-  walk(statement, (node, key) => {
-    if (key === "RangeVar" && sizedView(node) && sizesRead) reads = true;
-    if (key === "RangeVar" && node.relname === SIZES) taken = true;
-    if (key === "FuncCall" && sizeColumn(node) && !constantArguments(node)) reads = true;
-    return undefined;
-  });
-  if (!reads || taken) return undefined;
-  const tree = structuredClone(statement);
-  rewrite(tree);
-  const subPlans: SubPlan[] = [];
-  walkWithPath(tree, (node, key, path) => {
-    if (key !== "RangeVar" || node.relname !== SIZES) return undefined;
-    subPlans.push({
-      path: path.slice(0, -1),
-      field: "RangeVar",
-      table: SIZES,
-      statement: parseStatements(SIZES_SQL)[0] as AnyNode,
-      sql: SIZES_SQL,
-      plan: new ShardSizes(),
-    });
-    return false;
-  });
-  return new SubPlans(tree, subPlans, plan);
-}
-
-/** Puts the views' rewrites and the size calls' subqueries in place, in `tree` itself. */
-function rewrite(tree: AnyNode): void {
   const places: { path: (string | number)[]; kind: "view" | "call" }[] = [];
-  const sizesRead = readsSizeColumn(tree);
-  walkWithPath(tree, (node, key, path) => {
-    if (key === "RangeVar" && sizedView(node) && sizesRead) {
+  let taken = false;
+  walkWithPath(statement, (node, key, path) => {
+    if (key === "RangeVar" && node.relname === SIZES) taken = true;
+    if (key === "RangeVar" && sizesRead && sizedView(node)) {
       places.push({ path: path.slice(0, -1), kind: "view" });
       return false;
     }
-    if (key === "FuncCall" && sizeColumn(node) && !constantArguments(node)) {
+    if (key === "FuncCall" && sizeColumn(node) && !constantArguments(node))
       places.push({ path: path.slice(0, -1), kind: "call" });
-    }
     return undefined;
   });
+  if (places.length === 0 || taken) return undefined;
+  const tree = structuredClone(statement);
+  rewrite(tree, places);
+  const subPlans = standInSubPlans(
+    tree,
+    (rangeVar) => rangeVar.relname === SIZES,
+    SIZES,
+    SIZES_SQL,
+    () => new ShardSizes(),
+  );
+  return new SubPlans(tree, subPlans, plan);
+}
+
+/** Puts the views' rewrites and the size calls' subqueries at `places` (found in the statement), in `tree` itself. */
+function rewrite(tree: AnyNode, places: readonly { path: (string | number)[]; kind: "view" | "call" }[]): void {
   // innermost first: a call inside another call's argument is replaced before its holder moves
-  for (const { path, kind } of places.reverse()) {
+  for (const { path, kind } of [...places].reverse()) {
     const holder = nodeAtPath(tree, path);
     if (kind === "view") {
       const rangeVar = holder.RangeVar as AnyNode;
@@ -142,15 +129,7 @@ function readsSizeColumn(statement: AnyNode): boolean {
 }
 
 function sizeColumn(call: AnyNode): string | undefined {
-  const qualified = names(call.funcname);
-  if (qualified.length > 1 && qualified[0] !== "pg_catalog") return undefined;
-  return SIZE_COLUMNS[qualified.at(-1) as string];
-}
-
-function constantArguments(call: AnyNode): boolean {
-  return ((call.args ?? []) as unknown[]).every(
-    (arg) => valueSource(as(arg, "NamedArgExpr")?.arg ?? arg) !== undefined,
-  );
+  return SIZE_COLUMNS[catalogFunctionName(call) as string];
 }
 
 /** citus_shards or citus_tables as the client named it (pg_catalog's, with or without the schema). */
