@@ -1,10 +1,9 @@
 // pnpm bench distribute: create_distributed_table of a table that already holds rows. The
 // coordinator's memory (peak RSS growth of its processes while it runs) and the time it takes,
 // next to the time one PostgreSQL takes to copy the same rows into a new table (CREATE TABLE AS).
-import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
-import { coordinatorProcesses } from "./lib/coordinator-cpu.mjs";
+import { coordinatorProcesses, rssKb } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
@@ -48,12 +47,12 @@ export async function run(argv, { signal }) {
         await plain.query("CREATE TABLE bench_copy AS SELECT * FROM bench_copy_source");
         const plainMs = performance.now() - started;
         await plain.query("DROP TABLE bench_copy, bench_copy_source");
-        const before = rss(processes);
+        const before = rssKb(processes);
         let peak = before;
         let sampling = true;
         const sampler = (async () => {
           while (sampling) {
-            peak = Math.max(peak, rss(processes));
+            peak = Math.max(peak, rssKb(processes));
             await sleep(50);
           }
         })();
@@ -116,20 +115,6 @@ ${table}
 `,
   );
   progress("wrote the distribute section of docs/benchmarks.md");
-}
-
-/** Resident memory of the processes, kB. */
-function rss(pids) {
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      total += Number(match?.[1] ?? 0);
-    } catch {
-      // ended meanwhile
-    }
-  }
-  return total;
 }
 
 function progress(message) {

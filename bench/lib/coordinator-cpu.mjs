@@ -40,6 +40,20 @@ export function cpuSeconds(pids) {
   return ticks / TICKS_PER_SECOND;
 }
 
+/** Resident memory of the processes, kB (a process gone counts 0). */
+export function rssKb(pids) {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      total += Number(match?.[1] ?? 0);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return total;
+}
+
 /** /proc/<pid>/stat's fields after the command name: [state, ppid, …] (utime is [11], stime [12]). */
 function stat(pid) {
   const text = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -20,7 +20,7 @@ import { loadParser } from "./parser/statement-cache.js";
 import { clusterTransactions } from "./processes/cluster-transactions.js";
 import { answerHere } from "./processes/peer-operations.js";
 import { installPeers, NO_PEERS } from "./processes/peers.js";
-import type { ConnectionLimits, MetadataServer } from "./processes/sql-process-config.js";
+import { backendsPerProcess, type ConnectionLimits, type MetadataServer } from "./processes/sql-process-config.js";
 import { SqlProcesses } from "./processes/sql-processes.js";
 import { sqlService, sqlWorkerPool } from "./processes/sql-service.js";
 import {
@@ -52,6 +52,11 @@ export interface CoordinatorOptions {
    * share the port, so that statements use every core. The connection limits are split between them.
    */
   readonly sqlProcesses?: number;
+  /**
+   * Connections to the coordinator's PostgreSQL the sessions of all processes share (split between
+   * them; default: its max_connections less what herd itself needs, protocol/backend-pool.ts).
+   */
+  readonly coordinatorBackends?: number;
   /** How often stale placements are looked for and repaired (ms). */
   readonly repairIntervalMs?: number;
   /** The SQL port's limits: authenticated sessions, connections still authenticating, time to authenticate (ms). */
@@ -127,7 +132,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const catalog = new Catalog(pool, logger.child("catalog"));
     await catalog.start();
     opened.push({ close: async () => catalog.stop() });
-    const workers = sqlWorkerPool(credentials, options.metadata.database, options.shardConnectionsPerWorker, logger);
+    const workers = sqlWorkerPool(
+      credentials,
+      options.metadata.database,
+      options.shardConnectionsPerWorker,
+      Math.max(1, options.sqlProcesses ?? 1),
+      logger,
+    );
     opened.push({ close: async () => workers.close() });
     const recovery = new PreparedTransactionRecovery({
       metadata: pool,
@@ -202,7 +213,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       options.connectionLimits?.reservedForSuperusers ?? DEFAULT_RESERVED_CONNECTIONS,
     );
     const metadata = { host: options.metadata.host, port: options.metadata.port, database: options.metadata.database };
+    const { rows: maxRows } = await pool.query<{ n: number }>("SELECT current_setting('max_connections')::int AS n");
+    const maxBackends = options.coordinatorBackends
+      ? Math.max(1, Math.ceil(options.coordinatorBackends / processes))
+      : backendsPerProcess(maxRows[0]?.n ?? 100, processes);
     const sql = sqlService({
+      maxBackends,
       metadata,
       metadataPool: pool,
       credentials,
@@ -232,12 +248,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           replicationFactor: options.replicationFactor,
           shardConnectionsPerWorker: options.shardConnectionsPerWorker,
           connectionLimits: limits,
+          maxBackends,
           tls: options.tls && { cert: options.tls.cert.toString(), key: options.tls.key.toString() },
         },
         listening: sql.listening as Server,
         cluster,
         slots,
-        here: (call) => answerHere(call, { catalog, cancels: sql.cancels }),
+        here: (call) => answerHere(call, { catalog, cancels: sql.cancels, backends: sql.backends }),
         logger,
       });
       // before the SQL port closes (pushed after it: closed first)

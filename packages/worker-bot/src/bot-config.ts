@@ -39,6 +39,13 @@ export interface BotConfig {
    * and the connection limits.
    */
   readonly sqlProcesses: number;
+  /**
+   * Connections to the coordinator's PostgreSQL that client sessions share between transactions
+   * (`HERD_COORDINATOR_BACKENDS`, all processes together; default: its max_connections less what
+   * herd itself needs). A session holds one only during a statement or transaction, or for good
+   * once it made session state (SET, PREPARE, a temporary table, LISTEN, …).
+   */
+  readonly coordinatorBackends: number | undefined;
   /** How often the coordinator looks for stale placements to repair (`HERD_REPAIR_INTERVAL_MS`, default 5000). */
   readonly repairIntervalMs: number;
   /**
@@ -123,6 +130,10 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
     shardConnectionsPerWorker: integer(env, "HERD_SHARD_CONNECTIONS", 2, 1, 64),
     sqlProcesses:
       (env.HERD_SQL_PROCESSES ?? "auto") === "auto" ? usableCores() : integer(env, "HERD_SQL_PROCESSES", 1, 1, 256),
+    coordinatorBackends:
+      env.HERD_COORDINATOR_BACKENDS === undefined
+        ? undefined
+        : integer(env, "HERD_COORDINATOR_BACKENDS", 0, 1, 100_000),
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
     connectionLimits: {
       maxConnections: integer(env, "HERD_MAX_CONNECTIONS", 250, 1, 100_000),

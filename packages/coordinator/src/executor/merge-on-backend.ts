@@ -108,7 +108,7 @@ export class BackendMerge implements RowSink {
     this.done = backend.exchange(w.flush(), this.answer);
     // awaited in end(); the connection may fail before (the client left while the shards ran)
     this.done.catch(() => {});
-    backend.socket.on("drain", this.resumeSources);
+    backend.onDrain(this.resumeSources);
   }
 
   /** A worker's DataRow (binary): becomes a CopyData message in place. */
@@ -188,7 +188,7 @@ export class BackendMerge implements RowSink {
     try {
       await this.done;
     } finally {
-      this.port.backend.socket.off("drain", this.resumeSources);
+      this.port.backend.offDrain(this.resumeSources);
       this.resumeSources();
     }
   }

@@ -57,7 +57,10 @@ export class QueryEngine {
     await port.quiesce();
     // a victim mark left from a statement the cancel came too late for is not this one's
     activeTransactions.takeVictim(port.backend.processId);
-    statementActivity.started(port.backend.processId, run.clientSql ?? run.sql);
+    // shown on the session's coordinator backend; a session that holds none now (they are shared
+    // between transactions, protocol/backend-pool.ts) has no row there to show it on
+    const shownOn = port.backend.attached ? port.backend.processId : undefined;
+    if (shownOn !== undefined) statementActivity.started(shownOn, run.clientSql ?? run.sql);
     try {
       for (let attempt = 1; ; attempt += 1) {
         try {
@@ -78,7 +81,7 @@ export class QueryEngine {
         }
       }
     } finally {
-      statementActivity.ended(port.backend.processId);
+      if (shownOn !== undefined) statementActivity.ended(shownOn);
       const held = port.heldWrite;
       port.heldWrite = undefined;
       await held?.rollback();

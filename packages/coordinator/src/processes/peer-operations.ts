@@ -1,11 +1,18 @@
 import { type RunningStatement, statementActivity } from "../executor/statement-activity.js";
 import type { Catalog } from "../metadata/catalog.js";
+import type { BackendPool } from "../protocol/backend-pool.js";
 import type { CancelRegistry } from "../protocol/cancel-registry.js";
 import { activeTransactions, type TransactionBackends } from "../transaction/active-transactions.js";
 import type { Peers } from "./peers.js";
 
 /** What one process answers about itself when another asks (peers.ts), by operation. */
-export type PeerOperation = "reloadCatalogs" | "cancel" | "runningStatements" | "transactions" | "markVictim";
+export type PeerOperation =
+  | "reloadCatalogs"
+  | "cancel"
+  | "runningStatements"
+  | "transactions"
+  | "markVictim"
+  | "closeIdleBackends";
 
 export interface PeerCall {
   readonly kind: PeerOperation;
@@ -16,7 +23,10 @@ export interface PeerCall {
  * This process's own part of a peer operation. A process still starting has no catalog or no
  * SQL port yet: nothing to reload (its first load comes after the change) and no session to cancel.
  */
-export function answerHere(call: PeerCall, here: { catalog?: Catalog; cancels?: CancelRegistry }): Promise<unknown> {
+export function answerHere(
+  call: PeerCall,
+  here: { catalog?: Catalog; cancels?: CancelRegistry; backends?: BackendPool },
+): Promise<unknown> {
   const [first = 0, second = 0] = call.args ?? [];
   switch (call.kind) {
     case "reloadCatalogs":
@@ -30,6 +40,9 @@ export function answerHere(call: PeerCall, here: { catalog?: Catalog; cancels?: 
       return Promise.resolve(activeTransactions.snapshot());
     case "markVictim":
       activeTransactions.markVictim(first);
+      return Promise.resolve(null);
+    case "closeIdleBackends":
+      here.backends?.closeIdle();
       return Promise.resolve(null);
   }
 }
@@ -61,6 +74,9 @@ export function peersThrough(count: () => number, ask: (call: PeerCall) => Promi
     transactions: async () => (await ask({ kind: "transactions" })) as TransactionBackends[],
     markVictim: async (pid) => {
       await ask({ kind: "markVictim", args: [pid] });
+    },
+    closeIdleBackends: async () => {
+      await ask({ kind: "closeIdleBackends" });
     },
   };
 }

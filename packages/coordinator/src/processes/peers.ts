@@ -19,6 +19,8 @@ export interface Peers {
   transactions(): Promise<TransactionBackends[]>;
   /** Tells every other process that the session of coordinator backend `pid` is a deadlock victim. */
   markVictim(pid: number): Promise<void>;
+  /** Every other process ends its idle connections to the coordinator's PostgreSQL (before DROP DATABASE). */
+  closeIdleBackends(): Promise<void>;
 }
 
 export const NO_PEERS: Peers = {
@@ -28,6 +30,7 @@ export const NO_PEERS: Peers = {
   runningStatements: async () => new Map(),
   transactions: async () => [],
   markVictim: async () => {},
+  closeIdleBackends: async () => {},
 };
 
 let installed: Peers = NO_PEERS;

@@ -33,5 +33,18 @@ export interface SqlProcessConfig {
    * each process refuses a flood of connections still authenticating on its own.
    */
   readonly connectionLimits?: ConnectionLimits;
+  /** Connections to the coordinator's PostgreSQL each process's sessions share (backendsPerProcess). */
+  readonly maxBackends: number;
   readonly tls?: { readonly cert: string; readonly key: string };
+}
+
+/** Connections to the coordinator's PostgreSQL kept for herd itself (metadata pools, the bot, superusers' slack). */
+const RESERVED_BACKENDS = 20;
+
+/**
+ * How many connections to the coordinator's PostgreSQL each SQL process's sessions may share:
+ * its max_connections, less what herd needs itself, split between the processes.
+ */
+export function backendsPerProcess(maxConnections: number, processes: number): number {
+  return Math.max(4, Math.floor((maxConnections - RESERVED_BACKENDS - 4 * processes) / processes));
 }

@@ -6,6 +6,7 @@ import type { WorkerPool } from "../connection/worker-pool.js";
 import type { ClusterJobs, ClusterServices } from "../executor/execution-port.js";
 import { Catalog } from "../metadata/catalog.js";
 import { loadParser } from "../parser/statement-cache.js";
+import type { BackendPool } from "../protocol/backend-pool.js";
 import type { CancelRegistry } from "../protocol/cancel-registry.js";
 import type { ProtocolServer } from "../protocol/protocol-server.js";
 import { answerHere, type PeerCall, peersThrough } from "./peer-operations.js";
@@ -21,7 +22,7 @@ import { sqlService, sqlWorkerPool } from "./sql-service.js";
 const link = new ProcessLink(process as IpcChannel, "first");
 let running: { sql: ProtocolServer; catalog: Catalog; workers: WorkerPool; pool: pg.Pool } | undefined;
 /** What this process answers for itself, from the moment it starts (the others' broadcasts reach it then). */
-const here: { catalog?: Catalog; cancels?: CancelRegistry } = {};
+const here: { catalog?: Catalog; cancels?: CancelRegistry; backends?: BackendPool } = {};
 link.handle("local", (call) => answerHere(call as PeerCall, here));
 
 // the first process is gone (stopped or crashed): so is this one
@@ -44,7 +45,13 @@ link.handle("start", async (payload) => {
   const catalog = new Catalog(pool, logger.child("catalog"));
   here.catalog = catalog;
   await catalog.start();
-  const workers = sqlWorkerPool(credentials, config.metadata.database, config.shardConnectionsPerWorker, logger);
+  const workers = sqlWorkerPool(
+    credentials,
+    config.metadata.database,
+    config.shardConnectionsPerWorker,
+    config.processes,
+    logger,
+  );
   installPeers(
     peersThrough(
       () => config.processes - 1,
@@ -64,6 +71,7 @@ link.handle("start", async (payload) => {
       shardCount: config.shardCount,
       replicationFactor: config.replicationFactor,
       connectionLimits: config.connectionLimits,
+      maxBackends: config.maxBackends,
       tls: config.tls,
       shared: listening,
       admission: {
@@ -79,6 +87,7 @@ link.handle("start", async (payload) => {
     sql.cancels.elsewhere = (processId, secretKey) =>
       link.request<boolean>("peers", { kind: "cancel", args: [processId, secretKey] });
     here.cancels = sql.cancels;
+    here.backends = sql.backends;
     running = { sql, catalog, workers, pool };
     return sql;
   };

@@ -1,5 +1,5 @@
 import type { Server } from "node:net";
-import type { Logger } from "@herd/shared";
+import { isHerdError, type Logger } from "@herd/shared";
 import type pg from "pg";
 import type { ClusterCredentials } from "../connection/cluster-credentials.js";
 import { PgConnection } from "../connection/pg-connection.js";
@@ -13,6 +13,7 @@ import { ProtocolServer } from "../protocol/protocol-server.js";
 import type { SessionAdmission } from "../protocol/session-slots.js";
 import { Conversation } from "../session/conversation.js";
 import { finishingCommits } from "../transaction/finishing-commits.js";
+import { peers } from "./peers.js";
 import type { ConnectionLimits } from "./sql-process-config.js";
 
 /** What one coordinator process needs to serve the SQL port. */
@@ -35,8 +36,13 @@ export interface SqlServiceOptions {
   readonly shared?: Server;
   /** Where sessions take their slots (the coordinator's SessionSlots). */
   readonly admission: SessionAdmission;
+  /** Connections to the coordinator's PostgreSQL this process's sessions share (protocol/backend-pool.ts). */
+  readonly maxBackends?: number;
   readonly logger: Logger;
 }
+
+/** Idle worker connections the coordinator's processes keep, together, per worker and role. */
+const IDLE_PER_WORKER = 16;
 
 /**
  * The worker pool of one coordinator process: it lends a connection to a worker once the commits
@@ -46,12 +52,16 @@ export function sqlWorkerPool(
   credentials: ClusterCredentials,
   database: string,
   connectionsPerWorker: number | undefined,
+  processes: number,
   logger: Logger,
 ): WorkerPool {
   return new WorkerPool({
     credentials,
     database,
     connectionsPerWorker,
+    // idle connections kept between statements: the coordinator's processes together keep
+    // IDLE_PER_WORKER per worker and role at most, however many clients are connected
+    maxIdlePerServer: Math.max(2, Math.floor(IDLE_PER_WORKER / processes)),
     beforeUse: (target) => finishingCommits.on(target),
     logger: logger.child("workers"),
   });
@@ -70,7 +80,7 @@ export function sqlService(options: SqlServiceOptions): ProtocolServer {
   const executorLogger = logger.child("executor");
   const defaults = { shardCount: options.shardCount, replicationFactor: options.replicationFactor };
   const limits = options.connectionLimits;
-  return new ProtocolServer({
+  const server: ProtocolServer = new ProtocolServer({
     host: options.sqlHost,
     port: options.sqlPort,
     credentials: (user) => options.credentials.login(options.metadataPool, user),
@@ -79,10 +89,21 @@ export function sqlService(options: SqlServiceOptions): ProtocolServer {
     reservedForSuperusers: limits?.reservedForSuperusers,
     maxUnauthenticated: limits?.maxUnauthenticated,
     limits: limits && { authTimeoutMs: limits.authTimeoutMs },
-    openSession: ({ socket, backend, startupParameters, fail }) =>
-      new Conversation(
+    maxBackends: options.maxBackends,
+    openSession: ({ socket, backend, lender, startupParameters, fail }) => {
+      const connection = new PgConnection(backend, `${metadata.host}:${metadata.port}`, metadata, lender);
+      connection.onClose = (error) => {
+        // told to the client when herd could not get it a connection (53300 after the wait);
+        // a connection PostgreSQL closed ends the session as PostgreSQL would have
+        if (isHerdError(error)) fail(error);
+        else {
+          logger.warn("PostgreSQL connection of a session lost", { error: error.message });
+          fail(undefined);
+        }
+      };
+      return new Conversation(
         socket,
-        new PgConnection(backend, `${metadata.host}:${metadata.port}`),
+        connection,
         {
           engine,
           statements,
@@ -96,12 +117,18 @@ export function sqlService(options: SqlServiceOptions): ProtocolServer {
           startupParameters,
           reported: backend.parameters,
           metadataDatabase: metadata.database,
+          closeIdleBackends: async () => {
+            server.backends.closeIdle();
+            await peers().closeIdleBackends();
+          },
         },
         fail,
-      ),
+      );
+    },
     tls: options.tls,
     shared: options.shared,
     admission: options.admission,
     logger: logger.child("sql"),
   });
+  return server;
 }

@@ -6,15 +6,20 @@ export interface Cancellable {
 }
 
 /**
- * BackendKeyData handed to clients, and what each key cancels. The process id is the session's
- * coordinator-side PostgreSQL backend pid (unique, and what pg_backend_pid() and notifications
- * show); the secret is herd's own, so the client never learns a PostgreSQL secret. A
- * CancelRequest names a session, and the session forwards the cancel to the servers running its
- * statement.
+ * BackendKeyData handed to clients, and what each key cancels. The process id is the pid of the
+ * session's first coordinator-side PostgreSQL backend (what pg_backend_pid() and notifications
+ * show while the session uses that backend, protocol/backend-pool.ts), or one of herd's when
+ * another session still holds that pid; the secret is herd's own, so the client never learns a
+ * PostgreSQL secret. A CancelRequest names a session, and the session forwards the cancel to
+ * the servers running its statement.
  */
 export class CancelRegistry {
   private readonly sessions = new Map<number, { readonly secretKey: number; readonly target: Cancellable }>();
-  register(processId: number, target: Cancellable): { processId: number; secretKey: number } {
+  register(wanted: number, target: Cancellable): { processId: number; secretKey: number } {
+    // (a backend that outlived its first session in the pool may have closed, and PostgreSQL
+    // given its pid to a new one)
+    let processId = wanted;
+    while (this.sessions.has(processId)) processId = randomInt(0x10000000, 0x7fffffff);
     const secretKey = randomInt(-0x80000000, 0x7fffffff);
     this.sessions.set(processId, { secretKey, target });
     return { processId, secretKey };

@@ -2,13 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import { type SecureContext, TLSSocket } from "node:tls";
 import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@herd/shared";
-import {
-  type BackendConnection,
-  BackendStartupError,
-  type BackendTarget,
-  connectBackend,
-  sendCancelRequest,
-} from "./backend-connection.js";
+import { type BackendConnection, BackendStartupError, type BackendTarget } from "./backend-connection.js";
 import {
   AuthCode,
   encodeAuthentication,
@@ -19,9 +13,10 @@ import {
   encodeParameterStatus,
   encodeReadyForQuery,
 } from "./backend-messages.js";
+import type { BackendLender, BackendPool } from "./backend-pool.js";
 import { BufferWriter } from "./buffer-writer.js";
 import type { CancelRegistry } from "./cancel-registry.js";
-import { decodeSaslInitialResponse, decodeStartupPacket, encodeTerminate, StartupCode } from "./frontend-messages.js";
+import { decodeSaslInitialResponse, decodeStartupPacket, StartupCode } from "./frontend-messages.js";
 import { BackendMessage, FrontendMessage } from "./message-codes.js";
 import { type Frame, MessageFramer } from "./message-framer.js";
 import { ProtocolError } from "./protocol-error.js";
@@ -59,6 +54,8 @@ export interface SessionContext {
   /** The role's login credential; undefined when it cannot log in with a password (unknown role, none set). */
   readonly credentials: (user: string) => Promise<LoginCredential | undefined>;
   readonly backend: Omit<BackendTarget, "password">;
+  /** The connections to it, shared between sessions. */
+  readonly backends: BackendPool;
   readonly tls: SecureContext | undefined;
   readonly cancels: CancelRegistry;
   /** Takes over an authenticated connection: what runs the client's statements. */
@@ -72,18 +69,20 @@ export interface SessionContext {
 /** What runs an authenticated client's statements (session/conversation.ts). */
 export interface SessionHandler {
   receive(frames: Frame[]): void;
-  /** Extra servers to cancel along with the session's PostgreSQL backend. */
-  cancelWorkers?(): Promise<void>;
-  /** A statement of the client's is under way. */
-  readonly busy?: boolean;
+  /** Cancels the statement under way, on the coordinator's PostgreSQL and on the workers. */
+  cancel(): Promise<void>;
   /** Shutdown: handle nothing more; resolves when the statement under way has finished. */
   finish?(): Promise<void>;
+  /** The client is gone: what it runs is cancelled, its PostgreSQL connection ended or given back. */
   close(): void;
 }
 
 export interface OpenSessionArgs {
   readonly socket: Socket;
+  /** The session's first connection to the coordinator's PostgreSQL, new. */
   readonly backend: BackendConnection;
+  /** Where the session takes its next ones once it gave that back (shared with other sessions). */
+  readonly lender: BackendLender;
   readonly startupParameters: ReadonlyMap<string, string>;
   /** Ends the session with this error (FATAL), or quietly when undefined (Terminate). */
   readonly fail: (error: unknown) => void;
@@ -98,9 +97,10 @@ type Phase = "startup" | "lookup" | "sasl-initial" | "sasl-final" | "connecting"
  *
  * Startup: SSLRequest (TLS when a certificate is configured, else 'N') and GSSENCRequest ('N'),
  * CancelRequest, or StartupMessage; then SCRAM-SHA-256 against the role's password (the cluster
- * password for `postgres`, PostgreSQL's own verifier for every other role); then a PostgreSQL
- * connection of its own to the coordinator's server as that role, whose ParameterStatus values
- * the client receives, with herd's own BackendKeyData.
+ * password for `postgres`, PostgreSQL's own verifier for every other role); then a new PostgreSQL
+ * connection to the coordinator's server as that role (PostgreSQL checks the login again), whose
+ * ParameterStatus values the client receives, with herd's own BackendKeyData. The session gives
+ * that connection back to the pool when it holds nothing of the session's (protocol/backend-pool.ts).
  *
  * Then the client's messages are framed and handed to the session handler (`openSession`), which
  * runs them: forwarded to that PostgreSQL connection, or run by herd on the workers.
@@ -110,7 +110,6 @@ export class ClientSession {
   private readonly framer: MessageFramer;
   private readonly out = new BufferWriter(512);
   private socket: Socket;
-  private backend: BackendConnection | undefined;
   private handler: SessionHandler | undefined;
   private parameters: ReadonlyMap<string, string> = new Map();
   private scram: ScramServerExchange | undefined;
@@ -373,26 +372,25 @@ export class ClientSession {
       serverKey: credential.verifier.serverKey,
     };
     this.scram = undefined;
+    const target = { ...this.context.backend, password: secret };
+    const { backends } = this.context;
     try {
-      const backend = await connectBackend({ ...this.context.backend, password: secret }, parameters);
+      const backend = await backends.connect(target, parameters);
+      const lender = backends.lender(target, parameters, backend.processId);
       if (this.phase === "closed") {
-        backend.socket.destroy();
+        lender.release(backend);
         return;
       }
-      this.backend = backend;
-      backend.socket.on("error", (error) => {
-        this.context.logger.warn("PostgreSQL connection failed", { error: error.message });
-        this.close();
-      });
-      backend.socket.on("close", () => this.close());
       this.handler = this.context.openSession({
         socket: this.socket,
         backend,
+        lender,
         startupParameters: this.parameters,
         fail: (error) => (error === undefined ? this.close() : this.fail(error)),
       });
       // The process id is the PostgreSQL backend's own, so that pg_backend_pid() and the pid in
-      // NotificationResponse match what the client was told; the secret is herd's.
+      // NotificationResponse match what the client was told (while the session uses that
+      // backend: it is the one the session takes again whenever it is free); the secret is herd's.
       this.key = this.context.cancels.register(backend.processId, { cancel: () => this.cancelRunningStatement() });
       for (const [name, value] of backend.parameters) encodeParameterStatus(this.out, name, value);
       encodeBackendKeyData(this.out, this.key.processId, this.key.secretKey);
@@ -409,6 +407,10 @@ export class ClientSession {
         this.close();
         return;
       }
+      if (isHerdError(error)) {
+        this.fail(error);
+        return;
+      }
       this.fail(
         new HerdError("the coordinator cannot reach its PostgreSQL", {
           sqlState: SqlState.cannotConnectNow,
@@ -420,12 +422,7 @@ export class ClientSession {
   }
 
   private async cancelRunningStatement(): Promise<void> {
-    const backend = this.backend;
-    if (!backend) return;
-    await Promise.all([
-      sendCancelRequest(this.context.backend.host, this.context.backend.port, backend.processId, backend.secretKey),
-      this.handler?.cancelWorkers?.(),
-    ]);
+    await this.handler?.cancel();
   }
 
   /** Sends the error to the client as an ErrorResponse and closes the connection. */
@@ -450,19 +447,9 @@ export class ClientSession {
     if (this.admitted) this.context.admission?.release();
     this.admitted = false;
     if (this.key) this.context.cancels.unregister(this.key.processId);
-    // a statement still running on the coordinator's PostgreSQL (a lock wait, a merge) ends now,
-    // and the handler cancels what runs on the workers
-    if (this.handler?.busy && this.backend) {
-      const { processId, secretKey } = this.backend;
-      void sendCancelRequest(this.context.backend.host, this.context.backend.port, processId, secretKey);
-    }
+    // a statement still running (a lock wait, a merge, shards) ends now; the PostgreSQL connection
+    // is ended (PostgreSQL rolls back an open transaction) or given back when it holds nothing
     this.handler?.close();
-    const backend = this.backend?.socket;
-    if (backend && !backend.destroyed && !backend.writableEnded) {
-      // Terminate lets PostgreSQL end the session cleanly (it rolls back an open transaction)
-      encodeTerminate(this.out);
-      backend.end(this.out.flush());
-    }
     if (!this.socket.destroyed) this.socket.end();
     setTimeout(() => this.socket.destroy(), 5_000).unref();
     for (const callback of this.onCloseCallbacks) callback();

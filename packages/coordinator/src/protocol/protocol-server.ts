@@ -2,6 +2,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createSecureContext } from "node:tls";
 import { HerdError, type Logger, listen, SqlState } from "@herd/shared";
 import { encodeHerdError } from "./backend-messages.js";
+import { BackendPool } from "./backend-pool.js";
 import { BufferWriter } from "./buffer-writer.js";
 import { CancelRegistry } from "./cancel-registry.js";
 import { ClientSession, type OpenSession, type SessionContext, type SessionLimits } from "./client-session.js";
@@ -14,6 +15,11 @@ export interface ProtocolServerOptions {
   readonly credentials: SessionContext["credentials"];
   /** The coordinator's own PostgreSQL. */
   readonly backend: { readonly host: string; readonly port: number };
+  /**
+   * Connections to it this server may hold open at once, shared by its sessions between
+   * transactions (protocol/backend-pool.ts; default 100).
+   */
+  readonly maxBackends?: number;
   /** Runs each authenticated client's statements. */
   readonly openSession: OpenSession;
   /** PEM certificate and key: when given, SSLRequest is answered with TLS. */
@@ -43,6 +49,7 @@ export interface ProtocolServerOptions {
 }
 
 export const DEFAULT_MAX_CONNECTIONS = 250;
+const DEFAULT_MAX_BACKENDS = 100;
 /** As PostgreSQL's superuser_reserved_connections. */
 export const DEFAULT_RESERVED_CONNECTIONS = 3;
 
@@ -60,8 +67,12 @@ export class ProtocolServer {
   private server: Server | undefined;
   private readonly sessions = new Set<ClientSession>();
   readonly cancels = new CancelRegistry();
+  /** The connections to the coordinator's PostgreSQL its sessions share. */
+  readonly backends: BackendPool;
 
-  constructor(private readonly options: ProtocolServerOptions) {}
+  constructor(private readonly options: ProtocolServerOptions) {
+    this.backends = new BackendPool({ max: options.maxBackends ?? DEFAULT_MAX_BACKENDS });
+  }
 
   async listen(): Promise<void> {
     const { options } = this;
@@ -70,6 +81,7 @@ export class ProtocolServer {
     const context: SessionContext = {
       credentials: options.credentials,
       backend: options.backend,
+      backends: this.backends,
       tls: options.tls ? createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined,
       cancels: this.cancels,
       openSession: options.openSession,
@@ -134,6 +146,7 @@ export class ProtocolServer {
       severity: "FATAL",
     });
     await Promise.all([...this.sessions].map((session) => session.shutdown(shutdown, graceMs)));
+    this.backends.close();
     await closed;
   }
 }

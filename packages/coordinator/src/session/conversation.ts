@@ -45,6 +45,7 @@ import { ClientSink, SimpleQuerySink } from "./client-sink.js";
 import { FrameQueue } from "./frame-queue.js";
 import { type HerdPortal, type PreparedStatement, PreparedStatements } from "./prepared-statements.js";
 import { SessionPort } from "./session-port.js";
+import { keepsSessionState } from "./session-state.js";
 
 /**
  * Settings of the session's that herd reads back before its next statement (see readTimeouts):
@@ -106,7 +107,18 @@ export interface ConversationOptions {
   readonly reported: readonly (readonly [string, string])[];
   /** The database holding herd's metadata (sessions in other databases have no distributed tables). */
   readonly metadataDatabase: string;
+  /**
+   * Ends the idle shared connections to the coordinator's PostgreSQL, in every coordinator
+   * process: a DROP DATABASE (or RENAME, or CREATE DATABASE … TEMPLATE) needs nobody connected.
+   */
+  readonly closeIdleBackends?: () => Promise<void>;
 }
+
+/** Statements PostgreSQL refuses while another session is connected to the database they name. */
+const NEEDS_DATABASE_ALONE = (statement: AnyNode): boolean =>
+  statement.DropdbStmt !== undefined ||
+  statement.CreatedbStmt !== undefined ||
+  (statement.RenameStmt as { renameType?: string } | undefined)?.renameType === "OBJECT_DATABASE";
 
 /**
  * One authenticated client's statements, in order. Each message is either forwarded to the
@@ -152,6 +164,15 @@ export class Conversation {
   /** The role this client logged in as: its worker connections log in as it too. */
   private readonly login: string;
   private readonly relay: BackendRelay;
+  /**
+   * The session left something in its coordinator PostgreSQL session (session-state.ts, a named
+   * prepared statement, a reported setting changed): it keeps that connection to the end.
+   * Otherwise the connection goes back to the shared pool whenever the session is idle between
+   * transactions (protocol/backend-pool.ts).
+   */
+  private pinned = false;
+  /** The lease of the coordinator connection the client's unnamed statement was parsed on (-1: none). */
+  private unnamedLease = -1;
 
   constructor(
     private readonly socket: Socket,
@@ -167,7 +188,15 @@ export class Conversation {
     const extraFloatDigits = options.startupParameters.get("extra_float_digits");
     if (extraFloatDigits !== undefined) this.noteSetting("extra_float_digits", extraFloatDigits);
     for (const [name, value] of options.reported) this.noteSetting(name, value);
-    this.relay = new BackendRelay(this.output, backend, (name, value) => this.noteSetting(name, value));
+    this.relay = new BackendRelay(this.output, backend, (name, value) => {
+      // a setting PostgreSQL reports changed (by SET, a function's set_config, …): this
+      // connection's settings are the session's own now
+      this.pin("a reported setting changed");
+      this.noteSetting(name, value);
+    });
+    backend.onIdle = () => this.releaseBackend();
+    // the client has not said anything yet: its first connection is shared until it does
+    queueMicrotask(() => this.releaseBackend());
     const database = options.startupParameters.get("database") ?? this.login;
     this.port = new SessionPort({
       foreignDatabase: database === options.metadataDatabase ? undefined : database,
@@ -218,8 +247,35 @@ export class Conversation {
   }
 
   /** A statement of the client's is being handled (herd's or the coordinator PostgreSQL's). */
-  get busy(): boolean {
+  private get busy(): boolean {
     return this.running || !this.backend.idle;
+  }
+
+  /** A CancelRequest: the statement under way stops, on the coordinator's PostgreSQL and on the workers. */
+  async cancel(): Promise<void> {
+    await Promise.all([this.backend.cancel(), this.cancelWorkers()]);
+  }
+
+  /** The session holds nothing on its coordinator connection now: it goes back to the pool. */
+  private releaseBackend(): void {
+    if (
+      this.pinned ||
+      this.running ||
+      this.closed ||
+      this.midBatch ||
+      this.forwardedSinceSync ||
+      this.pendingForward.length > 0 ||
+      this.queue.length > 0
+    )
+      return;
+    this.backend.release();
+  }
+
+  /** This session keeps its coordinator connection to the end (see `pinned`). */
+  private pin(reason: string): void {
+    if (this.pinned) return;
+    this.pinned = true;
+    this.options.logger.debug("session keeps its coordinator connection", { reason });
   }
 
   /**
@@ -246,10 +302,16 @@ export class Conversation {
   }
 
   close(): void {
+    const busy = this.busy;
     this.closed = true;
-    // the client is gone: nothing it started may keep running (or holding locks) on a worker
+    // the client is gone: nothing it started may keep running (or holding locks) on a worker,
+    // nor on the coordinator's PostgreSQL (a lock wait, a merge)
     if (this.running) void this.cancelWorkers();
+    if (busy) void this.backend.cancel();
     this.port.transaction.abandon();
+    // a connection holding nothing of the session's is shared again; any other is ended
+    // (Terminate: PostgreSQL rolls back what is open)
+    if (busy || this.pinned || !this.backend.giveBack()) this.backend.close();
   }
 
   /**
@@ -283,6 +345,7 @@ export class Conversation {
     } finally {
       this.running = false;
     }
+    if (this.backend.idle && this.backend.status === "I") this.releaseBackend();
   }
 
   /** One message; returns a promise when handling it needs to wait. */
@@ -337,6 +400,9 @@ export class Conversation {
       this.claims(textOf(sql, raw, statements.length), raw.stmt as AnyNode, false),
     );
     if (!claimed) {
+      const closeIdle = this.options.closeIdleBackends;
+      if (closeIdle && statements.some((raw) => NEEDS_DATABASE_ALONE(raw.stmt as AnyNode)))
+        return closeIdle().then(() => this.forward(frame, true));
       this.forward(frame, true);
       return undefined;
     }
@@ -428,6 +494,8 @@ export class Conversation {
           herd: false,
           version: this.options.engine.catalogVersion,
         });
+      if (name !== "") this.pin("a named prepared statement");
+      else this.unnamedLease = this.backend.nextLease;
       this.forward(frame);
       return undefined;
     }
@@ -458,6 +526,7 @@ export class Conversation {
     if (!statement?.herd) {
       if (statement?.statement) this.noteChanges(statement.statement, statement.sql);
       this.prepared.closePortal(bind.portal);
+      if (bind.statement === "" && statement) return this.forwardOnUnnamed(statement, frame);
       this.forward(frame);
       return undefined;
     }
@@ -489,6 +558,7 @@ export class Conversation {
     }
     const statement = this.prepared.statement(target.name);
     if (!statement?.herd) {
+      if (target.name === "" && statement) return this.forwardOnUnnamed(statement, frame);
       this.forward(frame);
       return undefined;
     }
@@ -559,6 +629,28 @@ export class Conversation {
 
   // ---- helpers ----
 
+  /**
+   * Forwards a Bind or Describe of the client's unnamed statement. When it was parsed on another
+   * coordinator connection than the one this goes to (the session gave that one back between
+   * two batches, or herd described a statement of its own since), it is parsed again first.
+   */
+  private forwardOnUnnamed(statement: PreparedStatement, frame: Frame): Promise<void> | undefined {
+    if (this.unnamedLease === this.backend.nextLease) {
+      this.forward(frame);
+      return undefined;
+    }
+    return this.backendIdle().then(async () => {
+      if (this.skipping) return;
+      const w = new BufferWriter(256);
+      encodeParse(w, "", statement.sql, statement.parameterTypes);
+      encodeSync(w);
+      // (its answer is the client's ParseComplete already given: nothing of it is relayed)
+      await this.backend.exchange(w.flush(), { message: () => {} });
+      this.unnamedLease = this.backend.nextLease;
+      this.forward(frame);
+    });
+  }
+
   private claims(sql: string, statement: AnyNode, forPrepare: boolean): boolean {
     return this.options.engine.claims(sql, statement, this.port, forPrepare);
   }
@@ -591,7 +683,7 @@ export class Conversation {
       void this.backend.exchange(bytes, this.relay.exchange(false)).catch(() => {});
     } else if (!this.backend.write(bytes)) {
       this.socket.pause();
-      this.backend.socket.once("drain", () => this.socket.resume());
+      this.backend.onceDrained(() => this.socket.resume());
     }
   }
 
@@ -626,6 +718,8 @@ export class Conversation {
     encodeParse(w, "", statement.sql, statement.parameterTypes);
     encodeTarget(w, FrontendMessage.describe, "S", "");
     encodeSync(w);
+    // (the client's unnamed statement, if PostgreSQL had it, is replaced)
+    this.unnamedLease = -1;
     const out = this.output.writer;
     let failed = false;
     await this.backend.exchange(w.flush(), {
@@ -679,16 +773,20 @@ export class Conversation {
   }
 
   /**
+   * What a statement passing through may change that herd keeps: timeouts, what names mean,
+   * whether the session's coordinator connection holds state of its own.
+   */
+  private noteChanges(statement: AnyNode, sql: string): void {
+    this.noteTimeoutChange(statement, sql);
+    if (changesNames(statement)) this.port.names.changed();
+    if (!this.pinned && keepsSessionState(statement, sql)) this.pin(Object.keys(statement)[0] ?? "statement");
+  }
+
+  /**
    * A SET or RESET of statement_timeout or lock_timeout (or all settings) passes: the values the
    * workers get are read again before herd's next statement. After SET LOCAL they are read again
    * once the transaction has ended too.
    */
-  /** What a statement passing through may change that herd keeps: timeouts, what names mean. */
-  private noteChanges(statement: AnyNode, sql: string): void {
-    this.noteTimeoutChange(statement, sql);
-    if (changesNames(statement)) this.port.names.changed();
-  }
-
   private noteTimeoutChange(statement: AnyNode, sql: string): void {
     const set = statement.VariableSetStmt as { kind?: string; name?: string; is_local?: boolean } | undefined;
     const changes = set

@@ -1,0 +1,165 @@
+// pnpm bench clients: many connected clients. What the coordinator holds for them (its processes'
+// RSS, its own PostgreSQL's connections, each worker's connections from herd) once they have
+// connected, while they run statements, and once they have been idle a while; and how fast a wave
+// of them is answered.
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
+import { coordinatorProcesses, rssKb } from "./lib/coordinator-cpu.mjs";
+import { startHerdCluster } from "./lib/herd-cluster.mjs";
+import { describeMachine } from "./lib/machine.mjs";
+import { parseIntegerOptions } from "./lib/options.mjs";
+import { connect } from "./lib/pg-client.mjs";
+import { markdownTable } from "./lib/table.mjs";
+
+export const description =
+  "many connected clients: coordinator RSS, coordinator and worker connections, connected / busy / idle";
+
+const WORKERS = 2;
+const APPLICATION = "bench-clients";
+/** Longer than the shared coordinator connections' idle timeout (protocol/backend-pool.ts, 30 s). */
+const IDLE_SECONDS = 35;
+const OPTIONS = {
+  clients: { default: 1000, min: 1, help: "clients connected at once" },
+  wave: { default: 100, min: 1, help: "clients running a statement at the same moment" },
+};
+
+export async function run(argv, { signal }) {
+  const options = parseIntegerOptions("clients", argv, OPTIONS);
+  if (!options) return;
+  const password = process.env.HERD_PASSWORD ?? "postgres";
+  const machine = await describeMachine();
+  progress(`starting herd up --workers ${WORKERS}`);
+  const cluster = await startHerdCluster({
+    workers: WORKERS,
+    signal,
+    env: { HERD_MAX_CONNECTIONS: String(options.clients + 20) },
+  });
+  const rows = [];
+  const clients = [];
+  let waveMs = 0;
+  try {
+    const herd = await connect(cluster.sqlPort, password);
+    try {
+      await herd.query("CREATE TABLE bench_items (id int PRIMARY KEY, v text)");
+      await herd.query("SELECT create_distributed_table('bench_items', 'id')");
+      await herd.query("INSERT INTO bench_items SELECT g, 'v' || g FROM generate_series(1, 10000) g");
+      const processes = await coordinatorProcesses(cluster);
+      const measure = async (state) => {
+        const row = { state, rssMb: rssKb(processes) / 1024, ...(await connectionCounts(cluster, herd)) };
+        rows.push(row);
+        progress(
+          `${state}: coordinator RSS ${row.rssMb.toFixed(0)} MB, coordinator connections ${row.coordinator}, per worker ${row.workers.join(" / ")}`,
+        );
+      };
+      await measure("no clients");
+      // (a few at a time: the SQL port takes 32 still authenticating)
+      for (let i = 0; i < options.clients; i += 25) {
+        const batch = Array.from({ length: Math.min(25, options.clients - i) }, () =>
+          client(cluster.sqlPort, password),
+        );
+        clients.push(...(await Promise.all(batch)));
+        signal.throwIfAborted();
+      }
+      await measure(`${options.clients} connected`);
+      const started = performance.now();
+      for (let i = 0; i < clients.length; i += options.wave) {
+        const wave = clients.slice(i, i + options.wave);
+        const answers = await Promise.all(
+          wave.map(async (c, j) => {
+            const id = ((i + j) % 10000) + 1;
+            const routed = await c.query("SELECT v FROM bench_items WHERE id = $1", [id]);
+            const local = await c.query("SELECT $1::int + 1 AS n", [id]);
+            return routed.rows[0]?.v === `v${id}` && local.rows[0]?.n === id + 1;
+          }),
+        );
+        if (!answers.every(Boolean)) throw new Error("a client got a wrong answer");
+      }
+      waveMs = performance.now() - started;
+      await measure(`after each ran 2 statements (${options.wave} at a time)`);
+      progress(`idle for ${IDLE_SECONDS} s`);
+      await sleep(IDLE_SECONDS * 1000, undefined, { signal });
+      await measure(`${options.clients} connected, idle ${IDLE_SECONDS} s`);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => {})));
+      await herd.end();
+    }
+  } finally {
+    progress("stopping the cluster");
+    await cluster.stop();
+  }
+  const table = markdownTable(
+    [
+      "clients",
+      "coordinator RSS",
+      "coordinator PostgreSQL connections of the clients",
+      "herd's connections per worker",
+    ],
+    rows.map((r) => [r.state, `${r.rssMb.toFixed(0)} MB`, String(r.coordinator), r.workers.join(" / ")]),
+    ["l", "r", "r", "r"],
+  );
+  const statements = options.clients * 2;
+  process.stdout.write(`\n${table}\n\n${statements} statements in ${(waveMs / 1000).toFixed(1)} s\n`);
+  await writeBenchmarkSection(
+    "clients",
+    `Target (the coordinator issue): 1000 idle clients with at most 300 MB of coordinator RSS and at most 16 server connections per worker.
+
+- date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC
+- machine: nproc ${machine.nproc}, ${machine.model}; load average ${machine.load} before the run; Node ${machine.node}
+- commit: ${machine.commit}
+- command: \`${["pnpm bench clients", ...argv].join(" ")}\`
+
+A \`herd up --workers ${WORKERS}\` cluster on tmpfs (default coordinator processes; \`HERD_MAX_CONNECTIONS\`
+raised to let ${options.clients} clients in), a distributed table of 10,000 rows. ${options.clients} node-postgres
+clients connect (25 at a time), then each runs a routed read by key and a statement the
+coordinator's PostgreSQL answers (\`${options.wave}\` clients at the same moment, all answers checked);
+then they stay connected, idle, for ${IDLE_SECONDS} s. Coordinator RSS is that of all its processes; the
+coordinator's PostgreSQL connections are those of the clients' sessions (shared between sessions
+between transactions, protocol/backend-pool.ts); a worker's are those herd holds there
+(\`application_name = 'herd'\`, of every coordinator process).
+
+${table}
+
+The ${statements} statements took ${(waveMs / 1000).toFixed(1)} s.
+`,
+  );
+  progress("wrote the clients section of docs/benchmarks.md");
+}
+
+async function client(port, password) {
+  const c = new pg.Client({
+    host: "127.0.0.1",
+    port,
+    user: "postgres",
+    password,
+    database: "postgres",
+    application_name: APPLICATION,
+  });
+  await c.connect();
+  return c;
+}
+
+/** The clients' connections on the coordinator's PostgreSQL, and herd's on each worker. */
+async function connectionCounts(cluster, herd) {
+  const { rows } = await herd.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND backend_type = 'client backend'",
+    [APPLICATION],
+  );
+  const workers = [];
+  for (let ordinal = 1; ordinal <= WORKERS; ordinal++) {
+    const worker = await connect(cluster.postgresPort + ordinal, cluster.internalPassword);
+    try {
+      const result = await worker.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'herd' AND backend_type = 'client backend'",
+      );
+      workers.push(result.rows[0].n);
+    } finally {
+      await worker.end();
+    }
+  }
+  return { coordinator: rows[0].n, workers };
+}
+
+function progress(message) {
+  process.stderr.write(`clients: ${message}\n`);
+}
