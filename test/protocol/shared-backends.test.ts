@@ -187,6 +187,9 @@ describe("coordinator connections shared between sessions", () => {
       } finally {
         await coordinator.end();
       }
+      // (a connection ended while a session takes it again answers that session with the FATAL,
+      // as it would a client of its own: the sessions ask once the ended ones are gone)
+      await within(5_000, "the ended connections are gone", async () => (await backendsOf("shared-killed")) === 0);
       const answers = await Promise.all(list.map((client, i) => client.query("SELECT $1::int AS i", [i])));
       expect(answers.map((result) => result.rows[0].i)).toEqual(list.map((_, i) => i));
     } finally {

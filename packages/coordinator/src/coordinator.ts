@@ -85,6 +85,8 @@ export interface Coordinator {
  */
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { logger } = options;
+  /** The SQL port is served (readiness waits for it: herd up and the kubelet send clients only then). */
+  let serving = false;
   const pool = new pg.Pool({ ...options.metadata, max: 10, application_name: "herd-coordinator" });
   pool.on("error", (error) => logger.warn("metadata connection lost", { error: error.message }));
   const opened: { close(): Promise<unknown> }[] = [{ close: () => pool.end() }];
@@ -117,6 +119,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       adminToken: options.adminToken,
       logger: logger.child("admin"),
       isReady: async () => {
+        // ready once clients can connect: the SQL port is served (the admin API comes up first)
+        if (!serving) return false;
         try {
           await pool.query("SELECT 1");
           return true;
@@ -264,6 +268,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       sql.cancels.elsewhere = (processId, secretKey) => others.peers.cancel(processId, secretKey);
       await others.start();
     }
+    serving = true;
     logger.info("coordinator serving", {
       sql: `${options.sqlHost}:${options.sqlPort}`,
       admin: `${options.adminHost}:${options.adminPort}`,
