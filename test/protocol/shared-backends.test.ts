@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { herdClient, onServer, serverClient, within } from "../faults/fault-kit.js";
+import { herdClient, onServer, within } from "../faults/fault-kit.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { msg, RawClient } from "../helpers/raw-client.js";
 
@@ -179,14 +179,11 @@ describe("coordinator connections shared between sessions", () => {
     const list = await clients(6, "shared-killed");
     try {
       await Promise.all(list.map((client) => client.query("SELECT 1")));
-      const coordinator = await serverClient(herdUp.cluster, 0);
-      try {
-        await coordinator.query(
-          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shared-killed' AND state = 'idle'",
-        );
-      } finally {
-        await coordinator.end();
-      }
+      await onServer(
+        herdUp.cluster,
+        0,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'shared-killed' AND state = 'idle'",
+      );
       // (a connection ended while a session takes it again answers that session with the FATAL,
       // as it would a client of its own: the sessions ask once the ended ones are gone)
       await within(5_000, "the ended connections are gone", async () => (await backendsOf("shared-killed")) === 0);
@@ -203,12 +200,7 @@ describe("coordinator connections shared between sessions", () => {
       client.send(msg.parse("", "SELECT $1::int + 100 AS v"), msg.sync());
       expect(await client.untilReady()).toEqual(["1", "Z"]);
       // the connection it was parsed on ends while the session holds nothing on it
-      const coordinator = await serverClient(herdUp.cluster, 0);
-      try {
-        await coordinator.query("SELECT pg_terminate_backend($1)", [client.key?.processId]);
-      } finally {
-        await coordinator.end();
-      }
+      await onServer(herdUp.cluster, 0, "SELECT pg_terminate_backend($1)", [client.key?.processId]);
       await within(5_000, "that connection is gone", async () => (await backendsOf("shared-unnamed")) === 0);
       client.send(msg.bind("", "", ["1"]), msg.execute(""), msg.sync());
       const frames: string[] = [];
@@ -232,12 +224,7 @@ describe("coordinator connections shared between sessions", () => {
     try {
       await holder.query("SET work_mem = '9MB'");
       const { rows } = await holder.query("SELECT pg_backend_pid() AS pid");
-      const coordinator = await serverClient(herdUp.cluster, 0);
-      try {
-        await coordinator.query("SELECT pg_terminate_backend($1)", [rows[0].pid]);
-      } finally {
-        await coordinator.end();
-      }
+      await onServer(herdUp.cluster, 0, "SELECT pg_terminate_backend($1)", [rows[0].pid]);
       // its setting is gone with the connection: the session is not carried on without it
       await expect(holder.query("SHOW work_mem")).rejects.toThrow();
       expect((await bystander.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
