@@ -20,7 +20,13 @@ import { loadParser } from "./parser/statement-cache.js";
 import { clusterTransactions } from "./processes/cluster-transactions.js";
 import { answerHere } from "./processes/peer-operations.js";
 import { installPeers, NO_PEERS } from "./processes/peers.js";
-import { backendsPerProcess, type ConnectionLimits, type MetadataServer } from "./processes/sql-process-config.js";
+import {
+  backendsPerProcess,
+  type ConnectionLimits,
+  DEFAULT_WORKER_CONNECTIONS,
+  type MetadataServer,
+  workerConnectionsPerProcess,
+} from "./processes/sql-process-config.js";
 import { SqlProcesses } from "./processes/sql-processes.js";
 import { sqlService, sqlWorkerPool } from "./processes/sql-service.js";
 import {
@@ -57,6 +63,11 @@ export interface CoordinatorOptions {
    * them; default: its max_connections less what herd itself needs, protocol/backend-pool.ts).
    */
   readonly coordinatorBackends?: number;
+  /**
+   * Connections each worker gets from the coordinator for client statements, all processes
+   * together (default 16): sessions holding none wait for room (connection/worker-pool.ts).
+   */
+  readonly workerConnections?: number;
   /** How often stale placements are looked for and repaired (ms). */
   readonly repairIntervalMs?: number;
   /** The SQL port's limits: authenticated sessions, connections still authenticating, time to authenticate (ms). */
@@ -136,11 +147,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const catalog = new Catalog(pool, logger.child("catalog"));
     await catalog.start();
     opened.push({ close: async () => catalog.stop() });
+    const workerConnections = workerConnectionsPerProcess(
+      options.workerConnections ?? DEFAULT_WORKER_CONNECTIONS,
+      Math.max(1, options.sqlProcesses ?? 1),
+    );
     const workers = sqlWorkerPool(
       credentials,
       options.metadata.database,
       options.shardConnectionsPerWorker,
-      Math.max(1, options.sqlProcesses ?? 1),
+      workerConnections,
       logger,
     );
     opened.push({ close: async () => workers.close() });
@@ -253,6 +268,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           shardConnectionsPerWorker: options.shardConnectionsPerWorker,
           connectionLimits: limits,
           maxBackends,
+          workerConnections,
           tls: options.tls && { cert: options.tls.cert.toString(), key: options.tls.key.toString() },
         },
         listening: sql.listening as Server,

@@ -55,6 +55,7 @@ describe("loadBotConfig", () => {
       replaceLostAfterMs: 900_000,
       shardCount: 32,
       shardConnectionsPerWorker: 2,
+      workerConnections: 16,
       sqlProcesses: usableCores(),
       repairIntervalMs: 5_000,
       connectionLimits: {

@@ -46,6 +46,12 @@ export interface BotConfig {
    * once it made session state (SET, PREPARE, a temporary table, LISTEN, …).
    */
   readonly coordinatorBackends: number | undefined;
+  /**
+   * Connections each worker's PostgreSQL gets from the coordinator for client statements
+   * (`HERD_WORKER_CONNECTIONS`, all coordinator processes together, default 16). A session holds
+   * one only while a statement or transaction block uses it; sessions holding none wait for room.
+   */
+  readonly workerConnections: number;
   /** How often the coordinator looks for stale placements to repair (`HERD_REPAIR_INTERVAL_MS`, default 5000). */
   readonly repairIntervalMs: number;
   /**
@@ -134,6 +140,7 @@ export function loadBotConfig(rawEnv: NodeJS.ProcessEnv = process.env): BotConfi
       env.HERD_COORDINATOR_BACKENDS === undefined
         ? undefined
         : integer(env, "HERD_COORDINATOR_BACKENDS", 0, 1, 100_000),
+    workerConnections: integer(env, "HERD_WORKER_CONNECTIONS", 16, 1, 100_000),
     repairIntervalMs: integer(env, "HERD_REPAIR_INTERVAL_MS", 5_000, 100, 86_400_000),
     connectionLimits: {
       maxConnections: integer(env, "HERD_MAX_CONNECTIONS", 250, 1, 100_000),

@@ -58,4 +58,16 @@ export interface ConnectionPool {
   /** A read could not reach this server: reads prefer other placements for a while. */
   markDown(server: ServerAddress): void;
   isDown(server: ServerAddress): boolean;
+  /**
+   * Room for one connection to each of `servers`, taken before a write locks anything: a capped
+   * pool makes the session wait here, holding nothing (connection/worker-pool.ts). Optional: an
+   * uncapped pool has nothing to wait for.
+   */
+  reserve?(servers: readonly ServerAddress[]): Promise<void>;
+  /** A distributed transaction of the session took its first lock or worker (it must not wait for room now). */
+  transactionBegun?(): void;
+  /** That transaction ended: room it reserved and did not take goes back. */
+  transactionEnded?(): void;
+  /** Gives back room reserved and not taken, unless a transaction of the session still runs. */
+  unreserve?(): void;
 }

@@ -3,6 +3,7 @@ import { ResultCollector } from "../connection/pg-connection.js";
 import { isConnectionLoss } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { WorkerConnection } from "../connection/worker-connection.js";
+import { RoomRefused } from "../connection/worker-pool.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
@@ -124,7 +125,7 @@ export async function runShardTasks(
             try {
               await connect(work, transaction, settings, port);
             } catch (error) {
-              if (!spread) throw error;
+              if (!spread || error instanceof RoomRefused) throw error;
               // a read goes to the shard's other placement when this worker cannot be reached
               port.workers.markDown(work.node);
               port.logger.warn("worker unreachable, reading other placements", {

@@ -18,23 +18,30 @@ export async function inWriteTransaction<T>(
   write: (transaction: DistributedTransaction) => Promise<T>,
 ): Promise<T> {
   const block = port.inTransactionBlock();
+  // outside a block, the write waits for room on its workers now, before it locks anything
+  if (!block && !port.heldWrite) await port.workers.reserve?.(tasks.flatMap((task) => task.nodes));
   const transaction = block ? port.transaction : (port.heldWrite ?? ownTransaction(port));
   port.heldWrite = undefined;
   try {
-    await transaction.lockShards(locksOf(tasks));
-  } catch (error) {
-    if (block) throw error;
-    if (error instanceof PlacementsChanged) port.heldWrite = transaction;
-    else await transaction.rollback();
-    throw error;
-  }
-  try {
-    const result = await write(transaction);
-    if (!block) await transaction.commit();
-    return result;
-  } catch (error) {
-    if (!block) await transaction.rollback();
-    throw error;
+    try {
+      await transaction.lockShards(locksOf(tasks));
+    } catch (error) {
+      if (block) throw error;
+      if (error instanceof PlacementsChanged) port.heldWrite = transaction;
+      else await transaction.rollback();
+      throw error;
+    }
+    try {
+      const result = await write(transaction);
+      if (!block) await transaction.commit();
+      return result;
+    } catch (error) {
+      if (!block) await transaction.rollback();
+      throw error;
+    }
+  } finally {
+    // room reserved for workers the write did not reach (kept while a held write plans again)
+    if (!block) port.workers.unreserve?.();
   }
 }
 

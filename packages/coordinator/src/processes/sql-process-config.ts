@@ -35,6 +35,8 @@ export interface SqlProcessConfig {
   readonly connectionLimits?: ConnectionLimits;
   /** Connections to the coordinator's PostgreSQL each process's sessions share (backendsPerProcess). */
   readonly maxBackends: number;
+  /** Connections to each worker each process keeps open at most (workerConnectionsPerProcess). */
+  readonly workerConnections: number;
   readonly tls?: { readonly cert: string; readonly key: string };
 }
 
@@ -47,4 +49,15 @@ const RESERVED_BACKENDS = 20;
  */
 export function backendsPerProcess(maxConnections: number, processes: number): number {
   return Math.max(4, Math.floor((maxConnections - RESERVED_BACKENDS - 4 * processes) / processes));
+}
+
+/** Connections each worker gets from the coordinator's processes together, unless told otherwise. */
+export const DEFAULT_WORKER_CONNECTIONS = 16;
+
+/**
+ * Each SQL process's share of the connections a worker gets from the coordinator (`total`, all
+ * processes together): at least 2, so a process can always run a statement and a transaction.
+ */
+export function workerConnectionsPerProcess(total: number, processes: number): number {
+  return Math.max(2, Math.floor(total / processes));
 }

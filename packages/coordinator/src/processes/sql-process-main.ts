@@ -49,7 +49,7 @@ link.handle("start", async (payload) => {
     credentials,
     config.metadata.database,
     config.shardConnectionsPerWorker,
-    config.processes,
+    config.workerConnections,
     logger,
   );
   installPeers(

@@ -41,9 +41,6 @@ export interface SqlServiceOptions {
   readonly logger: Logger;
 }
 
-/** Idle worker connections the coordinator's processes keep, together, per worker and role. */
-const IDLE_PER_WORKER = 16;
-
 /**
  * The worker pool of one coordinator process: it lends a connection to a worker once the commits
  * acknowledged there have finished (transaction/finishing-commits.ts).
@@ -52,16 +49,16 @@ export function sqlWorkerPool(
   credentials: ClusterCredentials,
   database: string,
   connectionsPerWorker: number | undefined,
-  processes: number,
+  maxPerServer: number,
   logger: Logger,
 ): WorkerPool {
   return new WorkerPool({
     credentials,
     database,
     connectionsPerWorker,
-    // idle connections kept between statements: the coordinator's processes together keep
-    // IDLE_PER_WORKER per worker and role at most, however many clients are connected
-    maxIdlePerServer: Math.max(2, Math.floor(IDLE_PER_WORKER / processes)),
+    // this process's share of the connections each worker gets from the coordinator
+    // (workerConnectionsPerProcess), however many clients are connected
+    maxPerServer,
     beforeUse: (target) => finishingCommits.on(target),
     logger: logger.child("workers"),
   });

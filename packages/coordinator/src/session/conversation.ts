@@ -4,7 +4,8 @@ import { errorMessage, HerdError, isHerdError, type Logger, SqlState } from "@he
 import type { PgConnection } from "../connection/pg-connection.js";
 import { ServerError } from "../connection/server-error.js";
 import type { SessionSettings } from "../connection/session-settings.js";
-import type { WorkerPool } from "../connection/worker-pool.js";
+import { SessionWorkers } from "../connection/session-workers.js";
+import { RoomRefused, type WorkerPool } from "../connection/worker-pool.js";
 import type { ClusterServices } from "../executor/execution-port.js";
 import type { QueryEngine } from "../executor/query-engine.js";
 import { changesNames } from "../executor/session-names.js";
@@ -137,6 +138,8 @@ export class Conversation {
   private readonly output: ClientOutput;
   /** Where herd's statements run (the ExecutionPort) and where their answers go. */
   private readonly port: SessionPort;
+  /** What the session borrows of the worker pool (it waits for room only while it holds none). */
+  private readonly workers: SessionWorkers;
   private readonly sink: ClientSink;
   private readonly simpleSink: SimpleQuerySink;
   private readonly queue = new FrameQueue();
@@ -198,16 +201,18 @@ export class Conversation {
     // the client has not said anything yet: its first connection is shared until it does
     queueMicrotask(() => this.releaseBackend());
     const database = options.startupParameters.get("database") ?? this.login;
+    const workers = new SessionWorkers(options.pool, () => this.port.inTransactionBlock());
+    this.workers = workers;
     this.port = new SessionPort({
       foreignDatabase: database === options.metadataDatabase ? undefined : database,
       catalog: options.catalog,
       backend,
       relay: this.relay,
-      workers: options.pool,
+      workers,
       transaction: new DistributedTransaction(
         {
           backend,
-          pool: options.pool,
+          pool: workers,
           logger: options.executorLogger,
           catalog: options.catalog,
           defer: (finishing, targets) => this.port.afterCommit(finishing, targets),
@@ -286,7 +291,12 @@ export class Conversation {
    */
   async cancelWorkers(): Promise<void> {
     const statement = this.statements;
-    if (this.running) this.port.cancelRequested = true;
+    if (this.running) {
+      this.port.cancelRequested = true;
+      this.workers.stopWaiting(
+        new RoomRefused("canceling statement due to user request", { sqlState: SqlState.queryCanceled }),
+      );
+    }
     for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
       const busy = [...this.port.busyWorkers];
       if (busy.length === 0 || this.statements !== statement) return;
@@ -308,6 +318,7 @@ export class Conversation {
     // nor on the coordinator's PostgreSQL (a lock wait, a merge)
     if (this.running) void this.cancelWorkers();
     if (busy) void this.backend.cancel();
+    this.workers.stopWaiting(new RoomRefused("the session ended", { sqlState: SqlState.adminShutdown }));
     this.port.transaction.abandon();
     // a connection holding nothing of the session's is shared again; any other is ended
     // (Terminate: PostgreSQL rolls back what is open)

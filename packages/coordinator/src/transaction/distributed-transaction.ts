@@ -538,14 +538,19 @@ export class DistributedTransaction {
 
   /** Known to the deadlock detector from its first lock or worker on. */
   private register(): void {
-    this.registration ??= activeTransactions.register(() => ({
+    if (this.registration !== undefined) return;
+    this.deps.pool.transactionBegun?.();
+    this.registration = activeTransactions.register(() => ({
       coordinatorPid: this.deps.backend.processId,
       workerPids: [...this.participants.values()].map((p) => ({ nodeId: p.node.id, pid: p.connection.processId })),
     }));
   }
 
   private reset(): void {
-    if (this.registration !== undefined) activeTransactions.unregister(this.registration);
+    if (this.registration !== undefined) {
+      activeTransactions.unregister(this.registration);
+      this.deps.pool.transactionEnded?.();
+    }
     this.registration = undefined;
     this.participants.clear();
     this.lost.clear();
