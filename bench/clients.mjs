@@ -38,6 +38,7 @@ export async function run(argv, { signal }) {
   const rows = [];
   const clients = [];
   let waveMs = 0;
+  let burstMs = 0;
   try {
     const herd = await connect(cluster.sqlPort, password);
     try {
@@ -77,6 +78,42 @@ export async function run(argv, { signal }) {
       }
       waveMs = performance.now() - started;
       await measure(`after each ran 2 statements (${options.wave} at a time)`);
+      // every client at the same moment: a routed read and a single-row write each, while the
+      // workers' connections from herd are sampled (the cap, HERD_WORKER_CONNECTIONS, holds them)
+      const most = [0, 0];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const { workers } = await connectionCounts(cluster, herd);
+          workers.forEach((n, i) => {
+            most[i] = Math.max(most[i], n);
+          });
+          await sleep(25);
+        }
+      })();
+      const burstStarted = performance.now();
+      try {
+        const answers = await Promise.all(
+          clients.map(async (c, i) => {
+            const id = (i % 10000) + 1;
+            const routed = await c.query("SELECT v FROM bench_items WHERE id = $1", [id]);
+            const written = await c.query("UPDATE bench_items SET v = v WHERE id = $1", [id]);
+            return routed.rows[0]?.v === `v${id}` && written.rowCount === 1;
+          }),
+        );
+        if (!answers.every(Boolean)) throw new Error("a client got a wrong answer");
+      } finally {
+        sampling = false;
+        await sampler;
+      }
+      burstMs = performance.now() - burstStarted;
+      rows.push({
+        state: `all ${options.clients} at once (most seen while they ran)`,
+        rssMb: rssKb(processes) / 1024,
+        coordinator: "",
+        workers: most,
+      });
+      progress(`all at once: ${(burstMs / 1000).toFixed(1)} s, most worker connections ${most.join(" / ")}`);
       progress(`idle for ${IDLE_SECONDS} s`);
       await sleep(IDLE_SECONDS * 1000, undefined, { signal });
       await measure(`${options.clients} connected, idle ${IDLE_SECONDS} s`);
@@ -99,6 +136,8 @@ export async function run(argv, { signal }) {
     ["l", "r", "r", "r"],
   );
   const statements = options.clients * 2;
+  const baseMb = rows[0]?.rssMb ?? 0;
+  const clientCostMb = Math.max(...rows.map((r) => r.rssMb)) - baseMb;
   process.stdout.write(`\n${table}\n\n${statements} statements in ${(waveMs / 1000).toFixed(1)} s\n`);
   await writeBenchmarkSection(
     "clients",
@@ -120,17 +159,20 @@ between transactions, protocol/backend-pool.ts); a worker's are those herd holds
 
 ${table}
 
-The ${statements} statements took ${(waveMs / 1000).toFixed(1)} s.
+The ${statements} statements took ${(waveMs / 1000).toFixed(1)} s; then all ${options.clients} clients ran a routed read and a
+single-row write (replication factor 2: both placements, two-phase commit) at the same moment, in
+${(burstMs / 1000).toFixed(1)} s, while the workers' connections from herd were sampled every 25 ms.
 
-What the figures say: 1000 clients cost the coordinator about 50 MB (the 336 MB with no client are
-its two Node processes, each with the parser and the catalog loaded; the target of 300 MB was
-set for one). Every client's first connection to the coordinator's PostgreSQL is a new
+What the figures say: ${options.clients} clients cost the coordinator ${clientCostMb.toFixed(0)} MB at most (the ${baseMb.toFixed(0)} MB with no
+client are its Node processes, each with the parser and the catalog loaded; the target of 300 MB
+was set for one). Every client's first connection to the coordinator's PostgreSQL is a new
 one (PostgreSQL checks each login), so right after connecting they hold as many as the pool allows
 (its cap: max_connections 300, less what herd keeps, split between the processes); once the
 sessions have been idle for the pool's 30 s they hold none, and a statement takes one only while it
-runs. Worker connections are shared by every session (each process keeps at most 16 / processes
-idle per worker); what this run does not show is 1000 clients all running statements at the
-same moment: worker connections have no cap while in use yet, only an idle one.
+runs. Worker connections are shared by every session and capped (\`HERD_WORKER_CONNECTIONS\`, 16 per
+worker for all processes, 8 each here): with every client running statements at once, statements
+outside a transaction block wait for room instead of opening more (a transaction block never
+waits and may go over while it runs; packages/coordinator/src/protocol/README.md).
 `,
   );
   progress("wrote the clients section of docs/benchmarks.md");

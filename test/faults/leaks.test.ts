@@ -17,7 +17,8 @@ import {
 // No leaked work: whatever ends a client's statement (its disconnect, a CancelRequest, its
 // statement_timeout or lock_timeout, a worker's crash) ends what the statement runs on the
 // workers too, within about a second, and leaves no transaction open there.
-const herdUp = useHerdCluster("leaks", { workers: 2 });
+// twenty sessions scan every worker at the same moment: room for all of them on each worker
+const herdUp = useHerdCluster("leaks", { workers: 2, env: { HERD_WORKER_CONNECTIONS: "64" } });
 let herd: pg.Client;
 
 const ROWS = 2_000;

@@ -70,6 +70,13 @@ describe("the chart, offline", () => {
         ]);
       }
       expect(kinds.includes("ServiceMonitor")).toBe(values === "large-values.yaml");
+      // the server connections client sessions share: set in the large set, defaults otherwise
+      const env = Object.fromEntries(
+        (sts.spec?.template.spec?.containers[0]?.env ?? []).map((variable) => [variable.name, variable.value]),
+      );
+      const large = values === "large-values.yaml";
+      expect(env.HERD_WORKER_CONNECTIONS).toBe(large ? "32" : "16");
+      expect(env.HERD_COORDINATOR_BACKENDS).toBe(large ? "120" : undefined);
     }
   });
 

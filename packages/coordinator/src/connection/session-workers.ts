@@ -62,8 +62,14 @@ export class SessionWorkers implements ConnectionPool, WorkerHolder {
     return this.pool.isDown(server);
   }
 
-  /** The session's statement was cancelled or the session ended: it waits for no connection any more. */
+  /** The session's statement was cancelled: it waits for no connection any more. */
   stopWaiting(error: RoomRefused): void {
     this.pool.refuse(this, error);
+  }
+
+  /** The session ended: it waits for nothing, and room it reserved goes back at once. */
+  end(error: RoomRefused): void {
+    this.pool.refuse(this, error);
+    this.pool.unreserveAll(this);
   }
 }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { HerdError, type Logger, SqlState } from "@herd/shared";
 import type pg from "pg";
+import { acquirePair } from "../connection/acquire-pair.js";
 import { applySettings, INTERNAL_SETTINGS } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
 import { streamCopy } from "../copy/copy-stream.js";
@@ -73,7 +74,7 @@ export async function copyShardGroup(copy: ShardGroupCopy, deps: ShardCopyDeps):
     // the shards' groups, whole (transaction/shard-lock.ts)
     await lockShardGroups(client, ids);
     await checkPlacements(client, copy);
-    [source, target] = await Promise.all([deps.pool.acquire(copy.source), deps.pool.acquire(copy.target)]);
+    [source, target] = await acquirePair(deps.pool, copy.source, copy.target);
     await Promise.all([applySettings(source, INTERNAL_SETTINGS), applySettings(target, INTERNAL_SETTINGS)]);
     await waitForPreparedTransactions(source, copy.source);
     let rows = 0;

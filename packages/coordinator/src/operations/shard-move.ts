@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
 import type pg from "pg";
+import { acquirePair } from "../connection/acquire-pair.js";
 import type { ClusterCredentials } from "../connection/cluster-credentials.js";
 import { applySettings, INTERNAL_SETTINGS } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
@@ -86,7 +87,7 @@ export async function moveShardGroup(move: ShardGroupMove, deps: ShardMoveDeps):
   let switched = false;
   try {
     await deps.prepareTarget(move.target);
-    [source, target] = await Promise.all([deps.pool.acquire(move.source), deps.pool.acquire(move.target)]);
+    [source, target] = await acquirePair(deps.pool, move.source, move.target);
     await Promise.all([applySettings(source, INTERNAL_SETTINGS), applySettings(target, INTERNAL_SETTINGS)]);
     await createTargetTables(names, source, target);
     for (const name of names) {
@@ -366,7 +367,7 @@ export async function undoMove(deps: Pick<ShardMoveDeps, "metadata" | "pool" | "
   try {
     // both ends, or neither: the subscription is dropped while its publisher answers, so that
     // PostgreSQL drops the slots it made there (its own and the table-sync ones) with it
-    [target, source] = await Promise.all([deps.pool.acquire(move.target), deps.pool.acquire(move.source)]);
+    [target, source] = await acquirePair(deps.pool, move.target, move.source);
     await Promise.all([applySettings(target, INTERNAL_SETTINGS), applySettings(source, INTERNAL_SETTINGS)]);
     const subscription = await target.query("SELECT oid FROM pg_subscription WHERE subname = $1", [objects.name]);
     const subscriptionOid = subscription.rows[0]?.[0]?.toString();

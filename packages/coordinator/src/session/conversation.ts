@@ -318,7 +318,7 @@ export class Conversation {
     // nor on the coordinator's PostgreSQL (a lock wait, a merge)
     if (this.running) void this.cancelWorkers();
     if (busy) void this.backend.cancel();
-    this.workers.stopWaiting(new RoomRefused("the session ended", { sqlState: SqlState.adminShutdown }));
+    this.workers.end(new RoomRefused("the session ended", { sqlState: SqlState.adminShutdown }));
     this.port.transaction.abandon();
     // a connection holding nothing of the session's is shared again; any other is ended
     // (Terminate: PostgreSQL rolls back what is open)
