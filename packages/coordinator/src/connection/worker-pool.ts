@@ -118,11 +118,12 @@ export class WorkerPool implements ConnectionPool {
 
   /**
    * A connection to `server` logged in as `login`. With `holder` (a client session), the server's
-   * connections are capped at `maxPerServer`: a holder that holds no connection yet waits in line
-   * for room; one that holds any (a transaction block's participant, the first connection of a
-   * multi-shard read) gets it at once, over the cap if need be. Only requests holding nothing
-   * wait, so no two sessions ever wait for each other's connections (no deadlock across workers);
-   * the cap is soft by at most what open transactions reach beyond their first worker.
+   * connections are capped at `maxPerServer`: a holder that holds nothing (no connection, no
+   * transaction block, no lock: `mayWait`) waits in line for room; any other (a block, the rest of
+   * a multi-shard read, a write that reserved its room with `reserveFor`) gets it at once, over the
+   * cap if need be. Only requests holding nothing wait, so no cycle of waits forms through the cap,
+   * across workers or with the coordinator's locks; the cap is soft by what blocks and statements
+   * already holding a connection reach beyond it.
    */
   async acquire(
     server: ServerAddress,
