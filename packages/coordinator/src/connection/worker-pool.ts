@@ -110,12 +110,6 @@ export class WorkerPool implements ConnectionPool {
     return until !== undefined && until > Date.now();
   }
 
-  /** Connections to `server` lent now and idle (for tests and the logs). */
-  usage(server: ServerAddress): { lent: number; idle: number; waiting: number } {
-    const state = this.servers.get(`${server.host}:${server.port}`);
-    return { lent: state?.lent ?? 0, idle: state?.idleCount ?? 0, waiting: state?.waiters.length ?? 0 };
-  }
-
   /**
    * A connection to `server` logged in as `login`. With `holder` (a client session), the server's
    * connections are capped at `maxPerServer`: a holder that holds nothing (no connection, no
@@ -136,7 +130,11 @@ export class WorkerPool implements ConnectionPool {
     const state = this.stateOf(key);
     const reserved = holder?.reserved.get(key) ?? 0;
     if (holder && reserved > 0) holder.reserved.set(key, reserved - 1);
-    else await this.room(state, holder);
+    else {
+      // (awaited only when it must wait: the common case costs no extra promise)
+      const wait = this.room(state, holder);
+      if (wait) await wait;
+    }
     let connection: WorkerConnection;
     try {
       connection = await this.take(server, state, login);
@@ -232,10 +230,11 @@ export class WorkerPool implements ConnectionPool {
    * Counts a connection to the server as lent to `holder`, at once or, when the server is full and
    * the holder holds nothing and may wait, once its turn comes.
    */
-  private async room(state: ServerState, holder: WorkerHolder | undefined): Promise<void> {
+  private room(state: ServerState, holder: WorkerHolder | undefined): Promise<void> | undefined {
     const full = state.lent >= this.maxPerServer || state.waiters.length > 0;
-    if (holder && full && holder.held === 0 && holder.mayWait()) await this.waitForRoom(state, holder);
-    else this.occupy(state, holder);
+    if (holder && full && holder.held === 0 && holder.mayWait()) return this.waitForRoom(state, holder);
+    this.occupy(state, holder);
+    return undefined;
   }
 
   /** Counts a connection as lent to `holder`; a holder's first one lets its other requests in at once. */
