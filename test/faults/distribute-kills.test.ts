@@ -67,10 +67,11 @@ async function nothingLeftPrepared(): Promise<void> {
 }
 
 describe("create_distributed_table of a loaded table, interrupted", () => {
-  it("a worker's PostgreSQL killed while rows stream in: the table stays as it was, and distributing it again works", async () => {
+  it("a worker's PostgreSQL killed while rows stream in: the table stays as it was (or, killed after the prepare, is whole), and distributing it again works", async () => {
     await load("crashy");
     const client = await herdClient(herdUp.cluster);
     client.on("error", () => {});
+    let outcome: string | undefined;
     try {
       const call = client.query("SELECT create_distributed_table('crashy', 'id')").then(
         () => "done",
@@ -78,12 +79,21 @@ describe("create_distributed_table of a loaded table, interrupted", () => {
       );
       await copyingOn(2, "crashy");
       await killPostgres(herdUp.cluster, 2);
-      expect(await call).toMatch(/^failed/);
+      outcome = await call;
     } finally {
       await client.end().catch(() => {});
     }
     await untilServerAnswers(herdUp.cluster, 2);
     await nothingLeftPrepared();
+    // The kill lands while a COPY into herd-2 runs, or (on a loaded machine) just after the last
+    // one ended and the transaction was prepared everywhere: then the commit stands and recovery
+    // finishes it on herd-2. Either way the table is whole; which one happened is printed.
+    console.log(`distribute-kills: create_distributed_table with herd-2 killed: ${outcome}`);
+    if (outcome === "done") {
+      expect(await state("crashy")).toEqual({ distributed: true, rows: ROWS, shardTables: 64 });
+      return;
+    }
+    expect(outcome).toMatch(/^failed/);
     expect(await state("crashy")).toEqual({ distributed: false, rows: ROWS, shardTables: 0 });
     await herd.query("SELECT create_distributed_table('crashy', 'id')");
     expect(await state("crashy")).toMatchObject({ distributed: true, rows: ROWS });
