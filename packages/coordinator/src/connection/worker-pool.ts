@@ -54,19 +54,30 @@ export interface WorkerHolder {
   mayWait(): boolean;
 }
 
-/** A request waiting for room on one server. */
+/**
+ * A request waiting for room: on one server (a connection), or on each of several at once (a
+ * write's reservation, reserveFor). It is in the line of every one of them.
+ */
 export interface RoomWaiter {
-  readonly server: ServerState;
+  readonly servers: readonly ServerState[];
   readonly holder: WorkerHolder;
   readonly granted: () => void;
   readonly refused: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
 }
 
-/** One server's connections: how many are lent, the idle ones by role, who waits for room. */
+/**
+ * One server's connections: the room lent, the connections open, the idle ones by role, who waits
+ * for room. Room and connections are counted apart: room is taken before a connection is (a
+ * waiter granted room, a write's reservation), so while room is full some of it has no connection
+ * yet, and an idle connection is kept for it as long as the connections open fit under the cap.
+ */
 interface ServerState {
   readonly key: string;
+  /** Room lent: connections lent, and room granted or reserved that has not taken its connection yet. */
   lent: number;
+  /** Connections open to the server, lent or idle. */
+  open: number;
   readonly idle: Map<string, WorkerConnection[]>;
   idleCount: number;
   readonly waiters: RoomWaiter[];
@@ -98,6 +109,11 @@ export class WorkerPool implements ConnectionPool {
 
   private get maxPerServer(): number {
     return this.options.maxPerServer ?? DEFAULT_MAX_PER_SERVER;
+  }
+
+  /** Room lent on `server` now (connections lent, and room granted or reserved not taken yet). */
+  roomLent(server: ServerAddress): number {
+    return this.servers.get(`${server.host}:${server.port}`)?.lent ?? 0;
   }
 
   /** A read could not reach this server: reads prefer other placements for a while. */
@@ -149,23 +165,26 @@ export class WorkerPool implements ConnectionPool {
   /** Gives a connection back: kept when it is healthy, idle, outside a transaction and there is room. */
   release(connection: WorkerConnection): void {
     const lent = this.lent.get(connection);
-    const state = lent?.server ?? this.stateOf(connection.target);
-    if (lent) this.lent.delete(connection);
+    // given back twice: it is idle already, or closed and no longer counted
+    if (!lent) return;
+    const state = lent.server;
+    this.lent.delete(connection);
     if (
       this.closed ||
       connection.broken ||
       !connection.idle ||
       connection.status !== "I" ||
-      (lent ? state.lent - 1 : state.lent) + state.idleCount >= this.maxPerServer
+      // (over the cap only while blocks or herd's own work reach beyond it)
+      state.open > this.maxPerServer
     ) {
-      connection.close();
+      this.closeConnection(state, connection);
     } else {
       const list = state.idle.get(connection.login) ?? [];
       list.push(connection);
       state.idle.set(connection.login, list);
       state.idleCount += 1;
     }
-    if (lent) this.vacate(state, lent.holder);
+    this.vacate(state, lent.holder);
   }
 
   /**
@@ -175,18 +194,22 @@ export class WorkerPool implements ConnectionPool {
    * then acquires take the room reserved; what it does not take goes back with `unreserveAll`.
    */
   async reserveFor(servers: readonly ServerAddress[], holder: WorkerHolder): Promise<void> {
-    const keys = [...new Set(servers.map((server) => `${server.host}:${server.port}`))];
-    const outcomes = await Promise.allSettled(
-      keys.map(async (key) => {
-        await this.room(this.stateOf(key), holder);
-        holder.reserved.set(key, (holder.reserved.get(key) ?? 0) + 1);
-      }),
+    const states = [...new Set(servers.map((server) => `${server.host}:${server.port}`))].map((key) =>
+      this.stateOf(key),
     );
-    const refused = outcomes.find((outcome) => outcome.status === "rejected");
-    if (refused) {
-      this.unreserveAll(holder);
-      throw (refused as PromiseRejectedResult).reason;
+    // (counted as reserved the moment the room is granted: a session that ends in between gives it back)
+    const reserve = () => {
+      for (const state of states) holder.reserved.set(state.key, (holder.reserved.get(state.key) ?? 0) + 1);
+    };
+    const full = states.some((state) => state.lent >= this.maxPerServer || state.waiters.length > 0);
+    if (full && holder.held === 0 && holder.mayWait()) {
+      // room on every server at once, or none: a write granted one server's room and sent over
+      // the cap on the other opened (and then closed) a connection there for every statement
+      await this.waitForRoom(states, holder, reserve);
+      return;
     }
+    for (const state of states) this.occupy(state, holder);
+    reserve();
   }
 
   /** Gives back the room `holder` reserved and did not take. */
@@ -199,7 +222,7 @@ export class WorkerPool implements ConnectionPool {
   /** Ends every request of `holder` still waiting for room (its session was cancelled or ended). */
   refuse(holder: WorkerHolder, error: RoomRefused): void {
     for (const waiter of [...holder.waiting]) {
-      this.forget(waiter);
+      this.withdraw(waiter);
       waiter.refused(error);
     }
   }
@@ -207,7 +230,7 @@ export class WorkerPool implements ConnectionPool {
   close(): void {
     this.closed = true;
     for (const state of this.servers.values()) {
-      for (const list of state.idle.values()) for (const connection of list) connection.close();
+      for (const list of state.idle.values()) for (const connection of list) this.closeConnection(state, connection);
       state.idle.clear();
       state.idleCount = 0;
       for (const waiter of [...state.waiters]) {
@@ -220,7 +243,7 @@ export class WorkerPool implements ConnectionPool {
   private stateOf(key: string): ServerState {
     let state = this.servers.get(key);
     if (!state) {
-      state = { key, lent: 0, idle: new Map(), idleCount: 0, waiters: [] };
+      state = { key, lent: 0, open: 0, idle: new Map(), idleCount: 0, waiters: [] };
       this.servers.set(key, state);
     }
     return state;
@@ -232,7 +255,7 @@ export class WorkerPool implements ConnectionPool {
    */
   private room(state: ServerState, holder: WorkerHolder | undefined): Promise<void> | undefined {
     const full = state.lent >= this.maxPerServer || state.waiters.length > 0;
-    if (holder && full && holder.held === 0 && holder.mayWait()) return this.waitForRoom(state, holder);
+    if (holder && full && holder.held === 0 && holder.mayWait()) return this.waitForRoom([state], holder);
     this.occupy(state, holder);
     return undefined;
   }
@@ -244,9 +267,8 @@ export class WorkerPool implements ConnectionPool {
     holder.held += 1;
     if (holder.held === 1) {
       for (const waiter of [...holder.waiting]) {
-        this.forget(waiter);
-        this.occupy(waiter.server, holder);
-        waiter.granted();
+        this.grant(waiter);
+        this.regrant(waiter.servers);
       }
     }
   }
@@ -255,45 +277,80 @@ export class WorkerPool implements ConnectionPool {
   private vacate(state: ServerState, holder: WorkerHolder | undefined): void {
     state.lent -= 1;
     if (holder) holder.held -= 1;
-    // idle connections keep nobody out: a waiter of another role closes one to make room (take)
-    while (state.waiters.length > 0 && state.lent < this.maxPerServer) {
-      const waiter = state.waiters[0] as RoomWaiter;
-      this.forget(waiter);
-      this.occupy(state, waiter.holder);
-      waiter.granted();
+    this.regrant([state]);
+  }
+
+  /**
+   * Lets in the waiters first in line on these servers that now have room on each of their
+   * servers. Each server's line is in the order the requests came (a reservation joins all its
+   * lines at once), so the request that came first is first in all of its lines, and no two
+   * requests can each stand first in the other's way. Idle connections keep nobody out: a waiter
+   * of another role closes one to make room (take).
+   */
+  private regrant(servers: Iterable<ServerState>): void {
+    const pending = [...servers];
+    for (let state = pending.pop(); state; state = pending.pop()) {
+      for (let head = state.waiters[0]; head && this.ready(head); head = state.waiters[0]) {
+        this.grant(head);
+        for (const other of head.servers) if (other !== state) pending.push(other);
+      }
     }
   }
 
-  private waitForRoom(state: ServerState, holder: WorkerHolder): Promise<void> {
+  private ready(waiter: RoomWaiter): boolean {
+    return waiter.servers.every((server) => server.lent < this.maxPerServer && server.waiters[0] === waiter);
+  }
+
+  private grant(waiter: RoomWaiter): void {
+    this.forget(waiter);
+    for (const server of waiter.servers) this.occupy(server, waiter.holder);
+    waiter.granted();
+  }
+
+  private waitForRoom(servers: readonly ServerState[], holder: WorkerHolder, onGranted?: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const waitMs = this.options.waitMs ?? DEFAULT_WAIT_MS;
       const waiter: RoomWaiter = {
-        server: state,
+        servers,
         holder,
-        granted: () => resolve(),
+        granted: () => {
+          onGranted?.();
+          resolve();
+        },
         refused: reject,
         timer: setTimeout(() => {
-          this.forget(waiter);
+          this.withdraw(waiter);
+          const where = servers.length === 1 ? "the worker" : "each of the workers";
+          const keys = servers.map((server) => server.key).join(", ");
           reject(
-            new RoomRefused(`no connection to the worker at ${state.key} became free within ${waitMs / 1000} s`, {
+            new RoomRefused(`no connection to ${where} at ${keys} became free within ${waitMs / 1000} s`, {
               sqlState: SqlState.tooManyConnections,
-              detail: `${state.lent} connections to it are in use by this coordinator process`,
+              detail: `Connections in use by this coordinator process: ${servers.map((server) => `${server.lent} to ${server.key}`).join(", ")}.`,
               hint: "Raise HERD_WORKER_CONNECTIONS, or end idle transactions that hold connections to the workers.",
             }),
           );
         }, waitMs),
       };
       waiter.timer.unref();
-      state.waiters.push(waiter);
+      for (const server of servers) server.waiters.push(waiter);
       holder.waiting.add(waiter);
     });
   }
 
+  /** Takes a waiter out of its lines. */
   private forget(waiter: RoomWaiter): void {
     clearTimeout(waiter.timer);
     waiter.holder.waiting.delete(waiter);
-    const index = waiter.server.waiters.indexOf(waiter);
-    if (index >= 0) waiter.server.waiters.splice(index, 1);
+    for (const server of waiter.servers) {
+      const index = server.waiters.indexOf(waiter);
+      if (index >= 0) server.waiters.splice(index, 1);
+    }
+  }
+
+  /** A waiter that gives up: those behind it may have room now. */
+  private withdraw(waiter: RoomWaiter): void {
+    this.forget(waiter);
+    this.regrant(waiter.servers);
   }
 
   /** An idle connection of `login` to the server, or a new one (an idle one of another role closed when full). */
@@ -303,10 +360,12 @@ export class WorkerPool implements ConnectionPool {
       const connection = list.pop() as WorkerConnection;
       state.idleCount -= 1;
       if (!connection.broken) return connection;
-      connection.close();
+      this.closeConnection(state, connection);
     }
-    if (state.lent + state.idleCount > this.maxPerServer) this.closeOneIdle(state);
-    return this.open(server, state.key, login);
+    if (state.open >= this.maxPerServer) this.closeOneIdle(state);
+    const connection = await this.open(server, state.key, login);
+    state.open += 1;
+    return connection;
   }
 
   /** Makes room for a connection of another role: the oldest idle connection to the server is closed. */
@@ -315,10 +374,15 @@ export class WorkerPool implements ConnectionPool {
       const connection = list.shift();
       if (connection) {
         state.idleCount -= 1;
-        connection.close();
+        this.closeConnection(state, connection);
         return;
       }
     }
+  }
+
+  private closeConnection(state: ServerState, connection: WorkerConnection): void {
+    state.open -= 1;
+    connection.close();
   }
 
   private async open(server: ServerAddress, key: string, login: string): Promise<WorkerConnection> {
