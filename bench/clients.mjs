@@ -17,8 +17,11 @@ export const description =
 
 const WORKERS = 2;
 const APPLICATION = "bench-clients";
-/** Longer than the shared coordinator connections' idle timeout (protocol/backend-pool.ts, 30 s). */
-const IDLE_SECONDS = 35;
+/**
+ * Longer than the idle timeouts of the shared coordinator connections (protocol/backend-pool.ts,
+ * 30 s) and of the worker connections (connection/worker-pool.ts, 60 s, swept every 5 s).
+ */
+const IDLE_SECONDS = 70;
 const OPTIONS = {
   clients: { default: 1000, min: 1, help: "clients connected at once" },
   wave: { default: 100, min: 1, help: "clients running a statement at the same moment" },

@@ -272,6 +272,31 @@ describe("worker connections capped per worker", () => {
     await Promise.all([...holders, waiter].map((client) => client.end()));
   });
 
+  it("the session's statement_timeout ends a wait for room with 57014, a write's as well as a read's", async () => {
+    const holders = await holdAll();
+    const waiter = await appClient();
+    await waiter.query("SET statement_timeout = '400ms'");
+    for (const sql of [
+      "SELECT balance FROM accounts WHERE id = 33",
+      "UPDATE accounts SET balance = balance + 1 WHERE id = 33",
+    ]) {
+      const started = Date.now();
+      const refused = await waiter.query(sql).then(
+        () => undefined,
+        (error: { code?: string; message?: string }) => error,
+      );
+      expect(refused).toMatchObject({ code: "57014", message: "canceling statement due to statement timeout" });
+      // (not the 120 s limit's 53300: the statement's own timeout)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    }
+    await Promise.all(holders.map((holder) => holder.query("ROLLBACK")));
+    // nothing was written, and the session goes on with its timeout
+    expect((await waiter.query("UPDATE accounts SET balance = balance + 1 WHERE id = 33")).rowCount).toBe(1);
+    expect((await waiter.query("SELECT balance FROM accounts WHERE id = 33")).rows).toEqual([{ balance: 101 }]);
+    await Promise.all([...holders, waiter].map((client) => client.end()));
+  });
+
   it("clients that disconnect while waiting or holding leave the cap whole", async () => {
     const holders = await holdAll();
     const leavers = [await appClient(), await appClient()];

@@ -11,6 +11,8 @@ export class SessionWorkers implements ConnectionPool, WorkerHolder {
   held = 0;
   readonly reserved = new Map<string, number>();
   readonly waiting = new Set<RoomWaiter>();
+  /** When its statement's statement_timeout ends a wait for room (ms since the epoch; undefined: none). */
+  waitDeadline: number | undefined;
   /** Its distributed transactions that hold locks or workers now. */
   private transactions = 0;
 
@@ -38,6 +40,11 @@ export class SessionWorkers implements ConnectionPool, WorkerHolder {
 
   reserve(servers: readonly ServerAddress[]): Promise<void> {
     return this.pool.reserveFor(servers, this);
+  }
+
+  /** A statement begins, with this statement_timeout (ms, 0: none): a wait for room ends with it. */
+  statementBegins(timeoutMs: number): void {
+    this.waitDeadline = timeoutMs > 0 ? Date.now() + timeoutMs : undefined;
   }
 
   transactionBegun(): void {

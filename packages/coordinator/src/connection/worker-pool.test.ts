@@ -34,8 +34,9 @@ function fakeOpen() {
   });
 }
 
-function poolWithCap(cap: number): WorkerPool {
+function poolWithCap(cap: number, idleMs?: number): WorkerPool {
   return new WorkerPool({
+    idleMs,
     credentials: new ClusterCredentials("internal-secret", "sql-secret"),
     database: "postgres",
     maxPerServer: cap,
@@ -143,6 +144,24 @@ describe("WorkerPool's line for room", () => {
     await expect(reserving).rejects.toThrow(/canceling/);
     expect(writer.reserved.size).toBe(0);
     expect((await reading).target).toBe("10.0.0.1:5432");
+    pool.close();
+  });
+
+  it("closes the connections left idle longer than its idle timeout, and only those", async () => {
+    fakeOpen();
+    const pool = poolWithCap(4, 100);
+    const [first, second] = [session(pool), session(pool)];
+    const [early, late] = [await first.acquire(A, "app"), await second.acquire(A, "app")];
+    first.release(early);
+    // (the sweep runs every idle timeout, here 100 ms; timers due earlier fire first)
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    second.release(late);
+    expect(opened.map((record) => record.closed)).toEqual([true, false]);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(opened.map((record) => record.closed)).toEqual([true, true]);
+    // the next statement opens a new one
+    await first.acquire(A, "app");
+    expect(opened).toHaveLength(3);
     pool.close();
   });
 });

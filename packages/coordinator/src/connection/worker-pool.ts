@@ -15,6 +15,8 @@ export interface WorkerPoolOptions {
   readonly maxPerServer?: number;
   /** A session waits this long for room before it is told no (ms). */
   readonly waitMs?: number;
+  /** An idle connection unused this long is closed (ms). */
+  readonly idleMs?: number;
   /** Connections a multi-shard read uses per worker at most (its shards are spread over them). */
   readonly connectionsPerWorker?: number;
   /**
@@ -29,12 +31,22 @@ const DEFAULT_CONNECTIONS_PER_WORKER = 2;
 const DEFAULT_MAX_PER_SERVER = 32;
 const DEFAULT_WAIT_MS = 120_000;
 const DOWN_FOR_MS = 5000;
+/** As PgBouncer's server_idle_timeout: a burst's connections do not stay on the workers for good. */
+const DEFAULT_IDLE_MS = 60_000;
 
 /**
  * A wait for room that ended without it (the statement was cancelled, the session ended, it waited
  * too long): the worker itself may be fine, so a read does not go to another placement for it.
  */
 export class RoomRefused extends HerdError {}
+
+/** The statement's statement_timeout ended its wait for room, as PostgreSQL words it. */
+function statementTimedOut(): RoomRefused {
+  return new RoomRefused("canceling statement due to statement timeout", {
+    sqlState: SqlState.queryCanceled,
+    detail: "It was waiting for a connection to a worker (HERD_WORKER_CONNECTIONS are all in use).",
+  });
+}
 
 /**
  * Who a connection is lent to (a client session: connection/session-workers.ts). The pool counts
@@ -47,6 +59,8 @@ export interface WorkerHolder {
   readonly reserved: Map<string, number>;
   /** Its requests waiting for room, on any server. */
   readonly waiting: Set<RoomWaiter>;
+  /** When its statement's statement_timeout ends a wait (ms since the epoch; undefined: none). */
+  readonly waitDeadline?: number;
   /**
    * It holds nothing another session could be waiting for (no transaction block, no lock on the
    * coordinator): only then may it wait for room without risking a deadlock nobody would see.
@@ -99,9 +113,16 @@ export class WorkerPool implements ConnectionPool {
   private readonly lent = new Map<WorkerConnection, { server: ServerState; holder: WorkerHolder | undefined }>();
   /** Servers that could not be reached, and until when reads avoid them. */
   private readonly down = new Map<string, number>();
+  /** When each idle connection was given back. */
+  private readonly idleSince = new WeakMap<WorkerConnection, number>();
+  private readonly sweeper: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly options: WorkerPoolOptions) {}
+  constructor(private readonly options: WorkerPoolOptions) {
+    const idleMs = options.idleMs ?? DEFAULT_IDLE_MS;
+    this.sweeper = setInterval(() => this.closeIdle(idleMs), Math.min(idleMs, 5_000));
+    this.sweeper.unref();
+  }
 
   get connectionsPerWorker(): number {
     return this.options.connectionsPerWorker ?? DEFAULT_CONNECTIONS_PER_WORKER;
@@ -182,6 +203,7 @@ export class WorkerPool implements ConnectionPool {
       const list = state.idle.get(connection.login) ?? [];
       list.push(connection);
       state.idle.set(connection.login, list);
+      this.idleSince.set(connection, Date.now());
       state.idleCount += 1;
     }
     this.vacate(state, lent.holder);
@@ -229,6 +251,7 @@ export class WorkerPool implements ConnectionPool {
 
   close(): void {
     this.closed = true;
+    clearInterval(this.sweeper);
     for (const state of this.servers.values()) {
       for (const list of state.idle.values()) for (const connection of list) this.closeConnection(state, connection);
       state.idle.clear();
@@ -310,6 +333,7 @@ export class WorkerPool implements ConnectionPool {
   private waitForRoom(servers: readonly ServerState[], holder: WorkerHolder, onGranted?: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const waitMs = this.options.waitMs ?? DEFAULT_WAIT_MS;
+      const untilDeadline = holder.waitDeadline === undefined ? Infinity : holder.waitDeadline - Date.now();
       const waiter: RoomWaiter = {
         servers,
         holder,
@@ -318,22 +342,27 @@ export class WorkerPool implements ConnectionPool {
           resolve();
         },
         refused: reject,
-        timer: setTimeout(() => {
-          this.withdraw(waiter);
-          const where = servers.length === 1 ? "the worker" : "each of the workers";
-          const keys = servers.map((server) => server.key).join(", ");
-          reject(
-            new RoomRefused(`no connection to ${where} at ${keys} became free within ${waitMs / 1000} s`, {
-              sqlState: SqlState.tooManyConnections,
-              detail: `Connections in use by this coordinator process: ${servers.map((server) => `${server.lent} to ${server.key}`).join(", ")}.`,
-              hint: "Raise HERD_WORKER_CONNECTIONS, or end idle transactions that hold connections to the workers.",
-            }),
-          );
-        }, waitMs),
+        timer: setTimeout(
+          () => {
+            this.withdraw(waiter);
+            reject(untilDeadline < waitMs ? statementTimedOut() : this.waitedTooLong(servers, waitMs));
+          },
+          Math.max(0, Math.min(untilDeadline, waitMs)),
+        ),
       };
       waiter.timer.unref();
       for (const server of servers) server.waiters.push(waiter);
       holder.waiting.add(waiter);
+    });
+  }
+
+  private waitedTooLong(servers: readonly ServerState[], waitMs: number): RoomRefused {
+    const where = servers.length === 1 ? "the worker" : "each of the workers";
+    const keys = servers.map((server) => server.key).join(", ");
+    return new RoomRefused(`no connection to ${where} at ${keys} became free within ${waitMs / 1000} s`, {
+      sqlState: SqlState.tooManyConnections,
+      detail: `Connections in use by this coordinator process: ${servers.map((server) => `${server.lent} to ${server.key}`).join(", ")}.`,
+      hint: "Raise HERD_WORKER_CONNECTIONS, or end idle transactions that hold connections to the workers.",
     });
   }
 
@@ -366,6 +395,19 @@ export class WorkerPool implements ConnectionPool {
     const connection = await this.open(server, state.key, login);
     state.open += 1;
     return connection;
+  }
+
+  /** Closes the connections idle for `ms` or longer (each role's list is oldest first). */
+  private closeIdle(ms: number): void {
+    const before = Date.now() - ms;
+    for (const state of this.servers.values()) {
+      for (const list of state.idle.values()) {
+        while (list.length > 0 && (this.idleSince.get(list[0] as WorkerConnection) ?? 0) <= before) {
+          state.idleCount -= 1;
+          this.closeConnection(state, list.shift() as WorkerConnection);
+        }
+      }
+    }
   }
 
   /** Makes room for a connection of another role: the oldest idle connection to the server is closed. */

@@ -154,6 +154,8 @@ export class Conversation {
   private timeoutsKnown = false;
   /** A SET LOCAL changed them: read them again when the transaction has ended. */
   private timeoutsLocal = false;
+  /** The session's statement_timeout in ms (0: none). */
+  private statementTimeoutMs = 0;
   /** Counts the statements herd ran, so a repeated cancel never reaches the next one. */
   private statements = 0;
   private readonly pendingForward: Frame[] = [];
@@ -815,6 +817,12 @@ export class Conversation {
    * workers: a client's timeouts apply to its statements there too.
    */
   private async readTimeouts(): Promise<void> {
+    await this.readTimeoutSettings();
+    // a wait for room on a worker is part of the statement: its statement_timeout ends it too
+    this.workers.statementBegins(this.statementTimeoutMs);
+  }
+
+  private async readTimeoutSettings(): Promise<void> {
     if (this.timeoutsLocal && this.backend.status === "I") {
       this.timeoutsLocal = false;
       this.timeoutsKnown = false;
@@ -826,9 +834,11 @@ export class Conversation {
     }
     if (this.timeoutsKnown || this.backend.status === "E") return;
     const result = await this.backend.query(
-      "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), session_user, current_setting('role')",
+      `SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), session_user, current_setting('role'),
+              (SELECT setting FROM pg_settings WHERE name = 'statement_timeout')`,
     );
-    const [statementTimeout, lockTimeout, sessionUser, role] = result.rows[0] ?? [];
+    const [statementTimeout, lockTimeout, sessionUser, role, statementTimeoutMs] = result.rows[0] ?? [];
+    this.statementTimeoutMs = Number(statementTimeoutMs?.toString() ?? "0");
     this.noteSetting("statement_timeout", statementTimeout?.toString() ?? "0");
     this.noteSetting("lock_timeout", lockTimeout?.toString() ?? "0");
     this.noteSetting("session_authorization", sessionUser?.toString() ?? this.login);
