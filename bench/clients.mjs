@@ -167,14 +167,17 @@ single-row write (replication factor 2: both placements, two-phase commit) at th
 ${(burstMs / 1000).toFixed(1)} s, while the workers' connections from herd were sampled every 25 ms.
 
 What the figures say: ${options.clients} clients cost the coordinator ${clientCostMb.toFixed(0)} MB at most (the ${baseMb.toFixed(0)} MB with no
-client are its Node processes, each with the parser and the catalog loaded; the target of 300 MB
-was set for one). Every client's first connection to the coordinator's PostgreSQL is a new
+client are its Node processes, each with the parser and the catalog loaded; under \`herd up\` the
+Kubernetes client library is not loaded, in Kubernetes it adds some 35 MB to the first process).
+Every client's first connection to the coordinator's PostgreSQL is a new
 one (PostgreSQL checks each login), so right after connecting they hold as many as the pool allows
 (its cap: max_connections 300, less what herd keeps, split between the processes); once the
 sessions have been idle for the pool's 30 s they hold none, and a statement takes one only while it
 runs. Worker connections are shared by every session and capped (\`HERD_WORKER_CONNECTIONS\`, 16 per
-worker for all processes, 8 each here): with every client running statements at once, statements
-outside a transaction block wait for room instead of opening more (a transaction block never
+worker for all processes, 8 each here; the count above also holds herd's own connection, the one
+seen with no client): with every client running statements at once, statements outside a
+transaction block wait for room instead of opening more, a write for room on both its workers at
+once; idle ones close after 60 s (a transaction block never
 waits and may go over while it runs; packages/coordinator/src/protocol/README.md).
 `,
   );

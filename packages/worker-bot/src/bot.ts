@@ -1,6 +1,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CATALOG_EXTENSION_DIR, type Coordinator, startCoordinator } from "@herd/coordinator";
+import type { Coordinator } from "@herd/coordinator";
+import { CATALOG_EXTENSION_DIR } from "@herd/coordinator/server-setup";
 import { Defaults, type Logger, sleep } from "@herd/shared";
 import type { BotConfig } from "./bot-config.js";
 import type { KubeApi } from "./kubernetes/kube-api.js";
@@ -133,6 +134,8 @@ function watchWorkerPods(
 
 async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer, logger: Logger): Promise<Coordinator> {
   const connection = postgres.connectionConfig();
+  // (loaded here: a worker's bot never needs the coordinator's parser, planner and admin API)
+  const { startCoordinator } = await import("@herd/coordinator");
   return startCoordinator({
     metadata: {
       host: connection.host ?? "127.0.0.1",

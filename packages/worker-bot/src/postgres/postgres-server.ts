@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { makeVerifier, quoteLiteral, verifierText } from "@herd/coordinator";
+import { makeVerifier, quoteLiteral, verifierText } from "@herd/coordinator/server-setup";
 import { Backoff, Defaults, errorMessage, HerdError, type Logger, SqlState, sleep } from "@herd/shared";
 import pg from "pg";
 import { inspectDataDirectory } from "./data-directory.js";
