@@ -5,11 +5,15 @@ const source = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/ind
 
 // Tests import the packages' sources (one copy of every class, so instanceof holds); end-to-end
 // tests start the built CLI (`pnpm test` builds first), exactly as a user runs it.
-const alias = {
-  "@herd/shared": source("shared"),
-  "@herd/coordinator": source("coordinator"),
-  "@herd/worker-bot": source("worker-bot"),
-};
+const alias = [
+  { find: /^@herd\/shared$/, replacement: source("shared") },
+  { find: /^@herd\/coordinator$/, replacement: source("coordinator") },
+  {
+    find: /^@herd\/coordinator\/server-setup$/,
+    replacement: fileURLToPath(new URL("./packages/coordinator/src/server-setup.ts", import.meta.url)),
+  },
+  { find: /^@herd\/worker-bot$/, replacement: source("worker-bot") },
+];
 
 export default defineConfig({
   test: {

@@ -153,11 +153,11 @@ describe("WorkerPool's line for room", () => {
     const [first, second] = [session(pool), session(pool)];
     const [early, late] = [await first.acquire(A, "app"), await second.acquire(A, "app")];
     first.release(early);
-    // (the sweep runs every idle timeout, here 100 ms; timers due earlier fire first)
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // (the sweep runs every idle timeout, here 100 ms: two or three sweeps later the first is gone)
+    await new Promise((resolve) => setTimeout(resolve, 350));
     second.release(late);
     expect(opened.map((record) => record.closed)).toEqual([true, false]);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 400));
     expect(opened.map((record) => record.closed)).toEqual([true, true]);
     // the next statement opens a new one
     await first.acquire(A, "app");
