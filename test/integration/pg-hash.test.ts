@@ -7,6 +7,7 @@ import {
   hashInt2,
   hashInt4,
   hashInt8,
+  hashInt8FromNumber,
   hashNumeric,
   hashText,
   hashTimestampMicros,
@@ -85,6 +86,14 @@ describe("PostgreSQL-compatible hashing (against PostgreSQL 18 itself)", () => {
     await expectSameHashes("hashint8", "int8", values, (v) => hashInt8(BigInt(v)));
     // int8 values in int4 range hash as int4 (so colocation across int4/int8 keys is possible)
     expect(hashInt8(123n)).toBe(hashInt4(123));
+    // COPY's BigInt-free path, over safe integers (|v| < 2^53) of every size
+    const safe = ["0", "-1", "4294967295", "4294967296", "-4294967296", "-4294967297", String(2 ** 53 - 1)];
+    safe.push(String(-(2 ** 53) + 1));
+    for (let i = 0; i < N; i += 1) {
+      const magnitude = 2 ** int(0, 53);
+      safe.push(String(Math.floor(random() * magnitude) * (i % 2 ? -1 : 1)));
+    }
+    await expectSameHashes("hashint8", "int8", safe, (v) => hashInt8FromNumber(Number(v)));
   });
 
   it("hashtext over UTF-8 strings of every length around the 12-byte blocks", async () => {

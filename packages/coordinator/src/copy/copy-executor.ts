@@ -13,6 +13,7 @@ import { FrontendMessage } from "../protocol/message-codes.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
 import { shardLock } from "../transaction/shard-lock.js";
 import { copyRowsInto } from "./copy-in.js";
+import { CopyKeyReader } from "./copy-key.js";
 import { type CopyFormat, CopyRowSplitter, copyField } from "./copy-rows.js";
 
 /** A COPY … FROM STDIN into a distributed or reference table, as the planner prepared it. */
@@ -70,17 +71,17 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   sink.copyIn(columns.length);
 
   const splitter = new CopyRowSplitter(format);
-  const batches = table.shards.map(() => ({ rows: [] as Buffer[], lines: [] as number[], bytes: 0 }));
+  const batches = table.shards.map(() => new ShardBatch());
   const settings = port.settings();
   let line = 0;
   let count = 0;
   let failure: Error | undefined;
 
   const flush = async (index: number) => {
-    const batch = batches[index] as (typeof batches)[number];
-    if (batch.rows.length === 0) return;
-    const { rows, lines } = batch;
-    batches[index] = { rows: [], lines: [], bytes: 0 };
+    const batch = batches[index] as ShardBatch;
+    if (batch.lines.length === 0) return;
+    const { lines } = batch;
+    const rows = batch.take();
     const shard = table.shards[index] as (typeof table.shards)[number];
     let taken = 0;
     for (const node of activeNodes(shard, plan.workers)) {
@@ -110,12 +111,19 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
       });
     }
   };
-  const route = async (row: Buffer) => {
+  const keys =
+    distributionIndex >= 0 ? new CopyKeyReader(format, distributionIndex, table.distributionType as number) : undefined;
+  /** Batches full enough to send (after the client's message at hand). */
+  const full = new Set<number>();
+  /** Copies the row at `start`…`end` of `bytes` into its shard's batch. */
+  const route = (bytes: Buffer, start: number, end: number): void => {
     line += 1;
     if (format.header && line === 1) return;
     let index = 0;
-    if (distributionIndex >= 0) {
-      const value = copyField(row, distributionIndex, format);
+    const fast = keys?.hash(bytes, start, end);
+    if (fast !== undefined) index = shardIndexForHash(fast, table.shards.length);
+    else if (distributionIndex >= 0) {
+      const value = copyField(bytes.subarray(start, end), distributionIndex, format);
       if (value === null || value === undefined) {
         throw lineError(
           `the partition column of table ${table.name} cannot be NULL`,
@@ -132,12 +140,14 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
       }
       index = shardIndexForHash(hash, table.shards.length);
     }
-    const batch = batches[index] as (typeof batches)[number];
-    batch.rows.push(row);
-    batch.lines.push(line);
-    batch.bytes += row.length;
+    const batch = batches[index] as ShardBatch;
+    batch.add(bytes, start, end, line);
     count += 1;
-    if (batch.bytes >= BATCH_BYTES) await flush(index);
+    if (batch.length >= BATCH_BYTES) full.add(index);
+  };
+  const flushFull = async () => {
+    for (const index of full) await flush(index);
+    full.clear();
   };
 
   for (;;) {
@@ -145,7 +155,10 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     if (frame.type === FrontendMessage.copyData) {
       if (failure || splitter.ended) continue;
       try {
-        for (const row of splitter.push(frame.body)) await route(row);
+        // rows are copied into their batches as they are found (no object per row, no await
+        // per row: either cost more than the routing), the full batches sent after the message
+        splitter.each(frame.body, route);
+        await flushFull();
       } catch (error) {
         failure = error as Error;
       }
@@ -161,7 +174,7 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   }
   try {
     if (failure) throw failure;
-    for (const row of splitter.end()) await route(row);
+    for (const row of splitter.end()) route(row, 0, row.length);
     for (let index = 0; index < batches.length; index += 1) await flush(index);
     await transaction.commit();
   } catch (error) {
@@ -169,6 +182,37 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     throw error;
   }
   return `COPY ${count}`;
+}
+
+/** One shard's rows waiting to be sent: their bytes one after another, and each one's line in the client's input. */
+class ShardBatch {
+  private bytes: Buffer | undefined;
+  length = 0;
+  lines: number[] = [];
+
+  add(row: Buffer, start: number, end: number, line: number): void {
+    const size = end - start;
+    if (!this.bytes || this.length + size > this.bytes.length) {
+      // (small to start: most COPYs are a few rows; doubling copies each byte about once more)
+      const grown = Buffer.allocUnsafe(Math.max(64 * 1024, 2 * (this.length + size)));
+      this.bytes?.copy(grown, 0, 0, this.length);
+      this.bytes = grown;
+    }
+    // (a short row is copied byte by byte: cheaper than a native call for a few dozen bytes)
+    if (size <= 64) for (let i = 0; i < size; i += 1) this.bytes[this.length + i] = row[start + i] as number;
+    else row.copy(this.bytes, this.length, start, end);
+    this.length += size;
+    this.lines.push(line);
+  }
+
+  /** The rows gathered (the batch starts empty again, with a new buffer: the old one may still be on its way). */
+  take(): Buffer {
+    const rows = (this.bytes as Buffer).subarray(0, this.length);
+    this.bytes = undefined;
+    this.length = 0;
+    this.lines = [];
+    return rows;
+  }
 }
 
 function lineError(message: string, sqlState: HerdError["sqlState"], table: string, line: number): ServerError {

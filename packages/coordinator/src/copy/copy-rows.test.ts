@@ -41,6 +41,69 @@ describe("CopyRowSplitter", () => {
   });
 });
 
+/** Rows as a byte-by-byte reading of the whole input finds them (the splitter's first version). */
+function referenceRows(input: Buffer, format: CopyFormat): string[] {
+  const rows: string[] = [];
+  let inQuotes = false;
+  let start = 0;
+  for (let i = 0; i < input.length; i += 1) {
+    const byte = input[i];
+    if (format.csv) {
+      if (byte === format.quote) inQuotes = !inQuotes;
+      if (inQuotes || byte !== 0x0a) continue;
+    } else if (byte === 0x5c) {
+      i += 1;
+      continue;
+    } else if (byte !== 0x0a) continue;
+    const row = input.subarray(start, i + 1).toString("latin1");
+    start = i + 1;
+    if (/^\\\.\r?\n$/.test(row)) return rows;
+    rows.push(row);
+  }
+  if (start < input.length) {
+    const last = `${input.subarray(start).toString("latin1")}\n`;
+    if (!/^\\\.\r?\n$/.test(last)) rows.push(last);
+  }
+  return rows;
+}
+
+describe("CopyRowSplitter, differential", () => {
+  it("finds the rows a byte-by-byte reading finds, wherever the chunks break (push and each)", () => {
+    let seed = 7;
+    const random = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const pieces = ["a", "1", ",", "\t", '"', '""', "\\", "\\\n", "\n", "\r\n", "é", "\\.", " "];
+    for (let round = 0; round < 400; round += 1) {
+      const format = round % 2 ? CSV : TEXT_FORMAT;
+      let text = "";
+      for (let i = 0; i < 60; i += 1) text += pieces[Math.floor(random() * pieces.length)];
+      const input = Buffer.from(text, "latin1");
+      const cuts: number[] = [0];
+      while ((cuts.at(-1) as number) < input.length) cuts.push((cuts.at(-1) as number) + 1 + Math.floor(random() * 9));
+      const chunks = cuts.slice(0, -1).map((at, i) => input.subarray(at, cuts[i + 1]));
+      const expected = referenceRows(input, format);
+      const pushed = new CopyRowSplitter(format);
+      const viaPush: string[] = [];
+      for (const chunk of chunks)
+        if (!pushed.ended) viaPush.push(...pushed.push(chunk).map((r) => r.toString("latin1")));
+      viaPush.push(...pushed.end().map((r) => r.toString("latin1")));
+      const eached = new CopyRowSplitter(format);
+      const viaEach: string[] = [];
+      for (const chunk of chunks) {
+        // the chunk is overwritten once handed over, as a reused read buffer would be
+        const received = Buffer.from(chunk);
+        eached.each(received, (bytes, start, end) => viaEach.push(bytes.toString("latin1", start, end)));
+        received.fill(0x78);
+      }
+      viaEach.push(...eached.end().map((r) => r.toString("latin1")));
+      expect(viaPush, JSON.stringify(text)).toEqual(expected);
+      expect(viaEach, JSON.stringify(text)).toEqual(expected);
+    }
+  });
+});
+
 describe("copyField", () => {
   it("reads text fields with escapes and the NULL marker", () => {
     const row = Buffer.from("7\tline\\nbreak\t\\N\t\\x41\\101\n");

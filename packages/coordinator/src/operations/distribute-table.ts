@@ -1,6 +1,7 @@
 import { HerdError, hashRanges, SqlState, shardIndexForHash } from "@herd/shared";
 import { firstValue, type PgConnection, ResultCollector } from "../connection/pg-connection.js";
 import { asHerd } from "../connection/session-settings.js";
+import { CopyKeyReader } from "../copy/copy-key.js";
 import { CopyRowSplitter, copyField, TEXT_FORMAT } from "../copy/copy-rows.js";
 import { hashOfText, isHashableType } from "../executor/distribution-value.js";
 import { ExecutionErrors } from "../executor/execution-errors.js";
@@ -440,6 +441,7 @@ async function takeRows(
         )
       : 0;
   const splitter = new CopyRowSplitter(TEXT_FORMAT);
+  const keys = request.kind === "hash" ? new CopyKeyReader(TEXT_FORMAT, columnIndex, columnType as number) : undefined;
   let failure: Error | undefined;
   const collector = new ResultCollector();
   const w = new BufferWriter(128);
@@ -451,7 +453,9 @@ async function takeRows(
       if (failure) return;
       for (const row of splitter.push(frame.body)) {
         let index = 0;
-        if (request.kind === "hash") {
+        const fast = keys?.hash(row);
+        if (fast !== undefined) index = shardIndexForHash(fast, shardCount);
+        else if (request.kind === "hash") {
           const value = copyField(row, columnIndex, TEXT_FORMAT);
           if (value === null || value === undefined) {
             failure = new HerdError(`the partition column of table ${shell.name} cannot be NULL`, {

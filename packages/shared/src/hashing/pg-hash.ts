@@ -23,6 +23,17 @@ export function hashInt8(value: bigint): number {
   return hashUint32(v >= 0n ? low ^ high : low ^ ~high);
 }
 
+/**
+ * hashint8 of a safe integer (|value| < 2^53) without BigInt: the same halves, by division. COPY
+ * hashes a row's bigint key with it (BigInt arithmetic per row cost more than the rest).
+ */
+export function hashInt8FromNumber(value: number): number {
+  const high = Math.floor(value / 4294967296);
+  const low = value - high * 4294967296;
+  // (`^` and `~` take both as int32: the same bits as the unsigned halves hashInt8 uses)
+  return hashUint32(value >= 0 ? low ^ high : low ^ ~high);
+}
+
 /** hashbool: hash_uint32 of 0 or 1. */
 export function hashBool(value: boolean): number {
   return hashUint32(value ? 1 : 0);
