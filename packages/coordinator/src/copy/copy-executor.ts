@@ -29,6 +29,8 @@ export interface CopyInto {
 }
 
 const BATCH_BYTES = 1024 * 1024;
+/** Bytes of batches on their way to the workers at most before the client's rows wait. */
+const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 /**
  * COPY … FROM STDIN into a distributed or reference table. Rows are cut out of the client's
@@ -77,39 +79,77 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   let count = 0;
   let failure: Error | undefined;
 
-  const flush = async (index: number) => {
+  /** Per worker, the sends to it so far, one after another (its connection runs one COPY at a time). */
+  const queues = new Map<number, Promise<unknown>>();
+  /** Batches on their way (each settles once every placement of its shard took it or failed). */
+  const inFlight = new Set<Promise<void>>();
+  let inFlightBytes = 0;
+
+  /** Sends a shard's rows to one placement: true when it took them. */
+  const sendTo = async (node: WorkerNode, index: number, rows: Buffer, lines: readonly number[]) => {
+    const shard = table.shards[index] as (typeof table.shards)[number];
+    // after a failure nothing more is sent: the COPY fails with the first error
+    if (failure) return true;
+    // a worker lost earlier in this COPY misses these rows too: its placement goes stale
+    if (transaction.isLost(node.id)) {
+      transaction.missed(node.id, shard.id);
+      return false;
+    }
+    try {
+      const { connection, opening } = await transaction.join(node, settings);
+      if (opening) await connection.query(opening);
+      transaction.wrote(node.id, shard.id);
+      await copyRowsInto(connection, statements[index] as string, rows);
+      return true;
+    } catch (error) {
+      if (error instanceof ServerError)
+        throw new ServerError(withTableNames(atClientLine(error.fields, lines, table.name), port.catalog.current));
+      if (!isConnectionLoss(error)) throw error;
+      // the worker went away: the rows go to the shard's other placements, this one goes stale
+      transaction.lose(node, error, [shard.id]);
+      return false;
+    }
+  };
+  /**
+   * Sends a shard's batch to each of its placements, without waiting: the client's next rows are
+   * read and routed while the workers load these, and each placement's copy goes out at the same
+   * time (the batches' bytes on their way are bounded, see `underWay`).
+   */
+  const flush = (index: number): void => {
     const batch = batches[index] as ShardBatch;
     if (batch.lines.length === 0) return;
     const { lines } = batch;
     const rows = batch.take();
     const shard = table.shards[index] as (typeof table.shards)[number];
-    let taken = 0;
-    for (const node of activeNodes(shard, plan.workers)) {
-      // a worker lost earlier in this COPY misses these rows too: its placement goes stale
-      if (transaction.isLost(node.id)) {
-        transaction.missed(node.id, shard.id);
-        continue;
-      }
-      try {
-        const { connection, opening } = await transaction.join(node, settings);
-        if (opening) await connection.query(opening);
-        transaction.wrote(node.id, shard.id);
-        await copyRowsInto(connection, statements[index] as string, rows);
-        taken += 1;
-      } catch (error) {
-        if (error instanceof ServerError)
-          throw new ServerError(withTableNames(atClientLine(error.fields, lines, table.name), port.catalog.current));
-        if (!isConnectionLoss(error)) throw error;
-        // the worker went away: the rows go to the shard's other placements, this one goes stale
-        transaction.lose(node, error, [shard.id]);
-      }
-    }
-    if (taken === 0) {
-      throw new HerdError(`no placement of shard ${shard.id} could take the rows`, {
-        sqlState: SqlState.connectionFailure,
-        detail: "Every worker holding an active placement of the shard failed during the COPY.",
+    const sends = activeNodes(shard, plan.workers).map((node) => {
+      const sent = (queues.get(node.id) ?? Promise.resolve()).then(() => sendTo(node, index, rows, lines));
+      queues.set(
+        node.id,
+        sent.catch(() => {}),
+      );
+      return sent;
+    });
+    const settled = Promise.all(sends)
+      .then((taken) => {
+        if (taken.some(Boolean)) return;
+        throw new HerdError(`no placement of shard ${shard.id} could take the rows`, {
+          sqlState: SqlState.connectionFailure,
+          detail: "Every worker holding an active placement of the shard failed during the COPY.",
+        });
+      })
+      .catch((error: unknown) => {
+        failure ??= error as Error;
+      })
+      .finally(() => {
+        inFlight.delete(settled);
+        inFlightBytes -= rows.length;
       });
-    }
+    inFlight.add(settled);
+    inFlightBytes += rows.length;
+  };
+  /** Waits while more than IN_FLIGHT_BYTES of batches are on their way to the workers. */
+  const underWay = async () => {
+    while (inFlightBytes > IN_FLIGHT_BYTES && inFlight.size > 0) await Promise.race(inFlight);
   };
   const keys =
     distributionIndex >= 0 ? new CopyKeyReader(format, distributionIndex, table.distributionType as number) : undefined;
@@ -146,38 +186,47 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     if (batch.length >= BATCH_BYTES) full.add(index);
   };
   const flushFull = async () => {
-    for (const index of full) await flush(index);
+    for (const index of full) flush(index);
     full.clear();
+    await underWay();
   };
 
-  for (;;) {
-    const frame = await port.nextClientMessage();
-    if (frame.type === FrontendMessage.copyData) {
-      if (failure || splitter.ended) continue;
-      try {
-        // rows are copied into their batches as they are found (no object per row, no await
-        // per row: either cost more than the routing), the full batches sent after the message
-        splitter.each(frame.body, route);
-        await flushFull();
-      } catch (error) {
-        failure = error as Error;
-      }
-    } else if (frame.type === FrontendMessage.copyDone) {
-      break;
-    } else if (frame.type === FrontendMessage.copyFail) {
-      failure ??= new HerdError(`COPY from stdin failed: ${decodeCopyFail(frame.body)}`, {
-        sqlState: SqlState.queryCanceled,
-      });
-      break;
-    }
-    // Flush and Sync may come during COPY; they mean nothing here
-  }
+  /** Until every batch on its way has settled (a rollback must not cut into a COPY a worker runs). */
+  const settle = async () => {
+    while (inFlight.size > 0) await Promise.race(inFlight);
+  };
   try {
+    for (;;) {
+      const frame = await port.nextClientMessage();
+      if (frame.type === FrontendMessage.copyData) {
+        if (failure || splitter.ended) continue;
+        try {
+          // rows are copied into their batches as they are found (no object per row, no await
+          // per row: either cost more than the routing), the full batches sent after the message
+          splitter.each(frame.body, route);
+          await flushFull();
+        } catch (error) {
+          failure ??= error as Error;
+        }
+      } else if (frame.type === FrontendMessage.copyDone) {
+        break;
+      } else if (frame.type === FrontendMessage.copyFail) {
+        failure ??= new HerdError(`COPY from stdin failed: ${decodeCopyFail(frame.body)}`, {
+          sqlState: SqlState.queryCanceled,
+        });
+        break;
+      }
+      // Flush and Sync may come during COPY; they mean nothing here
+    }
     if (failure) throw failure;
     for (const row of splitter.end()) route(row, 0, row.length);
-    for (let index = 0; index < batches.length; index += 1) await flush(index);
+    for (let index = 0; index < batches.length; index += 1) flush(index);
+    await settle();
+    if (failure) throw failure;
     await transaction.commit();
   } catch (error) {
+    failure ??= error as Error;
+    await settle();
     await transaction.rollback();
     throw error;
   }
