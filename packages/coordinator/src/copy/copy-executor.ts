@@ -197,14 +197,15 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   };
   try {
     for (;;) {
-      const frame = await port.nextClientMessage();
+      const next = port.nextClientMessage();
+      const frame = next instanceof Promise ? await next : next;
       if (frame.type === FrontendMessage.copyData) {
         if (failure || splitter.ended) continue;
         try {
           // rows are copied into their batches as they are found (no object per row, no await
           // per row: either cost more than the routing), the full batches sent after the message
           splitter.each(frame.body, route);
-          await flushFull();
+          if (full.size > 0) await flushFull();
         } catch (error) {
           failure ??= error as Error;
         }

@@ -80,8 +80,11 @@ export interface ExecutionPort {
   inTransactionBlock(): boolean;
   /** Settings worker connections must share with the session (TimeZone, DateStyle, …). */
   settings(): SessionSettings;
-  /** The client's next message (COPY data). */
-  nextClientMessage(): Promise<Frame>;
+  /**
+   * The client's next message (COPY data): the message itself when it has come already (COPY
+   * reads one per row from psql, which would cost a promise and an await each), else a promise.
+   */
+  nextClientMessage(): Frame | Promise<Frame>;
   /**
    * Takes the workers' end of a committed transaction (COMMIT PREPARED), to finish while the
    * client is answered (transaction/finishing-commits.ts); `targets` are the workers it commits on.

@@ -231,9 +231,9 @@ export class Conversation {
   }
 
   /** The client's next message (COPY data for a statement herd runs). */
-  private nextClientMessage(): Promise<Frame> {
+  private nextClientMessage(): Frame | Promise<Frame> {
     const next = this.queue.shift();
-    if (next) return Promise.resolve(next);
+    if (next) return next;
     return new Promise((resolve) => {
       this.waiting = resolve;
     });

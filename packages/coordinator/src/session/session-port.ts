@@ -26,7 +26,7 @@ export interface SessionPortParts {
   readonly cluster: ClusterServices;
   readonly logger: Logger;
   readonly settings: () => SessionSettings;
-  readonly nextClientMessage: () => Promise<Frame>;
+  readonly nextClientMessage: () => Frame | Promise<Frame>;
   /** The session's database, when it is not the one holding herd's metadata. */
   readonly foreignDatabase?: string;
 }
@@ -82,7 +82,7 @@ export class SessionPort implements ExecutionPort {
     return this.parts.settings();
   }
 
-  nextClientMessage(): Promise<Frame> {
+  nextClientMessage(): Frame | Promise<Frame> {
     return this.parts.nextClientMessage();
   }
 }
