@@ -13,6 +13,33 @@ describe("hashing a distribution value as PostgreSQL would", () => {
     expect(() => hashOfText(HashableType.int2, "40000")).toThrow(/out of range for type smallint/);
   });
 
+  it("hashes a plain integer (no regular expression, no BigInt) as the general reading does", () => {
+    // a leading space sends the same value the general way (trim, BigInt)
+    const values = ["0", "-0", "1", "-1", "32767", "-32768", "2147483647", "-2147483648"];
+    values.push("4294967296", "-4294967297", "999999999999999", "-999999999999999", "1000000000000000");
+    for (let i = 0; i < 500; i += 1) values.push(String(Math.floor((Math.sin(i) * 10 ** (i % 16)) / 1)));
+    for (const type of [HashableType.int2, HashableType.int4, HashableType.int8]) {
+      for (const text of values) {
+        const general = (() => {
+          try {
+            return hashOfText(type, ` ${text}`);
+          } catch (error) {
+            return (error as Error).message;
+          }
+        })();
+        const plain = (() => {
+          try {
+            return hashOfText(type, text);
+          } catch (error) {
+            return (error as Error).message.replace(`"${text}"`, `" ${text}"`);
+          }
+        })();
+        expect(plain, `${text} as type ${type}`).toEqual(general);
+      }
+    }
+    expect(() => hashOfText(HashableType.int4, "2147483648")).toThrow(/out of range for type integer/);
+  });
+
   it("reads binary parameters, whatever integer width the driver chose", () => {
     const int8 = Buffer.alloc(8);
     int8.writeBigInt64BE(123n);
