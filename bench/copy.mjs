@@ -103,6 +103,16 @@ PostgreSQL (one PostgreSQL holding every row), emptied before each run; ${option
 medians. The coordinator's CPU is its processes' user + system time over the herd run.
 
 ${table}
+
+Where the time goes: psql sends each row as a CopyData message of its own; the coordinator
+finds the row's end and its key in the bytes (\`Buffer.indexOf\`, the key's digits read in place,
+hashed without BigInt), copies the row into its shard's batch and sends a batch of 1 MB to each
+of the shard's placements at once, while it goes on reading (packages/coordinator/src/copy/README.md).
+Before that (commit 4ee92f3, same machine, same day) the ratios were 0.31 and 0.20 with 2.5–4 µs of
+coordinator CPU a row: a Buffer, a string, an array of bytes and an await per row, and each batch
+sent to one placement after the other while the client waited. What is left a row is the message's
+framing and the socket reads; with replication factor 2 the workers also load every row twice on
+the same two cores.
 `,
   );
   progress("wrote the copy section of docs/benchmarks.md");
