@@ -1,10 +1,7 @@
 import { hashBytes, hashInt4, hashInt8FromNumber } from "@herd/shared";
 import { HashableType } from "../executor/distribution-value.js";
-import type { CopyFormat } from "./copy-rows.js";
+import { BACKSLASH, CARRIAGE_RETURN, type CopyFormat, NEWLINE } from "./copy-rows.js";
 
-const NEWLINE = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
-const BACKSLASH = 0x5c;
 const MINUS = 0x2d;
 const ZERO = 0x30;
 const NINE = 0x39;

@@ -21,9 +21,9 @@ export const TEXT_FORMAT: CopyFormat = {
   header: false,
 };
 
-const NEWLINE = 0x0a;
-const CARRIAGE_RETURN = 0x0d;
-const BACKSLASH = 0x5c;
+export const NEWLINE = 0x0a;
+export const CARRIAGE_RETURN = 0x0d;
+export const BACKSLASH = 0x5c;
 
 /**
  * Cuts COPY data into rows (each with its line ending), whatever the chunk boundaries. The line
