@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { sleep } from "@herd/shared";
 import { usableCores } from "@herd/worker-bot";
 import type pg from "pg";
@@ -60,7 +62,31 @@ async function killEverythingAndRestart(alsoPids: readonly number[] = []): Promi
     kill(left.map((p) => p.pid));
     return left.length === 0;
   });
+  // a killed postmaster whose bot was killed too is reaped by init, maybe a while later: until then
+  // its pid exists (a zombie), and the new PostgreSQL refuses its data directory ("lock file
+  // postmaster.pid already exists … Is another postmaster running?")
+  await within(10_000, "every killed postmaster reaped", async () => postmasterPids(dir).every((pid) => !exists(pid)));
   cluster = await startHerdUp({ dataDir: dir, workers: 3, ports, env: { HERD_REPAIR_INTERVAL_MS: "1000" } });
+}
+
+/** The pids in the cluster's postmaster.pid files (of servers that ran; PostgreSQL removes the file on a clean stop). */
+function postmasterPids(dir: string): number[] {
+  return readdirSync(dir)
+    .filter((entry) => /^herd-\d+$/.test(entry))
+    .map((entry) => join(dir, entry, "pgdata", "postmaster.pid"))
+    .filter((file) => existsSync(file))
+    .map((file) => Number(readFileSync(file, "utf8").split("\n")[0]))
+    .filter((pid) => pid > 0);
+}
+
+/** Whether a process with this pid exists (a zombie too, as PostgreSQL's own check sees it). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
 }
 
 /** Waits until `count` deciding transactions wait for the commit records' table (their workers' parts prepared). */

@@ -120,7 +120,12 @@ async function startHerdUpOnce(options: HerdUpOptions): Promise<HerdUp> {
         headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
       }),
     async stop(signal = "SIGINT") {
-      if (child.exitCode === null && child.pid) process.kill(-child.pid, signal);
+      try {
+        if (child.exitCode === null && child.pid) process.kill(-child.pid, signal);
+      } catch (error) {
+        // its process group is gone already (a test killed every process of the cluster)
+        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+      }
       return exited;
     },
   };

@@ -171,6 +171,16 @@ export async function callHerdFunction(
           ]);
         }
       }
+      // regclass reads as the table's name, qualified when the session's search_path does not
+      // find it: the coordinator's PostgreSQL writes it (the shell has the table's oid)
+      if (rows.length > 0) {
+        const oids = [...new Set(rows.map((row) => row[0] as string))];
+        const named = await port.backend.query("SELECT o::text, o::regclass::text FROM unnest($1::oid[]) AS o", [
+          `{${oids.join(",")}}`,
+        ]);
+        const names = new Map(named.rows.map((row) => [row[0]?.toString(), row[1]?.toString()]));
+        for (const row of rows) row[0] = names.get(row[0] as string) ?? (row[0] as string);
+      }
       return {
         columns: [
           { name: "table_name", typeOid: REGCLASS_OID },
