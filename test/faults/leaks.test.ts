@@ -208,9 +208,10 @@ describe("a worker's crash", () => {
       "no transaction of herd's open on herd-2",
       async () => (await herdBackends(herdUp.cluster, 2)).length === 0,
     );
-    // and every row can be written: at once, or (three times in a dozen loaded full runs, cause not
-    // found yet) once recovery's next pass (every 5 s) has finished a prepared part left on herd-1;
-    // a lock held for good still fails here
+    // and every row can be written, as soon as the repair of herd-2's stale copies lets it: each
+    // repair copy holds its shard group's write lock while it copies (operations/shard-copy.ts),
+    // and it starts as herd-2 answers again, i.e. now. With 2 s this failed three times in a dozen
+    // loaded full runs; a lock held for good still fails with 12 s.
     await herd.query("SET lock_timeout = '12s'");
     const all = await herd.query("UPDATE big SET v = v");
     await herd.query("RESET lock_timeout");
