@@ -113,7 +113,7 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   /**
    * Sends a shard's batch to each of its placements, without waiting: the client's next rows are
    * read and routed while the workers load these, and each placement's copy goes out at the same
-   * time (the batches' bytes on their way are bounded, see `underWay`).
+   * time (the batches' bytes on their way are bounded, see `inFlightAtMost`).
    */
   const flush = (index: number): void => {
     const batch = batches[index] as ShardBatch;
@@ -147,9 +147,12 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     inFlight.add(settled);
     inFlightBytes += rows.length;
   };
-  /** Waits while more than IN_FLIGHT_BYTES of batches are on their way to the workers. */
-  const underWay = async () => {
-    while (inFlightBytes > IN_FLIGHT_BYTES && inFlight.size > 0) await Promise.race(inFlight);
+  /**
+   * Waits until at most `bytes` of batches are on their way to the workers (0: every batch has
+   * settled, as a rollback needs: it must not cut into a COPY a worker runs).
+   */
+  const inFlightAtMost = async (bytes: number) => {
+    while (inFlightBytes > bytes && inFlight.size > 0) await Promise.race(inFlight);
   };
   const keys =
     distributionIndex >= 0 ? new CopyKeyReader(format, distributionIndex, table.distributionType as number) : undefined;
@@ -188,13 +191,9 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   const flushFull = async () => {
     for (const index of full) flush(index);
     full.clear();
-    await underWay();
+    await inFlightAtMost(IN_FLIGHT_BYTES);
   };
 
-  /** Until every batch on its way has settled (a rollback must not cut into a COPY a worker runs). */
-  const settle = async () => {
-    while (inFlight.size > 0) await Promise.race(inFlight);
-  };
   try {
     for (;;) {
       const next = port.nextClientMessage();
@@ -222,12 +221,12 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     if (failure) throw failure;
     for (const row of splitter.end()) route(row, 0, row.length);
     for (let index = 0; index < batches.length; index += 1) flush(index);
-    await settle();
+    await inFlightAtMost(0);
     if (failure) throw failure;
     await transaction.commit();
   } catch (error) {
     failure ??= error as Error;
-    await settle();
+    await inFlightAtMost(0);
     await transaction.rollback();
     throw error;
   }
