@@ -1,3 +1,4 @@
+import { sleep } from "@herd/shared";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { answer } from "../helpers/differential.js";
@@ -163,6 +164,9 @@ describe("moving a shard group", () => {
     // writers: each owns its ids, inserts/updates/deletes (some in blocks) on keyed and keyless tables
     const errors: string[] = [];
     let running = true;
+    // the load never outlives the test: it stops when the move is answered, or at the test's timeout
+    const stopBy = Date.now() + 100_000;
+    const loading = () => running && Date.now() < stopBy;
     // each acknowledged write (a statement, or a block once COMMIT answered) is then sent to the plain server
     const writer = async (first: number) => {
       const client = await herdClient(herdUp.cluster);
@@ -171,7 +175,7 @@ describe("moving a shard group", () => {
       const upsert = "INSERT INTO orders VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET total = $2";
       let n = 0;
       try {
-        while (running) {
+        while (loading()) {
           const id = 100_000 + first + (n % 200) * 10;
           n += 1;
           try {
@@ -197,6 +201,8 @@ describe("moving a shard group", () => {
           } catch (error) {
             errors.push((error as Error).message);
             await client.query("ROLLBACK").catch(() => {});
+            // a dead session fails at once, without I/O: pause so the loop cannot starve the timers
+            await sleep(20);
           }
         }
       } finally {
@@ -208,21 +214,27 @@ describe("moving a shard group", () => {
     const reader = async () => {
       const client = await herdClient(herdUp.cluster);
       try {
-        while (running) {
+        while (loading()) {
           const result = await answer(client, "SELECT count(*) FROM orders WHERE id <= 3000");
-          if ("error" in result) reads.push(result.error.message);
-          else if (result.rows[0]?.[0] !== "3000") reads.push(`read ${result.rows[0]?.[0]} rows`);
+          if ("error" in result) {
+            reads.push(result.error.message);
+            await sleep(20);
+          } else if (result.rows[0]?.[0] !== "3000") reads.push(`read ${result.rows[0]?.[0]} rows`);
         }
       } finally {
         await client.end();
       }
     };
     const load = [writer(1), writer(2), writer(3), reader()];
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const moved = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    running = false;
-    await Promise.all(load);
+    let moved: Awaited<ReturnType<typeof json>>;
+    try {
+      await sleep(500);
+      moved = await json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) });
+      await sleep(500);
+    } finally {
+      running = false;
+      await Promise.all(load);
+    }
     expect(moved.status, JSON.stringify(moved.body)).toBe(200);
     expect((moved.body.shards as number[]).sort()).toEqual([shardId, colocated].sort());
     expect(Number(moved.body.writePauseMs)).toBeLessThan(1_000);

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { sleep } from "@herd/shared";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { freePortRange } from "./ports.js";
 import { processesMentioning } from "./processes.js";
 import { scratchDir } from "./scratch-dir.js";
@@ -169,6 +169,11 @@ export function useHerdCluster(name: string, options: Omit<HerdUpOptions, "dataD
     scratch = await scratchDir(name);
     cluster = await startHerdUp({ ...options, dataDir: scratch.path });
   });
+  afterEach(async ({ task }) => {
+    // what herd logged while a test failed (or timed out) is the only trace of why: show its tails
+    if (task.result?.state !== "fail" || !cluster) return;
+    console.error(`--- herd up while "${task.name}" failed ---\n${await logTails(cluster)}`);
+  });
   afterAll(async () => {
     await cluster?.stop();
     await scratch?.remove();
@@ -200,4 +205,15 @@ async function emptyDirectory(dir: string): Promise<void> {
     }
   }
   for (const entry of await readdir(dir)) await rm(join(dir, entry), { recursive: true, force: true });
+}
+
+/** The last lines of `herd up`'s output and of each pod's log (the coordinator's longest), token hidden. */
+async function logTails(cluster: HerdUp): Promise<string> {
+  const logs = join(cluster.dataDir, "logs");
+  const parts = [`herd up: ${cluster.output().slice(-2_000)}`];
+  for (const file of (await readdir(logs).catch(() => [])).sort()) {
+    const text = await readFile(join(logs, file), "utf8").catch((error: Error) => error.message);
+    parts.push(`${file}: …${text.slice(file.endsWith("-0.log") ? -12_000 : -4_000)}`);
+  }
+  return parts.join("\n").replaceAll(cluster.token, "<admin token>");
 }

@@ -44,6 +44,8 @@ export interface ShardMoveReport {
 const CATCH_UP_MS = 30_000;
 /** The initial copy is looked at this often (progress, errors). */
 const POLL_MS = 200;
+/** A copy whose tables and bytes stay the same this long is logged, with what the source runs. */
+const STILL_WARN_MS = 15_000;
 
 /** Moves this process is running now: a `copying` move of no running process is undone (MoveCleanup). */
 export const runningMoves = new Set<number>();
@@ -202,6 +204,8 @@ async function waitForInitialCopy(
   deps: ShardMoveDeps,
 ): Promise<void> {
   let reported = 0;
+  let seen = "";
+  let stillSince = Date.now();
   for (;;) {
     const { rows } = await target.query(
       `SELECT count(*) FILTER (WHERE r.srsubstate = 'r'), count(*)
@@ -211,6 +215,18 @@ async function waitForInitialCopy(
     const [ready, all] = (rows[0] ?? []).map((value) => Number(value?.toString()));
     if (all === names.length + 1 && ready === all) return;
     const bytes = await sizeOf(target, names);
+    const now = `${ready}/${all} ${bytes}`;
+    if (now !== seen) [seen, stillSince] = [now, Date.now()];
+    else if (Date.now() - stillSince >= STILL_WARN_MS) {
+      // a copy that does not move waits for something on the source: say what, without its SQL
+      stillSince = Date.now();
+      deps.logger.warn("moving shards: the initial copy has not moved", {
+        subscription: objects.name,
+        tables_ready: `${ready}/${all}`,
+        bytes,
+        source_transactions: await openTransactions(source),
+      });
+    }
     // a source that crashed fails the move now (it is undone), not after the copy
     await source.query("SELECT 1");
     deps.onProgress?.(bytes);
@@ -220,6 +236,22 @@ async function waitForInitialCopy(
     }
     await sleep(POLL_MS);
   }
+}
+
+/**
+ * The source's oldest open and prepared transactions: a replication slot is made only once every
+ * transaction running when it was asked for has ended, so one left open stalls the initial copy.
+ */
+async function openTransactions(source: WorkerConnection): Promise<string> {
+  const { rows } = await source.query(
+    `SELECT coalesce(nullif(application_name, ''), backend_type) || ' ' || state || ' ' ||
+            coalesce(wait_event, '-') || ' ' || round(extract(epoch FROM now() - xact_start)) || 's'
+       FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+      UNION ALL
+     SELECT 'prepared ' || gid || ' ' || round(extract(epoch FROM now() - prepared)) || 's' FROM pg_prepared_xacts
+      LIMIT 8`,
+  );
+  return rows.map((row) => String(row[0])).join("; ") || "none";
 }
 
 /** The switch, under the shards' write locks: the target caught up, counts equal, placements swapped. */
