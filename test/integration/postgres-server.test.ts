@@ -1,14 +1,8 @@
 import { spawn } from "node:child_process";
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createLogger, isHerdError } from "@herd/shared";
-import {
-  findPgBinaries,
-  livePostmasterPid,
-  makeSocketDirectory,
-  PostgresServer,
-  resolveRunAs,
-} from "@herd/worker-bot";
+import { findPgBinaries, livePostmasterPid, PostgresServer, resolveRunAs } from "@herd/worker-bot";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePortRange } from "../helpers/ports.js";
@@ -72,51 +66,6 @@ describe("PostgresServer (real PostgreSQL 18)", () => {
     expect(row).toEqual({ major: 18, mpt: "300", wal: "logical" });
     // initdb staged elsewhere and renamed: no leftovers beside the data directory
     expect((await readdir(dir)).sort()).toEqual(["pgdata", "pgdata.log"]);
-  });
-
-  it("listens on a Unix socket in the private directory it is given, with the same SCRAM login", async () => {
-    const dir = await scratch("pg-socket");
-    const port = await freePortRange(1);
-    const socket = await makeSocketDirectory(port, resolveRunAs(), createLogger("test", { level: "error" }));
-    if (!socket) throw new Error("no socket directory could be made in the temporary directory");
-    cleanups.push(() => socket.remove());
-    expect((await stat(socket.path)).mode & 0o777).toBe(0o700);
-    const server = await newServer(join(dir, "pgdata"), port, { socketDirectory: socket.path });
-    await server.start();
-    expect(server.localHost()).toBe(socket.path);
-    const viaSocket = (password: string) =>
-      new pg.Client({ host: socket.path, port, user: "postgres", password, database: "postgres" });
-    const client = viaSocket(PASSWORD);
-    await client.connect();
-    try {
-      // a backend of a Unix-socket connection has no client address
-      const { rows } = await client.query("SELECT client_addr FROM pg_stat_activity WHERE pid = pg_backend_pid()");
-      expect(rows).toEqual([{ client_addr: null }]);
-    } finally {
-      await client.end();
-    }
-    expect(await viaSocket("wrong").connect().catch((e: { code?: string }) => e.code)).toBe("28P01");
-    // TCP still answers (the bench and tests use it), and a server given no directory has no socket
-    expect(await query(port, "SELECT 1 AS one")).toEqual([{ one: 1 }]);
-    const plain = await newServer(join(dir, "plain"), await freePortRange(1));
-    expect(plain.localHost()).toBe("127.0.0.1");
-  });
-
-  it("makes no socket directory whose socket path would be too long, and says so", async () => {
-    const long = join(await scratch("pg-socket-long"), "d".repeat(90));
-    await mkdir(long);
-    const said: string[] = [];
-    const logger = createLogger("test", { level: "warn", write: (line: string) => said.push(line) });
-    const previous = process.env.TMPDIR;
-    process.env.TMPDIR = long;
-    try {
-      expect(await makeSocketDirectory(5432, resolveRunAs(), logger)).toBeUndefined();
-    } finally {
-      if (previous === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = previous;
-    }
-    expect(await readdir(long)).toEqual([]);
-    expect(said.join("\n")).toMatch(/too long a path/);
   });
 
   it("requires the password (SCRAM) and rejects a wrong one with 28P01", async () => {

@@ -95,21 +95,6 @@ describe("coordinator connections shared between sessions", () => {
     }
   });
 
-  it("reaches the coordinator's PostgreSQL through its Unix socket: sessions and herd's own work", async () => {
-    await herd.query("SELECT 1");
-    const rows = await onServer<{ application_name: string; over: string }>(
-      herdUp.cluster,
-      0,
-      `SELECT application_name, CASE WHEN client_addr IS NULL THEN 'unix' ELSE 'tcp' END AS over
-         FROM pg_stat_activity
-        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-          AND (application_name LIKE 'shared-%' OR application_name LIKE 'herd-%')`,
-    );
-    expect(rows.some((row) => row.application_name === "shared-admin")).toBe(true);
-    expect(rows.some((row) => row.application_name === "herd-coordinator")).toBe(true);
-    expect(rows.filter((row) => row.over !== "unix")).toEqual([]);
-  });
-
   it("keeps each session's settings, temporary tables, prepared statements and locks to itself", async () => {
     const [owner, ...others] = await clients(4, "shared-state");
     try {

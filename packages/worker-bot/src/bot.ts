@@ -5,14 +5,7 @@ import { CATALOG_EXTENSION_DIR } from "@herd/coordinator/server-setup";
 import { Defaults, type Logger, sleep } from "@herd/shared";
 import type { BotConfig } from "./bot-config.js";
 import type { KubeApi } from "./kubernetes/kube-api.js";
-import {
-  findPgBinaries,
-  makeSocketDirectory,
-  PostgresServer,
-  resolveRunAs,
-  shellGuardLibrary,
-  withShellGuard,
-} from "./postgres/index.js";
+import { findPgBinaries, PostgresServer, resolveRunAs, shellGuardLibrary, withShellGuard } from "./postgres/index.js";
 import { claimVolume } from "./volume-identity.js";
 import { ProbeServer } from "./worker/probe-server.js";
 import { Registrar } from "./worker/registrar.js";
@@ -42,10 +35,6 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
   void labeler?.set("starting");
   await mkdir(config.volumeDir, { recursive: true });
   await claimVolume(config.volumeDir, config.clusterId, config.pod.podName);
-  const runAs = resolveRunAs();
-  // the coordinator talks to its own PostgreSQL all the time: over a Unix socket where it can
-  const socketDirectory =
-    config.role === "coordinator" ? await makeSocketDirectory(config.pgPort, runAs, logger) : undefined;
   const postgres = new PostgresServer({
     binaries: await findPgBinaries(),
     dataDir: join(config.volumeDir, "pgdata"),
@@ -55,8 +44,7 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
     superuserPassword: config.internalPassword,
     // a volume made before the internal password existed: its superuser had the SQL password
     formerSuperuserPasswords: [config.password],
-    runAs,
-    socketDirectory: socketDirectory?.path,
+    runAs: resolveRunAs(),
     // only the coordinator holds shells; its PostgreSQL refuses statements that reach one
     settings: config.role === "coordinator" ? coordinatorSettings(config.pgSettings, logger) : config.pgSettings,
     logger: logger.child("postgres"),
@@ -65,7 +53,7 @@ export async function runBot(config: BotConfig, logger: Logger): Promise<Running
   const done = new Promise<number>((resolve) => {
     resolveDone = resolve;
   });
-  const teardown: (() => Promise<void>)[] = [async () => socketDirectory?.remove(), () => postgres.stop()];
+  const teardown: (() => Promise<void>)[] = [() => postgres.stop()];
   let stopping: Promise<void> | undefined;
   const stop = (reason: string, code = 0) => {
     stopping ??= (async () => {
@@ -145,11 +133,12 @@ function watchWorkerPods(
 }
 
 async function startCoordinatorRole(config: BotConfig, postgres: PostgresServer, logger: Logger): Promise<Coordinator> {
+  const connection = postgres.connectionConfig();
   // (loaded here: a worker's bot never needs the coordinator's parser, planner and admin API)
   const { startCoordinator } = await import("@herd/coordinator");
   return startCoordinator({
     metadata: {
-      host: postgres.localHost(),
+      host: connection.host ?? "127.0.0.1",
       port: config.pgPort,
       user: Defaults.superuser,
       password: config.internalPassword,

@@ -1,5 +1,4 @@
-import { createConnection, type NetConnectOpts, type Socket } from "node:net";
-import { join } from "node:path";
+import { createConnection, type Socket } from "node:net";
 import { AuthCode, decodeNotice, type NoticeFields, type TransactionStatus } from "./backend-messages.js";
 import { BufferReader } from "./buffer-reader.js";
 import { BufferWriter } from "./buffer-writer.js";
@@ -39,11 +38,6 @@ export class BackendStartupError extends Error {
 
 const STARTUP_TIMEOUT_MS = 30_000;
 
-/** libpq's rule: a host that starts with "/" is the directory of the server's Unix socket. */
-export function serverAddress(host: string, port: number): NetConnectOpts {
-  return host.startsWith("/") ? { path: join(host, `.s.PGSQL.${port}`) } : { host, port };
-}
-
 /**
  * Opens a connection to a PostgreSQL server and runs its startup as a client: StartupMessage,
  * SCRAM-SHA-256, then ParameterStatus/BackendKeyData until ReadyForQuery.
@@ -53,7 +47,7 @@ export function connectBackend(
   parameters: ReadonlyMap<string, string>,
 ): Promise<BackendConnection> {
   return new Promise((resolve, reject) => {
-    const socket = createConnection({ ...serverAddress(target.host, target.port), noDelay: true });
+    const socket = createConnection({ host: target.host, port: target.port, noDelay: true });
     const framer = new MessageFramer(64 * 1024 * 1024);
     const writer = new BufferWriter(256);
     const reported: [string, string][] = [];
@@ -148,7 +142,7 @@ export function connectBackend(
 /** Asks a PostgreSQL server to cancel what one of its backends is running (fire and forget). */
 export function sendCancelRequest(host: string, port: number, processId: number, secretKey: number): Promise<void> {
   return new Promise((resolve) => {
-    const socket = createConnection(serverAddress(host, port));
+    const socket = createConnection({ host, port });
     const writer = new BufferWriter(16);
     encodeCancelRequest(writer, processId, secretKey);
     socket.once("connect", () => socket.end(writer.flush()));

@@ -4,5 +4,4 @@ export { findPgBinaries, type PgBinaries, POSTGRES_MAJOR } from "./pg-binaries.j
 export { baseSettings, PostgresServer, type PostgresServerOptions } from "./postgres-server.js";
 export { isAlive, livePostmasterPid, waitForExit } from "./postmaster-pid.js";
 export { assertTraversable, chownTree, type RunAs, resolveRunAs } from "./run-as.js";
-export { makeSocketDirectory, type SocketDirectory } from "./socket-directory.js";
 export { shellGuardLibrary, withShellGuard } from "./shell-guard.js";

@@ -31,11 +31,6 @@ export interface PostgresServerOptions {
   readonly logFile: string;
   readonly runAs: RunAs | undefined;
   readonly logger: Logger;
-  /**
-   * A directory for a Unix socket as well (the coordinator's own server, socket-directory.ts);
-   * without one PostgreSQL listens on TCP only.
-   */
-  readonly socketDirectory?: string;
   /** Extra `-c name=value` settings; they win over herd's. */
   readonly settings?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
@@ -50,16 +45,14 @@ export interface PostgresServerOptions {
 /**
  * What every herd PostgreSQL needs: two-phase commit for distributed writes, connections for the
  * coordinator's pools, logical WAL for online shard moves, no work left running for a client that
- * is gone, and TCP (a Unix socket only in a directory herd made for it: their path length and
- * permissions vary by machine).
+ * is gone, and TCP only (no Unix socket, whose
+ * path length and directory permissions vary by machine).
  */
-export function baseSettings(
-  options: Pick<PostgresServerOptions, "port" | "listenAddresses" | "socketDirectory">,
-): Record<string, string> {
+export function baseSettings(options: Pick<PostgresServerOptions, "port" | "listenAddresses">): Record<string, string> {
   return {
     port: String(options.port),
     listen_addresses: options.listenAddresses,
-    unix_socket_directories: options.socketDirectory ?? "",
+    unix_socket_directories: "",
     max_connections: "300",
     max_prepared_transactions: "300",
     wal_level: "logical",
@@ -121,14 +114,6 @@ export class PostgresServer extends EventEmitter<ServerEvents> {
       password: this.options.superuserPassword,
       database,
     };
-  }
-
-  /**
-   * Where a client on this machine reaches the server fastest: its Unix socket's directory (as
-   * libpq and node-postgres take it in `host`) when it has one, else its TCP address.
-   */
-  localHost(): string {
-    return this.options.socketDirectory ?? this.connectionConfig().host ?? "127.0.0.1";
   }
 
   /** Prepares the data directory (initdb when empty) and starts PostgreSQL; resolves when it accepts connections. */
