@@ -3,6 +3,7 @@
 // SQL port) against one plain PostgreSQL holding the same data ("postgres": the coordinator's own
 // PostgreSQL, SQL port + 1, in a schema of its own), alternated run by run; reported as
 // herd / postgres ratios of median TPS.
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { cpuTable, ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
@@ -16,9 +17,13 @@ import { median } from "./lib/table.mjs";
 export const description =
   "pgbench -S, -N and tpcb-like, prepared: pgbench_accounts distributed by aid over 3 workers vs one PostgreSQL";
 
-/** pgbench's built-in scripts, each run with -M prepared. */
+const SINGLE_ROW_UPDATE = fileURLToPath(new URL("./scripts/single-row-update.sql", import.meta.url));
+
+/** pgbench's built-in scripts and one of ours, each run with -M prepared. */
 const WORKLOADS = [
   { name: "select-only", args: ["-S"], statements: 1 },
+  // one UPDATE by aid, autocommit (bench/scripts/single-row-update.sql; -D scale: a custom script's :scale is 1)
+  { name: "single-row update", args: ["-f", SINGLE_ROW_UPDATE], scaled: true, statements: 1 },
   // BEGIN; UPDATE; SELECT; INSERT; END
   { name: "simple-update", args: ["-N"], statements: 5 },
   // BEGIN; UPDATE; SELECT; UPDATE; UPDATE; INSERT; END
@@ -53,6 +58,7 @@ export async function run(argv, { signal }) {
   const workload = (name, seconds) => [
     "-n",
     ...WORKLOADS.find((w) => w.name === name).args,
+    ...(WORKLOADS.find((w) => w.name === name).scaled ? ["-D", `scale=${options.scale}`] : []),
     "-M",
     WORKLOADS.find((w) => w.name === name).mode ?? "prepared",
     ...CLIENTS,
@@ -156,7 +162,9 @@ loaded with \`pgbench -i -s ${options.scale}\` straight into the coordinator's o
 SQL port + 1, schema \`${PLAIN_SCHEMA}\`), is the single-server baseline. Then ${options.rounds} round${options.rounds === 1 ? "" : "s"} of
 \`pgbench -n <workload> -M prepared ${CLIENTS.join(" ")} -T ${options.seconds}\` per workload (the last with \`-M simple\`), each on "postgres",
 then through herd ("herd", SQL port), after ${options.warmup} s of unrecorded warm-up per workload through herd.
-select-only (\`-S\`) is one routed \`SELECT\` by \`aid\`; simple-update (\`-N\`) is a transaction of
+select-only (\`-S\`) is one routed \`SELECT\` by \`aid\`; single-row update
+(\`bench/scripts/single-row-update.sql\`) one \`UPDATE pgbench_accounts\` by \`aid\` outside a block,
+reaching both placements of its shard with two-phase commit (the issue's target: ≥ 0.2 × one PostgreSQL); simple-update (\`-N\`) is a transaction of
 \`UPDATE pgbench_accounts\`, \`SELECT abalance\` and \`INSERT INTO pgbench_history\`, all keyed by
 \`aid\`, so one shard group per transaction, each write reaching both placements of its shard;
 tpcb-like (\`-b tpcb-like\`, the TPC-B-like default) adds updates of the local \`pgbench_tellers\` and
