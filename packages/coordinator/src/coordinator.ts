@@ -25,6 +25,7 @@ import {
   type ConnectionLimits,
   DEFAULT_WORKER_CONNECTIONS,
   type MetadataServer,
+  workerConnectionsOfFirstProcess,
   workerConnectionsPerProcess,
 } from "./processes/sql-process-config.js";
 import { SqlProcesses } from "./processes/sql-processes.js";
@@ -64,8 +65,8 @@ export interface CoordinatorOptions {
    */
   readonly coordinatorBackends?: number;
   /**
-   * Connections each worker gets from the coordinator for client statements, all processes
-   * together (default 16): sessions holding none wait for room (connection/worker-pool.ts).
+   * Connections each worker gets from the coordinator, all processes together, herd's own work's
+   * one included (default 16): sessions holding none wait for room (connection/worker-pool.ts).
    */
   readonly workerConnections?: number;
   /** How often stale placements are looked for and repaired (ms). */
@@ -147,15 +148,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const catalog = new Catalog(pool, logger.child("catalog"));
     await catalog.start();
     opened.push({ close: async () => catalog.stop() });
+    const workerConnectionsTotal = options.workerConnections ?? DEFAULT_WORKER_CONNECTIONS;
     const workerConnections = workerConnectionsPerProcess(
-      options.workerConnections ?? DEFAULT_WORKER_CONNECTIONS,
+      workerConnectionsTotal,
       Math.max(1, options.sqlProcesses ?? 1),
     );
     const workers = sqlWorkerPool(
       credentials,
       options.metadata.database,
       options.shardConnectionsPerWorker,
-      workerConnections,
+      workerConnectionsOfFirstProcess(workerConnectionsTotal, Math.max(1, options.sqlProcesses ?? 1)),
       logger,
     );
     opened.push({ close: async () => workers.close() });

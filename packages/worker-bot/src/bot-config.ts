@@ -47,8 +47,8 @@ export interface BotConfig {
    */
   readonly coordinatorBackends: number | undefined;
   /**
-   * Connections each worker's PostgreSQL gets from the coordinator for client statements
-   * (`HERD_WORKER_CONNECTIONS`, all coordinator processes together, default 16). A session holds
+   * Connections each worker's PostgreSQL gets from the coordinator (`HERD_WORKER_CONNECTIONS`, all
+   * coordinator processes together, herd's own work's one included, default 16). A session holds
    * one only while a statement or transaction block uses it; sessions holding none wait for room.
    */
   readonly workerConnections: number;

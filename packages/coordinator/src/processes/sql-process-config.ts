@@ -61,3 +61,13 @@ export const DEFAULT_WORKER_CONNECTIONS = 16;
 export function workerConnectionsPerProcess(total: number, processes: number): number {
   return Math.max(2, Math.floor(total / processes));
 }
+
+/**
+ * The first process's share for its sessions: one less, kept for herd's own work on the workers,
+ * which runs in that process and never waits for room (2PC recovery every few seconds, repairs,
+ * moves, DDL). So `total` bounds the connections a worker sees from the coordinator, herd's own
+ * included, while herd's own work needs one at a time.
+ */
+export function workerConnectionsOfFirstProcess(total: number, processes: number): number {
+  return Math.max(2, workerConnectionsPerProcess(total, processes) - 1);
+}
