@@ -9,6 +9,34 @@ export interface Frame {
 }
 
 /**
+ * A message where it lies in the chunk it arrived in: its offsets, with the views of its body and
+ * of its whole bytes cut (`subarray`, a Buffer object each) only when asked for. A relayed DataRow
+ * is asked for its raw bytes only, a decoded message for its body only.
+ */
+class ChunkFrame implements Frame {
+  private bodyView: Buffer | undefined;
+  private rawView: Buffer | undefined;
+
+  constructor(
+    readonly type: number,
+    private readonly data: Buffer,
+    private readonly start: number,
+    private readonly bodyStart: number,
+    private readonly end: number,
+  ) {}
+
+  get body(): Buffer {
+    if (this.bodyView === undefined) this.bodyView = this.data.subarray(this.bodyStart, this.end);
+    return this.bodyView;
+  }
+
+  get raw(): Buffer {
+    if (this.rawView === undefined) this.rawView = this.data.subarray(this.start, this.end);
+    return this.rawView;
+  }
+}
+
+/**
  * Cuts a byte stream into messages. Typed messages are `type(1) length(4) body`; the first
  * packet of a connection is untyped (`length(4) body`). Chunks may split or join messages
  * anywhere; complete messages are returned as views of the chunk where possible (no copy).
@@ -50,27 +78,24 @@ export class MessageFramer {
       this.pendingBytes += chunk.length;
     }
     const header = this.typed ? 5 : 4;
-    if (this.needed === 0 && this.pendingBytes >= header) this.needed = this.messageSize(this.joinPending(), header);
+    if (this.needed === 0 && this.pendingBytes >= header) this.needed = this.messageSize(this.joinPending(), 0, header);
     if (this.needed === 0 || this.pendingBytes < this.needed) return [];
 
     const data = this.joinPending();
     const frames: Frame[] = [];
     let offset = 0;
     while (data.length - offset >= header) {
-      const total = this.messageSize(data.subarray(offset), header);
+      const total = this.messageSize(data, offset, header);
       if (data.length - offset < total) break;
-      frames.push({
-        type: this.typed ? (data[offset] as number) : 0,
-        body: data.subarray(offset + header, offset + total),
-        raw: data.subarray(offset, offset + total),
-      });
+      const type = this.typed ? (data[offset] as number) : 0;
+      frames.push(new ChunkFrame(type, data, offset, offset + header, offset + total));
       offset += total;
       if (!this.typed) break;
     }
     this.pending = offset < data.length ? [data.subarray(offset)] : [];
     this.pendingBytes = data.length - offset;
     this.needed = 0;
-    if (this.typed && this.pendingBytes >= header) this.needed = this.messageSize(this.joinPending(), header);
+    if (this.typed && this.pendingBytes >= header) this.needed = this.messageSize(this.joinPending(), 0, header);
     return frames;
   }
 
@@ -83,9 +108,9 @@ export class MessageFramer {
     return pending;
   }
 
-  /** Total size (header included) of the message starting at `data`, checked against the limits. */
-  private messageSize(data: Buffer, header: number): number {
-    const length = data.readInt32BE(header - 4);
+  /** Total size (header included) of the message starting at `data[offset]`, checked against the limits. */
+  private messageSize(data: Buffer, offset: number, header: number): number {
+    const length = data.readInt32BE(offset + header - 4);
     if (length < 4 || length > this.maxMessageBytes) {
       throw new ProtocolError(
         length < 4
