@@ -195,11 +195,22 @@ each write costs some 25 µs of system time (the kernel delivers the bytes to th
 within the sender's system call), so \`writeBuffer\` is about half of the coordinator's CPU. The
 JavaScript of the path (framing, plan lookup, shard selection, encoding, the pool) is spread thin:
 no function above a few per cent. Simple-protocol statements cost about what prepared ones do
-because literals become parameters (one parse and one plan per statement shape). A write
-outside a block takes three round trips (lock and BEGIN on the coordinator, statement and PREPARE
-on both placements, the decision), a transaction of five statements about 21 writes: at ~25 µs a
-write that is most of its CPU; fewer writes per transaction, not less JavaScript, is what would
-move those ratios.
+because literals become parameters (one parse and one plan per statement shape).
+
+System calls of the coordinator per transaction, counted with \`strace -c\` over 1 client (2026-12-03):
+select-only 2 writes and 2 reads (the least a relay can do); single-row update 7 writes
+(\`writev\` when several messages go together) and 10 reads: the lock with BEGIN on the coordinator,
+the UPDATE with PREPARE TRANSACTION on each placement, the decision on the coordinator, the answer,
+COMMIT PREPARED on each placement; simple-update 16 writes and 17 reads. One PostgreSQL answers
+a single-row update with one write, and on tmpfs its commit costs no flush: that, not JavaScript,
+is the gap in the write ratios. With writes at 35–60 µs of system time each under load (a write on
+loopback runs the receiver's side and wakes it), two-phase commit over two placements costs
+several hundred µs of coordinator CPU per write whatever the code around it does; fewer writes
+per transaction is what would move those ratios. Two things tried and measured without a gain
+(2026-12-03): the coordinator's own PostgreSQL over a Unix socket instead of loopback TCP (a Node
+ping-pong saves ~7 µs per round trip, herd's passthrough showed none within the noise), and
+fewer Buffer views per message (framing a routed answer went from ~1.4 to 0.5 µs: real, but
+under 1 % of a statement).
 
 Writes commit atomically on both placements (two-phase commit with a commit record on the
 coordinator, docs/distributed-tables.md). Round trips a write waits for, in order (each to one
