@@ -174,8 +174,8 @@ one (PostgreSQL checks each login), so right after connecting they hold as many 
 (its cap: max_connections 300, less what herd keeps, split between the processes); once the
 sessions have been idle for the pool's 30 s they hold none, and a statement takes one only while it
 runs. Worker connections are shared by every session and capped (\`HERD_WORKER_CONNECTIONS\`, 16 per
-worker for all processes, 8 each here; the count above also holds herd's own connection, the one
-seen with no client): with every client running statements at once, statements outside a
+worker in all, herd's own included: the first process's sessions get 7, the other's 8, and the
+first process's own work, 2PC recovery every 5 s, the one seen with no client): with every client running statements at once, statements outside a
 transaction block wait for room instead of opening more, a write for room on both its workers at
 once; idle ones close after 60 s (a transaction block never
 waits and may go over while it runs; packages/coordinator/src/protocol/README.md).
