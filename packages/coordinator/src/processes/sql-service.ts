@@ -13,6 +13,7 @@ import { ProtocolServer } from "../protocol/protocol-server.js";
 import type { SessionAdmission } from "../protocol/session-slots.js";
 import { Conversation } from "../session/conversation.js";
 import { finishingCommits } from "../transaction/finishing-commits.js";
+import { collectWhenIdle } from "./idle-collection.js";
 import { peers } from "./peers.js";
 import type { ConnectionLimits } from "./sql-process-config.js";
 
@@ -71,6 +72,7 @@ export function sqlWorkerPool(
  */
 export function sqlService(options: SqlServiceOptions): ProtocolServer {
   const { metadata, logger } = options;
+  collectWhenIdle(logger);
   const statements = new StatementCache();
   const literals = new NormalizedStatements(statements);
   const engine = new QueryEngine(options.catalog);
