@@ -148,16 +148,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const catalog = new Catalog(pool, logger.child("catalog"));
     await catalog.start();
     opened.push({ close: async () => catalog.stop() });
+    const processes = Math.max(1, options.sqlProcesses ?? 1);
     const workerConnectionsTotal = options.workerConnections ?? DEFAULT_WORKER_CONNECTIONS;
-    const workerConnections = workerConnectionsPerProcess(
-      workerConnectionsTotal,
-      Math.max(1, options.sqlProcesses ?? 1),
-    );
     const workers = sqlWorkerPool(
       credentials,
       options.metadata.database,
       options.shardConnectionsPerWorker,
-      workerConnectionsOfFirstProcess(workerConnectionsTotal, Math.max(1, options.sqlProcesses ?? 1)),
+      workerConnectionsOfFirstProcess(workerConnectionsTotal, processes),
       logger,
     );
     opened.push({ close: async () => workers.close() });
@@ -226,7 +223,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         await repair.copyPlacement(request);
       },
     };
-    const processes = Math.max(1, options.sqlProcesses ?? 1);
     const limits = options.connectionLimits;
     // session slots, counted here for every process (protocol/session-slots.ts)
     const slots = new SessionSlots(
@@ -270,7 +266,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           shardConnectionsPerWorker: options.shardConnectionsPerWorker,
           connectionLimits: limits,
           maxBackends,
-          workerConnections,
+          workerConnections: workerConnectionsPerProcess(workerConnectionsTotal, processes),
           tls: options.tls && { cert: options.tls.cert.toString(), key: options.tls.key.toString() },
         },
         listening: sql.listening as Server,
