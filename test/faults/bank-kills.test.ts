@@ -89,16 +89,22 @@ function exists(pid: number): boolean {
   }
 }
 
-/** Waits until `count` deciding transactions wait for the commit records' table (their workers' parts prepared). */
-async function untilDecisionsWait(c: HerdUp, count: number): Promise<void> {
+/**
+ * Waits until `count` deciding transactions wait for the commit records' table (their workers'
+ * parts prepared); resolves with their backends' pids on the coordinator's PostgreSQL.
+ */
+async function untilDecisionsWait(c: HerdUp, count: number): Promise<number[]> {
+  let pids: number[] = [];
   await within(10_000, "transfers prepared, their decisions waiting", async () => {
-    const waiting = await onServer(
+    const waiting = await onServer<{ pid: number }>(
       c,
       0,
       "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%record_commit%'",
     );
+    pids = waiting.map((row) => row.pid);
     return waiting.length === count;
   });
+  return pids;
 }
 
 /** What the coordinator's bot logged, all runs. */
@@ -260,10 +266,13 @@ describe("bank transfers while processes die", () => {
         ledger.unknown.add(id);
       }
     });
-    await untilDecisionsWait(c, 4);
+    const deciding = await untilDecisionsWait(c, 4);
     await herd.end();
-    // the coordinator dies with the lock still held: nothing was decided
+    // the coordinator dies with the lock still held: nothing was decided. Its deciding backends
+    // die first: a backend outlives its killed postmaster for a moment, and the holder's, gone
+    // with it, would let them take the lock and run the COMMIT herd pipelined after the records
     holder.on("error", () => {});
+    for (const pid of deciding) process.kill(pid, "SIGKILL");
     await killEverythingAndRestart();
     await holder.end().catch(() => {});
     await Promise.all(pending);

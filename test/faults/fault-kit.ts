@@ -58,10 +58,21 @@ export async function postmasterPid(cluster: HerdUp, ordinal: number): Promise<n
   return Number((await readFile(pidFile, "utf8")).split("\n")[0]);
 }
 
-/** kill -9 of a server's PostgreSQL (its bot restarts it, as it would in a Pod). */
+/**
+ * kill -9 of a server's PostgreSQL (its bot restarts it, as it would in a Pod). One still
+ * starting again after an earlier kill (no pid file yet) is waited for, up to 30 s.
+ */
 export async function killPostgres(cluster: HerdUp, ordinal: number): Promise<void> {
-  const pid = await postmasterPid(cluster, ordinal);
-  process.kill(pid, "SIGKILL");
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      process.kill(await postmasterPid(cluster, ordinal), "SIGKILL");
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await sleep(100);
+    }
+  }
 }
 
 /** Waits until a server's PostgreSQL answers again. */

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { cp, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { sleep } from "@herd/shared";
 import { afterAll, afterEach, beforeAll } from "vitest";
@@ -173,6 +173,13 @@ export function useHerdCluster(name: string, options: Omit<HerdUpOptions, "dataD
     // what herd logged while a test failed (or timed out) is the only trace of why: show its tails
     if (task.result?.state !== "fail" || !cluster) return;
     console.error(`--- herd up while "${task.name}" failed ---\n${await logTails(cluster)}`);
+    // HERD_TEST_KEEP_LOGS=<dir>: the whole logs, kept past the scratch directory's removal
+    const keep = process.env.HERD_TEST_KEEP_LOGS;
+    if (keep) {
+      const kept = join(keep, `${name}-${Date.now()}`);
+      await cp(join(cluster.dataDir, "logs"), kept, { recursive: true }).catch(() => {});
+      console.error(`herd up's logs kept in ${kept}`);
+    }
   });
   afterAll(async () => {
     await cluster?.stop();

@@ -240,6 +240,27 @@ describe("a write that reaches several placements, outside a transaction block",
     expect(workers.prepared.size).toBe(1);
     expect(port.coordinator.records.has([...workers.prepared][0] as string)).toBe(true);
     expect(port.lines.join("\n")).toMatch(/a worker did not finish its prepared transaction; recovery will/);
+    // until then that worker's copies lack the write: every placement it wrote goes stale, and
+    // only those (a later write of a row inserted there would miss it on that copy alone)
+    const secondId = [...catalog.nodes.values()].find((node) => `${node.host}:${node.port}` === second)?.id;
+    const written = customers?.shards.filter((shard) => shard.placements.some((p) => p.nodeId === secondId));
+    expect(port.staleMarks.map((mark) => mark.nodeId)).toEqual(written?.map(() => secondId));
+    expect(port.staleMarks.map((mark) => mark.shardId).sort()).toEqual(written?.map((shard) => shard.id).sort());
+    expect(port.lines.join("\n")).toMatch(/placements marked stale: a committed write is not finished on them yet/);
+  });
+
+  it("marks nothing stale when recovery finished a part before its COMMIT PREPARED arrived", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    // the replica's part is committed by recovery between PREPARE and COMMIT PREPARED: gone
+    // from the worker's prepared transactions when herd's COMMIT PREPARED arrives (42704)
+    const replicaId = customers?.shards[1]?.placements[1]?.nodeId as number;
+    const prepare = workers.prepared.add.bind(workers.prepared);
+    workers.prepared.add = (gid) => (gid.endsWith(`_${replicaId}`) ? workers.prepared : prepare(gid));
+    const { port, error } = await run("UPDATE customers SET name = 'x' WHERE tenant_id = 1", workers);
+    expect(error).toBeUndefined();
+    expect(workers.statementsOn(workerOf(replicaId)).at(-1)).toMatch(/^COMMIT PREPARED/);
+    expect(port.staleMarks).toEqual([]);
+    expect(port.lines.join("\n")).not.toMatch(/did not finish/);
   });
 
   it("logs replicas that disagree on what a write did", async () => {

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { PgConnection } from "../connection/pg-connection.js";
-import type { Catalog, SessionCatalogSource } from "./catalog.js";
+import type { Catalog, SessionCatalogSource, StalePlacement } from "./catalog.js";
 import { type CatalogQuery, readCatalog } from "./catalog-reader.js";
 import { type CatalogSnapshot, catalogSnapshot } from "./catalog-snapshot.js";
 
@@ -51,6 +51,10 @@ export class BlockCatalog implements SessionCatalogSource {
   reload(): Promise<void> {
     if (this.none) return Promise.resolve();
     return this.blockSnapshot() ? this.changedInBlock() : this.shared.reload();
+  }
+
+  markStale(placements: readonly StalePlacement[]): Promise<StalePlacement[]> {
+    return this.shared.markStale(placements);
   }
 
   /** The session's block changed the metadata: read it again through the session's connection. */

@@ -33,6 +33,8 @@ export interface SessionCatalogSource extends CatalogSource {
   blockSnapshot(): CatalogSnapshot | undefined;
   /** The session's block changed the metadata: its statements must see the change from now on. */
   changedInBlock(): Promise<void>;
+  /** Marks placements herd knows are behind stale (Catalog.markStale); resolves with those it could not. */
+  markStale(placements: readonly StalePlacement[]): Promise<StalePlacement[]>;
   /** The session's block ended (COMMIT, ROLLBACK): back to the shared catalog, loaded again. */
   blockEnded(): Promise<void>;
   /**
@@ -40,6 +42,12 @@ export interface SessionCatalogSource extends CatalogSource {
    * ordinary (the catalog is empty for it), and herd's functions are refused there.
    */
   readonly foreignDatabase?: string;
+}
+
+/** A shard's placement on a worker. */
+export interface StalePlacement {
+  readonly shardId: number;
+  readonly nodeId: number;
 }
 
 export class Catalog implements CatalogSource {
@@ -90,6 +98,28 @@ export class Catalog implements CatalogSource {
    */
   async reload(): Promise<void> {
     await Promise.all([this.reloadHere(), peers().reloadCatalogs()]);
+  }
+
+  /**
+   * Marks placements stale that herd itself knows are behind (a decided commit could not be
+   * delivered to their worker), then loads again everywhere. A placement that is its shard's last
+   * active one stays active (herd.mark_stale refuses it): resolves with those.
+   */
+  async markStale(placements: readonly StalePlacement[]): Promise<StalePlacement[]> {
+    const refused: StalePlacement[] = [];
+    const mark = (some: readonly StalePlacement[]) =>
+      this.pool.query("SELECT herd.mark_stale($1::bigint[], $2::int[])", [
+        some.map((p) => p.shardId),
+        some.map((p) => p.nodeId),
+      ]);
+    try {
+      await mark(placements);
+    } catch {
+      // one of them is the last active copy of its shard: the others one by one
+      for (const placement of placements) await mark([placement]).catch(() => refused.push(placement));
+    }
+    await this.reload();
+    return refused;
   }
 
   /** Loads again in this process (coalescing concurrent requests); resolves once a load that began after the call ends. */

@@ -68,6 +68,8 @@ export class FakePort implements ExecutionPort {
   readonly lines: string[] = [];
   /** How many times a statement loaded the catalog again (after changing the metadata). */
   catalogReloads = 0;
+  /** Placements a commit marked stale because its COMMIT PREPARED did not reach them. */
+  readonly staleMarks: { shardId: number; nodeId: number }[] = [];
   readonly logger: Logger;
   readonly coordinator: FakeCoordinator;
   private readonly inBlock: boolean;
@@ -80,6 +82,10 @@ export class FakePort implements ExecutionPort {
         this.catalogReloads += 1;
       },
       blockSnapshot: () => undefined,
+      markStale: async (placements) => {
+        this.staleMarks.push(...placements);
+        return [];
+      },
       changedInBlock: async () => {},
       blockEnded: async () => {},
     };

@@ -3,6 +3,7 @@ import type { PgConnection, QueryResult } from "../connection/pg-connection.js";
 import { isConnectionLoss, ServerError } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
 import type { ConnectionPool, WorkerConnection } from "../connection/worker-connection.js";
+import type { StalePlacement } from "../metadata/catalog.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { activeTransactions } from "./active-transactions.js";
 import { PlacementsChanged } from "./placements-changed.js";
@@ -18,7 +19,11 @@ export interface TransactionDeps {
    * is answered, so that no statement after it (of any session) reads the placements that missed
    * the write.
    */
-  readonly catalog: { reload(): Promise<void> };
+  readonly catalog: {
+    reload(): Promise<void>;
+    /** Placements behind a decided commit (its COMMIT PREPARED did not reach them): stale until repaired. */
+    markStale(placements: readonly StalePlacement[]): Promise<readonly StalePlacement[]>;
+  };
   /**
    * Takes the workers' COMMIT PREPAREDs of a decided transaction, to finish after the client is
    * answered (transaction/finishing-commits.ts: later statements wait for them); resolves when the
@@ -500,15 +505,28 @@ export class DistributedTransaction {
     }
   }
 
-  /** Carries the decision out on the workers: COMMIT PREPARED (or ROLLBACK PREPARED), readers end. */
+  /**
+   * Carries the decision out on the workers: COMMIT PREPARED (or ROLLBACK PREPARED), readers end.
+   *
+   * A committed part whose COMMIT PREPARED did not get through (its worker crashed) stays
+   * prepared there until recovery commits it, and until then the worker's copies lack its writes:
+   * a row it inserted is invisible, so a later UPDATE or DELETE of that row would change the
+   * other copies and not this one, and the copies would differ for good. Those placements are
+   * marked stale before the commit counts as finished (statements of this process wait for it;
+   * other processes re-plan on the placement versions): no write reaches them until a repair has
+   * copied them again, after recovery.
+   */
   private async complete(decision: Decision, committed: boolean): Promise<void> {
     const decided = new Set([...decision.prepared.values(), decision.onePhase]);
     const participants = [...this.participants.values()];
     const readers = participants.filter((participant) => !decided.has(participant));
+    const behind: Participant[] = [];
     const finishing = Promise.all([
       ...[...decision.prepared].map(async ([gid, participant]) => {
         const sql = committed ? `COMMIT PREPARED '${gid}'` : `ROLLBACK PREPARED '${gid}'`;
         await participant.connection.query(sql).catch((error) => {
+          // finished already: recovery found the decision first
+          if (error instanceof ServerError && error.sqlState === SqlState.undefinedObject) return;
           // recovery finishes it (herd.transactions says which way) once the worker answers again
           this.deps.logger.warn("a worker did not finish its prepared transaction; recovery will", {
             node: participant.node.name,
@@ -516,18 +534,45 @@ export class DistributedTransaction {
             error: errorMessage(error),
           });
           participant.connection.destroy();
+          if (committed) behind.push(participant);
         });
       }),
       ...readers.map((participant) =>
         participant.connection.query(committed ? "COMMIT" : "ROLLBACK").catch(() => participant.connection.destroy()),
       ),
-    ]).then(() => {
+    ]).then(async () => {
       for (const participant of participants) this.deps.pool.release(participant.connection);
+      if (behind.length > 0) await this.markBehind(behind);
     });
     this.reset();
     const targets = [...decision.prepared.values()].map((participant) => participant.connection.target);
     if (committed && this.deps.defer) await this.deps.defer(finishing, targets);
     else await finishing;
+  }
+
+  /** The placements these workers wrote, stale: their part of a committed transaction is still prepared there. */
+  private async markBehind(behind: readonly Participant[]): Promise<void> {
+    const placements = behind.flatMap((participant) =>
+      [...participant.written].map((shardId) => ({ shardId, nodeId: participant.node.id })),
+    );
+    if (placements.length === 0) return;
+    const where = placements.map((p) => `${p.shardId}@${p.nodeId}`).join(" ");
+    try {
+      const refused = await this.deps.catalog.markStale(placements);
+      this.deps.logger.warn("placements marked stale: a committed write is not finished on them yet", {
+        placements: where,
+      });
+      if (refused.length > 0) {
+        this.deps.logger.error("the last active copy of a shard lacks a committed write until recovery finishes it", {
+          shards: refused.map((p) => p.shardId).join(" "),
+        });
+      }
+    } catch (error) {
+      this.deps.logger.error("could not mark placements stale that lack a committed write", {
+        placements: where,
+        error: errorMessage(error),
+      });
+    }
   }
 
   /** Gives every connection back and forgets the transaction's state. */
