@@ -1,6 +1,7 @@
 import { readdirSync, readlinkSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { sleep } from "@herd/shared";
 import type pg from "pg";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -91,6 +92,10 @@ describe("several coordinator processes on one SQL port", () => {
       }
     }
     expect([...served].sort()).toEqual([...forked].sort());
+    // clients that said goodbye are no lost connection to report
+    await sleep(500);
+    const log = await readFile(join(herdUp.cluster.dataDir, "logs", "herd-0.log"), "utf8");
+    expect(log).not.toMatch(/connection of a session lost/);
   });
 
   it("a table distributed in one session is distributed for every session's next statement", async () => {

@@ -312,6 +312,8 @@ export class PgConnection implements WorkerConnection {
 
   /** Ends the session politely (PostgreSQL rolls back what is open). */
   close(): void {
+    // ended on purpose: the socket's close that follows is no loss to report
+    this.onClose = undefined;
     this.withdraw();
     this.broken ??= new Error("closed");
     const socket = this.connection?.socket;
@@ -327,6 +329,7 @@ export class PgConnection implements WorkerConnection {
   }
 
   destroy(): void {
+    this.onClose = undefined;
     this.broken ??= new Error("closed");
     this.connection?.socket.destroy();
   }
