@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { sleep } from "@herd/shared";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useHerdCluster } from "../helpers/herd-up.js";
@@ -121,5 +122,44 @@ describe("clients on the same rows", () => {
     } finally {
       await reader.end();
     }
+  });
+
+  it("a row one client inserts, updated by another client waiting for it: the copies agree", async () => {
+    // the updater waits for the inserter's write lock on the coordinator, which the inserter's
+    // COMMIT lets go before the workers' COMMIT PREPAREDs are done (in another coordinator
+    // process, nothing tells the updater about them): on a copy where the insert is not committed
+    // yet the row is invisible, so that copy alone would miss the UPDATE
+    await herd.query("CREATE TABLE handoff (id int PRIMARY KEY, n int NOT NULL)");
+    await herd.query("SELECT create_distributed_table('handoff', 'id')");
+    const pairs = await Promise.all(
+      Array.from({ length: 4 }, async () => [await herdClient(herdUp.cluster), await herdClient(herdUp.cluster)]),
+    );
+    const told = new Map<number, number>();
+    try {
+      await Promise.all(
+        pairs.map(async ([inserter, updater], pair) => {
+          for (let k = 0; k < 40; k += 1) {
+            const id = pair * 1_000 + k;
+            await inserter?.query("BEGIN");
+            await inserter?.query("INSERT INTO handoff VALUES ($1, 0)", [id]);
+            const updated = updater?.query("UPDATE handoff SET n = n + 1 WHERE id = $1", [id]);
+            await sleep(5);
+            await inserter?.query("COMMIT");
+            told.set(id, (await updated)?.rowCount ?? -1);
+          }
+        }),
+      );
+    } finally {
+      await Promise.all(pairs.flat().map((client) => client.end()));
+    }
+    expect(await divergentShards(herdUp.cluster, herd, "handoff")).toEqual([]);
+    const { rows } = await herd.query<{ id: number; n: number }>("SELECT id, n FROM handoff");
+    const wrong = rows
+      .filter((row) => told.get(row.id) !== row.n)
+      .map((row) => `${row.id}: told ${told.get(row.id)}, n ${row.n}`);
+    expect(wrong).toEqual([]);
+    console.log(
+      `handoff: ${told.size} rows, updater saw the insert in ${[...told.values()].filter((n) => n === 1).length}`,
+    );
   });
 });

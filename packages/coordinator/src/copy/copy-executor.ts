@@ -11,7 +11,7 @@ import type { NoticeFields } from "../protocol/backend-messages.js";
 import { decodeCopyFail } from "../protocol/frontend-messages.js";
 import { FrontendMessage } from "../protocol/message-codes.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
-import { shardLock } from "../transaction/shard-lock.js";
+import { shardLock, workerLockSql } from "../transaction/shard-lock.js";
 import { copyRowsInto } from "./copy-in.js";
 import { CopyKeyReader } from "./copy-key.js";
 import { type CopyFormat, CopyRowSplitter, copyField } from "./copy-rows.js";
@@ -85,6 +85,9 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
   const inFlight = new Set<Promise<void>>();
   let inFlightBytes = 0;
 
+  /** Placements (`node:shard index`) whose worker lock this COPY holds. */
+  const lockedOn = new Set<string>();
+
   /** Sends a shard's rows to one placement: true when it took them. */
   const sendTo = async (node: WorkerNode, index: number, rows: Buffer, lines: readonly number[]) => {
     const shard = table.shards[index] as (typeof table.shards)[number];
@@ -97,7 +100,16 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
     }
     try {
       const { connection, opening } = await transaction.join(node, settings);
-      if (opening) await connection.query(opening);
+      // the first rows of a shard with copies wait on its worker for the previous writers' COMMIT
+      // PREPAREDs there (transaction/shard-lock.ts, workerLockSql), with the BEGIN when it is sent
+      const key = `${node.id}:${index}`;
+      const lock =
+        !lockedOn.has(key) && activeNodes(shard, plan.workers).length > 1
+          ? workerLockSql([shardLock(table, shard)])
+          : undefined;
+      lockedOn.add(key);
+      const first = [opening, lock].filter(Boolean).join("; ");
+      if (first) await connection.query(first);
       transaction.wrote(node.id, shard.id);
       await copyRowsInto(connection, statements[index] as string, rows);
       return true;

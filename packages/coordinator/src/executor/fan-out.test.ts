@@ -284,12 +284,51 @@ describe("a write in a transaction block", () => {
     expect(error).toBeUndefined();
     const touched = [first, second, third].filter((worker) => workers.statementsOn(worker).length > 0);
     expect(touched).toHaveLength(2);
+    // each copy's worker takes the same value lock first: it waits there for a previous writer's
+    // COMMIT PREPARED, whose coordinator lock was let go before it
     for (const worker of touched)
-      expect(workers.statementsOn(worker)).toEqual(["BEGIN", expect.stringMatching(/^UPDATE customers_102010/)]);
+      expect(workers.statementsOn(worker)).toEqual([
+        "BEGIN",
+        expect.stringMatching(
+          /^SELECT pg_catalog\.pg_advisory_xact_lock_shared\(\d+\), pg_catalog\.pg_advisory_xact_lock\(\d+, -?\d+\)$/,
+        ),
+        expect.stringMatching(/^UPDATE customers_102010/),
+      ]);
     expect(workers.released).toHaveLength(0);
     expect(port.transaction.active).toBe(true);
     // tenant 1's value lock is taken in the block's own coordinator transaction, and kept
     expect(port.coordinator.log).toEqual([expect.stringMatching(/herd\.lock_value/)]);
+  });
+
+  it("takes no lock on the worker of a shard's only active copy (nothing can differ from it)", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    const data = JSON.parse(readFileSync(CATALOG_FIXTURE, "utf8")) as CatalogData;
+    const target = customers?.shards[1]?.id;
+    const oneCopy = catalogSnapshot(
+      {
+        ...data,
+        tables: data.tables.map((table) => ({
+          ...table,
+          shards: table.shards.map((shard) =>
+            shard.id === target ? { ...shard, placements: shard.placements.slice(0, 1) } : shard,
+          ),
+        })),
+      },
+      2,
+    );
+    const statement = parseStatements("UPDATE customers SET name = 'x' WHERE tenant_id = 1")[0] as AnyNode;
+    const port = new FakePort({ catalog: oneCopy, workers, inBlock: true });
+    await planStatement(statement, oneCopy).execute(
+      port,
+      { sql: "", statement, parameterTypes: [], bind: undefined, describe: false },
+      new CollectingSink(),
+    );
+    const touched = [first, second, third].filter((worker) => workers.statementsOn(worker).length > 0);
+    expect(touched).toEqual([tenantOneWorkers[0]]);
+    expect(workers.statementsOn(tenantOneWorkers[0] as string)).toEqual([
+      "BEGIN",
+      expect.stringMatching(/^UPDATE customers_102010/),
+    ]);
   });
 
   it("locks a tenant once for writes of colocated tables, and again after ROLLBACK TO SAVEPOINT", async () => {

@@ -8,7 +8,7 @@ import type { WorkerNode } from "../metadata/catalog-types.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
-import type { ShardLock } from "../transaction/shard-lock.js";
+import { type ShardLock, workerLockSql } from "../transaction/shard-lock.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink, RowSink } from "./result-sink.js";
 import { encodeShardStatement, forgetFailedParse, ShardResult, tagCount } from "./shard-request.js";
@@ -357,6 +357,12 @@ async function runWork(
     answers.push(connection.exchange(w.flush(), collector).then(() => collector.result()));
   };
   if (work.opening) query(work.opening);
+  // a write of copies waits on the worker for the previous writer's COMMIT PREPARED there
+  const copyLocks = work.items.flatMap((item) =>
+    item.task.lock && item.task.nodes.length > 1 ? [item.task.lock] : [],
+  );
+  const lockSql = copyLocks.length > 0 ? workerLockSql(copyLocks) : undefined;
+  if (lockSql) query(lockSql);
   // A read's statements pipelined on a borrowed connection run in one transaction: once one fails
   // (a cancel, a statement_timeout), PostgreSQL refuses the rest at once instead of running them.
   const together = work.borrowed === true && work.items.length > 1;

@@ -31,3 +31,31 @@ export function lockGroup(colocationId: number, index: number): number {
 export function shardLock(table: DistributedTable, shard: Shard, hashes?: readonly number[]): ShardLock {
   return { group: lockGroup(table.colocationId, shard.index), hashes, version: shard.placementVersion ?? 0 };
 }
+
+/** The high half of a group lock's bigint key (migration 5): "herd" in ASCII. */
+const GROUP_KEY_BASE = 1_751_478_884n << 32n;
+
+/**
+ * The same locks, taken on a worker inside the write's transaction there (one statement,
+ * pipelined before the write): a prepared part keeps its locks until COMMIT PREPARED. A writer
+ * whose coordinator lock was let go by the previous writer's COMMIT may reach a worker before
+ * that writer's COMMIT PREPARED did, in another coordinator process that cannot know of it, and a
+ * row the previous writer inserted is invisible there: its UPDATE would miss it on that copy and
+ * not on the other. Waiting for the lock on the worker first, it sees what each copy committed.
+ * Only copies can disagree: a shard with one placement needs none. Undefined when nothing is locked.
+ */
+export function workerLockSql(locks: readonly ShardLock[]): string | undefined {
+  const calls = new Set<string>();
+  for (const lock of [...locks].sort((a, b) => a.group - b.group)) {
+    const group = (GROUP_KEY_BASE + BigInt(lock.group)).toString();
+    if (lock.hashes === undefined) {
+      calls.add(`pg_advisory_xact_lock(${group})`);
+      continue;
+    }
+    calls.add(`pg_advisory_xact_lock_shared(${group})`);
+    for (const hash of [...lock.hashes].sort((a, b) => a - b))
+      calls.add(`pg_advisory_xact_lock(${lock.group % 2_147_483_648}, ${hash})`);
+  }
+  // numbers only (herd's own keys and hashes): nothing of a client's in the statement's text
+  return calls.size === 0 ? undefined : `SELECT ${[...calls].map((call) => `pg_catalog.${call}`).join(", ")}`;
+}

@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+import { workerLockSql } from "./shard-lock.js";
+
+// The locks a write of copies takes on their workers: the keys herd.lock_value and
+// herd.lock_shards take on the coordinator (migration 5), in one statement, in one order.
+describe("workerLockSql", () => {
+  it("takes a value's lock as the coordinator does: the group shared, the value exclusively", () => {
+    expect(workerLockSql([{ group: 65_537, hashes: [-5, 3], version: 1 }])).toBe(
+      "SELECT pg_catalog.pg_advisory_xact_lock_shared(7522544526414643201), " +
+        "pg_catalog.pg_advisory_xact_lock(65537, -5), pg_catalog.pg_advisory_xact_lock(65537, 3)",
+    );
+  });
+
+  it("takes a whole group exclusively, groups in order, each lock once", () => {
+    expect(
+      workerLockSql([
+        { group: 65_538, hashes: undefined, version: 1 },
+        { group: 65_537, hashes: [9], version: 1 },
+        { group: 65_537, hashes: [9], version: 1 },
+      ]),
+    ).toBe(
+      "SELECT pg_catalog.pg_advisory_xact_lock_shared(7522544526414643201), " +
+        "pg_catalog.pg_advisory_xact_lock(65537, 9), pg_catalog.pg_advisory_xact_lock(7522544526414643202)",
+    );
+  });
+
+  it("is nothing for no lock", () => {
+    expect(workerLockSql([])).toBeUndefined();
+  });
+});
