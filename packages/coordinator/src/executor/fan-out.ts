@@ -356,13 +356,14 @@ async function runWork(
     const collector = new ResultCollector();
     answers.push(connection.exchange(w.flush(), collector).then(() => collector.result()));
   };
-  if (work.opening) query(work.opening);
   // a write of copies waits on the worker for the previous writer's COMMIT PREPARED there
+  // (transaction/shard-lock.ts): in the same Query as the BEGIN when the worker joins now
   const copyLocks = work.items.flatMap((item) =>
     item.task.lock && item.task.nodes.length > 1 ? [item.task.lock] : [],
   );
   const lockSql = copyLocks.length > 0 ? workerLockSql(copyLocks) : undefined;
-  if (lockSql) query(lockSql);
+  const first = [work.opening, lockSql].filter(Boolean).join("; ");
+  if (first) query(first);
   // A read's statements pipelined on a borrowed connection run in one transaction: once one fails
   // (a cancel, a statement_timeout), PostgreSQL refuses the rest at once instead of running them.
   const together = work.borrowed === true && work.items.length > 1;
