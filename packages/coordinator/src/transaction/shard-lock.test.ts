@@ -24,6 +24,14 @@ describe("workerLockSql", () => {
     );
   });
 
+  it("locks thousands of values of a batch through an array (a target list holds at most 1664 entries)", () => {
+    const hashes = Array.from({ length: 5_000 }, (_, i) => 2_500 - i);
+    const sql = workerLockSql([{ group: 65_537, hashes, version: 1 }]) as string;
+    expect(sql.startsWith("SELECT pg_catalog.pg_advisory_xact_lock_shared(7522544526414643201), (SELECT ")).toBe(true);
+    expect(sql).toContain("pg_catalog.pg_advisory_xact_lock(65537, h)) FROM pg_catalog.unnest('{-2499,-2498,");
+    expect(sql.split(",").length).toBeLessThan(5_010);
+  });
+
   it("is nothing for no lock", () => {
     expect(workerLockSql([])).toBeUndefined();
   });

@@ -32,6 +32,9 @@ export function shardLock(table: DistributedTable, shard: Shard, hashes?: readon
   return { group: lockGroup(table.colocationId, shard.index), hashes, version: shard.placementVersion ?? 0 };
 }
 
+/** Values of one group locked one call each; more go through an array. */
+const MANY_VALUES = 32;
+
 /** The high half of a group lock's bigint key (migration 5): "herd" in ASCII. */
 const GROUP_KEY_BASE = 1_751_478_884n << 32n;
 
@@ -49,13 +52,22 @@ export function workerLockSql(locks: readonly ShardLock[]): string | undefined {
   for (const lock of [...locks].sort((a, b) => a.group - b.group)) {
     const group = (GROUP_KEY_BASE + BigInt(lock.group)).toString();
     if (lock.hashes === undefined) {
-      calls.add(`pg_advisory_xact_lock(${group})`);
+      calls.add(`pg_catalog.pg_advisory_xact_lock(${group})`);
       continue;
     }
-    calls.add(`pg_advisory_xact_lock_shared(${group})`);
-    for (const hash of [...lock.hashes].sort((a, b) => a - b))
-      calls.add(`pg_advisory_xact_lock(${lock.group % 2_147_483_648}, ${hash})`);
+    calls.add(`pg_catalog.pg_advisory_xact_lock_shared(${group})`);
+    const key = lock.group % 2_147_483_648;
+    const hashes = [...new Set(lock.hashes)].sort((a, b) => a - b);
+    if (hashes.length <= MANY_VALUES) {
+      for (const hash of hashes) calls.add(`pg_catalog.pg_advisory_xact_lock(${key}, ${hash})`);
+    } else {
+      // a batch of thousands of values (INSERT … SELECT): one call per row of an array, not one
+      // per column (a target list holds at most 1664)
+      calls.add(
+        `(SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(${key}, h)) FROM pg_catalog.unnest('{${hashes.join(",")}}'::int[]) h)`,
+      );
+    }
   }
   // numbers only (herd's own keys and hashes): nothing of a client's in the statement's text
-  return calls.size === 0 ? undefined : `SELECT ${[...calls].map((call) => `pg_catalog.${call}`).join(", ")}`;
+  return calls.size === 0 ? undefined : `SELECT ${[...calls].join(", ")}`;
 }
