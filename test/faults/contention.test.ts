@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { sleep } from "@herd/shared";
 import type pg from "pg";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useHerdCluster } from "../helpers/herd-up.js";
 import { divergentShards, herdBackends, herdClient, preparedTransactions, within } from "./fault-kit.js";
@@ -161,5 +162,39 @@ describe("clients on the same rows", () => {
     console.log(
       `handoff: ${told.size} rows, updater saw the insert in ${[...told.values()].filter((n) => n === 1).length}`,
     );
+  });
+
+  it("rows a COPY loads, updated by a client waiting for it: the copies agree", async () => {
+    // the same hand-off as above, from a COPY (which locks whole shards while it loads)
+    await herd.query("CREATE TABLE handoff_copy (id int PRIMARY KEY, n int NOT NULL)");
+    await herd.query("SELECT create_distributed_table('handoff_copy', 'id')");
+    const { sqlPort } = herdUp.cluster;
+    const loader = postgres({ host: "127.0.0.1", port: sqlPort, user: "postgres", password: "postgres", max: 1 });
+    const updater = await herdClient(herdUp.cluster);
+    const told = new Map<number, number>();
+    try {
+      for (let id = 1; id <= 60; id += 1) {
+        const copy = await loader`COPY handoff_copy (id, n) FROM STDIN`.writable();
+        copy.write(`${id}\t0\n`);
+        const updated = updater.query("UPDATE handoff_copy SET n = n + 1 WHERE id = $1", [id]);
+        await sleep(5);
+        await new Promise<void>((resolve, reject) => {
+          copy.on("error", reject);
+          copy.on("finish", resolve);
+          copy.end();
+        });
+        told.set(id, (await updated).rowCount ?? -1);
+      }
+    } finally {
+      await updater.end();
+      await loader.end();
+    }
+    expect(await divergentShards(herdUp.cluster, herd, "handoff_copy")).toEqual([]);
+    const { rows } = await herd.query<{ id: number; n: number }>("SELECT id, n FROM handoff_copy");
+    const wrong = rows
+      .filter((row) => told.get(row.id) !== row.n)
+      .map((row) => `${row.id}: told ${told.get(row.id)}, n ${row.n}`);
+    expect(wrong).toEqual([]);
+    expect(rows).toHaveLength(60);
   });
 });
