@@ -33,6 +33,24 @@ function processed(out: string): number {
   return Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
 }
 
+/**
+ * A hand-off table's copies are identical, and each row's n is what its updater was told (the
+ * rows it updated: 1, or 0 when it came first); resolves with the number of rows.
+ */
+async function expectCopiesAgree(
+  table: "handoff" | "handoff_copy",
+  told: ReadonlyMap<number, number>,
+): Promise<number> {
+  expect(await divergentShards(herdUp.cluster, herd, table)).toEqual([]);
+  // the table's name is one of the two above, not input
+  const { rows } = await herd.query<{ id: number; n: number }>(`SELECT id, n FROM ${table}`);
+  const wrong = rows
+    .filter((row) => told.get(row.id) !== row.n)
+    .map((row) => `${row.id}: told ${told.get(row.id)}, n ${row.n}`);
+  expect(wrong).toEqual([]);
+  return rows.length;
+}
+
 beforeAll(async () => {
   herd = await herdClient(herdUp.cluster);
 });
@@ -153,12 +171,7 @@ describe("clients on the same rows", () => {
     } finally {
       await Promise.all(pairs.flat().map((client) => client.end()));
     }
-    expect(await divergentShards(herdUp.cluster, herd, "handoff")).toEqual([]);
-    const { rows } = await herd.query<{ id: number; n: number }>("SELECT id, n FROM handoff");
-    const wrong = rows
-      .filter((row) => told.get(row.id) !== row.n)
-      .map((row) => `${row.id}: told ${told.get(row.id)}, n ${row.n}`);
-    expect(wrong).toEqual([]);
+    await expectCopiesAgree("handoff", told);
     console.log(
       `handoff: ${told.size} rows, updater saw the insert in ${[...told.values()].filter((n) => n === 1).length}`,
     );
@@ -189,12 +202,6 @@ describe("clients on the same rows", () => {
       await updater.end();
       await loader.end();
     }
-    expect(await divergentShards(herdUp.cluster, herd, "handoff_copy")).toEqual([]);
-    const { rows } = await herd.query<{ id: number; n: number }>("SELECT id, n FROM handoff_copy");
-    const wrong = rows
-      .filter((row) => told.get(row.id) !== row.n)
-      .map((row) => `${row.id}: told ${told.get(row.id)}, n ${row.n}`);
-    expect(wrong).toEqual([]);
-    expect(rows).toHaveLength(60);
+    expect(await expectCopiesAgree("handoff_copy", told)).toBe(60);
   });
 });

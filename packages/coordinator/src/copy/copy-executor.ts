@@ -11,7 +11,7 @@ import type { NoticeFields } from "../protocol/backend-messages.js";
 import { decodeCopyFail } from "../protocol/frontend-messages.js";
 import { FrontendMessage } from "../protocol/message-codes.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
-import { shardLock, workerLockSql } from "../transaction/shard-lock.js";
+import { openingWithWorkerLocks, shardLock } from "../transaction/shard-lock.js";
 import { copyRowsInto } from "./copy-in.js";
 import { CopyKeyReader } from "./copy-key.js";
 import { type CopyFormat, CopyRowSplitter, copyField } from "./copy-rows.js";
@@ -103,12 +103,9 @@ export async function runCopy(plan: CopyInto, port: ExecutionPort, sink: ResultS
       // the first rows of a shard with copies wait on its worker for the previous writers' COMMIT
       // PREPAREDs there (transaction/shard-lock.ts, workerLockSql), with the BEGIN when it is sent
       const key = `${node.id}:${index}`;
-      const lock =
-        !lockedOn.has(key) && activeNodes(shard, plan.workers).length > 1
-          ? workerLockSql([shardLock(table, shard)])
-          : undefined;
+      const locks = !lockedOn.has(key) && activeNodes(shard, plan.workers).length > 1 ? [shardLock(table, shard)] : [];
       lockedOn.add(key);
-      const first = [opening, lock].filter(Boolean).join("; ");
+      const first = openingWithWorkerLocks(opening, locks);
       if (first) await connection.query(first);
       transaction.wrote(node.id, shard.id);
       await copyRowsInto(connection, statements[index] as string, rows);

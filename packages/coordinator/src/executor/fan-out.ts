@@ -8,7 +8,7 @@ import type { WorkerNode } from "../metadata/catalog-types.js";
 import { BufferWriter } from "../protocol/buffer-writer.js";
 import { encodeQuery } from "../protocol/frontend-messages.js";
 import type { DistributedTransaction } from "../transaction/distributed-transaction.js";
-import { type ShardLock, workerLockSql } from "../transaction/shard-lock.js";
+import { openingWithWorkerLocks, type ShardLock } from "../transaction/shard-lock.js";
 import type { ExecutionPort } from "./execution-port.js";
 import type { ResultSink, RowSink } from "./result-sink.js";
 import { encodeShardStatement, forgetFailedParse, ShardResult, tagCount } from "./shard-request.js";
@@ -288,6 +288,13 @@ function requirePlacementPerShard(tasks: readonly ShardTask[], works: readonly N
   }
 }
 
+/** The locks of the work's writes of shards with more than one copy (none for a read). */
+function copyLocksOf(work: NodeWork): ShardLock[] {
+  const locks: ShardLock[] = [];
+  for (const { task } of work.items) if (task.lock && task.nodes.length > 1) locks.push(task.lock);
+  return locks;
+}
+
 function shardsOf(work: NodeWork): number[] {
   return work.items.map((item) => item.task.shardId);
 }
@@ -358,12 +365,8 @@ async function runWork(
   };
   // a write of copies waits on the worker for the previous writer's COMMIT PREPARED there
   // (transaction/shard-lock.ts): in the same Query as the BEGIN when the worker joins now
-  const copyLocks = work.items.flatMap((item) =>
-    item.task.lock && item.task.nodes.length > 1 ? [item.task.lock] : [],
-  );
-  const lockSql = copyLocks.length > 0 ? workerLockSql(copyLocks) : undefined;
-  const first = [work.opening, lockSql].filter(Boolean).join("; ");
-  if (first) query(first);
+  const opening = openingWithWorkerLocks(work.opening, copyLocksOf(work));
+  if (opening) query(opening);
   // A read's statements pipelined on a borrowed connection run in one transaction: once one fails
   // (a cancel, a statement_timeout), PostgreSQL refuses the rest at once instead of running them.
   const together = work.borrowed === true && work.items.length > 1;

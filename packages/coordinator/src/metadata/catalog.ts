@@ -1,4 +1,4 @@
-import type { Logger } from "@herd/shared";
+import { type Logger, SqlState } from "@herd/shared";
 import type pg from "pg";
 import { peers } from "../processes/peers.js";
 import { readCatalog } from "./catalog-reader.js";
@@ -114,9 +114,15 @@ export class Catalog implements CatalogSource {
       ]);
     try {
       await mark(placements);
-    } catch {
+    } catch (error) {
+      if ((error as { code?: string }).code !== SqlState.serializationFailure) throw error;
       // one of them is the last active copy of its shard: the others one by one
-      for (const placement of placements) await mark([placement]).catch(() => refused.push(placement));
+      for (const placement of placements) {
+        await mark([placement]).catch((one: { code?: string }) => {
+          if (one.code !== SqlState.serializationFailure) throw one;
+          refused.push(placement);
+        });
+      }
     }
     await this.reload();
     return refused;

@@ -7,7 +7,7 @@ import type { ExecutionPort } from "../executor/execution-port.js";
 import type { SqlPreparedStatement } from "../executor/primitives/sql-prepared.js";
 import type { ResultSink } from "../executor/result-sink.js";
 import type { SessionNames } from "../executor/session-names.js";
-import type { SessionCatalogSource } from "../metadata/catalog.js";
+import type { SessionCatalogSource, StalePlacement } from "../metadata/catalog.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { Frame } from "../protocol/message-framer.js";
 import { DistributedTransaction } from "../transaction/distributed-transaction.js";
@@ -69,7 +69,7 @@ export class FakePort implements ExecutionPort {
   /** How many times a statement loaded the catalog again (after changing the metadata). */
   catalogReloads = 0;
   /** Placements a commit marked stale because its COMMIT PREPARED did not reach them. */
-  readonly staleMarks: { shardId: number; nodeId: number }[] = [];
+  readonly staleMarks: StalePlacement[] = [];
   readonly logger: Logger;
   readonly coordinator: FakeCoordinator;
   private readonly inBlock: boolean;

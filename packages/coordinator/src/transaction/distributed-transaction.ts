@@ -90,7 +90,7 @@ export class DistributedTransaction {
   /** A worker that changed its server (roles) was lost: the transaction cannot commit. */
   private serverChangeLost: WorkerNode | undefined;
   /** Placements whose worker failed before PREPARE: stale when the transaction commits. */
-  private readonly missedWrites = new Map<string, { readonly shardId: number; readonly nodeId: number }>();
+  private readonly missedWrites = new Map<string, StalePlacement>();
   /** SAVEPOINT statements still open in the block, to replay on workers joining later. */
   readonly savepoints: { name: string; sql: string }[] = [];
   /** Write locks this transaction holds, by shard group: the whole group, or values (hashes) in it. */

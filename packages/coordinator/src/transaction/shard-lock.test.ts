@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { workerLockSql } from "./shard-lock.js";
+import { openingWithWorkerLocks, workerLockSql } from "./shard-lock.js";
 
 // The locks a write of copies takes on their workers: the keys herd.lock_value and
 // herd.lock_shards take on the coordinator (migration 5), in one statement, in one order.
@@ -34,5 +34,14 @@ describe("workerLockSql", () => {
 
   it("is nothing for no lock", () => {
     expect(workerLockSql([])).toBeUndefined();
+  });
+
+  it("rides in the Query of the BEGIN that opens the worker's part, or alone", () => {
+    const lock = { group: 65_538, hashes: undefined, version: 1 };
+    const lockSql = "SELECT pg_catalog.pg_advisory_xact_lock(7522544526414643202)";
+    expect(openingWithWorkerLocks("BEGIN", [lock])).toBe(`BEGIN; ${lockSql}`);
+    expect(openingWithWorkerLocks(undefined, [lock])).toBe(lockSql);
+    expect(openingWithWorkerLocks("BEGIN", [])).toBe("BEGIN");
+    expect(openingWithWorkerLocks(undefined, [])).toBeUndefined();
   });
 });

@@ -71,3 +71,13 @@ export function workerLockSql(locks: readonly ShardLock[]): string | undefined {
   // numbers only (herd's own keys and hashes): nothing of a client's in the statement's text
   return calls.size === 0 ? undefined : `SELECT ${[...calls].join(", ")}`;
 }
+
+/**
+ * What opens a worker's part of a write: its BEGIN (with the block's savepoints) when it joins
+ * now, and the worker locks of the shards with copies it writes, in one Query; undefined for neither.
+ */
+export function openingWithWorkerLocks(opening: string | undefined, locks: readonly ShardLock[]): string | undefined {
+  const lockSql = locks.length > 0 ? workerLockSql(locks) : undefined;
+  if (lockSql === undefined) return opening;
+  return opening ? `${opening}; ${lockSql}` : lockSql;
+}
