@@ -272,7 +272,13 @@ describe("bank transfers while processes die", () => {
     // die first: a backend outlives its killed postmaster for a moment, and the holder's, gone
     // with it, would let them take the lock and run the COMMIT herd pipelined after the records
     holder.on("error", () => {});
-    for (const pid of deciding) process.kill(pid, "SIGKILL");
+    for (const pid of deciding) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already: the first one's death makes the postmaster end every other backend
+      }
+    }
     await killEverythingAndRestart();
     await holder.end().catch(() => {});
     await Promise.all(pending);
