@@ -34,6 +34,10 @@ export class SessionWorkers implements ConnectionPool, WorkerHolder {
     return this.pool.acquire(server, login, this);
   }
 
+  acquireIdle(server: ServerAddress, login: string): WorkerConnection | undefined {
+    return this.pool.acquireIdle(server, login, this);
+  }
+
   release(connection: WorkerConnection): void {
     this.pool.release(connection);
   }

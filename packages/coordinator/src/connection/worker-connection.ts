@@ -53,6 +53,11 @@ export interface ConnectionPool {
   readonly connectionsPerWorker: number;
   /** A connection logged in as `login` (default: herd's own, the superuser). */
   acquire(server: ServerAddress, login?: string): Promise<WorkerConnection>;
+  /**
+   * An idle connection logged in as `login` that may be had right now without waiting; undefined:
+   * use `acquire`. Optional: a pool without it always goes through `acquire`.
+   */
+  acquireIdle?(server: ServerAddress, login: string): WorkerConnection | undefined;
   /** Gives a connection back: kept when it is healthy, idle and outside a transaction. */
   release(connection: WorkerConnection): void;
   /** A read could not reach this server: reads prefer other placements for a while. */

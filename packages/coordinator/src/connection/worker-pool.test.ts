@@ -115,6 +115,58 @@ describe("WorkerPool's line for room", () => {
     pool.close();
   });
 
+  it("lends an idle connection at once (acquireIdle), but not one of another role, nor room granted to a waiter", async () => {
+    fakeOpen();
+    const pool = poolWithCap(2);
+    const holders = [session(pool), session(pool)];
+    const held = await Promise.all(holders.map((holder) => holder.acquire(A, "app")));
+    const waiter = session(pool);
+    const waiting = waiter.acquire(A, "app");
+    expect(await settled(waiting)).toBe(false);
+    // the first one given back is the waiter's: its room is granted before it takes the connection
+    holders[0]?.release(held[0] as WorkerConnection);
+    const reader = session(pool);
+    expect(reader.acquireIdle(A, "app")).toBeUndefined();
+    const taken = await waiting;
+    expect(taken).toBe(held[0]);
+    // the second one given back stays idle: a reader takes it at once, and counts as holding it
+    holders[1]?.release(held[1] as WorkerConnection);
+    expect(reader.acquireIdle(A, "other-role")).toBeUndefined();
+    expect(reader.acquireIdle(B, "app")).toBeUndefined();
+    const idle = reader.acquireIdle(A, "app");
+    expect(idle).toBe(held[1]);
+    expect([reader.held, pool.roomLent(A)]).toEqual([1, 2]);
+    reader.release(idle as WorkerConnection);
+    expect([reader.held, pool.roomLent(A)]).toEqual([0, 1]);
+    expect(opened).toHaveLength(2);
+    pool.close();
+  });
+
+  it("lends no idle connection while a commit still finishes on its worker (acquire waits for it)", async () => {
+    fakeOpen();
+    let finishing: Promise<void> | undefined;
+    const pool = new WorkerPool({
+      credentials: new ClusterCredentials("internal-secret", "sql-secret"),
+      database: "postgres",
+      maxPerServer: 2,
+      beforeUse: () => finishing,
+      logger: createLogger("worker-pool-test", { level: "error" }),
+    });
+    const reader = session(pool);
+    reader.release(await reader.acquire(A, "app"));
+    let finish = () => {};
+    finishing = new Promise((resolve) => {
+      finish = resolve;
+    });
+    expect(reader.acquireIdle(A, "app")).toBeUndefined();
+    const acquiring = reader.acquire(A, "app");
+    expect(await settled(acquiring)).toBe(false);
+    finishing = undefined;
+    finish();
+    expect((await acquiring).target).toBe("10.0.0.1:5432");
+    pool.close();
+  });
+
   it("hands a connection given back to the waiter granted its room, rather than closing it and opening another", async () => {
     fakeOpen();
     const pool = poolWithCap(2);

@@ -40,6 +40,18 @@ const DEFAULT_IDLE_MS = 60_000;
  */
 export class RoomRefused extends HerdError {}
 
+/** Servers' `host:port`, made once per server object (a catalog's nodes live as long as it does). */
+const serverKeys = new WeakMap<ServerAddress, string>();
+
+function serverKey(server: ServerAddress): string {
+  let key = serverKeys.get(server);
+  if (key === undefined) {
+    key = `${server.host}:${server.port}`;
+    serverKeys.set(server, key);
+  }
+  return key;
+}
+
 /** The statement's statement_timeout ended its wait for room, as PostgreSQL words it. */
 function statementTimedOut(): RoomRefused {
   return new RoomRefused("canceling statement due to statement timeout", {
@@ -143,6 +155,7 @@ export class WorkerPool implements ConnectionPool {
   }
 
   isDown(server: ServerAddress): boolean {
+    if (this.down.size === 0) return false;
     const until = this.down.get(`${server.host}:${server.port}`);
     return until !== undefined && until > Date.now();
   }
@@ -161,7 +174,7 @@ export class WorkerPool implements ConnectionPool {
     login: string = Defaults.superuser,
     holder?: WorkerHolder,
   ): Promise<WorkerConnection> {
-    const key = `${server.host}:${server.port}`;
+    const key = serverKey(server);
     const finishing = this.options.beforeUse?.(key);
     if (finishing) await finishing;
     const state = this.stateOf(key);
@@ -179,6 +192,27 @@ export class WorkerPool implements ConnectionPool {
       this.vacate(state, holder);
       throw error;
     }
+    this.lent.set(connection, { server: state, holder });
+    return connection;
+  }
+
+  /**
+   * An idle connection of `login` to `server` that `holder` may have right now, without waiting
+   * for anything (room, a commit still finishing there, a new connection); undefined when
+   * `acquire` must be used. The routed read's path: no promise, no wait.
+   */
+  acquireIdle(server: ServerAddress, login: string, holder?: WorkerHolder): WorkerConnection | undefined {
+    const key = serverKey(server);
+    const state = this.servers.get(key);
+    const list = state?.idle.get(login);
+    const connection = list?.[list.length - 1];
+    if (!state || !list || !connection || connection.broken) return undefined;
+    if (this.options.beforeUse?.(key) || (holder?.reserved.get(key) ?? 0) > 0) return undefined;
+    const full = state.lent >= this.maxPerServer || state.waiters.length > 0;
+    if (holder && full && holder.held === 0 && holder.mayWait()) return undefined;
+    list.pop();
+    state.idleCount -= 1;
+    this.occupy(state, holder);
     this.lent.set(connection, { server: state, holder });
     return connection;
   }

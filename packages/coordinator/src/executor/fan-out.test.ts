@@ -7,7 +7,7 @@ import { planStatement } from "../planner/plan-statement.js";
 import { CATALOG_FIXTURE, fixtureCatalog } from "../testing/catalog-fixture.js";
 import { CollectingSink } from "../testing/collecting-sink.js";
 import { FakePort } from "../testing/fake-port.js";
-import { FakeWorkers, type Script } from "../testing/fake-workers.js";
+import { type FakeWorkerConnection, FakeWorkers, type Script } from "../testing/fake-workers.js";
 import { PlacementsChanged } from "../transaction/placements-changed.js";
 
 // Plans of the fixture cluster (3 workers, customers in 32 shards with 2 placements each) run
@@ -106,6 +106,87 @@ describe("a read of several shards", () => {
     }));
     const { sink } = await run("SELECT name FROM customers WHERE tenant_id = 1", workers);
     expect(sink.notices.map((notice) => notice.message)).toEqual(["checked 102010"]);
+  });
+});
+
+describe("a read of one shard outside a transaction block, on an idle pooled connection", () => {
+  const tenantOne = "SELECT name FROM customers WHERE tenant_id = 1";
+  const shardStatements = (workers: FakeWorkers) => workers.log.filter((entry) => shardOf(entry.sql));
+
+  it("sends the statement alone on the idle connection, answers, and gives the connection back", async () => {
+    const workers = new FakeWorkers(oneRowPerShard, { pooled: true });
+    await run(tenantOne, workers);
+    expect([workers.acquired.length, workers.reused.length]).toEqual([1, 0]);
+    const { sink, error } = await run(tenantOne, workers);
+    expect(error).toBeUndefined();
+    // no connection acquired: the one given back by the first read was taken idle
+    expect([workers.acquired.length, workers.reused.length]).toEqual([1, 1]);
+    expect(workers.released).toEqual([workers.acquired[0], workers.acquired[0]]);
+    expect(sink.rows).toEqual([["102010"]]);
+    expect(sink.tags).toEqual(["SELECT 1"]);
+    expect(workers.log.map((entry) => entry.sql)).toEqual([
+      "SELECT name FROM customers_102010 AS customers WHERE tenant_id = 1",
+      "SELECT name FROM customers_102010 AS customers WHERE tenant_id = 1",
+    ]);
+  });
+
+  it("reads the shard's other placement when the idle connection is lost before any row came", async () => {
+    const workers = new FakeWorkers(oneRowPerShard, { pooled: true });
+    await run(tenantOne, workers);
+    // the worker crashed since its connection went idle: it fails on first use
+    workers.loseConnection.set(tenantOneWorkers[0] as string, /^SELECT/);
+    const { sink, port, error } = await run(tenantOne, workers);
+    expect(error).toBeUndefined();
+    expect(workers.reused).toHaveLength(1);
+    expect(sink.rows).toEqual([["102010"]]);
+    expect(shardStatements(workers).map((entry) => entry.worker)).toEqual([
+      tenantOneWorkers[0],
+      tenantOneWorkers[0],
+      tenantOneWorkers[1],
+    ]);
+    expect(port.lines.join("\n")).toMatch(/worker connection lost, reading other placements/);
+    const [host, portNumber] = (tenantOneWorkers[0] as string).split(":");
+    expect(workers.isDown({ host: host as string, port: Number(portNumber) })).toBe(true);
+  });
+
+  it("gives back an idle connection with other session settings and reads through the general path", async () => {
+    const workers = new FakeWorkers(oneRowPerShard, { pooled: true });
+    await run(tenantOne, workers);
+    (workers.acquired[0] as FakeWorkerConnection).appliedSettings = "another session's";
+    const { sink, error } = await run(tenantOne, workers);
+    expect(error).toBeUndefined();
+    expect(sink.rows).toEqual([["102010"]]);
+    // taken idle, found unfit, given back; the statement ran on a connection acquired for it
+    expect(workers.reused).toHaveLength(1);
+    expect(workers.acquired).toHaveLength(2);
+    expect(shardStatements(workers).map((entry) => entry.worker)).toEqual([tenantOneWorkers[0], tenantOneWorkers[0]]);
+  });
+
+  it("fails with the worker's error, and gives the connection back", async () => {
+    const workers = new FakeWorkers(
+      (sql) =>
+        sql.includes("tenant_id = 1")
+          ? { error: { severity: "ERROR", code: "22012", message: "division by zero" } }
+          : oneRowPerShard(sql, ""),
+      { pooled: true },
+    );
+    await run("SELECT name FROM customers WHERE tenant_id = 2", workers);
+    await run("SELECT name FROM customers WHERE tenant_id = 2", workers);
+    expect(workers.reused).toHaveLength(1);
+    const before = workers.released.length;
+    await run(tenantOne, workers);
+    const { error } = await run(tenantOne, workers);
+    expect(error).toMatchObject({ sqlState: "22012", message: "division by zero" });
+    expect(workers.reused.length).toBeGreaterThan(1);
+    expect(workers.released).toHaveLength(before + 2);
+  });
+
+  it("sends nothing once a CancelRequest came for the statement", async () => {
+    const workers = new FakeWorkers(oneRowPerShard, { pooled: true });
+    await run(tenantOne, workers);
+    const { error } = await run(tenantOne, workers, { cancelled: true });
+    expect(error).toMatchObject({ sqlState: "57014" });
+    expect(shardStatements(workers)).toHaveLength(1);
   });
 });
 

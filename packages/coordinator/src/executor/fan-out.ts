@@ -1,4 +1,4 @@
-import { errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
+import { Defaults, errorMessage, HerdError, type Logger, SqlState } from "@herd/shared";
 import { ResultCollector } from "../connection/pg-connection.js";
 import { isConnectionLoss } from "../connection/server-error.js";
 import { applySettings, type SessionSettings } from "../connection/session-settings.js";
@@ -91,10 +91,21 @@ export async function runShardTasks(
   const description = { wanted: run.describe, sent: false, simple: run.bind === undefined };
   const settings = port.settings();
   const spread = !write && !transaction;
-  let works = planWorks(
-    tasks.map((task) => (transaction ? withoutLost(task, transaction, write) : task)),
-    spread ? port.workers.connectionsPerWorker : 1,
-  );
+  let failedOver: NodeWork[] | undefined;
+  if (spread && tasks.length === 1) {
+    const quick = quickRead(tasks[0] as ShardTask, run, port, sink, rows);
+    if (quick) {
+      const outcome = await quick;
+      if (!Array.isArray(outcome)) return outcome;
+      failedOver = outcome;
+    }
+  }
+  let works =
+    failedOver ??
+    planWorks(
+      tasks.map((task) => (transaction ? withoutLost(task, transaction, write) : task)),
+      spread ? port.workers.connectionsPerWorker : 1,
+    );
   const done: NodeWork[] = [];
   try {
     if (write) {
@@ -181,6 +192,74 @@ export async function runShardTasks(
       if (work.connection) port.busyWorkers.delete(work.connection);
       if (work.borrowed && work.connection) port.workers.release(work.connection);
     }
+  }
+}
+
+/**
+ * The router's most common statement without the general path's bookkeeping: a read of one shard
+ * outside a transaction block, on a pooled connection that is idle now with the session's settings
+ * (no promise, no wait before it is sent). Undefined when that is not the case: nothing was sent,
+ * the general path runs it. A connection lost before any row reached the client (a worker that
+ * crashed since it was pooled) marks the worker down and resolves with the read's work on the
+ * shard's next placement, for the general path to run, as a lost read of its own would.
+ */
+function quickRead(
+  task: ShardTask,
+  run: StatementRun,
+  port: ExecutionPort,
+  sink: ResultSink,
+  rows: RowSink,
+): Promise<TasksResult | NodeWork[]> | undefined {
+  const node = task.nodes[0];
+  if (task.nodes.length !== 1 || !node || !port.workers.acquireIdle || port.cancelRequested) return undefined;
+  const settings = port.settings();
+  const connection = port.workers.acquireIdle(node, settings.login ?? Defaults.superuser);
+  if (!connection) return undefined;
+  if (connection.appliedSettings !== settings.key) {
+    port.workers.release(connection);
+    return undefined;
+  }
+  return readOn(connection, node, task, run, port, sink, rows);
+}
+
+/** quickRead's statements are encoded here and flushed at once (flush copies them out). */
+const quickWriter = new BufferWriter(1024);
+
+async function readOn(
+  connection: WorkerConnection,
+  node: WorkerNode,
+  task: ShardTask,
+  run: StatementRun,
+  port: ExecutionPort,
+  sink: ResultSink,
+  rows: RowSink,
+): Promise<TasksResult | NodeWork[]> {
+  port.busyWorkers.add(connection);
+  try {
+    const w = quickWriter;
+    const { parsedAs } = encodeShardStatement(w, connection, task.sql, run.parameterTypes, run.bind, run.describe);
+    const description = { wanted: run.describe, sent: false, simple: run.bind === undefined };
+    const result = new ShardResult(heldBack(rows, connection), description, port.catalog.current);
+    try {
+      await connection.exchange(w.flush(), result);
+    } catch (error) {
+      if (result.rowsRelayed > 0 || !isConnectionLoss(error)) throw error;
+      port.workers.markDown(node);
+      port.logger.warn("worker connection lost, reading other placements", {
+        node: node.name,
+        error: errorMessage(error),
+      });
+      return failover([{ node, items: [{ task, primary: true }] }], port);
+    }
+    if (result.error) {
+      forgetFailedParse(connection, parsedAs, result);
+      throw result.error;
+    }
+    for (const notice of result.notices) sink.notice(notice);
+    return { tag: result.tag, count: tagCount(result.tag) };
+  } finally {
+    port.busyWorkers.delete(connection);
+    port.workers.release(connection);
   }
 }
 

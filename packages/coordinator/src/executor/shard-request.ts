@@ -21,6 +21,24 @@ const MAX_PREPARED_PER_CONNECTION = 1000;
 /** Names of worker-side prepared statements: never reused in this process, so never taken twice on a connection. */
 let nextStatementName = 0;
 
+/** Keys of worker-side statements, by the client statement's parameter types (made once per text). */
+const keysByTypes = new WeakMap<readonly number[], Map<string, string>>();
+
+/** The same text with other parameter types is another statement on the worker. */
+function preparedKey(sql: string, parameterTypes: readonly number[]): string {
+  let keys = keysByTypes.get(parameterTypes);
+  if (!keys) {
+    keys = new Map();
+    keysByTypes.set(parameterTypes, keys);
+  }
+  let key = keys.get(sql);
+  if (key === undefined) {
+    key = `${parameterTypes.join(",")}:${sql}`;
+    keys.set(sql, key);
+  }
+  return key;
+}
+
 /**
  * Encodes one statement for a worker: Parse (skipped when this connection has it prepared
  * already), Bind with the client's parameters and formats, Describe when the client wants the
@@ -35,8 +53,7 @@ export function encodeShardStatement(
   bind: BindMessage | undefined,
   describe: boolean,
 ): { parsedAs: string | undefined } {
-  // the same text with other parameter types is another statement on the worker
-  const key = bind ? `${parameterTypes.join(",")}:${sql}` : sql;
+  const key = bind ? preparedKey(sql, parameterTypes) : sql;
   let name = connection.prepared.get(key);
   let parsedAs: string | undefined;
   if (name === undefined) {
@@ -153,7 +170,7 @@ export function withTableNames(fields: NoticeFields, catalog: CatalogSnapshot): 
 
 /** The row count in a command tag (`UPDATE 3` → 3, `INSERT 0 2` → 2). */
 export function tagCount(tag: string): number {
-  const count = Number(tag.split(" ").at(-1));
+  const count = Number(tag.slice(tag.lastIndexOf(" ") + 1));
   return Number.isFinite(count) ? count : 0;
 }
 

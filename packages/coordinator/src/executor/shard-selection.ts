@@ -32,6 +32,7 @@ export function shardIndexesOf(anchor: Anchor, bind: BindMessage | undefined): n
   const count = anchor.table.shards.length;
   const hashes = pinnedHashes(anchor, bind);
   if (!hashes) return Array.from({ length: count }, (_, i) => i);
+  if (hashes.length === 1) return [shardIndexForHash(hashes[0] as number, count)];
   return [...new Set(hashes.map((hash) => shardIndexForHash(hash, count)))].sort((a, b) => a - b);
 }
 

@@ -203,13 +203,29 @@ export class FakeWorkers implements ConnectionPool {
   readonly prepared = new Set<string>();
   readonly acquired: FakeWorkerConnection[] = [];
   readonly released: WorkerConnection[] = [];
+  /** Connections taken idle from the pool (acquireIdle), with `pooled`. */
+  readonly reused: WorkerConnection[] = [];
   private readonly down = new Set<string>();
+  /** With `pooled`: connections given back healthy and idle, kept for acquireIdle. */
+  private readonly idle: FakeWorkerConnection[] = [];
+  private readonly pooled: boolean;
 
   constructor(
     readonly script: Script,
-    options: { connectionsPerWorker?: number } = {},
+    options: { connectionsPerWorker?: number; pooled?: boolean } = {},
   ) {
     this.connectionsPerWorker = options.connectionsPerWorker ?? 2;
+    this.pooled = options.pooled ?? false;
+  }
+
+  /** With `pooled`, an idle connection given back earlier (as WorkerPool keeps them); else none. */
+  acquireIdle(server: ServerAddress): WorkerConnection | undefined {
+    const target = `${server.host}:${server.port}`;
+    const index = this.idle.findIndex((connection) => connection.target === target);
+    if (index < 0) return undefined;
+    const [connection] = this.idle.splice(index, 1) as [FakeWorkerConnection];
+    this.reused.push(connection);
+    return connection;
   }
 
   async acquire(server: ServerAddress): Promise<WorkerConnection> {
@@ -224,6 +240,8 @@ export class FakeWorkers implements ConnectionPool {
 
   release(connection: WorkerConnection): void {
     this.released.push(connection);
+    if (this.pooled && !connection.broken && connection.idle && connection.status === "I")
+      this.idle.push(connection as FakeWorkerConnection);
   }
 
   markDown(server: ServerAddress): void {
