@@ -1,6 +1,6 @@
 // The side-by-side protocol every pgbench benchmark here follows: a warm-up through herd, then
 // rounds in which each case runs on "postgres", then on "herd", so both see the same machine state.
-import { cpuSeconds } from "./coordinator-cpu.mjs";
+import { cpuTimes } from "./coordinator-cpu.mjs";
 import { parsePgbenchReport } from "./pgbench.mjs";
 import { markdownTable, median } from "./table.mjs";
 
@@ -10,7 +10,8 @@ export const TARGETS = ["postgres", "herd"];
  * Runs `cases` (names) alternately; `pgbenchRun(name, target, seconds)` resolves with pgbench's
  * output. Resolves with the TPS of every run: runs[name][target] = [tps, …]; with `coordinator`
  * (its process ids), also the coordinator's CPU per transaction of each herd run:
- * runs[name].cpuPerTransaction = [seconds, …].
+ * runs[name].cpuPerTransaction = [seconds, …], and the system (kernel) part of it:
+ * runs[name].systemPerTransaction.
  */
 export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRun, progress, coordinator }) {
   const width = Math.max(...cases.map((name) => name.length));
@@ -20,18 +21,21 @@ export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRu
       progress(`warm-up    ${name.padEnd(width)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
     }
   }
-  const runs = Object.fromEntries(cases.map((name) => [name, { postgres: [], herd: [], cpuPerTransaction: [] }]));
+  const runs = Object.fromEntries(cases.map((name) => [name, { postgres: [], herd: [], cpuPerTransaction: [], systemPerTransaction: [] }]));
   for (let round = 1; round <= rounds; round += 1) {
     for (const name of cases) {
       for (const target of TARGETS) {
-        const cpuBefore = coordinator && target === "herd" ? cpuSeconds(coordinator) : undefined;
+        const cpuBefore = coordinator && target === "herd" ? cpuTimes(coordinator) : undefined;
         const report = parsePgbenchReport(await pgbenchRun(name, target, seconds));
         if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${name}, ${target})`);
         runs[name][target].push(report.tps);
         let cpu = "";
         if (cpuBefore !== undefined) {
-          const perTransaction = (cpuSeconds(coordinator) - cpuBefore) / report.processed;
+          const cpuAfter = cpuTimes(coordinator);
+          const systemPerTransaction = (cpuAfter.system - cpuBefore.system) / report.processed;
+          const perTransaction = (cpuAfter.user - cpuBefore.user) / report.processed + systemPerTransaction;
           runs[name].cpuPerTransaction.push(perTransaction);
+          runs[name].systemPerTransaction.push(systemPerTransaction);
           cpu = `, coordinator ${(perTransaction * 1e6).toFixed(0)} µs CPU each`;
         }
         progress(
@@ -77,7 +81,8 @@ export function tps(value) {
 
 /**
  * The coordinator's CPU (user + system, all its processes) per transaction and per statement of
- * the herd runs, medians; `statements[name]` is how many statements a transaction of that case sends.
+ * the herd runs, medians, and how much of it was system time; `statements[name]` is how many
+ * statements a transaction of that case sends.
  */
 export function cpuTable(firstHeader, runs, statements) {
   return markdownTable(
@@ -86,18 +91,21 @@ export function cpuTable(firstHeader, runs, statements) {
       "coordinator CPU µs / transaction (median)",
       "statements / transaction",
       "µs / statement",
+      "of which system (kernel)",
       "runs (µs / transaction)",
     ],
-    Object.entries(runs).map(([name, { cpuPerTransaction }]) => {
+    Object.entries(runs).map(([name, { cpuPerTransaction, systemPerTransaction }]) => {
       const perTransaction = median(cpuPerTransaction) * 1e6;
+      const system = median(systemPerTransaction) * 1e6;
       return [
         name,
         perTransaction.toFixed(0),
         String(statements[name]),
         (perTransaction / statements[name]).toFixed(0),
+        `${(system / statements[name]).toFixed(0)} (${((100 * system) / perTransaction).toFixed(0)} %)`,
         cpuPerTransaction.map((value) => (value * 1e6).toFixed(0)).join(" / "),
       ];
     }),
-    ["l", "r", "r", "r", "r"],
+    ["l", "r", "r", "r", "r", "r"],
   );
 }

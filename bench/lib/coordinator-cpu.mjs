@@ -28,16 +28,27 @@ export async function coordinatorProcesses(cluster) {
 
 /** CPU seconds (user + system) the processes have used so far; a process gone counts 0. */
 export function cpuSeconds(pids) {
-  let ticks = 0;
+  const { user, system } = cpuTimes(pids);
+  return user + system;
+}
+
+/**
+ * CPU seconds the processes have used so far in user space (JavaScript, V8, Node, libuv) and in
+ * the kernel (system calls, the loopback TCP they run, being switched out and in), apart.
+ */
+export function cpuTimes(pids) {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     try {
       const fields = stat(pid);
-      ticks += Number(fields[11]) + Number(fields[12]);
+      user += Number(fields[11]);
+      system += Number(fields[12]);
     } catch {
       // ended meanwhile
     }
   }
-  return ticks / TICKS_PER_SECOND;
+  return { user: user / TICKS_PER_SECOND, system: system / TICKS_PER_SECOND };
 }
 
 /** Resident memory of the processes, kB (a process gone counts 0). */
