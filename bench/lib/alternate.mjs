@@ -21,7 +21,9 @@ export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRu
       progress(`warm-up    ${name.padEnd(width)}  herd      ${tps(report.tps).padStart(8)} tps (not recorded)`);
     }
   }
-  const runs = Object.fromEntries(cases.map((name) => [name, { postgres: [], herd: [], cpuPerTransaction: [], systemPerTransaction: [] }]));
+  const runs = Object.fromEntries(
+    cases.map((name) => [name, { postgres: [], herd: [], cpuPerTransaction: [], systemPerTransaction: [] }]),
+  );
   for (let round = 1; round <= rounds; round += 1) {
     for (const name of cases) {
       for (const target of TARGETS) {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type CatalogData, catalogSnapshot } from "../metadata/catalog-snapshot.js";
+import type { DistributedTable, Shard } from "../metadata/catalog-types.js";
 import { type AnyNode, parseStatements } from "../parser/ast.js";
 import { loadParser } from "../parser/statement-cache.js";
 import { planStatement } from "../planner/plan-statement.js";
@@ -9,6 +10,7 @@ import { CollectingSink } from "../testing/collecting-sink.js";
 import { FakePort } from "../testing/fake-port.js";
 import { type FakeWorkerConnection, FakeWorkers, type Script } from "../testing/fake-workers.js";
 import { PlacementsChanged } from "../transaction/placements-changed.js";
+import { lockGroup, MAX_VALUE_LOCKS_PER_GROUP, shardLock } from "../transaction/shard-lock.js";
 
 // Plans of the fixture cluster (3 workers, customers in 32 shards with 2 placements each) run
 // against fake workers: what goes to which placement, failover, and the commit of a write that
@@ -379,6 +381,37 @@ describe("a write in a transaction block", () => {
     expect(port.transaction.active).toBe(true);
     // tenant 1's value lock is taken in the block's own coordinator transaction, and kept
     expect(port.coordinator.log).toEqual([expect.stringMatching(/herd\.lock_value/)]);
+  });
+
+  it("locks a shard group whole once the block has locked more than 64 of its values, on the coordinator and the copies", async () => {
+    const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
+    const port = new FakePort({ catalog, workers, inBlock: true });
+    const table = customers as DistributedTable;
+    const shard = table.shards[1] as Shard;
+    const group = lockGroup(table.colocationId, shard.index);
+    // 64 single-value writes of the group (a block of single-row INSERTs): a value lock each
+    for (let hash = 0; hash < MAX_VALUE_LOCKS_PER_GROUP; hash += 1)
+      await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [hash])]]));
+    expect(port.coordinator.locks).toHaveLength(64);
+    expect(port.coordinator.locks.at(-1)).toBe(`${group} 63`);
+    // the 65th takes the whole group instead, once; more values of it need nothing more
+    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [64])]]));
+    expect(port.coordinator.locks.at(-1)).toBe(`{${group}} {} {}`);
+    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [1000])]]));
+    expect(port.coordinator.locks).toHaveLength(65);
+    // the next write of the group locks it whole on its copies' workers too
+    const statement = parseStatements("UPDATE customers SET name = 'x' WHERE tenant_id = 1")[0] as AnyNode;
+    await planStatement(statement, catalog).execute(
+      port,
+      { sql: "", statement, parameterTypes: [], bind: undefined, describe: false },
+      new CollectingSink(),
+    );
+    for (const worker of tenantOneWorkers)
+      expect(workers.statementsOn(worker)).toEqual([
+        "BEGIN",
+        expect.stringMatching(/^SELECT pg_catalog\.pg_advisory_xact_lock\(\d+\)$/),
+        expect.stringMatching(/^UPDATE customers_102010/),
+      ]);
   });
 
   it("takes no lock on the worker of a shard's only active copy (nothing can differ from it)", async () => {

@@ -42,6 +42,8 @@ interface NodeWork {
   borrowed?: boolean;
   /** BEGIN (and the block's savepoints) to send first: the worker joins the transaction now. */
   opening?: string;
+  /** A write's locks to take on this worker's copies first (transaction/shard-lock.ts). */
+  copyLocks?: readonly ShardLock[];
 }
 
 export interface TaskOptions {
@@ -323,6 +325,7 @@ async function joinWriters(
       item.primary = primaryOf.get(item.task) === work.node.id;
       transaction.wrote(work.node.id, item.task.shardId);
     }
+    work.copyLocks = copyLocksOf(work, transaction);
   }
   return joined;
 }
@@ -367,10 +370,13 @@ function requirePlacementPerShard(tasks: readonly ShardTask[], works: readonly N
   }
 }
 
-/** The locks of the work's writes of shards with more than one copy (none for a read). */
-function copyLocksOf(work: NodeWork): ShardLock[] {
+/**
+ * The locks of the work's writes of shards with more than one copy, as the transaction holds them
+ * on the coordinator (a group it escalated is locked whole there too).
+ */
+function copyLocksOf(work: NodeWork, transaction: DistributedTransaction): ShardLock[] {
   const locks: ShardLock[] = [];
-  for (const { task } of work.items) if (task.lock && task.nodes.length > 1) locks.push(task.lock);
+  for (const { task } of work.items) if (task.lock && task.nodes.length > 1) locks.push(transaction.heldAs(task.lock));
   return locks;
 }
 
@@ -444,7 +450,7 @@ async function runWork(
   };
   // a write of copies waits on the worker for the previous writer's COMMIT PREPARED there
   // (transaction/shard-lock.ts): in the same Query as the BEGIN when the worker joins now
-  const opening = openingWithWorkerLocks(work.opening, copyLocksOf(work));
+  const opening = openingWithWorkerLocks(work.opening, work.copyLocks ?? []);
   if (opening) query(opening);
   // A read's statements pipelined on a borrowed connection run in one transaction: once one fails
   // (a cancel, a statement_timeout), PostgreSQL refuses the rest at once instead of running them.

@@ -7,7 +7,7 @@ import type { StalePlacement } from "../metadata/catalog.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { activeTransactions } from "./active-transactions.js";
 import { PlacementsChanged } from "./placements-changed.js";
-import type { ShardLock } from "./shard-lock.js";
+import { MAX_VALUE_LOCKS_PER_GROUP, type ShardLock } from "./shard-lock.js";
 
 /** What a distributed transaction works with: the session's coordinator connection, which decides, and the pool. */
 export interface TransactionDeps {
@@ -151,6 +151,8 @@ export class DistributedTransaction {
   async lockShards(locks: ReadonlyMap<number, ShardLock>): Promise<void> {
     const whole = new Set<number>();
     const values = new Map<string, [number, number]>();
+    /** Values this call adds to each group's, for the escalation to the whole group. */
+    const adding = new Map<number, Set<number>>();
     for (const [shardId, lock] of locks) {
       const held = this.locked.get(lock.group);
       const checked = this.verified.get(shardId) === lock.version;
@@ -159,14 +161,25 @@ export class DistributedTransaction {
         continue;
       }
       const missing = lock.hashes.filter((hash) => !held?.has(hash));
+      const added = adding.get(lock.group) ?? new Set<number>();
+      adding.set(lock.group, added);
+      for (const hash of missing) added.add(hash);
+      if ((held?.size ?? 0) + added.size > MAX_VALUE_LOCKS_PER_GROUP) {
+        // too many values in one group for PostgreSQL's lock table (shard-lock.ts): all of it
+        whole.add(lock.group);
+        continue;
+      }
       // held already but not read under it: locking one of its values again reads the versions
       const wanted = missing.length > 0 || checked ? missing : lock.hashes.slice(0, 1);
       for (const hash of wanted) values.set(`${lock.group}:${hash}`, [lock.group, hash]);
     }
     for (const group of whole) this.locked.set(group, "whole");
-    for (const [group, hash] of values.values()) {
+    for (const [key, [group, hash]] of values) {
       const held = this.locked.get(group);
-      if (held === "whole") continue;
+      if (held === "whole") {
+        values.delete(key);
+        continue;
+      }
       const set = held ?? new Set<number>();
       set.add(hash);
       this.locked.set(group, set);
@@ -276,6 +289,15 @@ export class DistributedTransaction {
   /** `node` wrote shard `shardId` in this transaction. */
   wrote(nodeId: number, shardId: number): void {
     this.participants.get(nodeId)?.written.add(shardId);
+  }
+
+  /**
+   * `lock` as this transaction holds it on the coordinator: a group it holds whole (escalated, or
+   * written whole before) is locked whole on the workers' copies too, so their lock tables stay
+   * as small as the coordinator's.
+   */
+  heldAs(lock: ShardLock): ShardLock {
+    return lock.hashes !== undefined && this.locked.get(lock.group) === "whole" ? { ...lock, hashes: undefined } : lock;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { openingWithWorkerLocks, workerLockSql } from "./shard-lock.js";
+import type { DistributedTable, Shard } from "../metadata/catalog-types.js";
+import { MAX_VALUE_LOCKS_PER_GROUP, openingWithWorkerLocks, shardLock, workerLockSql } from "./shard-lock.js";
 
 // The locks a write of copies takes on their workers: the keys herd.lock_value and
 // herd.lock_shards take on the coordinator (migration 5), in one statement, in one order.
@@ -43,5 +44,23 @@ describe("workerLockSql", () => {
     expect(openingWithWorkerLocks(undefined, [lock])).toBe(lockSql);
     expect(openingWithWorkerLocks("BEGIN", [])).toBe("BEGIN");
     expect(openingWithWorkerLocks(undefined, [])).toBeUndefined();
+  });
+});
+
+describe("shardLock", () => {
+  const table = { colocationId: 3 } as DistributedTable;
+  const shard = { index: 5, placementVersion: 2 } as Shard;
+
+  it("locks the values a write is pinned to, up to 64 of them", () => {
+    const hashes = Array.from({ length: MAX_VALUE_LOCKS_PER_GROUP }, (_, i) => i * 7);
+    expect(shardLock(table, shard, hashes)).toEqual({ group: 3 * 65_536 + 5, hashes, version: 2 });
+    // many rows of few values are few locks
+    const repeated = Array.from({ length: 10_000 }, (_, i) => i % 3);
+    expect(shardLock(table, shard, repeated).hashes).toBe(repeated);
+  });
+
+  it("locks the whole group past 64 values (an INSERT … SELECT of 200,000 rows ran PostgreSQL out of lock space)", () => {
+    const hashes = Array.from({ length: MAX_VALUE_LOCKS_PER_GROUP + 1 }, (_, i) => i);
+    expect(shardLock(table, shard, hashes)).toEqual({ group: 3 * 65_536 + 5, hashes: undefined, version: 2 });
   });
 });

@@ -27,9 +27,24 @@ export function lockGroup(colocationId: number, index: number): number {
   return colocationId * INDEXES_PER_GROUP + index;
 }
 
-/** The lock a write of `shard` of `table` takes: the values hashed in `hashes`, or (undefined) all of it. */
+/**
+ * Past this many values of one shard group, a transaction locks the whole group instead. Each
+ * value is an entry in PostgreSQL's shared lock table, which holds max_locks_per_transaction ×
+ * (max_connections + max_prepared_transactions) of them for every transaction together: an
+ * INSERT … SELECT of 200,000 rows (or a block of as many single-row INSERTs) took one per row and
+ * ran out of it (53200 out of shared memory). A group locked whole holds back its other writers
+ * until the transaction ends, which a bulk write does anyway.
+ */
+export const MAX_VALUE_LOCKS_PER_GROUP = 64;
+
+/**
+ * The lock a write of `shard` of `table` takes: the values hashed in `hashes`, or (undefined) all
+ * of it, also when they are more than MAX_VALUE_LOCKS_PER_GROUP.
+ */
 export function shardLock(table: DistributedTable, shard: Shard, hashes?: readonly number[]): ShardLock {
-  return { group: lockGroup(table.colocationId, shard.index), hashes, version: shard.placementVersion ?? 0 };
+  const many = hashes !== undefined && hashes.length > MAX_VALUE_LOCKS_PER_GROUP;
+  const locked = many && new Set(hashes).size > MAX_VALUE_LOCKS_PER_GROUP ? undefined : hashes;
+  return { group: lockGroup(table.colocationId, shard.index), hashes: locked, version: shard.placementVersion ?? 0 };
 }
 
 /** Values of one group locked one call each; more go through an array. */
