@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_VALUE_LOCKS_PER_GROUP } from "../../packages/coordinator/src/transaction/shard-lock.js";
+import { MAX_VALUE_LOCKS_PER_TRANSACTION } from "../../packages/coordinator/src/transaction/shard-lock.js";
 import {
   divergentShards,
   herdClient,
@@ -332,17 +332,43 @@ describe("bulk writes into a table with two copies", () => {
     expect(await divergentShards(herdUp.cluster, herd, "bulk")).toEqual([]);
   }, 240_000);
 
-  it("holds a few locks per shard group, not one per row, through a block of 3,000 single-row INSERTs", async () => {
+  it("holds at most 1024 value locks, not one per row, through a block of 3,000 single-row INSERTs", async () => {
     await herd.query("CREATE TABLE bulk_rows (id bigint PRIMARY KEY, v int)");
     await herd.query("SELECT create_distributed_table('bulk_rows', 'id', shard_count => 4)");
     await herd.query("BEGIN");
     for (let id = 1; id <= 3000; id += 1) await herd.query("INSERT INTO bulk_rows VALUES ($1, 1)", [id]);
-    // past 64 values a group is locked whole: at most 64 values, the group shared and whole, per
-    // group, on the coordinator and on each copy's worker (3,000 values took 3,004 locks before)
-    const bound = 4 * (MAX_VALUE_LOCKS_PER_GROUP + 2);
+    // past 1024 values the groups of the next ones are locked whole: 1024 values and each group
+    // shared and whole, on the coordinator and on each copy's worker (3,000 values took 3,004 locks before)
+    const bound = MAX_VALUE_LOCKS_PER_TRANSACTION + 4 * 2;
     for (const ordinal of [0, 1, 2]) expect(await advisoryLocks(ordinal)).toBeLessThanOrEqual(bound);
     await herd.query("COMMIT");
     expect((await herd.query("SELECT count(*)::int AS n FROM bulk_rows")).rows[0].n).toBe(3000);
     expect(await divergentShards(herdUp.cluster, herd, "bulk_rows")).toEqual([]);
+  }, 120_000);
+  it("lets four blocks of 200 single-row INSERTs each into the same two shard groups all commit (no lock escalation among them)", async () => {
+    await herd.query("CREATE TABLE bulk_clients (id bigint PRIMARY KEY, loader int)");
+    await herd.query("SELECT create_distributed_table('bulk_clients', 'id', shard_count => 2)");
+    const loaders = await Promise.all([0, 1, 2, 3].map(() => herdClient(herdUp.cluster)));
+    try {
+      const outcomes = await Promise.allSettled(
+        loaders.map(async (client, loader) => {
+          await client.query("BEGIN");
+          for (let i = 0; i < 200; i += 1)
+            await client.query("INSERT INTO bulk_clients VALUES ($1, $2)", [i * 4 + loader, loader]);
+          await client.query("COMMIT");
+        }),
+      );
+      // (locking the groups whole after the block's first values made them wait for each other: 40P01)
+      expect(outcomes.map((outcome) => (outcome.status === "fulfilled" ? "ok" : String(outcome.reason)))).toEqual([
+        "ok",
+        "ok",
+        "ok",
+        "ok",
+      ]);
+    } finally {
+      await Promise.all(loaders.map((client) => client.end()));
+    }
+    expect((await herd.query("SELECT count(*)::int AS n FROM bulk_clients")).rows[0].n).toBe(800);
+    expect(await divergentShards(herdUp.cluster, herd, "bulk_clients")).toEqual([]);
   }, 120_000);
 });

@@ -10,7 +10,7 @@ import { CollectingSink } from "../testing/collecting-sink.js";
 import { FakePort } from "../testing/fake-port.js";
 import { type FakeWorkerConnection, FakeWorkers, type Script } from "../testing/fake-workers.js";
 import { PlacementsChanged } from "../transaction/placements-changed.js";
-import { lockGroup, MAX_VALUE_LOCKS_PER_GROUP, shardLock } from "../transaction/shard-lock.js";
+import { lockGroup, MAX_VALUE_LOCKS_PER_TRANSACTION, shardLock } from "../transaction/shard-lock.js";
 
 // Plans of the fixture cluster (3 workers, customers in 32 shards with 2 placements each) run
 // against fake workers: what goes to which placement, failover, and the commit of a write that
@@ -383,22 +383,26 @@ describe("a write in a transaction block", () => {
     expect(port.coordinator.log).toEqual([expect.stringMatching(/herd\.lock_value/)]);
   });
 
-  it("locks a shard group whole once the block has locked more than 64 of its values, on the coordinator and the copies", async () => {
+  it("locks the next values' groups whole once the block has locked 1024 values, on the coordinator and the copies", async () => {
     const workers = new FakeWorkers(() => ({ tag: "UPDATE 1" }));
     const port = new FakePort({ catalog, workers, inBlock: true });
     const table = customers as DistributedTable;
-    const shard = table.shards[1] as Shard;
+    const [other, shard] = [table.shards[0] as Shard, table.shards[1] as Shard];
     const group = lockGroup(table.colocationId, shard.index);
-    // 64 single-value writes of the group (a block of single-row INSERTs): a value lock each
-    for (let hash = 0; hash < MAX_VALUE_LOCKS_PER_GROUP; hash += 1)
-      await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [hash])]]));
-    expect(port.coordinator.locks).toHaveLength(64);
-    expect(port.coordinator.locks.at(-1)).toBe(`${group} 63`);
-    // the 65th takes the whole group instead, once; more values of it need nothing more
-    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [64])]]));
+    // 1024 single-value writes (a block of single-row INSERTs): a value lock each
+    for (let hash = 0; hash < MAX_VALUE_LOCKS_PER_TRANSACTION; hash += 1)
+      await port.transaction.lockShards(
+        new Map([[hash % 2 ? shard.id : other.id, shardLock(table, hash % 2 ? shard : other, [hash])]]),
+      );
+    expect(port.coordinator.locks).toHaveLength(1024);
+    expect(port.coordinator.locks.at(-1)).toBe(`${group} 1023`);
+    // a value held already needs nothing; a new one takes its whole group instead, once
+    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [1023])]]));
+    expect(port.coordinator.locks).toHaveLength(1024);
+    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [5000])]]));
     expect(port.coordinator.locks.at(-1)).toBe(`{${group}} {} {}`);
-    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [1000])]]));
-    expect(port.coordinator.locks).toHaveLength(65);
+    await port.transaction.lockShards(new Map([[shard.id, shardLock(table, shard, [5001])]]));
+    expect(port.coordinator.locks).toHaveLength(1025);
     // the next write of the group locks it whole on its copies' workers too
     const statement = parseStatements("UPDATE customers SET name = 'x' WHERE tenant_id = 1")[0] as AnyNode;
     await planStatement(statement, catalog).execute(

@@ -7,7 +7,7 @@ import type { StalePlacement } from "../metadata/catalog.js";
 import type { WorkerNode } from "../metadata/catalog-types.js";
 import { activeTransactions } from "./active-transactions.js";
 import { PlacementsChanged } from "./placements-changed.js";
-import { MAX_VALUE_LOCKS_PER_GROUP, type ShardLock } from "./shard-lock.js";
+import { MAX_VALUE_LOCKS_PER_TRANSACTION, type ShardLock } from "./shard-lock.js";
 
 /** What a distributed transaction works with: the session's coordinator connection, which decides, and the pool. */
 export interface TransactionDeps {
@@ -95,6 +95,8 @@ export class DistributedTransaction {
   readonly savepoints: { name: string; sql: string }[] = [];
   /** Write locks this transaction holds, by shard group: the whole group, or values (hashes) in it. */
   private readonly locked = new Map<number, "whole" | Set<number>>();
+  /** Values it has locked, in all groups (MAX_VALUE_LOCKS_PER_TRANSACTION). */
+  private valueLocks = 0;
   /** Placement versions read under this transaction's locks, by shard: still those of a plan made with them. */
   private readonly verified = new Map<number, number>();
   /** The deciding transaction's id on the coordinator (the prefix of the gids). */
@@ -151,8 +153,6 @@ export class DistributedTransaction {
   async lockShards(locks: ReadonlyMap<number, ShardLock>): Promise<void> {
     const whole = new Set<number>();
     const values = new Map<string, [number, number]>();
-    /** Values this call adds to each group's, for the escalation to the whole group. */
-    const adding = new Map<number, Set<number>>();
     for (const [shardId, lock] of locks) {
       const held = this.locked.get(lock.group);
       const checked = this.verified.get(shardId) === lock.version;
@@ -161,11 +161,8 @@ export class DistributedTransaction {
         continue;
       }
       const missing = lock.hashes.filter((hash) => !held?.has(hash));
-      const added = adding.get(lock.group) ?? new Set<number>();
-      adding.set(lock.group, added);
-      for (const hash of missing) added.add(hash);
-      if ((held?.size ?? 0) + added.size > MAX_VALUE_LOCKS_PER_GROUP) {
-        // too many values in one group for PostgreSQL's lock table (shard-lock.ts): all of it
+      if (this.valueLocks + values.size + missing.length > MAX_VALUE_LOCKS_PER_TRANSACTION) {
+        // too many values for PostgreSQL's lock table (shard-lock.ts): the group, all of it
         whole.add(lock.group);
         continue;
       }
@@ -183,6 +180,7 @@ export class DistributedTransaction {
       const set = held ?? new Set<number>();
       set.add(hash);
       this.locked.set(group, set);
+      this.valueLocks += 1;
     }
     const locking = whole.size > 0 || values.size > 0;
     if (!locking && this.xid !== undefined) return;
@@ -361,7 +359,9 @@ export class DistributedTransaction {
     const index = this.savepoints.findLastIndex((savepoint) => savepoint.name === name);
     if (kind === "TRANS_STMT_ROLLBACK_TO") {
       // PostgreSQL let go of the locks taken since the savepoint: take any of them again when needed
+      // (those taken before it stay held, uncounted: the budget may be passed by that much)
       this.locked.clear();
+      this.valueLocks = 0;
       this.verified.clear();
     }
     if (kind === "TRANS_STMT_SAVEPOINT") this.savepoints.push({ name, sql });
@@ -625,6 +625,7 @@ export class DistributedTransaction {
     this.serverChangeLost = undefined;
     this.savepoints.length = 0;
     this.locked.clear();
+    this.valueLocks = 0;
     this.verified.clear();
     this.xid = undefined;
     this.opened = false;

@@ -28,14 +28,23 @@ export function lockGroup(colocationId: number, index: number): number {
 }
 
 /**
- * Past this many values of one shard group, a transaction locks the whole group instead. Each
- * value is an entry in PostgreSQL's shared lock table, which holds max_locks_per_transaction ×
- * (max_connections + max_prepared_transactions) of them for every transaction together: an
- * INSERT … SELECT of 200,000 rows (or a block of as many single-row INSERTs) took one per row and
- * ran out of it (53200 out of shared memory). A group locked whole holds back its other writers
- * until the transaction ends, which a bulk write does anyway.
+ * Each value locked is an entry in PostgreSQL's shared lock table, which holds
+ * max_locks_per_transaction × (max_connections + max_prepared_transactions) of them for every
+ * transaction together (some 38,000 on herd's servers): an INSERT … SELECT of 200,000 rows took
+ * one per row and ran out of it (53200 out of shared memory, for every session). So a statement
+ * that writes more than this many values of one shard group locks the whole group instead, as
+ * COPY does: bulk writes of a group then go one after the other.
  */
 export const MAX_VALUE_LOCKS_PER_GROUP = 64;
+
+/**
+ * A transaction block that has locked this many values in all (thousands of single-row INSERTs)
+ * locks the groups of its next values whole. Not sooner: a transaction that holds values of a
+ * group and then locks it whole waits for the group's other writers, and two doing so at once
+ * wait for each other (a deadlock PostgreSQL finds on the coordinator, 40P01), so concurrent
+ * blocks of a few hundred rows each keep their value locks.
+ */
+export const MAX_VALUE_LOCKS_PER_TRANSACTION = 1024;
 
 /**
  * The lock a write of `shard` of `table` takes: the values hashed in `hashes`, or (undefined) all
