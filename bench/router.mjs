@@ -185,32 +185,45 @@ ${cpu}
 Where it goes: a CPU profile of the coordinator (V8's sampler, \`POST /v1/debug/cpu-profile\`)
 over one more ${TARGET_WORKLOAD} run through herd, the ${profile.table.split("\n").length - 2} functions with the most self time
 (the coordinator was busy ${(profile.busyShare * 100).toFixed(0)} % of the sampled time; "(program)" and "(garbage
-collector)" are V8's own; \`writev\`/\`writeBuffer\` and the like are the socket syscalls):
+collector)" are V8's own; \`writev\`/\`writeBuffer\` are the native calls that write a socket):
 
 ${profile.table}
 
-Where the remaining microseconds go: a routed statement is two socket writes on the coordinator
-(the statement to the worker, the answer to the client) and two reads; on this machine's loopback
-each write costs some 25 µs of system time (the kernel delivers the bytes to the receiving socket
-within the sender's system call), so \`writeBuffer\` is about half of the coordinator's CPU. The
-JavaScript of the path (framing, plan lookup, shard selection, encoding, the pool) is spread thin:
-no function above a few per cent. Simple-protocol statements cost about what prepared ones do
-because literals become parameters (one parse and one plan per statement shape).
+Where the remaining microseconds go. V8's sampler charges about half of the coordinator's time to
+\`writeBuffer\`, more than the system time \`/proc\` counts (the table above: about a third for
+reads, a quarter for writes); \`/proc\` and \`perf\` agree with each other, so the profile's
+share for the native write call is not the kernel's. \`perf record\` of the coordinator over
+select-only (8 clients, 2026-12-04) put 39 % of its samples in the kernel (a third of that in the
+scheduler, switching the coordinator out and back in: on 2 cores a write to a worker wakes its
+PostgreSQL backend, which often takes the core), 40 % in Node's own binary (V8's builtins:
+property loads, promise reactions, typed arrays; the C++ of streams and libuv), 16 % in
+JIT-compiled JavaScript and 4 % in libc, with no JavaScript function above about 1 %. A routed
+read is two exchanges for the coordinator (the client's statement and its answer; the statement
+to a worker and its answer): 2 writes, 2 reads (the least a relay can do) and some 70 µs of user
+time, most of it the per-message cost of Node's stream and promise machinery around herd's own
+code. A routed read of one shard outside a block takes an idle pooled connection synchronously
+and none of the fan-out's bookkeeping (2026-12-04, runs before and after it back to back: 171 →
+117 µs of coordinator CPU per read, 0.20 → 0.25 of one PostgreSQL's TPS); simple-protocol
+statements cost what prepared ones do because literals become parameters (one parse and one plan
+per statement shape). Going below ~50 µs would need fewer layers per message (socket reads into a
+reused buffer instead of a stream's push and emit per chunk; several sessions' statements
+pipelined on one worker connection, so one write and one wakeup carry several), not tuning of
+herd's own functions.
 
 System calls of the coordinator per transaction, counted with \`strace -c\` over 1 client (2026-12-03):
-select-only 2 writes and 2 reads (the least a relay can do); single-row update 7 writes
-(\`writev\` when several messages go together) and 10 reads: the lock with BEGIN on the coordinator,
-the UPDATE with PREPARE TRANSACTION on each placement, the decision on the coordinator, the answer,
-COMMIT PREPARED on each placement; simple-update 16 writes and 17 reads. One PostgreSQL answers
-a single-row update with one write, and on tmpfs its commit costs no flush: that, not JavaScript,
-is the gap in the write ratios. With writes at 35–60 µs of system time each under load (a write on
-loopback runs the receiver's side and wakes it), two-phase commit over two placements costs
-several hundred µs of coordinator CPU per write whatever the code around it does; fewer writes
-per transaction is what would move those ratios. Two things tried and measured without a gain
-(2026-12-03): the coordinator's own PostgreSQL over a Unix socket instead of loopback TCP (a Node
-ping-pong saves ~7 µs per round trip, herd's passthrough showed none within the noise), and
-fewer Buffer views per message (framing a routed answer went from ~1.4 to 0.5 µs: real, but
-under 1 % of a statement).
+select-only 2 writes and 2 reads; single-row update 7 writes (\`writev\` when several messages go
+together) and 10 reads: the lock with BEGIN on the coordinator, the UPDATE with PREPARE
+TRANSACTION on each placement, the decision on the coordinator, the answer, COMMIT PREPARED on
+each placement; simple-update 16 writes and 17 reads. One PostgreSQL answers a single-row update
+with one write, and on tmpfs its commit costs no flush. Two-phase commit over two placements is
+seven exchanges for the coordinator (the client; the lock; two workers; the decision; two COMMIT
+PREPAREDs), each with its user time as above plus the transaction's bookkeeping: some 750 µs of
+coordinator CPU per write, a quarter of it system time. Fewer exchanges per write (COMMIT
+PREPAREDs of several transactions sent together to each worker) is what would move those
+ratios. Two things tried and measured without a gain (2026-12-03): the coordinator's own
+PostgreSQL over a Unix socket instead of loopback TCP (a Node ping-pong saves ~7 µs per round
+trip, herd's passthrough showed none within the noise), and fewer Buffer views per message
+(framing a routed answer went from ~1.4 to 0.5 µs: real, but under 1 % of a statement).
 
 Writes commit atomically on both placements (two-phase commit with a commit record on the
 coordinator, docs/distributed-tables.md). Round trips a write waits for, in order (each to one
