@@ -227,6 +227,19 @@ describe("INSERT … SELECT", () => {
       "wide",
     );
     await same("INSERT INTO wide SELECT * FROM wide WHERE false RETURNING *", undefined, "wide");
+    // parameters in the SELECT only (the batches bind none), and in RETURNING and ON CONFLICT … SET
+    // too (the batches keep them: each is evaluated on the coordinator, then routed)
+    await same(
+      "INSERT INTO wide SELECT 200000 + g, $1::int, $2::text FROM generate_series(1, 12000) g",
+      [5, "bound"],
+      "wide",
+    );
+    await same(
+      `INSERT INTO wide SELECT 200000 + g, 6, 'again' FROM generate_series(11990, 22000) g
+         ON CONFLICT (id) DO UPDATE SET note = $1::text || excluded.note RETURNING id, note || $2::text`,
+      ["set ", "!"],
+      "wide",
+    );
     // into an ordinary table from a distributed one, in batches, in the client's block
     await same("CREATE TABLE wide_copy (id int, note text)", undefined);
     await same("BEGIN", undefined);

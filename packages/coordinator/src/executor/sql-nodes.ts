@@ -1,4 +1,4 @@
-import { type AnyNode, parseStatements } from "../parser/ast.js";
+import { type AnyNode, cloneTree, parseStatements } from "../parser/ast.js";
 
 /**
  * Parse-tree pieces the executor builds statements from: literals, casts, expressions taken from
@@ -14,7 +14,7 @@ export function expressionNode(sql: string): AnyNode {
     node = (parseStatements(`SELECT ${sql}`)[0] as AnyNode).SelectStmt.targetList[0].ResTarget.val as AnyNode;
     expressions.set(sql, node);
   }
-  return structuredClone(node);
+  return cloneTree(node);
 }
 
 /** A type as `format_type()` writes it (`character varying(20)`), as a TypeName node. */
@@ -25,7 +25,7 @@ export function typeNameNode(typeName: string): AnyNode {
       .typeName as AnyNode;
     typeNames.set(typeName, node);
   }
-  return structuredClone(node);
+  return cloneTree(node);
 }
 
 export function castNode(arg: AnyNode, typeName: string): AnyNode {

@@ -1,4 +1,4 @@
-import { type AnyNode, deparse } from "../../parser/ast.js";
+import { type AnyNode, deparse, walk } from "../../parser/ast.js";
 import type { FieldDescription, NoticeFields } from "../../protocol/backend-messages.js";
 import { BackendMessage } from "../../protocol/message-codes.js";
 import { MessageFramer } from "../../protocol/message-framer.js";
@@ -57,6 +57,13 @@ export class InsertSelect implements Primitive {
       }
       const typeNames = await columnTypeNames(port.backend, spool.columns);
       const answers = new BatchAnswers(sink);
+      // the rows are literals now: the client's parameters count only where the INSERT itself
+      // uses them (ON CONFLICT … SET, RETURNING); without such a use a batch binds none, so it is
+      // routed as the literals it holds (with them, a batch over several shards is evaluated on
+      // the coordinator first, row by row, as a multi-row INSERT with parameters must be)
+      const keepsParameters = parametersOutsideSelect(this.statement);
+      const batchBind = keepsParameters ? run.bind : run.bind && { ...run.bind, parameterFormats: [], parameters: [] };
+      const batchTypes = keepsParameters ? parameterTypes : [];
       await inOneTransaction(port, async () => {
         for await (const batch of spool.batches()) {
           const tree = structuredClone(this.statement);
@@ -64,7 +71,7 @@ export class InsertSelect implements Primitive {
           const describe = run.describe && !answers.described;
           await this.plan(tree).execute(
             port,
-            { ...run, sql: deparse(tree), statement: tree, parameterTypes, describe },
+            { ...run, sql: deparse(tree), statement: tree, parameterTypes: batchTypes, bind: batchBind, describe },
             answers,
           );
           answers.described ||= run.describe;
@@ -90,6 +97,17 @@ export class InsertSelect implements Primitive {
   inputs(): readonly Primitive[] {
     return [this.source.plan];
   }
+}
+
+/** The INSERT uses a parameter outside its SELECT (in ON CONFLICT, RETURNING, a WITH). */
+function parametersOutsideSelect(statement: AnyNode): boolean {
+  const insert = { ...(statement.InsertStmt as AnyNode), selectStmt: undefined };
+  let found = false;
+  walk(insert, (node) => {
+    if ("ParamRef" in node) found = true;
+    return !found;
+  });
+  return found;
 }
 
 /**
