@@ -224,9 +224,6 @@ function quickRead(
   return readOn(connection, node, task, run, port, sink, rows);
 }
 
-/** quickRead's statements are encoded here and flushed at once (flush copies them out). */
-const quickWriter = new BufferWriter(1024);
-
 async function readOn(
   connection: WorkerConnection,
   node: WorkerNode,
@@ -238,7 +235,7 @@ async function readOn(
 ): Promise<TasksResult | NodeWork[]> {
   port.busyWorkers.add(connection);
   try {
-    const w = quickWriter;
+    const w = new BufferWriter(256);
     const { parsedAs } = encodeShardStatement(w, connection, task.sql, run.parameterTypes, run.bind, run.describe);
     const description = { wanted: run.describe, sent: false, simple: run.bind === undefined };
     const result = new ShardResult(heldBack(rows, connection), description, port.catalog.current);
