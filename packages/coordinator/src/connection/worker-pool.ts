@@ -208,8 +208,7 @@ export class WorkerPool implements ConnectionPool {
     const connection = list?.[list.length - 1];
     if (!state || !list || !connection || connection.broken) return undefined;
     if (this.options.beforeUse?.(key) || (holder?.reserved.get(key) ?? 0) > 0) return undefined;
-    const full = state.lent >= this.maxPerServer || state.waiters.length > 0;
-    if (holder && full && holder.held === 0 && holder.mayWait()) return undefined;
+    if (this.mustWait(state, holder)) return undefined;
     list.pop();
     state.idleCount -= 1;
     this.occupy(state, holder);
@@ -311,10 +310,15 @@ export class WorkerPool implements ConnectionPool {
    * the holder holds nothing and may wait, once its turn comes.
    */
   private room(state: ServerState, holder: WorkerHolder | undefined): Promise<void> | undefined {
-    const full = state.lent >= this.maxPerServer || state.waiters.length > 0;
-    if (holder && full && holder.held === 0 && holder.mayWait()) return this.waitForRoom([state], holder);
+    if (holder && this.mustWait(state, holder)) return this.waitForRoom([state], holder);
     this.occupy(state, holder);
     return undefined;
+  }
+
+  /** The server is full (or others wait for it) and `holder` holds nothing, so it waits in line. */
+  private mustWait(state: ServerState, holder: WorkerHolder | undefined): holder is WorkerHolder {
+    const full = state.lent >= this.maxPerServer || state.waiters.length > 0;
+    return holder !== undefined && full && holder.held === 0 && holder.mayWait();
   }
 
   /** Counts a connection as lent to `holder`; a holder's first one lets its other requests in at once. */

@@ -95,7 +95,7 @@ export async function runShardTasks(
   const spread = !write && !transaction;
   let failedOver: NodeWork[] | undefined;
   if (spread && tasks.length === 1) {
-    const quick = quickRead(tasks[0] as ShardTask, run, port, sink, rows);
+    const quick = quickRead(tasks[0] as ShardTask, run, port, sink, { rows, settings, description });
     if (quick) {
       const outcome = await quick;
       if (!Array.isArray(outcome)) return outcome;
@@ -156,11 +156,7 @@ export async function runShardTasks(
               // row of it reached the client, the read goes to the shards' other placements
               const relayed = work.items.some((item) => (item.result?.rowsRelayed ?? 0) > 0);
               if (!spread || relayed || !isConnectionLoss(error)) throw error;
-              port.workers.markDown(work.node);
-              port.logger.warn("worker connection lost, reading other placements", {
-                node: work.node.name,
-                error: errorMessage(error),
-              });
+              readerLost(port, work.node, error);
               done.splice(done.indexOf(work), 1);
               port.busyWorkers.delete(work.connection as WorkerConnection);
               port.workers.release(work.connection as WorkerConnection);
@@ -210,18 +206,31 @@ function quickRead(
   run: StatementRun,
   port: ExecutionPort,
   sink: ResultSink,
-  rows: RowSink,
+  context: QuickReadContext,
 ): Promise<TasksResult | NodeWork[]> | undefined {
   const node = task.nodes[0];
   if (task.nodes.length !== 1 || !node || !port.workers.acquireIdle || port.cancelRequested) return undefined;
-  const settings = port.settings();
+  const { settings } = context;
   const connection = port.workers.acquireIdle(node, settings.login ?? Defaults.superuser);
   if (!connection) return undefined;
   if (connection.appliedSettings !== settings.key) {
     port.workers.release(connection);
     return undefined;
   }
-  return readOn(connection, node, task, run, port, sink, rows);
+  return readOn(connection, node, task, run, port, sink, context);
+}
+
+/** What runShardTasks made for the statement already: where rows go, the session's settings, the description's state. */
+interface QuickReadContext {
+  readonly rows: RowSink;
+  readonly settings: SessionSettings;
+  readonly description: { wanted: boolean; sent: boolean; simple: boolean };
+}
+
+/** A read's connection was lost before any row reached the client: reads avoid the worker for a while. */
+function readerLost(port: ExecutionPort, node: WorkerNode, error: unknown): void {
+  port.workers.markDown(node);
+  port.logger.warn("worker connection lost, reading other placements", { node: node.name, error: errorMessage(error) });
 }
 
 async function readOn(
@@ -231,23 +240,18 @@ async function readOn(
   run: StatementRun,
   port: ExecutionPort,
   sink: ResultSink,
-  rows: RowSink,
+  { rows, description }: QuickReadContext,
 ): Promise<TasksResult | NodeWork[]> {
   port.busyWorkers.add(connection);
   try {
     const w = new BufferWriter(256);
     const { parsedAs } = encodeShardStatement(w, connection, task.sql, run.parameterTypes, run.bind, run.describe);
-    const description = { wanted: run.describe, sent: false, simple: run.bind === undefined };
     const result = new ShardResult(heldBack(rows, connection), description, port.catalog.current);
     try {
       await connection.exchange(w.flush(), result);
     } catch (error) {
       if (result.rowsRelayed > 0 || !isConnectionLoss(error)) throw error;
-      port.workers.markDown(node);
-      port.logger.warn("worker connection lost, reading other placements", {
-        node: node.name,
-        error: errorMessage(error),
-      });
+      readerLost(port, node, error);
       return failover([{ node, items: [{ task, primary: true }] }], port);
     }
     if (result.error) {

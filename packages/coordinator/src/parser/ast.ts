@@ -55,6 +55,19 @@ export function walk(node: unknown, visit: (value: AnyNode, key: string) => bool
 }
 
 /**
+ * An INSERT (`InsertStmt`'s fields) uses a `$n` outside its SELECT or VALUES rows: in ON CONFLICT
+ * … SET or WHERE, RETURNING, a WITH.
+ */
+export function hasParameterOutsideSelect(insert: AnyNode): boolean {
+  let found = false;
+  walk({ ...insert, selectStmt: undefined }, (_node, key) => {
+    if (key === "ParamRef") found = true;
+    return found ? false : undefined;
+  });
+  return found;
+}
+
+/**
  * A copy of a parse tree (plain JSON data: objects, arrays, strings, numbers, booleans). Much
  * cheaper than structuredClone for the small nodes the executor stamps out per value.
  */

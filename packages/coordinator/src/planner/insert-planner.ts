@@ -5,7 +5,7 @@ import type { Primitive } from "../executor/primitives/primitive.js";
 import { Refuse } from "../executor/primitives/refuse.js";
 import type { CatalogSnapshot } from "../metadata/catalog-snapshot.js";
 import type { DistributedTable } from "../metadata/catalog-types.js";
-import { type AnyNode, as, deparse, walk } from "../parser/ast.js";
+import { type AnyNode, as, deparse, hasParameterOutsideSelect } from "../parser/ast.js";
 import { PlannerErrors } from "./planner-errors.js";
 import { type RelationRef, tableMentions } from "./relations.js";
 import { valueSource } from "./value-source.js";
@@ -118,7 +118,7 @@ export function planInsert(
       distributionIndex === undefined ? undefined : valueSource(row[distributionIndex]),
     ),
     needsEvaluation,
-    parametersOutsideValues: hasParameterOutsideValues(insert),
+    parametersOutsideValues: hasParameterOutsideSelect(insert),
     workers: catalog.nodes,
   });
 }
@@ -127,14 +127,4 @@ export function planInsert(
 function isExcludedColumn(value: unknown, column: string | undefined): boolean {
   const fields = ((as(value, "ColumnRef")?.fields ?? []) as unknown[]).map((field) => as(field, "String")?.sval);
   return fields.length === 2 && fields[0] === "excluded" && fields[1] === column;
-}
-
-/** A `$n` in the INSERT outside its VALUES rows (ON CONFLICT … SET or WHERE, RETURNING). */
-function hasParameterOutsideValues(insert: AnyNode): boolean {
-  let found = false;
-  walk({ ...insert, selectStmt: undefined }, (_node, key) => {
-    if (key === "ParamRef") found = true;
-    return found ? false : undefined;
-  });
-  return found;
 }

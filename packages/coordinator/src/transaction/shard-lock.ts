@@ -85,8 +85,9 @@ export function workerLockSql(locks: readonly ShardLock[]): string | undefined {
     if (hashes.length <= MANY_VALUES) {
       for (const hash of hashes) calls.add(`pg_catalog.pg_advisory_xact_lock(${key}, ${hash})`);
     } else {
-      // a batch of thousands of values (INSERT … SELECT): one call per row of an array, not one
-      // per column (a target list holds at most 1664)
+      // up to MAX_VALUE_LOCKS_PER_GROUP values (shardLock locks the group past them; a caller
+      // may pass more): one call per row of an array, not one per column (a target list holds
+      // at most 1664)
       calls.add(
         `(SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(${key}, h)) FROM pg_catalog.unnest('{${hashes.join(",")}}'::int[]) h)`,
       );

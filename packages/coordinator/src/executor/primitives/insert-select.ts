@@ -1,4 +1,4 @@
-import { type AnyNode, deparse, walk } from "../../parser/ast.js";
+import { type AnyNode, deparse, hasParameterOutsideSelect } from "../../parser/ast.js";
 import type { FieldDescription, NoticeFields } from "../../protocol/backend-messages.js";
 import { BackendMessage } from "../../protocol/message-codes.js";
 import { MessageFramer } from "../../protocol/message-framer.js";
@@ -61,7 +61,7 @@ export class InsertSelect implements Primitive {
       // uses them (ON CONFLICT … SET, RETURNING); without such a use a batch binds none, so it is
       // routed as the literals it holds (with them, a batch over several shards is evaluated on
       // the coordinator first, row by row, as a multi-row INSERT with parameters must be)
-      const keepsParameters = parametersOutsideSelect(this.statement);
+      const keepsParameters = hasParameterOutsideSelect(this.statement.InsertStmt as AnyNode);
       const batchBind = keepsParameters ? run.bind : run.bind && { ...run.bind, parameterFormats: [], parameters: [] };
       const batchTypes = keepsParameters ? parameterTypes : [];
       await inOneTransaction(port, async () => {
@@ -97,17 +97,6 @@ export class InsertSelect implements Primitive {
   inputs(): readonly Primitive[] {
     return [this.source.plan];
   }
-}
-
-/** The INSERT uses a parameter outside its SELECT (in ON CONFLICT, RETURNING, a WITH). */
-function parametersOutsideSelect(statement: AnyNode): boolean {
-  const insert = { ...(statement.InsertStmt as AnyNode), selectStmt: undefined };
-  let found = false;
-  walk(insert, (node) => {
-    if ("ParamRef" in node) found = true;
-    return !found;
-  });
-  return found;
 }
 
 /**
