@@ -384,4 +384,38 @@ describe("bulk writes into a table with two copies", () => {
     expect((await herd.query("SELECT count(*)::int AS n FROM bulk_clients")).rows[0].n).toBe(800);
     expect(await divergentShards(herdUp.cluster, herd, "bulk_clients")).toEqual([]);
   }, 120_000);
+  it("runs two bulk INSERT … SELECTs of the same groups one after the other, and frees the groups of one whose client vanishes", async () => {
+    await herd.query("CREATE TABLE bulk_shared (id bigint PRIMARY KEY, loader int)");
+    await herd.query("SELECT create_distributed_table('bulk_shared', 'id', shard_count => 4)");
+    const loaders = await Promise.all([0, 1, 2].map(() => herdClient(herdUp.cluster)));
+    try {
+      // each locks every group whole (thousands of values in each): both finish, one after the other
+      const bulk = (client: pg.Client, from: number) =>
+        client.query(`INSERT INTO bulk_shared SELECT g, ${from} FROM generate_series(${from}, ${from + 29_999}) g`);
+      const [first, second] = await Promise.all([
+        bulk(loaders[0] as pg.Client, 1),
+        bulk(loaders[1] as pg.Client, 100_001),
+      ]);
+      expect([first.rowCount, second.rowCount]).toEqual([30_000, 30_000]);
+      // a third one's client drops its socket mid-way: nothing of it stays, its group locks go
+      const vanishing = loaders[2] as pg.Client;
+      vanishing.on("error", () => {});
+      const abandoned = bulk(vanishing, 200_001).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      (vanishing as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      await abandoned;
+      await within(30_000, "a single-row write of the groups goes through", async () => {
+        await herd.query("INSERT INTO bulk_shared VALUES (999999, 9)");
+        return true;
+      });
+      await within(30_000, "nothing of the abandoned INSERT stays", async () => {
+        const { rows } = await herd.query("SELECT count(*)::int AS n FROM bulk_shared WHERE loader = 200001");
+        return rows[0].n === 0;
+      });
+      expect((await herd.query("SELECT count(*)::int AS n FROM bulk_shared")).rows[0].n).toBe(60_001);
+      expect(await divergentShards(herdUp.cluster, herd, "bulk_shared")).toEqual([]);
+    } finally {
+      await Promise.all(loaders.slice(0, 2).map((client) => client.end()));
+    }
+  }, 180_000);
 });
