@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
-import { coordinatorProcesses, rssKb } from "./lib/coordinator-cpu.mjs";
+import { coordinatorProcesses, pssKb, rssKb } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
@@ -50,10 +50,10 @@ export async function run(argv, { signal }) {
       await herd.query("INSERT INTO bench_items SELECT g, 'v' || g FROM generate_series(1, 10000) g");
       const processes = await coordinatorProcesses(cluster);
       const measure = async (state) => {
-        const row = { state, rssMb: rssKb(processes) / 1024, ...(await connectionCounts(cluster, herd)) };
+        const row = { state, ...memory(processes), ...(await connectionCounts(cluster, herd)) };
         rows.push(row);
         progress(
-          `${state}: coordinator RSS ${row.rssMb.toFixed(0)} MB, coordinator connections ${row.coordinator}, per worker ${row.workers.join(" / ")}`,
+          `${state}: coordinator RSS ${row.rssMb.toFixed(0)} MB (PSS ${row.pssMb.toFixed(0)} MB), coordinator connections ${row.coordinator}, per worker ${row.workers.join(" / ")}`,
         );
       };
       await measure("no clients");
@@ -82,8 +82,10 @@ export async function run(argv, { signal }) {
       waveMs = performance.now() - started;
       await measure(`after each ran 2 statements (${options.wave} at a time)`);
       // every client at the same moment: a routed read and a single-row write each, while the
-      // workers' connections from herd are sampled (the cap, HERD_WORKER_CONNECTIONS, holds them)
+      // workers' connections from herd (the cap, HERD_WORKER_CONNECTIONS, holds them) and the
+      // coordinator's memory are sampled
       const most = [0, 0];
+      const peak = { rssMb: 0, pssMb: 0 };
       let sampling = true;
       const sampler = (async () => {
         while (sampling) {
@@ -91,6 +93,9 @@ export async function run(argv, { signal }) {
           workers.forEach((n, i) => {
             most[i] = Math.max(most[i], n);
           });
+          const now = memory(processes);
+          peak.rssMb = Math.max(peak.rssMb, now.rssMb);
+          peak.pssMb = Math.max(peak.pssMb, now.pssMb);
           await sleep(25);
         }
       })();
@@ -112,7 +117,7 @@ export async function run(argv, { signal }) {
       burstMs = performance.now() - burstStarted;
       rows.push({
         state: `all ${options.clients} at once (most seen while they ran)`,
-        rssMb: rssKb(processes) / 1024,
+        ...peak,
         coordinator: "",
         workers: most,
       });
@@ -132,11 +137,18 @@ export async function run(argv, { signal }) {
     [
       "clients",
       "coordinator RSS",
+      "coordinator PSS",
       "coordinator PostgreSQL connections of the clients",
       "herd's connections per worker",
     ],
-    rows.map((r) => [r.state, `${r.rssMb.toFixed(0)} MB`, String(r.coordinator), r.workers.join(" / ")]),
-    ["l", "r", "r", "r"],
+    rows.map((r) => [
+      r.state,
+      `${r.rssMb.toFixed(0)} MB`,
+      `${r.pssMb.toFixed(0)} MB`,
+      String(r.coordinator),
+      r.workers.join(" / "),
+    ]),
+    ["l", "r", "r", "r", "r"],
   );
   const statements = options.clients * 2;
   const baseMb = rows[0]?.rssMb ?? 0;
@@ -155,7 +167,11 @@ A \`herd up --workers ${WORKERS}\` cluster on tmpfs (default coordinator process
 raised to let ${options.clients} clients in), a distributed table of 10,000 rows. ${options.clients} node-postgres
 clients connect (25 at a time), then each runs a routed read by key and a statement the
 coordinator's PostgreSQL answers (\`${options.wave}\` clients at the same moment, all answers checked);
-then they stay connected, idle, for ${IDLE_SECONDS} s. Coordinator RSS is that of all its processes; the
+then they stay connected, idle, for ${IDLE_SECONDS} s. Coordinator RSS is the sum of its processes' RSS, in
+which the pages they share (Node's binary and libraries, some 45 MB) count once per process;
+coordinator PSS counts them once in all, split between the processes (/proc/<pid>/smaps_rollup),
+which is what the coordinator takes from the machine. Every Node process of herd runs with 4 MB
+young-generation semi-spaces (NODE_FLAGS, packages/shared/src/node-flags.ts). The
 coordinator's PostgreSQL connections are those of the clients' sessions (shared between sessions
 between transactions, protocol/backend-pool.ts); a worker's are those herd holds there
 (\`application_name = 'herd'\`, of every coordinator process).
@@ -182,6 +198,11 @@ waits and may go over while it runs; packages/coordinator/src/protocol/README.md
 `,
   );
   progress("wrote the clients section of docs/benchmarks.md");
+}
+
+/** The coordinator processes' memory, MB: the sum of their RSS, and of their PSS (pssKb). */
+function memory(processes) {
+  return { rssMb: rssKb(processes) / 1024, pssMb: pssKb(processes) / 1024 };
 }
 
 async function client(port, password) {

@@ -65,6 +65,24 @@ export function rssKb(pids) {
   return total;
 }
 
+/**
+ * Memory the processes take from the machine, kB: their proportional set size (PSS), in which a
+ * page several processes share (Node's binary and libraries, mapped by every coordinator process)
+ * counts once in all, split between them, where the sum of their RSS counts it once per process.
+ */
+export function pssKb(pids) {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const match = /^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
+      total += Number(match?.[1] ?? 0);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return total;
+}
+
 /** /proc/<pid>/stat's fields after the command name: [state, ppid, …] (utime is [11], stime [12]). */
 function stat(pid) {
   const text = readFileSync(`/proc/${pid}/stat`, "utf8");
