@@ -1,13 +1,16 @@
 // pnpm bench protocol: the coordinator's protocol path. pgbench's select-only workload straight to
-// the coordinator's own PostgreSQL ("postgres", SQL port + 1) and through herd's SQL port ("herd"),
-// alternated run by run, in both query modes; reported as herd / postgres ratios of median TPS.
-import { cpuTable, ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
+// the coordinator's own PostgreSQL ("postgres", SQL port + 1), through a bare Node relay to it
+// ("relay": the floor of any proxy written in Node on this machine) and through herd's SQL port
+// ("herd"), alternated run by run, in both query modes; reported as ratios of median TPS.
+import { cpuTable, ratioTable, runAlternating, tps } from "./lib/alternate.mjs";
+import { startBareRelay } from "./lib/bare-relay.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
 import { coordinatorProcesses, profileSummary, takeCpuProfile } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
 import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
+import { markdownTable, median } from "./lib/table.mjs";
 
 export const description = "pgbench -S, prepared and simple: straight to PostgreSQL vs through herd's SQL port";
 
@@ -33,15 +36,20 @@ export async function run(argv, { signal }) {
   const [version, machine] = await Promise.all([pgbenchVersion(), describeMachine()]);
   const select = (mode, seconds) => ["-n", "-S", "-M", mode, ...CLIENTS, "-T", String(seconds)];
 
-  const runSeconds = (options.warmup + options.rounds * TARGETS.length * options.seconds) * MODES.length;
+  const targets = ["postgres", "relay", "herd"];
+  const runSeconds = (options.warmup + options.rounds * targets.length * options.seconds) * MODES.length;
   progress(`starting herd up --workers 1 (then about ${runSeconds} s of pgbench runs)`);
   let started = Date.now();
   const cluster = await startHerdCluster({ workers: 1, signal });
+  // the relay's clients log in to the coordinator's PostgreSQL, with its password
+  let relay;
   const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
-  passwordFor = (port) => cluster.passwordFor(port, password);
+  passwordFor = (port) => cluster.passwordFor(port === ports.relay ? ports.postgres : port, password);
   let runs;
   let profile;
   try {
+    relay = await startBareRelay(ports.postgres);
+    ports.relay = relay.port;
     progress(`cluster ready in ${since(started)} (${cluster.dataDir}; herd ${ports.herd}, postgres ${ports.postgres})`);
     started = Date.now();
     await pgbenchAt(["-i", "-q", "-s", String(options.scale)], ports.herd);
@@ -54,6 +62,8 @@ export async function run(argv, { signal }) {
       pgbenchRun: (mode, target, seconds) => pgbenchAt(select(mode, seconds), ports[target]),
       progress,
       coordinator: await coordinatorProcesses(cluster),
+      targets,
+      measured: { relay: [relay.pid] },
     });
     // one more prepared run through herd, profiled (not counted: sampling costs a little)
     const profiling = takeCpuProfile(cluster, Math.max(1, options.seconds - 1));
@@ -61,12 +71,14 @@ export async function run(argv, { signal }) {
     profile = profileSummary(await profiling);
   } finally {
     progress("stopping the cluster");
+    await relay?.stop();
     await cluster.stop();
   }
 
   const table = ratioTable("mode", runs, TARGET_RATIO);
   const cpu = cpuTable("mode", runs, { prepared: 1, simple: 1 });
-  process.stdout.write(`\n${table}\n\n${cpu}\n\n${profile.table}\n`);
+  const floor = relayTable(runs);
+  process.stdout.write(`\n${table}\n\n${floor}\n\n${cpu}\n\n${profile.table}\n`);
 
   const command = ["pnpm bench protocol", ...argv].join(" ");
   await writeBenchmarkSection(
@@ -81,11 +93,19 @@ export async function run(argv, { signal }) {
 A \`herd up --workers 1\` cluster on tmpfs, loaded with \`pgbench -i -s ${options.scale}\` through herd's
 SQL port. Then ${options.rounds} round${options.rounds === 1 ? "" : "s"} of \`pgbench -n -S -M <mode> ${CLIENTS.join(" ")} -T ${options.seconds}\`
 per mode, each straight to the coordinator's own PostgreSQL ("postgres", SQL port + 1), then
-through herd ("herd", SQL port), after ${options.warmup} s of unrecorded warm-up per mode through herd.
+through a bare Node relay to it ("relay"), then through herd ("herd", SQL port), after
+${options.warmup} s of unrecorded warm-up per mode through herd.
 TPS without initial connection time; runs in order. pgbench, the coordinator and PostgreSQL
 share the machine's ${machine.nproc} cores.
 
 ${table}
+
+The floor: a bare Node relay (bench/lib/bare-relay-process.mjs, in a process of its own with herd's
+V8 flags) passes each client's bytes to a connection of its own to the same PostgreSQL and back,
+parsing nothing. It is the least any proxy written in Node does per statement (a read and a write
+on each of its two sockets); herd also authenticates, parses and answers the protocol itself.
+
+${floor}
 
 The coordinator's CPU per statement of the herd runs (user + system time of its processes from
 \`/proc\`, over the run, divided by the statements pgbench counted):
@@ -99,6 +119,29 @@ ${profile.table}
 `,
   );
   progress("wrote the protocol section of docs/benchmarks.md");
+}
+
+/** The bare relay against PostgreSQL and herd against the relay: TPS ratios and the relay's CPU. */
+function relayTable(runs) {
+  return markdownTable(
+    [
+      "mode",
+      "relay TPS (median)",
+      "relay / postgres",
+      "herd / relay",
+      "relay CPU µs / statement (median)",
+      "relay runs",
+    ],
+    Object.entries(runs).map(([mode, r]) => [
+      mode,
+      tps(median(r.relay)),
+      (median(r.relay) / median(r.postgres)).toFixed(2),
+      (median(r.herd) / median(r.relay)).toFixed(2),
+      (median(r.cpuOf.relay) * 1e6).toFixed(0),
+      r.relay.map(tps).join(" / "),
+    ]),
+    ["l", "r", "r", "r", "r", "r"],
+  );
 }
 
 function progress(message) {

@@ -1,19 +1,31 @@
 // The side-by-side protocol every pgbench benchmark here follows: a warm-up through herd, then
 // rounds in which each case runs on "postgres", then on "herd", so both see the same machine state.
-import { cpuTimes } from "./coordinator-cpu.mjs";
+import { cpuSeconds, cpuTimes } from "./coordinator-cpu.mjs";
 import { parsePgbenchReport } from "./pgbench.mjs";
 import { markdownTable, median } from "./table.mjs";
 
 export const TARGETS = ["postgres", "herd"];
 
 /**
- * Runs `cases` (names) alternately; `pgbenchRun(name, target, seconds)` resolves with pgbench's
- * output. Resolves with the TPS of every run: runs[name][target] = [tps, …]; with `coordinator`
- * (its process ids), also the coordinator's CPU per transaction of each herd run:
+ * Runs `cases` (names) alternately on each of `targets` (TARGETS unless given: a benchmark may add
+ * a baseline of its own, e.g. "relay"); `pgbenchRun(name, target, seconds)` resolves with
+ * pgbench's output. Resolves with the TPS of every run: runs[name][target] = [tps, …]; with
+ * `coordinator` (its process ids), also the coordinator's CPU per transaction of each herd run:
  * runs[name].cpuPerTransaction = [seconds, …], and the system (kernel) part of it:
- * runs[name].systemPerTransaction.
+ * runs[name].systemPerTransaction; with `measured` (target → process ids, for targets other than
+ * herd), the CPU per transaction of those processes: runs[name].cpuOf[target] = [seconds, …].
  */
-export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRun, progress, coordinator }) {
+export async function runAlternating({
+  cases,
+  rounds,
+  seconds,
+  warmup,
+  pgbenchRun,
+  progress,
+  coordinator,
+  targets = TARGETS,
+  measured = {},
+}) {
   const width = Math.max(...cases.map((name) => name.length));
   if (warmup > 0) {
     for (const name of cases) {
@@ -22,12 +34,21 @@ export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRu
     }
   }
   const runs = Object.fromEntries(
-    cases.map((name) => [name, { postgres: [], herd: [], cpuPerTransaction: [], systemPerTransaction: [] }]),
+    cases.map((name) => [
+      name,
+      {
+        ...Object.fromEntries(targets.map((target) => [target, []])),
+        cpuPerTransaction: [],
+        systemPerTransaction: [],
+        cpuOf: Object.fromEntries(Object.keys(measured).map((target) => [target, []])),
+      },
+    ]),
   );
   for (let round = 1; round <= rounds; round += 1) {
     for (const name of cases) {
-      for (const target of TARGETS) {
+      for (const target of targets) {
         const cpuBefore = coordinator && target === "herd" ? cpuTimes(coordinator) : undefined;
+        const otherBefore = measured[target] ? cpuSeconds(measured[target]) : undefined;
         const report = parsePgbenchReport(await pgbenchRun(name, target, seconds));
         if (report.failed > 0) throw new Error(`${report.failed} failed transactions (${name}, ${target})`);
         runs[name][target].push(report.tps);
@@ -39,6 +60,11 @@ export async function runAlternating({ cases, rounds, seconds, warmup, pgbenchRu
           runs[name].cpuPerTransaction.push(perTransaction);
           runs[name].systemPerTransaction.push(systemPerTransaction);
           cpu = `, coordinator ${(perTransaction * 1e6).toFixed(0)} µs CPU each`;
+        }
+        if (otherBefore !== undefined) {
+          const perTransaction = (cpuSeconds(measured[target]) - otherBefore) / report.processed;
+          runs[name].cpuOf[target].push(perTransaction);
+          cpu = `, ${target} ${(perTransaction * 1e6).toFixed(0)} µs CPU each`;
         }
         progress(
           `round ${round}/${rounds}  ${name.padEnd(width)}  ${target.padEnd(8)}  ${tps(report.tps).padStart(8)} tps (${report.processed} transactions${cpu})`,
