@@ -5,20 +5,22 @@
 // herd / postgres ratios of median TPS.
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { cpuTable, ratioTable, runAlternating, TARGETS } from "./lib/alternate.mjs";
+import { cpuTable, ratioTable, runAlternating, TARGETS, tps } from "./lib/alternate.mjs";
 import { startBareRelay } from "./lib/bare-relay.mjs";
 import { writeBenchmarkSection } from "./lib/benchmarks-doc.mjs";
 import { coordinatorProcesses, profileSummary, takeCpuProfile } from "./lib/coordinator-cpu.mjs";
 import { startHerdCluster } from "./lib/herd-cluster.mjs";
 import { describeMachine } from "./lib/machine.mjs";
 import { parseIntegerOptions } from "./lib/options.mjs";
-import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
+import { parsePgbenchReport, pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
 import { median } from "./lib/table.mjs";
 
 export const description =
   "pgbench -S, -N and tpcb-like, prepared: pgbench_accounts distributed by aid over 3 workers vs one PostgreSQL";
 
 const SINGLE_ROW_UPDATE = fileURLToPath(new URL("./scripts/single-row-update.sql", import.meta.url));
+/** What each placement does for one single-row update, on one PostgreSQL (its floor). */
+const PLACEMENT_WRITE = fileURLToPath(new URL("./scripts/placement-write.sql", import.meta.url));
 
 /** pgbench's built-in scripts and one of ours, each run with -M prepared. */
 const WORKLOADS = [
@@ -88,6 +90,7 @@ export async function run(argv, { signal }) {
   let profile;
   let relay;
   const latency = { postgres: [], relay: [], herd: [] };
+  const placementWrites = [];
   try {
     relay = await startBareRelay(ports.postgres);
     ports.relay = relay.port;
@@ -128,6 +131,27 @@ export async function run(argv, { signal }) {
         progress(`latency, 1 client, ${target}: ${average.toFixed(3)} ms`);
       }
     }
+    // the floor of a replicated write: one PostgreSQL doing, alone, what each placement does
+    for (let round = 0; round < options.rounds; round += 1) {
+      const output = await pgbenchOn("postgres", [
+        "-n",
+        "-f",
+        PLACEMENT_WRITE,
+        "-D",
+        `scale=${options.scale}`,
+        "-M",
+        "simple",
+        ...CLIENTS,
+        "-T",
+        String(options.seconds),
+      ]);
+      const report = parsePgbenchReport(output);
+      if (report.failed > 0) throw new Error(`${report.failed} failed transactions (placement write)`);
+      placementWrites.push(report.tps);
+      progress(
+        `round ${round + 1}/${options.rounds}  placement write (2PC) on postgres  ${Math.round(report.tps)} tps`,
+      );
+    }
     // one more select-only run through herd, profiled (not counted: sampling costs a little)
     const profiling = takeCpuProfile(cluster, Math.max(1, options.seconds - 1));
     await pgbenchOn("herd", workload(TARGET_WORKLOAD, options.seconds));
@@ -155,7 +179,10 @@ export async function run(argv, { signal }) {
   const added = (median(latency.herd) - median(latency.postgres)) * 1000;
   const relayAdded = (median(latency.relay) - median(latency.postgres)) * 1000;
   const latencyLine = `One client (\`pgbench -n -S -M prepared -c 1 -T 5\`, ${options.rounds} runs each): a routed read takes ${median(latency.herd).toFixed(3)} ms through herd and ${median(latency.postgres).toFixed(3)} ms on one PostgreSQL (medians): herd adds **${added.toFixed(0)} µs** (target ≤ 100 µs). A bare Node relay in front of the same PostgreSQL (bench/lib/bare-relay-process.mjs: bytes to and from a connection of its own, nothing parsed) adds ${relayAdded.toFixed(0)} µs: the least one hop through a Node process costs here; a routed read is that hop plus herd's own work.`;
-  process.stdout.write(`\n${table}\n\n${cpu}\n\n${latencyLine}\n\n${profile.table}\n`);
+  const plainWrites = median(runs["single-row update"].postgres);
+  const floorShare = median(placementWrites) / plainWrites;
+  const floorLine = `The floor of a replicated write (\`bench/scripts/placement-write.sql\`, -M simple, ${options.rounds} runs): one PostgreSQL doing alone what each placement does for a single-row update (the UPDATE and PREPARE TRANSACTION in one round trip, then COMMIT PREPARED) reaches ${tps(median(placementWrites))} TPS, **${floorShare.toFixed(2)}** of its ${tps(plainWrites)} plain UPDATEs. Both placements run on the same cores, so with replication factor 2 herd's single-row update ratio is bounded near ${(floorShare / 2).toFixed(2)} before any work of the coordinator (its process, and its PostgreSQL's lock and commit record).`;
+  process.stdout.write(`\n${table}\n\n${cpu}\n\n${latencyLine}\n\n${floorLine}\n\n${profile.table}\n`);
 
   const command = ["pnpm bench router", ...argv].join(" ");
   await writeBenchmarkSection(
@@ -188,6 +215,8 @@ machine's ${machine.nproc} cores, while the baseline is one PostgreSQL.
 ${table}
 
 ${latencyLine}
+
+${floorLine}
 
 The coordinator's CPU per transaction of the herd runs (user + system time of its processes from
 \`/proc\`, over the run, divided by the transactions pgbench counted; "statements" are what pgbench
