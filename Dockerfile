@@ -45,6 +45,5 @@ ENV HERD_PG_BIN=/usr/lib/postgresql/18/bin \
 USER postgres
 WORKDIR /var/lib/herd
 EXPOSE 5432 6480
-# --max-semi-space-size: see NODE_FLAGS in packages/shared/src/node-flags.ts
-ENTRYPOINT ["node", "--max-semi-space-size=4", "/opt/herd/packages/worker-bot/dist/cli/main.js"]
+ENTRYPOINT ["node", "/opt/herd/packages/worker-bot/dist/cli/main.js"]
 CMD ["bot"]

@@ -170,8 +170,8 @@ coordinator's PostgreSQL answers (\`${options.wave}\` clients at the same moment
 then they stay connected, idle, for ${IDLE_SECONDS} s. Coordinator RSS is the sum of its processes' RSS, in
 which the pages they share (Node's binary and libraries, some 45 MB) count once per process;
 coordinator PSS counts them once in all, split between the processes (/proc/<pid>/smaps_rollup),
-which is what the coordinator takes from the machine. Every Node process of herd runs with 4 MB
-young-generation semi-spaces (NODE_FLAGS, packages/shared/src/node-flags.ts). The
+which is what the coordinator takes from the machine (and what a pod's memory limit counts: its
+cgroup charges a shared page once). The target is read on PSS. The
 coordinator's PostgreSQL connections are those of the clients' sessions (shared between sessions
 between transactions, protocol/backend-pool.ts); a worker's are those herd holds there
 (\`application_name = 'herd'\`, of every coordinator process).
@@ -182,7 +182,13 @@ The ${statements} statements took ${(waveMs / 1000).toFixed(1)} s; then all ${op
 single-row write (replication factor 2: both placements, two-phase commit) at the same moment, in
 ${(burstMs / 1000).toFixed(1)} s, while the workers' connections from herd were sampled every 25 ms.
 
-What the figures say: ${options.clients} clients cost the coordinator ${clientCostMb.toFixed(0)} MB at most (the ${baseMb.toFixed(0)} MB with no
+Tried and left off (2026-12-04): young-generation semi-spaces of 4 MB instead of the 16 MB V8 grows
+them to in a busy process (\`NODE_OPTIONS=--max-semi-space-size=4\`) took 60–80 MB off the
+coordinator's RSS at the peak of this benchmark, and cost 5–10 % more coordinator CPU per statement
+in \`pnpm bench router\` and \`protocol\` run back to back; a deployment short of memory can make
+that trade with NODE_OPTIONS, which every herd process inherits.
+
+What the figures say: ${options.clients} clients cost the coordinator ${clientCostMb.toFixed(0)} MB of RSS at most (the ${baseMb.toFixed(0)} MB with no
 client are its Node processes, each with the parser and the catalog loaded; under \`herd up\` the
 Kubernetes client library is not loaded, in Kubernetes it adds some 35 MB to the first process).
 Every client's first connection to the coordinator's PostgreSQL is a new

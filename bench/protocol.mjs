@@ -100,8 +100,7 @@ share the machine's ${machine.nproc} cores.
 
 ${table}
 
-The floor: a bare Node relay (bench/lib/bare-relay-process.mjs, in a process of its own with herd's
-V8 flags) passes each client's bytes to a connection of its own to the same PostgreSQL and back,
+The floor: a bare Node relay (bench/lib/bare-relay-process.mjs, in a process of its own) passes each client's bytes to a connection of its own to the same PostgreSQL and back,
 parsing nothing. It is the least any proxy written in Node does per statement (a read and a write
 on each of its two sockets); herd also authenticates, parses and answers the protocol itself.
 

@@ -1,16 +1,14 @@
 // A bare Node relay in front of a PostgreSQL (bare-relay-process.mjs), in a process of its own so
-// that its CPU is measured apart, with the V8 flags herd's own processes run with.
+// that its CPU is measured apart.
 import { fork } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { NODE_FLAGS } from "../../packages/shared/dist/node-flags.js";
 
 const ENTRY = join(import.meta.dirname, "bare-relay-process.mjs");
 
 /** Starts the relay to `upstreamPort`; resolves with its `port`, its `pid` and `stop()`. */
 export async function startBareRelay(upstreamPort) {
   const child = fork(ENTRY, [String(upstreamPort)], {
-    execArgv: [...NODE_FLAGS],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const [message] = await Promise.race([

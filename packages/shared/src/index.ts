@@ -5,7 +5,6 @@ export * from "./hashing/index.js";
 export { HerdError, type HerdErrorFields, isHerdError, type Severity } from "./herd-error.js";
 export { listen } from "./listen.js";
 export { createLogger, errorMessage, type LogFields, type Logger, type LogLevel } from "./logger.js";
-export { NODE_FLAGS, nodeExecArgv } from "./node-flags.js";
 export { type PodIdentity, parsePodName, roleForOrdinal } from "./ordinal.js";
 export * from "./placement-schemas.js";
 export { SqlState, type SqlStateCode, type SqlStateName } from "./sql-state.js";

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import type { Server } from "node:net";
 import { fileURLToPath } from "node:url";
-import { errorMessage, type Logger, nodeExecArgv } from "@herd/shared";
+import { errorMessage, type Logger } from "@herd/shared";
 import type { ClusterJobs, ClusterServices } from "../executor/execution-port.js";
 import type { SessionSlots } from "../protocol/session-slots.js";
 import { mergeAnswers, type PeerCall, peersThrough } from "./peer-operations.js";
@@ -83,7 +83,7 @@ export class SqlProcesses {
 
   private async fork(index: number): Promise<void> {
     const { logger } = this.options;
-    const forked = fork(ENTRY, [], { stdio: "inherit", serialization: "json", execArgv: nodeExecArgv() });
+    const forked = fork(ENTRY, [], { stdio: "inherit", serialization: "json" });
     const link = new ProcessLink(forked, `sql-${index}`);
     const child: Child = { index, process: forked, link };
     this.children.set(index, child);

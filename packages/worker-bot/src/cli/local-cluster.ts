@@ -3,7 +3,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Backoff, HerdError, type NodeListJson, nodeExecArgv, SqlState, sleep } from "@herd/shared";
+import { Backoff, HerdError, type NodeListJson, SqlState, sleep } from "@herd/shared";
 import { livePostmasterPid, waitForExit } from "../postgres/postmaster-pid.js";
 import type { PortLayout } from "./port-layout.js";
 
@@ -164,7 +164,6 @@ export class LocalCluster {
     const child = fork(BOT_ENTRY, ["bot"], {
       env: this.botEnv(member),
       stdio: ["ignore", log, log, "ipc"],
-      execArgv: nodeExecArgv(),
       detached: true,
     });
     closeSync(log);
