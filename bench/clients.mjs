@@ -184,9 +184,10 @@ ${(burstMs / 1000).toFixed(1)} s, while the workers' connections from herd were 
 
 Tried and left off (2026-12-04): young-generation semi-spaces of 4 MB instead of the 16 MB V8 grows
 them to in a busy process (\`NODE_OPTIONS=--max-semi-space-size=4\`) took 60–80 MB off the
-coordinator's RSS at the peak of this benchmark, and cost 5–10 % more coordinator CPU per statement
-in \`pnpm bench router\` and \`protocol\` run back to back; a deployment short of memory can make
-that trade with NODE_OPTIONS, which every herd process inherits.
+coordinator's RSS at the peak of this benchmark, and cost some 5 % more user CPU per routed read
+(pgbench -S through herd, 4 alternating pairs of runs, more in each pair; the whole \`pnpm bench
+router\` differs by as much between two runs of the same code); a deployment short of memory can
+make that trade with NODE_OPTIONS, which every herd process inherits.
 
 What the figures say: ${options.clients} clients cost the coordinator ${clientCostMb.toFixed(0)} MB of RSS at most (the ${baseMb.toFixed(0)} MB with no
 client are its Node processes, each with the parser and the catalog loaded; under \`herd up\` the
