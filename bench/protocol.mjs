@@ -12,7 +12,8 @@ import { parseIntegerOptions } from "./lib/options.mjs";
 import { pgbench, pgbenchVersion } from "./lib/pgbench.mjs";
 import { markdownTable, median } from "./lib/table.mjs";
 
-export const description = "pgbench -S, prepared and simple: straight to PostgreSQL vs through herd's SQL port";
+export const description =
+  "pgbench -S, prepared and simple: straight to PostgreSQL vs through a bare Node relay vs through herd's SQL port";
 
 const MODES = ["prepared", "simple"];
 const CLIENTS = ["-c", "8", "-j", "2"];
@@ -41,9 +42,9 @@ export async function run(argv, { signal }) {
   progress(`starting herd up --workers 1 (then about ${runSeconds} s of pgbench runs)`);
   let started = Date.now();
   const cluster = await startHerdCluster({ workers: 1, signal });
-  // the relay's clients log in to the coordinator's PostgreSQL, with its password
   let relay;
   const ports = { postgres: cluster.postgresPort, herd: cluster.sqlPort };
+  // the relay's clients log in to the coordinator's PostgreSQL, with its password
   passwordFor = (port) => cluster.passwordFor(port === ports.relay ? ports.postgres : port, password);
   let runs;
   let profile;
