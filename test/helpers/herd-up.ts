@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll } from "vitest";
 import { freePortRange } from "./ports.js";
 import { processesMentioning } from "./processes.js";
 import { scratchDir } from "./scratch-dir.js";
+import { serverStates } from "./server-states.js";
 
 export const REPO = join(import.meta.dirname, "..", "..");
 export const HERD_CLI = join(REPO, "packages", "worker-bot", "dist", "cli", "main.js");
@@ -173,6 +174,13 @@ export function useHerdCluster(name: string, options: Omit<HerdUpOptions, "dataD
     // what herd logged while a test failed (or timed out) is the only trace of why: show its tails
     if (task.result?.state !== "fail" || !cluster) return;
     console.error(`--- herd up while "${task.name}" failed ---\n${await logTails(cluster)}`);
+    const ordinals = (await readdir(join(cluster.dataDir, "logs")).catch(() => []))
+      .map((file) => /^herd-(\d+)\.log$/.exec(file)?.[1])
+      .filter((ordinal) => ordinal !== undefined)
+      .map(Number);
+    console.error(
+      `--- its servers then ---\n${await serverStates(cluster.sqlPort, cluster.internalPassword, ordinals)}`,
+    );
     // HERD_TEST_KEEP_LOGS=<dir>: the whole logs, kept past the scratch directory's removal
     const keep = process.env.HERD_TEST_KEEP_LOGS;
     if (keep) {
