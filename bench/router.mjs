@@ -58,16 +58,22 @@ export async function run(argv, { signal }) {
   if (!options) return;
   const password = process.env.HERD_PASSWORD ?? "postgres";
   const [version, machine] = await Promise.all([pgbenchVersion(), describeMachine()]);
-  const workload = (name, seconds) => [
+  // pgbench's arguments for a workload ({ args, scaled, mode }) run for `seconds`
+  const argsOf = ({ args, scaled, mode }, seconds) => [
     "-n",
-    ...WORKLOADS.find((w) => w.name === name).args,
-    ...(WORKLOADS.find((w) => w.name === name).scaled ? ["-D", `scale=${options.scale}`] : []),
+    ...args,
+    ...(scaled ? ["-D", `scale=${options.scale}`] : []),
     "-M",
-    WORKLOADS.find((w) => w.name === name).mode ?? "prepared",
+    mode ?? "prepared",
     ...CLIENTS,
     "-T",
     String(seconds),
   ];
+  const workload = (name, seconds) =>
+    argsOf(
+      WORKLOADS.find((w) => w.name === name),
+      seconds,
+    );
 
   const runSeconds = (options.warmup + options.rounds * TARGETS.length * options.seconds) * WORKLOADS.length;
   progress(`starting herd up --workers ${WORKERS} (then about ${runSeconds} s of pgbench runs)`);
@@ -133,18 +139,10 @@ export async function run(argv, { signal }) {
     }
     // the floor of a replicated write: one PostgreSQL doing, alone, what each placement does
     for (let round = 0; round < options.rounds; round += 1) {
-      const output = await pgbenchOn("postgres", [
-        "-n",
-        "-f",
-        PLACEMENT_WRITE,
-        "-D",
-        `scale=${options.scale}`,
-        "-M",
-        "simple",
-        ...CLIENTS,
-        "-T",
-        String(options.seconds),
-      ]);
+      const output = await pgbenchOn(
+        "postgres",
+        argsOf({ args: ["-f", PLACEMENT_WRITE], scaled: true, mode: "simple" }, options.seconds),
+      );
       const report = parsePgbenchReport(output);
       if (report.failed > 0) throw new Error(`${report.failed} failed transactions (placement write)`);
       placementWrites.push(report.tps);
