@@ -27,4 +27,10 @@ export const ExecutionErrors = {
       detail:
         "Distributed relations cannot have UNIQUE, EXCLUDE, or PRIMARY KEY constraints that do not include the partition column (with an equality operator if EXCLUDE).",
     }),
+  /** A read that joins reference tables, on a shard no worker holds together with an active copy of each. */
+  noPlacementWithReferences: (shardId: number, references: readonly string[]) =>
+    new HerdError(`no worker holds shard ${shardId} together with an active copy of ${references.join(", ")}`, {
+      sqlState: SqlState.objectNotInPrerequisiteState,
+      hint: "A worker gets every reference table before a shard is moved or copied there; wait for the background copy, or run citus_copy_shard_placement for the reference table.",
+    }),
 } as const;

@@ -147,6 +147,7 @@ export class PlacementService {
       const sibling = colocated.shards[shard.index];
       if (sibling) shards.push({ table: colocated, shardId: sibling.id });
     }
+    if (table.kind !== "reference") await this.ensureReferenceTables(catalog, target);
     try {
       const report = await moveShardGroup(
         { shards, source, target },
@@ -178,9 +179,49 @@ export class PlacementService {
    * for a worker that joined, or a shard group of a worker that was lost.
    */
   async copyOnto(shardId: number, source: number, target: number): Promise<void> {
-    const node = (await this.fresh()).nodes.get(target);
+    const catalog = await this.fresh();
+    const node = catalog.nodes.get(target);
     if (node) await this.options.prepareNode(node);
+    if (node && catalog.shardTable(shardId)?.kind !== "reference") await this.ensureReferenceTables(catalog, node);
     await this.options.copy({ shardId, source: { id: source }, target: { id: target } });
+  }
+
+  /**
+   * A worker about to hold a shard of a distributed table gets an active copy of every reference
+   * table first (as Citus's rebalancer replicates them before it moves anything): a query that
+   * joins the shard with a reference table runs on one worker, which must hold both. The
+   * background pass of job-runner.ts does the same for every worker, but only between jobs.
+   */
+  private async ensureReferenceTables(catalog: CatalogSnapshot, target: WorkerNode): Promise<void> {
+    let prepared = false;
+    for (const table of catalog.tables) {
+      if (table.kind !== "reference") continue;
+      for (const shard of table.shards) {
+        if (shard.placements.some((p) => p.nodeId === target.id && p.state === "active")) continue;
+        const source = shard.placements.find((p) => p.state === "active" && p.nodeId !== target.id);
+        if (!source) {
+          throw new HerdError(
+            `reference table ${table.schema}.${table.name} has no active copy to give ${target.name}`,
+            {
+              sqlState: SqlState.objectNotInPrerequisiteState,
+            },
+          );
+        }
+        if (!prepared) await this.options.prepareNode(target);
+        prepared = true;
+        this.options.logger.info("copying a reference table to a worker before it gets shards", {
+          table: `${table.schema}.${table.name}`,
+          to: target.name,
+        });
+        try {
+          await this.options.copy({ shardId: shard.id, source: { id: source.nodeId }, target: { id: target.id } });
+        } catch (error) {
+          // the background pass (or another move) may have made the same copy meanwhile
+          const now = (await this.fresh()).shardTable(shard.id)?.shards.find((s) => s.id === shard.id);
+          if (!now?.placements.some((p) => p.nodeId === target.id && p.state === "active")) throw error;
+        }
+      }
+    }
   }
 
   private async fresh(): Promise<CatalogSnapshot> {

@@ -137,6 +137,13 @@ export class Route implements Primitive {
       spec.references.every((table) => activeNodes(shardOf(table, 0), spec.workers).some((n) => n.id === node.id));
     // in a block, a worker that failed earlier in it is left out: it missed the block's writes
     const candidates = nodes.filter((node) => holdsAll(node) && !port.transaction.isLost(node.id));
+    // none: a worker without the reference table would say 42P01, one with a stale copy answer from old rows
+    if (spec.references.length > 0 && !nodes.some(holdsAll)) {
+      throw ExecutionErrors.noPlacementWithReferences(
+        shard.id,
+        spec.references.map((t) => `${t.schema}.${t.name}`),
+      );
+    }
     const reachable = candidates.filter((node) => !port.workers.isDown(node));
     const chosen =
       candidates.find((node) => port.transaction.has(node.id)) ?? reachable[0] ?? candidates[0] ?? nodes[0];
