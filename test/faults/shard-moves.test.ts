@@ -485,11 +485,18 @@ async function holdSwitch(shardId: number, from: number, to: number) {
   const moving = json(`/v1/shards/${shardId}/move`, { method: "POST", body: JSON.stringify({ from, to }) }).catch(
     (error: Error) => error,
   );
+  // asked from outside the holder's transaction: a transaction reads pg_stat_activity once and
+  // keeps that copy, so asking in it missed the move for good whenever the switch ran on a
+  // metadata connection opened after the first poll (CI saw this now and then)
   await within(30_000, "the move waits in its switch", async () => {
-    const waiting = await holder.query(
-      "SELECT 1 FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+    const waiting = await onServer(
+      herdUp.cluster,
+      0,
+      `SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))
+          AND query LIKE 'SELECT shard_id, node_id, state FROM herd.placements WHERE shard_id = ANY%FOR UPDATE'`,
+      [(holder as unknown as { processID: number }).processID],
     );
-    return waiting.rows.length === 1;
+    return waiting.length === 1;
   });
   return {
     moving,
