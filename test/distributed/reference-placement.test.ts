@@ -175,4 +175,22 @@ describe("a worker without a reference table", () => {
     );
     expect(await answer(herd, JOIN)).toEqual(expected);
   });
+
+  it("gets it at once from replicate_reference_tables(), which refuses to run inside a transaction block", async () => {
+    await holdBackgroundPass();
+    const port = ((await placementsOf("orders")).at(-1) as Placement).nodeport;
+    await forgetReferenceCopy(port);
+    await herd.query("BEGIN");
+    expect(await answer(herd, "SELECT replicate_reference_tables()")).toMatchObject({ error: { code: "25001" } });
+    await herd.query("ROLLBACK");
+    expect((await placementsOf("regions")).map((p) => p.nodeport)).not.toContain(port);
+    const replicated = await answer(herd, "SELECT replicate_reference_tables()");
+    expect(replicated).toMatchObject({ rows: [[""]], command: "SELECT 1" });
+    expect((await placementsOf("regions")).map((p) => p.nodeport).sort()).toEqual(
+      [1, 2, 3].map((ordinal) => serverPort(herdUp.cluster, ordinal)).sort(),
+    );
+    expect(await answer(herd, JOIN)).toEqual(expected);
+    // nothing left to give: a second call copies nothing and says the same
+    expect(await answer(herd, "SELECT replicate_reference_tables()")).toEqual(replicated);
+  });
 });

@@ -216,6 +216,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const cluster = {
       credentials,
       moveShardPlacement: (request: MoveRequest) => placementService.move(request),
+      replicateReferenceTables: () => placementService.replicateReferenceTables(),
       jobs: () => jobRunner,
       syncRoles: () => roles.now(),
       recoverPreparedTransactions: () => recovery.recoverNow(),

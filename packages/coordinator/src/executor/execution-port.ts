@@ -25,6 +25,8 @@ export interface ClusterServices {
   copyShardPlacement(request: PlacementCopyRequest): Promise<void>;
   /** citus_move_shard_placement: moves a shard and those colocated with it to another worker, online. */
   moveShardPlacement(request: MoveRequest): Promise<unknown>;
+  /** replicate_reference_tables: every active worker gets the reference tables it lacks now; how many copies. */
+  replicateReferenceTables(): Promise<number>;
   /** Rebalances and drains (citus_rebalance_start, citus_rebalance_wait, citus_drain_node). */
   jobs(): ClusterJobs | undefined;
   /** The passwords herd's own logins use (role sync gives each role's to the workers). */

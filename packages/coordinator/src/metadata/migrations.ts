@@ -782,4 +782,15 @@ export const MIGRATIONS: readonly Migration[] = [
           USING ERRCODE = 'feature_not_supported'; END $$;
     `,
   },
+  {
+    version: 15,
+    description: "replicate_reference_tables",
+    sql: `
+      -- Called through herd's SQL port, every active worker gets the reference tables it lacks
+      -- (operations/placement-service.ts), as Citus's replicate_reference_tables() does.
+      CREATE FUNCTION pg_catalog.replicate_reference_tables(shard_transfer_mode text DEFAULT 'auto') RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'replicate_reference_tables() must be called through herd''s SQL port'
+          USING ERRCODE = 'feature_not_supported'; END $$;
+    `,
+  },
 ];

@@ -20,6 +20,7 @@ export interface FunctionCall {
     | "recover_prepared_transactions"
     | "citus_copy_shard_placement"
     | "citus_move_shard_placement"
+    | "replicate_reference_tables"
     | "citus_rebalance_start"
     | "citus_rebalance_wait"
     | "citus_drain_node"
@@ -110,6 +111,12 @@ export async function callHerdFunction(
       outsideBlock(call, port);
       // every transfer mode moves online here (logical replication, then a short write pause)
       await port.cluster.moveShardPlacement(copyRequest(call, arg));
+      return value(VOID_OID, "");
+    }
+    case "replicate_reference_tables": {
+      outsideBlock(call, port);
+      // every transfer mode copies the same way here (a consistent copy under the shard's write lock)
+      await port.cluster.replicateReferenceTables();
       return value(VOID_OID, "");
     }
     case "citus_rebalance_start": {

@@ -187,13 +187,28 @@ export class PlacementService {
   }
 
   /**
+   * replicate_reference_tables(): every active worker gets an active copy of every reference table
+   * now (the background pass does it every few seconds, but not while a job runs); resolves with
+   * how many copies it made. A worker that cannot be reached fails it, as in Citus.
+   */
+  async replicateReferenceTables(): Promise<number> {
+    const catalog = await this.fresh();
+    let made = 0;
+    for (const node of catalog.nodes.values()) {
+      if (node.state === "active") made += await this.ensureReferenceTables(await this.fresh(), node);
+    }
+    return made;
+  }
+
+  /**
    * A worker about to hold a shard of a distributed table gets an active copy of every reference
    * table first (as Citus's rebalancer replicates them before it moves anything): a query that
    * joins the shard with a reference table runs on one worker, which must hold both. The
    * background pass of job-runner.ts does the same for every worker, but only between jobs.
    */
-  private async ensureReferenceTables(catalog: CatalogSnapshot, target: WorkerNode): Promise<void> {
+  private async ensureReferenceTables(catalog: CatalogSnapshot, target: WorkerNode): Promise<number> {
     let prepared = false;
+    let made = 0;
     for (const table of catalog.tables) {
       if (table.kind !== "reference") continue;
       for (const shard of table.shards) {
@@ -215,6 +230,7 @@ export class PlacementService {
         });
         try {
           await this.options.copy({ shardId: shard.id, source: { id: source.nodeId }, target: { id: target.id } });
+          made += 1;
         } catch (error) {
           // the background pass (or another move) may have made the same copy meanwhile
           const now = (await this.fresh()).shardTable(shard.id)?.shards.find((s) => s.id === shard.id);
@@ -222,6 +238,7 @@ export class PlacementService {
         }
       }
     }
+    return made;
   }
 
   private async fresh(): Promise<CatalogSnapshot> {

@@ -13,6 +13,7 @@ const HERD_FUNCTIONS = new Set<FunctionCall["name"]>([
   "recover_prepared_transactions",
   "citus_copy_shard_placement",
   "citus_move_shard_placement",
+  "replicate_reference_tables",
   "citus_rebalance_start",
   "citus_rebalance_wait",
   "citus_drain_node",

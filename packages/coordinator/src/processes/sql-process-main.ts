@@ -137,6 +137,7 @@ function remoteCluster(credentials: ClusterCredentials): ClusterServices {
     recoverPreparedTransactions: call("cluster", "recoverPreparedTransactions"),
     copyShardPlacement: call("cluster", "copyShardPlacement"),
     moveShardPlacement: call("cluster", "moveShardPlacement"),
+    replicateReferenceTables: call("cluster", "replicateReferenceTables"),
     syncRoles: call("cluster", "syncRoles"),
     jobs: () => jobs,
   };

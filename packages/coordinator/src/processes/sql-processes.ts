@@ -165,6 +165,7 @@ export const CLUSTER_METHODS = [
   "recoverPreparedTransactions",
   "copyShardPlacement",
   "moveShardPlacement",
+  "replicateReferenceTables",
   "syncRoles",
 ] as const satisfies readonly (keyof ClusterServices)[];
 export type ClusterMethod = (typeof CLUSTER_METHODS)[number];

@@ -60,6 +60,7 @@ export class FakePort implements ExecutionPort {
   readonly cluster = {
     recoverPreparedTransactions: async () => 0,
     copyShardPlacement: async () => {},
+    replicateReferenceTables: async () => 0,
     moveShardPlacement: async () => {},
     jobs: () => undefined,
     credentials: new ClusterCredentials("internal-password", "sql-password"),
