@@ -176,6 +176,36 @@ describe("a worker without a reference table", () => {
     expect(await answer(herd, JOIN)).toEqual(expected);
   });
 
+  it("gets it once when two clients move shards onto it at the same time", async () => {
+    await holdBackgroundPass();
+    const orders = await placementsOf("orders");
+    const target = (orders[0] as Placement).nodeport;
+    const [first, second] = orders.filter((p) => p.nodeport !== target);
+    await forgetReferenceCopy(target);
+    const clients = [await herdClient(herdUp.cluster), await herdClient(herdUp.cluster)];
+    try {
+      const moves = [first, second].map((moved, i) =>
+        answer(clients[i] as pg.Client, "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
+          moved?.shardid,
+          moved?.nodename,
+          moved?.nodeport,
+          moved?.nodename,
+          target,
+        ]),
+      );
+      for (const moved of await Promise.all(moves)) expect(moved).toMatchObject({ command: "SELECT 1" });
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+    }
+    expect((await placementsOf("regions")).filter((p) => p.nodeport === target)).toHaveLength(1);
+    const moved = (await placementsOf("orders")).filter((p) => p.nodeport === target).map((p) => p.shardid);
+    expect(moved).toEqual(expect.arrayContaining([first?.shardid, second?.shardid]));
+    expect(await answer(herd, JOIN)).toEqual(expected);
+    await jobsLock?.query("ROLLBACK");
+    await jobsLock?.end();
+    jobsLock = undefined;
+  });
+
   it("gets it at once from replicate_reference_tables(), which refuses to run inside a transaction block", async () => {
     await holdBackgroundPass();
     const port = ((await placementsOf("orders")).at(-1) as Placement).nodeport;
