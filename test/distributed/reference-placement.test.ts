@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { herdClient, onServer, serverClient, serverPort, within } from "../faults/fault-kit.js";
+import { botOf, herdClient, onServer, serverClient, serverPort, within } from "../faults/fault-kit.js";
 import { answer } from "../helpers/differential.js";
 import { useHerdCluster } from "../helpers/herd-up.js";
 
@@ -43,6 +43,7 @@ const ordinalOf = (port: number) => {
 /** Parks the job runner's background pass on its first read, and waits until it is parked. */
 async function holdBackgroundPass(): Promise<void> {
   jobsLock = await serverClient(herdUp.cluster, 0);
+  jobsLock.on("error", () => {});
   await jobsLock.query("BEGIN");
   await jobsLock.query("LOCK TABLE herd.jobs IN ACCESS EXCLUSIVE MODE");
   await within(20_000, "the background pass waits on herd.jobs", async () => {
@@ -70,6 +71,24 @@ async function forgetReferenceCopy(port: number): Promise<void> {
     const ports = (await placementsOf("regions")).map((p) => p.nodeport);
     return !ports.includes(port);
   });
+}
+
+/** A session of the coordinator once it answers again (herd up restarts a killed one). */
+async function reconnect(): Promise<pg.Client> {
+  let client: pg.Client | undefined;
+  await within(60_000, "the coordinator is back", async () => {
+    const next = await herdClient(herdUp.cluster).catch(() => undefined);
+    if (!next) return false;
+    next.on("error", () => {});
+    const answers = await next.query("SELECT 1").then(
+      () => true,
+      () => false,
+    );
+    if (answers) client = next;
+    else await next.end().catch(() => {});
+    return answers;
+  });
+  return client as pg.Client;
 }
 
 beforeAll(async () => {
@@ -173,7 +192,11 @@ describe("a worker without a reference table", () => {
     await within(30_000, "the background pass copies regions back", async () =>
       (await placementsOf("regions")).some((p) => p.nodeport === port),
     );
-    expect(await answer(herd, JOIN)).toEqual(expected);
+    // (with several coordinator processes, the session's learns of the copy by NOTIFY, a moment later)
+    await within(10_000, "the join answers again", async () => {
+      const joined = await answer(herd, JOIN);
+      return JSON.stringify(joined) === JSON.stringify(expected);
+    });
   });
 
   it("gets it once when two clients move shards onto it at the same time", async () => {
@@ -204,6 +227,77 @@ describe("a worker without a reference table", () => {
     await jobsLock?.query("ROLLBACK");
     await jobsLock?.end();
     jobsLock = undefined;
+  });
+
+  it("a coordinator killed while it copies the reference table for a move leaves neither half done", async () => {
+    await holdBackgroundPass();
+    const orders = await placementsOf("orders");
+    const target = (orders.at(-1) as Placement).nodeport;
+    const moved = orders.find((p) => p.nodeport !== target) as Placement;
+    await forgetReferenceCopy(target);
+    // the copy waits for the reference shard group's write lock, held here
+    const groupLock = await serverClient(herdUp.cluster, 0);
+    groupLock.on("error", () => {});
+    await groupLock.query("BEGIN");
+    await groupLock.query(
+      `SELECT herd.lock_shards(ARRAY(SELECT t.colocation_id::bigint * 65536 FROM herd.distributed_tables t
+                                      WHERE t.relation = 'regions'::regclass), '{}', '{}')`,
+    );
+    const mover = await herdClient(herdUp.cluster);
+    mover.on("error", () => {});
+    const moving = answer(mover, "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
+      moved.shardid,
+      moved.nodename,
+      moved.nodeport,
+      moved.nodename,
+      target,
+    ]);
+    await within(20_000, "the reference copy waits for its lock", async () => {
+      const waiting = await onServer(
+        herdUp.cluster,
+        0,
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE '%herd.lock_shards%'",
+      );
+      return waiting.length > 0;
+    });
+    herd.on("error", () => {});
+    process.kill(await botOf(herdUp.cluster, 0), "SIGKILL");
+    expect(await moving).toMatchObject({ error: {} });
+    await groupLock.end().catch(() => {});
+    await jobsLock?.end().catch(() => {});
+    jobsLock = undefined;
+    await mover.end().catch(() => {});
+    await herd.end().catch(() => {});
+    herd = await reconnect();
+    // the shard is where it was, no move is recorded, and the target holds nothing of it
+    expect((await placementsOf("orders")).filter((p) => p.shardid === moved.shardid).map((p) => p.nodeport)).toEqual([
+      moved.nodeport,
+    ]);
+    expect((await herd.query("SELECT id FROM herd.shard_moves WHERE state = 'copying'")).rows).toEqual([]);
+    const shardTable = `orders_${Number(moved.shardid)}`;
+    expect(
+      await onServer(herdUp.cluster, ordinalOf(target), "SELECT 1 FROM pg_class WHERE relname = $1", [shardTable]),
+    ).toEqual([]);
+    // a regions copy on the target is there whole or not at all (the restarted pass may have made it)
+    const regionsShard = Number((await placementsOf("regions"))[0]?.shardid);
+    const onTarget = await onServer<{ n: number }>(
+      herdUp.cluster,
+      ordinalOf(target),
+      "SELECT count(*)::int AS n FROM pg_class WHERE relname = $1",
+      [`regions_${regionsShard}`],
+    );
+    const listed = (await placementsOf("regions")).some((p) => p.nodeport === target);
+    expect(onTarget).toEqual([{ n: listed ? 1 : 0 }]);
+    // asked again, it moves, and the joins answer
+    const again = await answer(herd, "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
+      moved.shardid,
+      moved.nodename,
+      moved.nodeport,
+      moved.nodename,
+      target,
+    ]);
+    expect(again).toMatchObject({ command: "SELECT 1" });
+    expect(await answer(herd, JOIN)).toEqual(expected);
   });
 
   it("gets it at once from replicate_reference_tables(), which refuses to run inside a transaction block", async () => {
