@@ -142,6 +142,30 @@ describe("INSERT … SELECT", () => {
     expect((await herd.query("SELECT count(*)::int AS n FROM events")).rows).toEqual(before);
   });
 
+  it("fails whole when its SELECT fails on the coordinator part-way, and takes subscripted ARRAY, CASE and COALESCE", async () => {
+    // the error of a SELECT the coordinator's PostgreSQL answered went unseen: the rows before it
+    // were inserted and the client told INSERT 0 4
+    await same(
+      "INSERT INTO events (site_id, id, note) SELECT 77, g, (1 / (g - 5))::text FROM generate_series(1, 9) g",
+      undefined,
+      "events",
+    );
+    await same(
+      "INSERT INTO events (site_id, id, note) SELECT 77, g, (ARRAY['a', 'b'])[1 + g % 2] FROM generate_series(101, 103) g RETURNING id, note",
+      undefined,
+      "events",
+    );
+    // and pgsql-deparser wrote these subscripts bare (a syntax error): the SELECT failed, unseen
+    await same(
+      `INSERT INTO events (site_id, id, note)
+         SELECT 78, g, (CASE WHEN g > 2 THEN ARRAY['x', 'y'] END)[1] || (COALESCE(NULL, ARRAY['z']))[1]
+                       || (GREATEST(ARRAY['p'], ARRAY['q']))[1]
+           FROM generate_series(1, 4) g`,
+      undefined,
+      "events",
+    );
+  });
+
   it("takes Knex's merge(): an upsert that sets the key to excluded.key (it keeps the key); any other key change is refused", async () => {
     await same(
       `INSERT INTO events (site_id, id, note) VALUES (99, 1, 'merged'), (99, 500, 'new')

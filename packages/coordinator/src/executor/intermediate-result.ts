@@ -1,4 +1,5 @@
 import { HerdError, SqlState } from "@herd/shared";
+import { ServerError } from "../connection/server-error.js";
 import type { AnyNode } from "../parser/ast.js";
 import {
   decodeDataRow,
@@ -34,20 +35,30 @@ export function intermediateResultLimit(setting: string | undefined | null): num
 
 /**
  * A sink that takes a statement's rows as text (RowDescription, DataRows, notices): what a
- * subplan's rows are kept as. `add` decides where each row goes.
+ * subplan's rows are kept as. `add` decides where each row goes. A statement relayed here whole
+ * (the coordinator's own PostgreSQL answering it) may end in an ErrorResponse: it is kept, and
+ * `throwIfFailed` fails the statement that used the rows with it (it once went unseen, and an
+ * INSERT … SELECT whose SELECT failed inserted nothing and said INSERT 0 0).
  */
 export abstract class TextRowSink implements ResultSink {
   /** The statement's result columns. */
   columns: readonly FieldDescription[] = [];
   readonly notices: NoticeFields[] = [];
+  private failure: ServerError | undefined;
 
   raw(message: Buffer): boolean {
     for (const frame of new MessageFramer(1 << 30).push(message)) {
       if (frame.type === BackendMessage.dataRow) this.add(decodeDataRow(frame.body));
       else if (frame.type === BackendMessage.rowDescription) this.columns = decodeRowDescription(frame.body);
       else if (frame.type === BackendMessage.noticeResponse) this.notices.push(decodeNotice(frame.body));
+      else if (frame.type === BackendMessage.errorResponse) this.failure ??= new ServerError(decodeNotice(frame.body));
     }
     return this.accepting();
+  }
+
+  /** Throws the error the statement's server answered with, if it did. */
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
   }
 
   onceDrained(resume: () => void): void {
@@ -123,8 +134,9 @@ export class IntermediateResult extends TextRowSink {
     super();
   }
 
-  /** Throws when the rows grew past the limit. */
+  /** Throws the server's error, if the subplan ended in one, or when the rows grew past the limit. */
   check(): void {
+    this.throwIfFailed();
     if (!this.exceeded) return;
     throw new HerdError(
       `the intermediate result size exceeds ${MAX_INTERMEDIATE_RESULT_SIZE} (currently ${this.limitText()})`,

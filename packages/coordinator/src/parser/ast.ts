@@ -173,40 +173,81 @@ export function operatorName(expr: AnyNode): string | undefined {
 
 /** SQL text of a (rewritten) statement or expression node. */
 export function deparse(node: AnyNode): string {
-  const ties = withTiesMarked(node);
-  const sql = deparseSync((ties ?? node) as Parameters<typeof deparseSync>[0], { pretty: false });
-  return ties ? restoreWithTies(sql) : sql;
+  const marked = withMarkers(node);
+  const sql = deparseSync((marked ?? node) as Parameters<typeof deparseSync>[0], { pretty: false });
+  return marked ? restoreMarked(sql) : sql;
 }
 
-// pgsql-deparser prints `FETCH FIRST n ROWS WITH TIES` as `LIMIT n`, which is another query:
-// the count is wrapped in a marker call before deparsing and the clause written back after.
+// Two things pgsql-deparser prints as another query, fixed with marker calls wrapped around a
+// node before deparsing and written back after:
+// - `FETCH FIRST n ROWS WITH TIES` comes out as `LIMIT n`: the count is marked, the clause restored;
+// - a subscript or field of an expression that PostgreSQL only accepts in parentheses comes out
+//   bare: `(ARRAY['a','b'])[i]` as `ARRAY['a', 'b'][i]`, a syntax error (so were CASE, COALESCE,
+//   GREATEST and LEAST): the expression is marked, and the marker's call becomes parentheses.
 const TIES_MARKER = "herd_fetch_with_ties__";
+const PARENS_MARKER = "herd_parenthesized__";
 
-function withTiesMarked(node: AnyNode): AnyNode | undefined {
+/** What the deparser prints in parentheses itself (or what may be subscripted bare) under an A_Indirection. */
+const INDIRECTION_SAFE = new Set([
+  "ColumnRef",
+  "FuncCall",
+  "TypeCast",
+  "A_Expr",
+  "SubLink",
+  "RowExpr",
+  "A_Indirection",
+  "ParamRef",
+]);
+
+const marker = (name: string, arg: unknown) => ({ FuncCall: { funcname: [{ String: { sval: name } }], args: [arg] } });
+
+function needsParens(child: AnyNode): boolean {
+  const arg = child.A_Indirection?.arg as AnyNode | undefined;
+  return arg !== undefined && !INDIRECTION_SAFE.has(Object.keys(arg)[0] as string);
+}
+
+function withMarkers(node: AnyNode): AnyNode | undefined {
   let found = false;
   walk(node, (child) => {
-    if (child.limitOption === "LIMIT_OPTION_WITH_TIES") found = true;
+    if (child.limitOption === "LIMIT_OPTION_WITH_TIES" || needsParens(child)) found = true;
     return !found;
   });
   if (!found) return undefined;
   const copy = structuredClone(node);
   walk(copy, (child) => {
     if (child.limitOption === "LIMIT_OPTION_WITH_TIES" && child.limitCount) {
-      child.limitCount = { FuncCall: { funcname: [{ String: { sval: TIES_MARKER } }], args: [child.limitCount] } };
+      child.limitCount = marker(TIES_MARKER, child.limitCount);
     }
+    if (needsParens(child)) child.A_Indirection.arg = marker(PARENS_MARKER, child.A_Indirection.arg);
     return undefined;
   });
   return copy;
 }
 
-function restoreWithTies(sql: string): string {
+function restoreMarked(sql: string): string {
   let out = sql;
   for (let at = out.indexOf(`LIMIT ${TIES_MARKER}(`); at >= 0; at = out.indexOf(`LIMIT ${TIES_MARKER}(`)) {
     const open = at + `LIMIT ${TIES_MARKER}`.length;
     const close = matchingParen(out, open);
     out = `${out.slice(0, at)}FETCH FIRST ${out.slice(open, close + 1)} ROWS WITH TIES${out.slice(close + 1)}`;
   }
-  return out;
+  // `herd_parenthesized__(x)` → `(x)`, inside the deparser's own parentheses: `((x))[i]`
+  if (!out.includes(PARENS_MARKER)) return out;
+  const call = `${PARENS_MARKER}(`;
+  let kept = "";
+  let quote: string | undefined;
+  for (let i = 0; i < out.length; i += 1) {
+    const c = out[i] as string;
+    if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (out.startsWith(call, i)) {
+      i += PARENS_MARKER.length - 1;
+      continue;
+    }
+    kept += c;
+  }
+  return kept;
 }
 
 /** The index of the parenthesis closing the one at `open`, skipping quoted text. */

@@ -49,6 +49,7 @@ export class InsertSelect implements Primitive {
         { ...run, sql: source.sql, statement: source.statement, parameterTypes, bind: textRows, describe: true },
         spool,
       );
+      spool.throwIfFailed();
       for (const notice of spool.notices) sink.notice(notice);
       run.stats?.record(this, { timeMs: performance.now() - started, rows: spool.count, bytes: spool.bytes });
       if (spool.count === 0) {
