@@ -300,6 +300,40 @@ describe("a worker without a reference table", () => {
     expect(await answer(herd, JOIN)).toEqual(expected);
   });
 
+  it("gets it before create_distributed_table puts shards there, with foreign keys to it", async () => {
+    await holdBackgroundPass();
+    const port = ((await placementsOf("orders")).at(-1) as Placement).nodeport;
+    await forgetReferenceCopy(port);
+    for (const sql of [
+      "CREATE TABLE shipments (id int PRIMARY KEY, region text REFERENCES regions (code))",
+      "SELECT create_distributed_table('shipments', 'id', shard_count => 6)",
+      "INSERT INTO shipments SELECT i, (ARRAY['eu','us','ap'])[1 + i % 3] FROM generate_series(1, 300) i",
+    ])
+      expect(await answer(herd, sql)).not.toHaveProperty("error");
+    // shards on every worker (that one too), and regions there before them
+    expect(new Set((await placementsOf("shipments")).map((p) => p.nodeport))).toContain(port);
+    expect((await placementsOf("regions")).map((p) => p.nodeport)).toContain(port);
+    expect(
+      await answer(
+        herd,
+        "SELECT r.name, count(*) FROM shipments s JOIN regions r ON r.code = s.region GROUP BY 1 ORDER BY 1",
+      ),
+    ).toMatchObject({
+      rows: [
+        ["Americas", "100"],
+        ["Asia", "100"],
+        ["Europe", "100"],
+      ],
+    });
+    // the foreign key holds on each shard's worker
+    expect(await answer(herd, "INSERT INTO shipments VALUES (1000, 'xx')")).toMatchObject({ error: { code: "23503" } });
+    // (its foreign keys would hold the next test's forgotten copy of regions)
+    await herd.query("DROP TABLE shipments");
+    await jobsLock?.query("ROLLBACK");
+    await jobsLock?.end();
+    jobsLock = undefined;
+  });
+
   it("gets it at once from replicate_reference_tables(), which refuses to run inside a transaction block", async () => {
     await holdBackgroundPass();
     const port = ((await placementsOf("orders")).at(-1) as Placement).nodeport;

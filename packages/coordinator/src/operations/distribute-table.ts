@@ -60,7 +60,15 @@ interface ShellTable {
  */
 export async function distributeTable(request: DistributeRequest, port: ExecutionPort): Promise<void> {
   await port.catalog.reload();
-  const catalog = port.catalog.current;
+  let catalog = port.catalog.current;
+  // a worker that joined moments ago may not hold the reference tables yet: its shards' foreign
+  // keys and joins reach them there, so it gets them first (in a block, the copies' own
+  // transactions cannot be part of it: the background pass gives them, and joins are refused until)
+  if (request.kind === "hash" && !port.inTransactionBlock() && lacksReferenceTables(catalog)) {
+    await port.cluster.replicateReferenceTables();
+    await port.catalog.reload();
+    catalog = port.catalog.current;
+  }
   const defaults = port.defaults;
   const backend = port.backend;
   const shell = await resolveShell(backend, request.table);
@@ -225,6 +233,18 @@ export async function distributeTable(request: DistributeRequest, port: Executio
     await emptyShell(backend, shell);
     await backend.query("SELECT herd.guard_shell($1::oid::regclass)", [String(shell.oid)]);
   });
+}
+
+/** Some active worker holds no active copy of some reference table. */
+function lacksReferenceTables(catalog: CatalogSnapshot): boolean {
+  const workers = [...catalog.nodes.values()].filter((node) => node.state === "active");
+  return [...catalog.tables].some(
+    (table) =>
+      table.kind === "reference" &&
+      table.shards.some((shard) =>
+        workers.some((node) => !shard.placements.some((p) => p.nodeId === node.id && p.state === "active")),
+      ),
+  );
 }
 
 /** The FOREIGN KEY constraints of a shell's definition (its ALTER TABLE … ADD CONSTRAINT statements). */
