@@ -42,6 +42,7 @@ const ordinalOf = (port: number) => {
 
 /** Parks the job runner's background pass on its first read, and waits until it is parked. */
 async function holdBackgroundPass(): Promise<void> {
+  await releaseBackgroundPass();
   jobsLock = await serverClient(herdUp.cluster, 0);
   jobsLock.on("error", () => {});
   await jobsLock.query("BEGIN");
@@ -54,6 +55,16 @@ async function holdBackgroundPass(): Promise<void> {
     );
     return waiting.length > 0;
   });
+}
+
+/**
+ * Lets the background pass go on: the lock's session ends (never a ROLLBACK queued behind a LOCK
+ * that may still wait, which would hang this file's afterAll and leave its cluster running).
+ */
+async function releaseBackgroundPass(): Promise<void> {
+  const held = jobsLock;
+  jobsLock = undefined;
+  await held?.end().catch(() => {});
 }
 
 /** The worker on `port` loses its copy of regions, as a worker that has just joined has none. */
@@ -114,9 +125,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await jobsLock?.query("ROLLBACK").catch(() => {});
-  await jobsLock?.end().catch(() => {});
-  await herd?.end();
+  await releaseBackgroundPass();
+  await herd?.end().catch(() => {});
 });
 
 describe("a worker without a reference table", () => {
@@ -186,9 +196,7 @@ describe("a worker without a reference table", () => {
     // reads of orders alone still answer there
     expect(await answer(herd, "SELECT id FROM orders WHERE id = $1", [onIt])).toMatchObject({ rows: [[String(onIt)]] });
     // once the background pass runs again, the worker gets its copy back and the join answers
-    await jobsLock?.query("ROLLBACK");
-    await jobsLock?.end();
-    jobsLock = undefined;
+    await releaseBackgroundPass();
     await within(30_000, "the background pass copies regions back", async () =>
       (await placementsOf("regions")).some((p) => p.nodeport === port),
     );
@@ -224,9 +232,7 @@ describe("a worker without a reference table", () => {
     const moved = (await placementsOf("orders")).filter((p) => p.nodeport === target).map((p) => p.shardid);
     expect(moved).toEqual(expect.arrayContaining([first?.shardid, second?.shardid]));
     expect(await answer(herd, JOIN)).toEqual(expected);
-    await jobsLock?.query("ROLLBACK");
-    await jobsLock?.end();
-    jobsLock = undefined;
+    await releaseBackgroundPass();
   });
 
   it("a coordinator killed while it copies the reference table for a move leaves neither half done", async () => {
@@ -264,8 +270,7 @@ describe("a worker without a reference table", () => {
     process.kill(await botOf(herdUp.cluster, 0), "SIGKILL");
     expect(await moving).toMatchObject({ error: {} });
     await groupLock.end().catch(() => {});
-    await jobsLock?.end().catch(() => {});
-    jobsLock = undefined;
+    await releaseBackgroundPass();
     await mover.end().catch(() => {});
     await herd.end().catch(() => {});
     herd = await reconnect();
@@ -329,9 +334,7 @@ describe("a worker without a reference table", () => {
     expect(await answer(herd, "INSERT INTO shipments VALUES (1000, 'xx')")).toMatchObject({ error: { code: "23503" } });
     // (its foreign keys would hold the next test's forgotten copy of regions)
     await herd.query("DROP TABLE shipments");
-    await jobsLock?.query("ROLLBACK");
-    await jobsLock?.end();
-    jobsLock = undefined;
+    await releaseBackgroundPass();
   });
 
   it("gets it at once from replicate_reference_tables(), which refuses to run inside a transaction block", async () => {
