@@ -84,6 +84,25 @@ async function forgetReferenceCopy(port: number): Promise<void> {
   });
 }
 
+/** The background pass held, and the last worker holding orders without its copy of regions. */
+async function bareWorker(): Promise<{ target: number; orders: Placement[] }> {
+  await holdBackgroundPass();
+  const orders = await placementsOf("orders");
+  const target = (orders.at(-1) as Placement).nodeport;
+  await forgetReferenceCopy(target);
+  return { target, orders };
+}
+
+const MOVE = "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)";
+/** citus_move_shard_placement's arguments: `moved` onto the worker on port `target`. */
+const moveArgs = (moved: Placement, target: number) => [
+  moved.shardid,
+  moved.nodename,
+  moved.nodeport,
+  moved.nodename,
+  target,
+];
+
 /** A session of the coordinator once it answers again (herd up restarts a killed one). */
 async function reconnect(): Promise<pg.Client> {
   let client: pg.Client | undefined;
@@ -131,18 +150,9 @@ afterAll(async () => {
 
 describe("a worker without a reference table", () => {
   it("gets it before a shard is moved there, and the joins routed to it answer", async () => {
-    await holdBackgroundPass();
-    const orders = await placementsOf("orders");
-    const target = (orders.at(-1) as Placement).nodeport;
+    const { target, orders } = await bareWorker();
     const moved = orders.find((p) => p.nodeport !== target) as Placement;
-    await forgetReferenceCopy(target);
-    await herd.query("SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
-      moved.shardid,
-      moved.nodename,
-      moved.nodeport,
-      moved.nodename,
-      target,
-    ]);
+    await herd.query(MOVE, moveArgs(moved, target));
     // the move copied regions first (the background pass is still parked)
     expect((await placementsOf("regions")).map((p) => p.nodeport)).toContain(target);
     const regionsShard = Number((await placementsOf("regions"))[0]?.shardid);
@@ -216,13 +226,7 @@ describe("a worker without a reference table", () => {
     const clients = [await herdClient(herdUp.cluster), await herdClient(herdUp.cluster)];
     try {
       const moves = [first, second].map((moved, i) =>
-        answer(clients[i] as pg.Client, "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
-          moved?.shardid,
-          moved?.nodename,
-          moved?.nodeport,
-          moved?.nodename,
-          target,
-        ]),
+        answer(clients[i] as pg.Client, MOVE, moveArgs(moved as Placement, target)),
       );
       for (const moved of await Promise.all(moves)) expect(moved).toMatchObject({ command: "SELECT 1" });
     } finally {
@@ -236,11 +240,8 @@ describe("a worker without a reference table", () => {
   });
 
   it("a coordinator killed while it copies the reference table for a move leaves neither half done", async () => {
-    await holdBackgroundPass();
-    const orders = await placementsOf("orders");
-    const target = (orders.at(-1) as Placement).nodeport;
+    const { target, orders } = await bareWorker();
     const moved = orders.find((p) => p.nodeport !== target) as Placement;
-    await forgetReferenceCopy(target);
     // the copy waits for the reference shard group's write lock, held here
     const groupLock = await serverClient(herdUp.cluster, 0);
     groupLock.on("error", () => {});
@@ -251,13 +252,7 @@ describe("a worker without a reference table", () => {
     );
     const mover = await herdClient(herdUp.cluster);
     mover.on("error", () => {});
-    const moving = answer(mover, "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
-      moved.shardid,
-      moved.nodename,
-      moved.nodeport,
-      moved.nodename,
-      target,
-    ]);
+    const moving = answer(mover, MOVE, moveArgs(moved, target));
     await within(20_000, "the reference copy waits for its lock", async () => {
       const waiting = await onServer(
         herdUp.cluster,
@@ -294,21 +289,13 @@ describe("a worker without a reference table", () => {
     const listed = (await placementsOf("regions")).some((p) => p.nodeport === target);
     expect(onTarget).toEqual([{ n: listed ? 1 : 0 }]);
     // asked again, it moves, and the joins answer
-    const again = await answer(herd, "SELECT citus_move_shard_placement($1, $2, $3, $4, $5)", [
-      moved.shardid,
-      moved.nodename,
-      moved.nodeport,
-      moved.nodename,
-      target,
-    ]);
+    const again = await answer(herd, MOVE, moveArgs(moved, target));
     expect(again).toMatchObject({ command: "SELECT 1" });
     expect(await answer(herd, JOIN)).toEqual(expected);
   });
 
   it("gets it before create_distributed_table puts shards there, with foreign keys to it", async () => {
-    await holdBackgroundPass();
-    const port = ((await placementsOf("orders")).at(-1) as Placement).nodeport;
-    await forgetReferenceCopy(port);
+    const { target: port } = await bareWorker();
     for (const sql of [
       "CREATE TABLE shipments (id int PRIMARY KEY, region text REFERENCES regions (code))",
       "SELECT create_distributed_table('shipments', 'id', shard_count => 6)",
@@ -338,9 +325,7 @@ describe("a worker without a reference table", () => {
   });
 
   it("gets it at once from replicate_reference_tables(), which refuses to run inside a transaction block", async () => {
-    await holdBackgroundPass();
-    const port = ((await placementsOf("orders")).at(-1) as Placement).nodeport;
-    await forgetReferenceCopy(port);
+    const { target: port } = await bareWorker();
     await herd.query("BEGIN");
     expect(await answer(herd, "SELECT replicate_reference_tables()")).toMatchObject({ error: { code: "25001" } });
     await herd.query("ROLLBACK");
